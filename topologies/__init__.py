@@ -1,0 +1,41 @@
+"""Topologies: the YAML catalogue, its loader (parser -> model) and backends.
+
+``resolve(spec)`` is the registry: a catalogue name (``isp``), a path to a
+YAML file, or a generated shape (``star:50``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tunnelwall.errors import TunnelwallError
+
+from .model import Role, Topology
+
+CATALOGUE_DIR = Path(__file__).resolve().parent
+DEFAULT = "isp"
+
+
+def catalogue() -> dict[str, Path]:
+    """Catalogue name -> YAML file."""
+    return {p.stem: p for p in sorted(CATALOGUE_DIR.glob("*.yaml"))}
+
+
+def resolve(spec: str) -> Topology:
+    from . import generate, loader
+
+    path = Path(spec)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return loader.load(path)
+    if spec in catalogue():
+        return loader.load(catalogue()[spec])
+    if spec.startswith("star:"):
+        try:
+            return generate.star(int(spec.split(":", 1)[1]))
+        except ValueError as err:
+            raise TunnelwallError(f"topology '{spec}': {err}") from None
+    raise TunnelwallError(
+        f"unknown topology '{spec}' (catalogue: {', '.join(catalogue())}; or a path to a .yaml file; or star:N)")
+
+
+__all__ = ["Role", "Topology", "catalogue", "resolve", "DEFAULT"]

@@ -1,0 +1,350 @@
+"""Topology YAML -> validated :class:`~topologies.model.Topology`.
+
+Parser -> model: every check happens here, before anything touches the
+kernel, and every error names file, line and the field at fault::
+
+    topologies/x.yaml:12: link 'c1-lan': unknown node 'r9'
+
+The format (see ``topologies/schema.json`` for editors, and ``isp.yaml``)::
+
+    name: isp
+    censor: {switch: border, middlebox: censor, profile: gfw, placement: tap}
+    nodes:
+      c1:  {role: client, ip: 10.0.0.11/24, gateway: 10.0.0.1}
+      isp: {role: router, interfaces: {eth0: 10.0.0.1/24, eth1: 198.18.0.1/24}}
+      lan: {role: switch}
+    links:
+      - endpoints: ["c1:eth0", "lan"]
+        bandwidth: 100Mbit
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Any
+
+from tunnelwall import yamlsrc
+from tunnelwall.errors import SourceError
+
+from .model import (KNOWN_SERVICES, ROLE_ALIASES, CensorSite, Endpoint, Link, Node, Role, Route,
+                    Topology)
+
+TOP_KEYS = {"name", "description", "censor", "nodes", "links"}
+NODE_KEYS = {"role", "ip", "interfaces", "gateway", "routes", "services", "image", "kind"}
+LINK_KEYS = {"endpoints", "bandwidth", "name"}
+CENSOR_KEYS = {"switch", "middlebox", "profile", "placement", "prober"}
+PLACEMENTS = ("tap", "inline")
+# Linux interface names are at most 15 bytes; a switch's ports are named
+# "tw-<switch>-<n>" in the root namespace, which leaves 8 for the switch name.
+MAX_SWITCH_NAME = 8
+MAX_NODE_NAME = 24
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+IFACE_RE = re.compile(r"^[a-z][a-z0-9]{0,11}$")
+BANDWIDTH_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmg]?)(bit|bps)?\s*$", re.I)
+NETEM_KEYS = {"delay", "loss", "jitter", "corrupt", "duplicate", "reorder"}
+
+
+class _Ctx:
+    def __init__(self, path: str):
+        self.path = path
+
+    def fail(self, line: int | None, message: str) -> SourceError:
+        return SourceError(self.path, line, message)
+
+
+def load(path: str | Path) -> Topology:
+    """Load and validate a topology file."""
+    path = str(path)
+    data = yamlsrc.load(path)
+    return from_data(data, path)
+
+
+def loads(text: str, path: str = "<string>") -> Topology:
+    return from_data(yamlsrc.load(path, text), path)
+
+
+def from_data(data: Any, path: str) -> Topology:
+    ctx = _Ctx(path)
+    if not isinstance(data, yamlsrc.Mapping):
+        raise ctx.fail(yamlsrc.line_of(data, 1), "a topology must be a mapping with 'nodes' and 'links'")
+    for key in data:
+        if key not in TOP_KEYS:
+            raise ctx.fail(data.line_of(key), f"unknown top-level key '{key}' (expected one of: {', '.join(sorted(TOP_KEYS))})")
+    name = data.get("name", Path(path).stem)
+    if not isinstance(name, str) or not NAME_RE.match(name.replace("-", "_")):
+        raise ctx.fail(data.line_of("name"), f"name: '{name}' must be lowercase letters, digits, '-' or '_'")
+    if "nodes" not in data:
+        raise ctx.fail(data.line, "missing 'nodes'")
+    nodes_data = data["nodes"]
+    if not isinstance(nodes_data, yamlsrc.Mapping) or not nodes_data:
+        raise ctx.fail(data.line_of("nodes"), "nodes: must be a non-empty mapping of node name -> settings")
+    nodes = {}
+    for node_name, spec in nodes_data.items():
+        nodes[node_name] = _node(ctx, nodes_data, node_name, spec)
+    links_data = data.get("links", yamlsrc.Sequence())
+    if not isinstance(links_data, yamlsrc.Sequence):
+        raise ctx.fail(data.line_of("links"), "links: must be a list")
+    links = [_link(ctx, links_data, i, nodes) for i in range(len(links_data))]
+    _assign_interfaces(ctx, nodes, links)
+    censor = _censor(ctx, data, nodes, links) if "censor" in data else None
+    topo = Topology(name=name, nodes=nodes, links=links, description=str(data.get("description", "")),
+                    censor=censor, source=path)
+    _check_addressing(ctx, topo)
+    return topo
+
+
+def _node(ctx: _Ctx, parent: yamlsrc.Mapping, name: Any, spec: Any) -> Node:
+    line = parent.line_of(name)
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ctx.fail(line, f"node '{name}': names are lowercase letters, digits and '_', starting with a letter")
+    if len(name) > MAX_NODE_NAME:
+        raise ctx.fail(line, f"node '{name}': name longer than {MAX_NODE_NAME} characters")
+    if spec is None:
+        spec = yamlsrc.Mapping()
+        spec.line, spec.key_lines = line, {}
+    if not isinstance(spec, yamlsrc.Mapping):
+        raise ctx.fail(line, f"node '{name}': settings must be a mapping (e.g. {{role: client}})")
+    for key in spec:
+        if key in NETEM_KEYS:
+            raise ctx.fail(spec.line_of(key), f"node '{name}': '{key}' belongs on a link, and needs sch_netem")
+        if key not in NODE_KEYS:
+            raise ctx.fail(spec.line_of(key), f"node '{name}': unknown field '{key}' (expected one of: {', '.join(sorted(NODE_KEYS))})")
+    role_text = spec.get("role")
+    if role_text is None:
+        raise ctx.fail(line, f"node '{name}': missing 'role' (one of: {', '.join(r.value for r in Role)})")
+    role = ROLE_ALIASES.get(role_text)
+    if role is None:
+        try:
+            role = Role(role_text)
+        except ValueError:
+            raise ctx.fail(spec.line_of("role"), f"node '{name}': unknown role '{role_text}' (one of: {', '.join(r.value for r in Role)})") from None
+    node = Node(name=name, role=role, line=line, field_lines=dict(spec.key_lines))
+    if role.is_switch:
+        if len(name) > MAX_SWITCH_NAME:
+            raise ctx.fail(line, f"node '{name}': switch names are at most {MAX_SWITCH_NAME} characters (Linux interface names are limited to 15 bytes)")
+        for key in ("ip", "interfaces", "gateway", "routes", "services"):
+            if key in spec:
+                raise ctx.fail(spec.line_of(key), f"node '{name}': a {role.value} has no '{key}' (switches work at layer 2)")
+        return node
+    if "ip" in spec and "interfaces" in spec:
+        raise ctx.fail(spec.line_of("ip"), f"node '{name}': give either 'ip' (shorthand for eth0) or 'interfaces', not both")
+    if "ip" in spec:
+        node.interfaces["eth0"] = _iface_addr(ctx, spec.line_of("ip"), name, "ip", spec["ip"])
+    if "interfaces" in spec:
+        ifaces = spec["interfaces"]
+        if not isinstance(ifaces, yamlsrc.Mapping):
+            raise ctx.fail(spec.line_of("interfaces"), f"node '{name}': interfaces must map interface name -> address (e.g. eth0: 10.0.0.1/24)")
+        for ifname, addr in ifaces.items():
+            if not isinstance(ifname, str) or not IFACE_RE.match(ifname):
+                raise ctx.fail(ifaces.line_of(ifname), f"node '{name}': bad interface name '{ifname}' (e.g. eth0)")
+            node.interfaces[ifname] = None if addr is None else _iface_addr(ctx, ifaces.line_of(ifname), name, f"interfaces.{ifname}", addr)
+    if "gateway" in spec:
+        node.gateway = _address(ctx, spec.line_of("gateway"), name, "gateway", spec["gateway"])
+    if "routes" in spec:
+        node.routes = _routes(ctx, spec, name)
+    if "services" in spec:
+        services = spec["services"]
+        if not isinstance(services, yamlsrc.Sequence):
+            raise ctx.fail(spec.line_of("services"), f"node '{name}': services must be a list, e.g. [http, https]")
+        for i, svc in enumerate(services):
+            if svc not in KNOWN_SERVICES:
+                raise ctx.fail(services.line_of(i), f"node '{name}': unknown service '{svc}' (known: {', '.join(KNOWN_SERVICES)})")
+        node.services = list(services)
+    if "image" in spec:
+        if not isinstance(spec["image"], str) or not spec["image"]:
+            raise ctx.fail(spec.line_of("image"), f"node '{name}': image must be an image name, e.g. tunnelwall/base")
+        node.image = spec["image"]
+    return node
+
+
+def _iface_addr(ctx: _Ctx, line: int, node: str, field: str, value: Any):
+    text = str(value)
+    if "/" not in text:
+        raise ctx.fail(line, f"node '{node}': {field}: '{text}' needs a prefix length, e.g. {text}/24")
+    try:
+        addr = ipaddress.IPv4Interface(text)
+    except ValueError:
+        raise ctx.fail(line, f"node '{node}': {field}: '{text}' is not an IPv4 address with prefix (e.g. 10.0.0.1/24)") from None
+    if addr.ip == addr.network.network_address or addr.ip == addr.network.broadcast_address:
+        if addr.network.prefixlen < 31:
+            raise ctx.fail(line, f"node '{node}': {field}: {addr.ip} is the network or broadcast address of {addr.network}")
+    return addr
+
+
+def _address(ctx: _Ctx, line: int, node: str, field: str, value: Any):
+    try:
+        return ipaddress.IPv4Address(str(value))
+    except ValueError:
+        raise ctx.fail(line, f"node '{node}': {field}: '{value}' is not an IPv4 address") from None
+
+
+def _routes(ctx: _Ctx, spec: yamlsrc.Mapping, node: str) -> list[Route]:
+    routes = spec["routes"]
+    if not isinstance(routes, yamlsrc.Sequence):
+        raise ctx.fail(spec.line_of("routes"), f"node '{node}': routes must be a list of {{to: NET, via: ADDR}}")
+    out = []
+    for i, route in enumerate(routes):
+        line = routes.line_of(i)
+        if not isinstance(route, yamlsrc.Mapping) or set(route) != {"to", "via"}:
+            raise ctx.fail(line, f"node '{node}': each route needs exactly 'to' and 'via'")
+        try:
+            net = ipaddress.IPv4Network(str(route["to"]))
+        except ValueError:
+            raise ctx.fail(route.line_of("to"), f"node '{node}': route to '{route['to']}' is not an IPv4 network") from None
+        out.append(Route(net, _address(ctx, route.line_of("via"), node, "route via", route["via"])))
+    return out
+
+
+def _endpoint(ctx: _Ctx, line: int, link_name: str, text: Any, nodes: dict[str, Node]) -> Endpoint:
+    if not isinstance(text, str) or text.count(":") > 1 or not text:
+        raise ctx.fail(line, f"link {link_name}: endpoint '{text}' must be 'node' or 'node:interface'")
+    node_name, _, iface = text.partition(":")
+    if node_name not in nodes:
+        raise ctx.fail(line, f"link {link_name}: unknown node '{node_name}'")
+    node = nodes[node_name]
+    if node.is_switch:
+        if iface:
+            raise ctx.fail(line, f"link {link_name}: '{text}': switch ports are numbered automatically; write just '{node_name}'")
+        return Endpoint(node_name, None)
+    if iface and not IFACE_RE.match(iface):
+        raise ctx.fail(line, f"link {link_name}: bad interface name '{iface}'")
+    return Endpoint(node_name, iface or None)
+
+
+def parse_bandwidth(value: Any) -> float:
+    """'100Mbit' / '1gbit' / '500kbit' / 100 (Mbit/s) -> Mbit/s."""
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, (int, float)):
+        if value <= 0:
+            raise ValueError(value)
+        return float(value)
+    m = BANDWIDTH_RE.match(str(value))
+    if not m:
+        raise ValueError(value)
+    number, prefix, unit = float(m.group(1)), m.group(2).lower(), (m.group(3) or "bit").lower()
+    mbit = number * {"k": 1e-3, "": 1e-6, "m": 1.0, "g": 1e3}[prefix]
+    if prefix == "" and m.group(3) is None:
+        mbit = number  # a bare number means Mbit/s
+    if unit == "bps":
+        mbit *= 8
+    if mbit <= 0:
+        raise ValueError(value)
+    return mbit
+
+
+def _link(ctx: _Ctx, links: yamlsrc.Sequence, index: int, nodes: dict[str, Node]) -> Link:
+    spec = links[index]
+    line = links.line_of(index)
+    if not isinstance(spec, yamlsrc.Mapping):
+        raise ctx.fail(line, f"link #{index + 1}: must be a mapping with 'endpoints'")
+    eps = spec.get("endpoints")
+    shown = f"#{index + 1}"
+    if isinstance(eps, yamlsrc.Sequence) and len(eps) == 2:
+        shown = f"'{str(eps[0]).split(':')[0]}-{str(eps[1]).split(':')[0]}'"
+    for key in spec:
+        if key in NETEM_KEYS:
+            raise ctx.fail(spec.line_of(key), f"link {shown}: '{key}' needs the sch_netem qdisc, which this kernel does not have; only 'bandwidth' (HTB) is supported")
+        if key not in LINK_KEYS:
+            raise ctx.fail(spec.line_of(key), f"link {shown}: unknown field '{key}' (expected one of: {', '.join(sorted(LINK_KEYS))})")
+    if not isinstance(eps, yamlsrc.Sequence) or len(eps) != 2:
+        raise ctx.fail(spec.line_of("endpoints") if "endpoints" in spec else line, f"link {shown}: endpoints must be a list of exactly two 'node:interface' strings")
+    a = _endpoint(ctx, eps.line_of(0), shown, eps[0], nodes)
+    b = _endpoint(ctx, eps.line_of(1), shown, eps[1], nodes)
+    if a.node == b.node:
+        raise ctx.fail(line, f"link {shown}: both endpoints are on node '{a.node}'")
+    if nodes[a.node].is_switch and nodes[b.node].is_switch:
+        if Role.BORDER_SWITCH in (nodes[a.node].role, nodes[b.node].role):
+            raise ctx.fail(line, f"link {shown}: connect the border switch to routers or hosts, not to another switch (its forwarding table is built from its neighbours' addresses)")
+    bandwidth = None
+    if "bandwidth" in spec:
+        try:
+            bandwidth = parse_bandwidth(spec["bandwidth"])
+        except ValueError:
+            raise ctx.fail(spec.line_of("bandwidth"), f"link {shown}: bandwidth '{spec['bandwidth']}' is not a rate like 100Mbit, 1Gbit or 512kbit") from None
+    return Link(a, b, bandwidth, line)
+
+
+def _assign_interfaces(ctx: _Ctx, nodes: dict[str, Node], links: list[Link]) -> None:
+    """Give host endpoints without an interface name the next free ethN, and
+    check that each host interface is used by exactly one link."""
+    used: dict[tuple[str, str], int] = {}
+    for link in links:
+        for side in ("a", "b"):
+            ep = getattr(link, side)
+            node = nodes[ep.node]
+            if node.is_switch:
+                continue
+            iface = ep.interface
+            if iface is None:
+                free = [i for i in node.interfaces if (node.name, i) not in used]
+                if free:
+                    iface = free[0]
+                else:
+                    n = 0
+                    while (node.name, f"eth{n}") in used or f"eth{n}" in node.interfaces:
+                        n += 1
+                    iface = f"eth{n}"
+                setattr(link, side, Endpoint(ep.node, iface))
+            if (node.name, iface) in used:
+                raise ctx.fail(link.line, f"link '{link.name}': interface {node.name}:{iface} is already used by the link on line {used[(node.name, iface)]}")
+            used[(node.name, iface)] = link.line
+            node.interfaces.setdefault(iface, None)
+    for node in nodes.values():
+        for iface in node.interfaces:
+            if (node.name, iface) not in used:
+                raise ctx.fail(node.line, f"node '{node.name}': interface {iface} is not connected by any link")
+
+
+def _censor(ctx: _Ctx, data: yamlsrc.Mapping, nodes: dict[str, Node], links: list[Link]) -> CensorSite:
+    spec = data["censor"]
+    line = data.line_of("censor")
+    if not isinstance(spec, yamlsrc.Mapping):
+        raise ctx.fail(line, "censor: must be a mapping with 'switch' and 'middlebox'")
+    for key in spec:
+        if key not in CENSOR_KEYS:
+            raise ctx.fail(spec.line_of(key), f"censor: unknown field '{key}' (expected one of: {', '.join(sorted(CENSOR_KEYS))})")
+    for key in ("switch", "middlebox"):
+        if key not in spec:
+            raise ctx.fail(line, f"censor: missing '{key}'")
+    switch, middlebox = spec["switch"], spec["middlebox"]
+    if switch not in nodes or nodes[switch].role is not Role.BORDER_SWITCH:
+        raise ctx.fail(spec.line_of("switch"), f"censor.switch: '{switch}' is not a node with role border-switch")
+    if middlebox not in nodes or nodes[middlebox].role is not Role.MIDDLEBOX:
+        raise ctx.fail(spec.line_of("middlebox"), f"censor.middlebox: '{middlebox}' is not a node with role middlebox")
+    mb_links = [l for l in links if middlebox in (l.a.node, l.b.node)]
+    if len(mb_links) != 1 or switch not in (mb_links[0].a.node, mb_links[0].b.node):
+        raise ctx.fail(spec.line_of("middlebox"), f"censor.middlebox: '{middlebox}' must have exactly one link, to '{switch}'")
+    placement = spec.get("placement", "tap")
+    if placement not in PLACEMENTS:
+        raise ctx.fail(spec.line_of("placement"), f"censor.placement: '{placement}' is not one of: {', '.join(PLACEMENTS)}")
+    prober = spec.get("prober")
+    if prober is not None and (prober not in nodes or nodes[prober].role is not Role.PROBER):
+        raise ctx.fail(spec.line_of("prober"), f"censor.prober: '{prober}' is not a node with role prober")
+    profile = spec.get("profile", "log-only")
+    if not isinstance(profile, str):
+        raise ctx.fail(spec.line_of("profile"), "censor.profile: must be a profile name such as gfw")
+    return CensorSite(switch=switch, middlebox=middlebox, profile=profile, placement=placement, prober=prober)
+
+
+def _check_addressing(ctx: _Ctx, topo: Topology) -> None:
+    seen: dict[str, str] = {}
+    for node in topo.hosts():
+        for iface, addr in node.interfaces.items():
+            if addr is None:
+                continue
+            key = str(addr.ip)
+            if key in seen:
+                raise ctx.fail(node.field_lines.get("ip", node.field_lines.get("interfaces", node.line)), f"node '{node.name}': address {addr.ip} on {iface} is already used by {seen[key]}")
+            seen[key] = f"{node.name}:{iface}"
+        nets = [a.network for a in node.addresses()]
+        gw_line = node.field_lines.get("gateway", node.line)
+        if node.gateway is not None and not any(node.gateway in n for n in nets):
+            raise ctx.fail(gw_line, f"node '{node.name}': gateway {node.gateway} is not in any of its subnets ({', '.join(map(str, nets)) or 'none'})")
+        for route in node.routes:
+            if not any(route.via in n for n in nets):
+                raise ctx.fail(node.field_lines.get("routes", node.line), f"node '{node.name}': route to {route.to} via {route.via}: {route.via} is not in any of its subnets")
+        if node.role is Role.MIDDLEBOX and node.addresses():
+            raise ctx.fail(node.line, f"node '{node.name}': the middlebox sniffs its port and needs no address")

@@ -1,0 +1,217 @@
+"""Mininet backend: a :class:`Topology` becomes namespaces, veths and
+Open vSwitch bridges.
+
+Machine facts this module is built around (see DEVELOPERS.md):
+
+* no openvswitch kernel module: bridges use the userspace datapath
+  (``datapath_type=netdev``, Mininet ``datapath='user'``);
+* TCP through the userspace datapath stalls unless tx checksum offload is
+  off on the veths (``ethtool -K IF tx off``), so every veth end gets that;
+* no sch_netem: links may be shaped (HTB via Mininet's TCLink) but not delayed.
+
+Mininet builds; it does not own the network afterwards. Each host's
+namespace is pinned with ``ip netns attach tw-<node>``, so the network
+outlives the building process (``tunnelwall up`` returns, ``down`` removes
+it) and users can ``ip netns exec tw-c1 ...``. Every namespace, bridge and
+root-side veth is recorded in the run state before it is created.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from dataclasses import dataclass
+
+from tunnelwall.errors import EnvironmentProblem, TunnelwallError
+from tunnelwall.runstate import BRIDGE_LABEL, NETNS_PREFIX, RunState
+
+from .model import Role, Topology
+
+
+@dataclass(frozen=True)
+class ControllerAddress:
+    """What Mininet's OVSSwitch.start() reads from a controller object."""
+
+    name: str
+    port: int
+    protocol: str = "tcp"
+    ip: str = "127.0.0.1"
+
+    def IP(self) -> str:  # noqa: N802 (Mininet's API)
+        return self.ip
+
+
+def bridge_name(switch: str) -> str:
+    return f"tw-{switch}"
+
+
+def port_name(switch: str, port: int) -> str:
+    return f"tw-{switch}-{port}"
+
+
+def netns_name(node: str) -> str:
+    return f"{NETNS_PREFIX}{node}"
+
+
+def host_mac(host_index: int, iface_index: int) -> str:
+    # 02: locally administered; 74:77 = "tw"
+    return f"02:74:77:{host_index >> 8:02x}:{host_index & 0xff:02x}:{iface_index:02x}"
+
+
+def port_mac(switch_index: int, port: int) -> str:
+    return f"02:74:77:ff:{switch_index:02x}:{port & 0xff:02x}"
+
+
+class MininetBackend:
+    """Build a topology with Mininet. Node classes are injectable (Mininet
+    style): ``MininetBackend(topo, state, host_cls=MyHost, switch_cls=MySwitch)``."""
+
+    def __init__(self, topo: Topology, state: RunState, host_cls=None, switch_cls=None,
+                 link_cls=None, shaped_link_cls=None):
+        try:
+            from mininet.link import Link, TCLink
+            from mininet.log import setLogLevel
+            from mininet.net import Mininet
+            from mininet.node import Host, OVSSwitch
+        except ImportError:
+            raise EnvironmentProblem("Mininet is not importable: run scripts/setup.sh and use .venv/bin/tunnelwall "
+                                     "(Debian's python3-mininet lives in the system site-packages)") from None
+        setLogLevel("error")
+        self.topo = topo
+        self.state = state
+        self.Mininet = Mininet
+        self.host_cls = host_cls or Host
+        self.switch_cls = switch_cls or OVSSwitch
+        self.link_cls = link_cls or Link
+        self.shaped_link_cls = shaped_link_cls or TCLink
+
+    # ------------------------------------------------------------------
+    def deploy(self, controller: ControllerAddress | None = None, fail_mode: str = "secure") -> dict:
+        """Create the network; returns the layout (also stored in the run state).
+
+        *controller*: where the border switch's OpenFlow controller listens;
+        None leaves the border switch a standalone learning switch.
+        *fail_mode*: OVS fail mode of the border switch while its controller
+        is away: ``secure`` (fail closed) or ``standalone`` (fail open).
+        """
+        _require_ovs()
+        topo, state = self.topo, self.state
+        net = self.Mininet(topo=None, build=False, controller=None, autoSetMacs=False)
+        mn_nodes = {}
+        layout = {"topology": topo.name, "nodes": {}, "switches": {}}
+        hosts = topo.hosts()
+        for index, node in enumerate(hosts, start=1):
+            ns = netns_name(node.name)
+            state.add("netns", ns)
+            host = net.addHost(node.name, cls=self.host_cls, inNamespace=True)
+            mn_nodes[node.name] = host
+            _check(["ip", "netns", "attach", ns, str(host.pid)], f"node '{node.name}'")
+            layout["nodes"][node.name] = {"role": node.role.value, "netns": ns, "index": index,
+                                          "interfaces": {}, "gateway": str(node.gateway) if node.gateway else None}
+        for index, node in enumerate(topo.switches(), start=1):
+            bridge = bridge_name(node.name)
+            state.add("bridges", bridge)
+            border = node.role is Role.BORDER_SWITCH
+            censored = border and controller is not None
+            mn_nodes[node.name] = net.addSwitch(
+                bridge, cls=self.switch_cls, datapath="user", protocols="OpenFlow13",
+                failMode=fail_mode if censored else "standalone", dpid=f"{index:016x}")
+            layout["switches"][node.name] = {"bridge": bridge, "dpid": index, "role": node.role.value,
+                                             "controlled": censored, "ports": {}}
+        next_port = {s.name: 1 for s in topo.switches()}
+        root_ifaces = []
+        for link in topo.links:
+            ends = []
+            for ep in (link.a, link.b):
+                node = topo.nodes[ep.node]
+                if node.is_switch:
+                    port = next_port[node.name]
+                    next_port[node.name] += 1
+                    name = port_name(node.name, port)
+                    sw_index = layout["switches"][node.name]["dpid"]
+                    ends.append((node, name, port, port_mac(sw_index, port)))
+                    state.add("root_ifaces", name)
+                    root_ifaces.append(name)
+                else:
+                    info = layout["nodes"][node.name]
+                    iface_index = list(node.interfaces).index(ep.interface)
+                    ends.append((node, ep.interface, None, host_mac(info["index"], iface_index)))
+            (n1, i1, p1, m1), (n2, i2, p2, m2) = ends
+            params = {}
+            cls = self.link_cls
+            if link.bandwidth_mbit:
+                cls = self.shaped_link_cls
+                params = {"bw": link.bandwidth_mbit}
+            net.addLink(mn_nodes[n1.name], mn_nodes[n2.name], port1=p1, port2=p2, intfName1=i1, intfName2=i2,
+                        addr1=m1, addr2=m2, cls=cls, **params)
+            for (node, iface, port, mac), (peer, _pi, _pp, peer_mac) in (((n1, i1, p1, m1), (n2, i2, p2, m2)),
+                                                                          ((n2, i2, p2, m2), (n1, i1, p1, m1))):
+                if node.is_switch:
+                    layout["switches"][node.name]["ports"][str(port)] = {
+                        "iface": iface, "peer": peer.name, "peer_mac": peer_mac,
+                        "peer_ips": [str(a.ip) for a in peer.addresses()] if not peer.is_switch else [],
+                        "peer_role": peer.role.value}
+                else:
+                    addr = node.interfaces.get(iface)
+                    layout["nodes"][node.name]["interfaces"][iface] = {
+                        "mac": mac, "address": str(addr) if addr else None, "peer": peer.name}
+        self._configure_hosts(mn_nodes)
+        _tx_off_root(root_ifaces)
+        for node in topo.switches():
+            sw = mn_nodes[node.name]
+            censored = layout["switches"][node.name]["controlled"]
+            sw.start([ControllerAddress("c0", controller.port)] if censored else [])
+            _check(["ovs-vsctl", "--timeout=10", "set", "bridge", sw.name,
+                    f"external_ids:{BRIDGE_LABEL}={state.run_id}"], f"switch '{node.name}'")
+        for host in mn_nodes.values():
+            if host.name in layout["nodes"]:
+                # The namespace is pinned; Mininet's helper shell is not needed any more.
+                host.terminate()
+        state.layout = layout
+        state.save()
+        return layout
+
+    def _configure_hosts(self, mn_nodes: dict) -> None:
+        for node in self.topo.hosts():
+            cmds = ["sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1",
+                    "ip link set lo up"]
+            for iface, addr in node.interfaces.items():
+                # Mininet leaves a default address on some interfaces; start clean.
+                cmds.append(f"ip addr flush dev {iface}")
+                cmds.append(f"ethtool -K {iface} tx off >/dev/null 2>&1")
+                if addr is not None:
+                    cmds.append(f"ip addr add {addr} dev {iface}")
+                cmds.append(f"ip link set {iface} up")
+            if node.role is Role.MIDDLEBOX:
+                cmds.append(f"ip link set {next(iter(node.interfaces))} promisc on")
+            if node.gateway:
+                cmds.append(f"ip route replace default via {node.gateway}")
+            for route in node.routes:
+                cmds.append(f"ip route replace {route.to} via {route.via}")
+            cmds.append(f"sysctl -qw net.ipv4.ip_forward={1 if node.role.forwards else 0}")
+            script = " && ".join(cmds)
+            res = subprocess.run(["ip", "netns", "exec", netns_name(node.name), "sh", "-c", script],
+                                 capture_output=True, text=True)
+            if res.returncode != 0:
+                raise TunnelwallError(f"node '{node.name}': configuring interfaces failed: "
+                                      f"{(res.stderr or res.stdout).strip().splitlines()[-1:]}")
+
+
+def _check(argv: list[str], what: str) -> None:
+    res = subprocess.run(argv, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise TunnelwallError(f"{what}: '{' '.join(argv)}' failed: {res.stderr.strip()}")
+
+
+def _tx_off_root(ifaces: list[str]) -> None:
+    if not ifaces:
+        return
+    script = "; ".join(f"ethtool -K {i} tx off >/dev/null 2>&1; "
+                       f"echo 1 > /proc/sys/net/ipv6/conf/{i}/disable_ipv6 2>/dev/null" for i in ifaces)
+    subprocess.run(["sh", "-c", script], capture_output=True)
+
+
+def _require_ovs() -> None:
+    res = subprocess.run(["ovs-vsctl", "--timeout=5", "show"], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise EnvironmentProblem("Open vSwitch is not running: run scripts/setup.sh (it starts ovs-ctl "
+                                 "without the kernel module), or '/usr/share/openvswitch/scripts/ovs-ctl start'")

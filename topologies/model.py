@@ -1,0 +1,135 @@
+"""Typed model of a topology: what the loader produces and backends consume.
+
+Nothing here touches the kernel; a ``Topology`` is plain data, so it can be
+validated, printed (``tunnelwall inspect``), graphed or generated in tests.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from dataclasses import dataclass, field
+
+IPv4Interface = ipaddress.IPv4Interface
+IPv4Address = ipaddress.IPv4Address
+IPv4Network = ipaddress.IPv4Network
+
+
+class Role(str, enum.Enum):
+    """What a node is for. Switch roles become Open vSwitch bridges; the rest
+    are hosts in their own network namespace."""
+
+    CLIENT = "client"            # a user inside the censored network
+    ROUTER = "router"            # e.g. the ISP access router; forwards IPv4
+    SERVER = "server"            # outside: web server, VPN/proxy endpoint
+    HOST = "host"                # anything else with an IP stack
+    SWITCH = "switch"            # a plain learning switch (OVS, standalone)
+    BORDER_SWITCH = "border-switch"  # the OpenFlow-controlled border switch
+    MIDDLEBOX = "middlebox"      # the censor's classifier, attached to the border
+    PROBER = "prober"            # the censor's active prober (outside the client's view)
+
+    @property
+    def is_switch(self) -> bool:
+        return self in (Role.SWITCH, Role.BORDER_SWITCH)
+
+    @property
+    def forwards(self) -> bool:
+        return self is Role.ROUTER
+
+
+ROLE_ALIASES = {"isp-router": Role.ROUTER, "border": Role.BORDER_SWITCH}
+
+# Services the runtime can start on a node (see tunnelwall.services).
+KNOWN_SERVICES = ("http", "https")
+
+
+@dataclass(frozen=True)
+class Route:
+    to: IPv4Network
+    via: IPv4Address
+
+
+@dataclass
+class Node:
+    name: str
+    role: Role
+    # interface name -> address (None: no IP, e.g. the middlebox's sniffing port)
+    interfaces: dict[str, IPv4Interface | None] = field(default_factory=dict)
+    gateway: IPv4Address | None = None
+    routes: list[Route] = field(default_factory=list)
+    services: list[str] = field(default_factory=list)
+    image: str | None = None          # set: the node is a container (images/)
+    line: int = 0
+    field_lines: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def is_switch(self) -> bool:
+        return self.role.is_switch
+
+    def addresses(self) -> list[IPv4Interface]:
+        return [a for a in self.interfaces.values() if a is not None]
+
+    def primary_ip(self) -> IPv4Address | None:
+        addrs = self.addresses()
+        return addrs[0].ip if addrs else None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    node: str
+    interface: str | None  # None for switch ports (numbered by the backend)
+
+    def __str__(self) -> str:
+        return f"{self.node}:{self.interface}" if self.interface else self.node
+
+
+@dataclass
+class Link:
+    a: Endpoint
+    b: Endpoint
+    bandwidth_mbit: float | None = None
+    line: int = 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.a.node}-{self.b.node}"
+
+
+@dataclass
+class CensorSite:
+    """Where the censor sits: which switch it controls and which node classifies."""
+
+    switch: str
+    middlebox: str
+    profile: str = "log-only"
+    placement: str = "tap"   # tap: copy first packets; inline: first packets pass through the middlebox
+    prober: str | None = None
+
+
+@dataclass
+class Topology:
+    name: str
+    nodes: dict[str, Node]
+    links: list[Link]
+    description: str = ""
+    censor: CensorSite | None = None
+    source: str = "<generated>"
+
+    def hosts(self) -> list[Node]:
+        return [n for n in self.nodes.values() if not n.is_switch]
+
+    def switches(self) -> list[Node]:
+        return [n for n in self.nodes.values() if n.is_switch]
+
+    def by_role(self, *roles: Role) -> list[Node]:
+        return [n for n in self.nodes.values() if n.role in roles]
+
+    def links_of(self, node: str) -> list[Link]:
+        return [l for l in self.links if node in (l.a.node, l.b.node)]
+
+    def node_for_ip(self, ip: str | IPv4Address) -> Node | None:
+        ip = ipaddress.ip_address(str(ip))
+        for node in self.hosts():
+            if any(a.ip == ip for a in node.addresses()):
+                return node
+        return None

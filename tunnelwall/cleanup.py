@@ -1,0 +1,97 @@
+"""Removing what a run created, and only that.
+
+Sources of truth, in order:
+
+1. run-state files in /run/tunnelwall, written before each resource was
+   created (processes with PID + start time, namespaces, bridges, veths);
+2. the label on our OVS bridges (``external_ids:tunnelwall-run``), which
+   finds bridges whose state file was lost.
+
+Nothing is removed by name pattern alone: a namespace called ``tw-x`` that
+no state file lists is left alone, and so is any process not started by us.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from . import procs
+from .runstate import BRIDGE_LABEL, STATE_DIR, RunState, all_runs
+
+
+def _quiet(argv: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True)
+
+
+def existing_netns() -> set[str]:
+    out = _quiet(["ip", "netns", "list"]).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def existing_ifaces() -> set[str]:
+    return {p.name for p in Path("/sys/class/net").iterdir()}
+
+
+def labelled_bridges() -> dict[str, str]:
+    """Our bridges (by label) -> run id."""
+    res = _quiet(["ovs-vsctl", "--timeout=5", "--format=csv", "--data=bare", "--no-headings",
+                  "--columns=name,external_ids", "list", "Bridge"])
+    found = {}
+    if res.returncode != 0:
+        return found
+    for line in res.stdout.splitlines():
+        name, _, ext = line.partition(",")
+        for item in ext.strip('"').split(" "):
+            key, _, value = item.partition("=")
+            if key == BRIDGE_LABEL:
+                found[name] = value
+    return found
+
+
+def teardown(state: RunState, log=print) -> list[str]:
+    """Remove everything *state* lists; returns what was removed."""
+    removed = []
+    state.status = "stopping"
+    try:
+        state.save()
+    except OSError:
+        pass
+    # Daemons first (newest first), so nothing holds the namespaces.
+    for rec in reversed(state.processes):
+        if procs.stop(rec):
+            removed.append(f"process {rec.name} (pid {rec.pid})")
+    for bridge in state.bridges:
+        if _quiet(["ovs-vsctl", "--timeout=10", "br-exists", bridge]).returncode == 0:
+            _quiet(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", bridge])
+            removed.append(f"bridge {bridge}")
+    ifaces = existing_ifaces()
+    for iface in state.root_ifaces:
+        if iface in ifaces:
+            _quiet(["ip", "link", "del", iface])
+            removed.append(f"veth {iface}")
+    namespaces = existing_netns()
+    for ns in state.netns:
+        if ns in namespaces:
+            # Deleting the name drops the namespace once no process is in it;
+            # its veths vanish with it (and so do their root-side peers).
+            _quiet(["ip", "netns", "del", ns])
+            removed.append(f"netns {ns}")
+    state.forget()
+    return removed
+
+
+def cleanup_all(log=print) -> list[str]:
+    """Tear down every run on this machine, plus labelled bridges left over."""
+    removed = []
+    known_runs = set()
+    for state in all_runs():
+        known_runs.add(state.run_id)
+        removed += teardown(state, log)
+    for bridge, run_id in labelled_bridges().items():
+        _quiet(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", bridge])
+        removed.append(f"bridge {bridge} (labelled run {run_id})")
+    if STATE_DIR.is_dir():
+        for stray in STATE_DIR.glob("*.tmp"):
+            stray.unlink(missing_ok=True)
+    return removed

@@ -1,0 +1,208 @@
+"""The ``tunnelwall`` command.
+
+Verbs (containerlab-style): ``up`` / ``down`` / ``inspect`` / ``cleanup``,
+``validate`` for topologies and profiles, ``exec`` into a node, ``classify``
+a capture offline, ``verify`` circumvention tools against a censor.
+
+Every user error ends as one line on stderr and a non-zero exit code; a
+traceback is a bug.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from . import __version__
+from .errors import TunnelwallError
+
+
+def _print_table(rows: list[dict], columns: list[str], out=sys.stdout) -> None:
+    widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
+    out.write("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip() + "\n")
+    for r in rows:
+        out.write("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns).rstrip() + "\n")
+
+
+def cmd_validate(args) -> int:
+    import topologies
+    from middlebox import profiles
+    for item in args.files:
+        if item.endswith((".yaml", ".yml")) and "profiles" in item or args.profile:
+            p = profiles.load(item)
+            print(f"{item}: ok (profile '{p.name}', {len(p.rules)} rules)")
+        else:
+            t = topologies.resolve(item)
+            print(f"{item}: ok ({len(t.hosts())} hosts, {len(t.switches())} switches, {len(t.links)} links)")
+    return 0
+
+
+def cmd_up(args) -> int:
+    from .network import UpOptions, up
+    state = up(UpOptions(topology=args.topology, profile=args.profile, no_censor=args.no_censor,
+                         placement=args.placement, seed=args.seed))
+    print(f"run {state.run_id}: '{state.layout['topology']}' is up in {state.files['up_seconds']}s"
+          f"{' with censor profile ' + state.profile if state.profile else ' (no censor)'}")
+    print(f"  logs: {state.log_dir}")
+    if state.api:
+        print(f"  controller API: http://127.0.0.1:{state.api['port']}/  (token in {state.api['token_file']})")
+    print("  nodes: " + ", ".join(f"{n} ({i['role']})" for n, i in state.layout["nodes"].items()))
+    print("  try:   tunnelwall exec c1 -- ping -c1 198.18.0.10    |    tunnelwall down")
+    if args.cli:
+        from .network import down
+        try:
+            _mininet_like_cli(state)
+        finally:
+            down()
+            print("down: removed everything the run created")
+    return 0
+
+
+def _mininet_like_cli(state) -> None:
+    """A small shell: 'NODE CMD...' runs CMD in NODE's namespace."""
+    import shlex
+    import subprocess
+
+    from topologies.mininet_backend import netns_name
+    nodes = state.layout["nodes"]
+    print("tunnelwall CLI: 'NODE COMMAND' runs COMMAND on NODE (e.g. 'c1 ping -c1 198.18.0.10'); "
+          "'nodes' lists nodes; 'exit' tears the network down.")
+    while True:
+        try:
+            line = input("tunnelwall> ").strip()
+        except EOFError:
+            print()
+            return
+        if not line:
+            continue
+        if line in ("exit", "quit"):
+            return
+        if line == "nodes":
+            print(" ".join(nodes))
+            continue
+        words = shlex.split(line)
+        if words[0] not in nodes:
+            print(f"unknown node '{words[0]}' (nodes: {' '.join(nodes)})")
+            continue
+        subprocess.run(["ip", "netns", "exec", netns_name(words[0]), "sh", "-c", " ".join(words[1:])])
+
+
+def cmd_down(args) -> int:
+    from .network import down
+    removed = down()
+    print(f"down: removed {len(removed)} resources" if removed else "down: no run was up")
+    return 0
+
+
+def cmd_cleanup(args) -> int:
+    from .cleanup import cleanup_all
+    from .network import require_root
+    require_root()
+    removed = cleanup_all()
+    for item in removed:
+        print(f"removed {item}")
+    print(f"cleanup: {len(removed)} resources removed" if removed else "cleanup: nothing of ours was left")
+    return 0
+
+
+def cmd_inspect(args) -> int:
+    from .runstate import active_run
+    state = active_run()
+    if state is None:
+        print("no run is up" if args.format == "table" else json.dumps({"run": None}))
+        return 0
+    rows = []
+    for name, info in state.layout.get("nodes", {}).items():
+        for iface, i in info["interfaces"].items():
+            rows.append({"node": name, "role": info["role"], "netns": info["netns"], "iface": iface,
+                         "address": i["address"] or "-", "mac": i["mac"], "peer": i["peer"]})
+    if args.format == "json":
+        print(json.dumps({"run": state.run_id, "topology": state.topology, "profile": state.profile,
+                          "status": state.status, "log_dir": state.log_dir, "layout": state.layout,
+                          "processes": [p.__dict__ for p in state.processes]}, indent=1))
+    else:
+        print(f"run {state.run_id}  topology {state.topology}  profile {state.profile or '-'}  status {state.status}")
+        _print_table(rows, ["node", "role", "netns", "iface", "address", "mac", "peer"])
+    return 0
+
+
+def cmd_exec(args) -> int:
+    from .network import exec_in
+    if not args.command:
+        raise TunnelwallError("exec: give a command after '--', e.g. tunnelwall exec c1 -- ping -c1 198.18.0.10")
+    cmd = args.command[1:] if args.command[0] == "--" else args.command
+    return exec_in(args.node, cmd).returncode
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="tunnelwall", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--version", action="version", version=f"tunnelwall {__version__}")
+    sub = ap.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    p = sub.add_parser("up", help="bring up a topology (with its censor)")
+    p.add_argument("topology", nargs="?", default="isp", help="catalogue name, YAML path or star:N (default: isp)")
+    p.add_argument("--profile", help="censor profile name or YAML path (default: the topology's)")
+    p.add_argument("--no-censor", action="store_true", help="same network, no controller or middlebox")
+    p.add_argument("--placement", choices=["tap", "inline"], help="override the topology's censor placement")
+    p.add_argument("--seed", type=int, help="seed for the profile's probabilistic rules")
+    p.add_argument("--cli", action="store_true", help="open a node shell; leaving it tears the network down")
+    p.set_defaults(func=cmd_up)
+
+    p = sub.add_parser("down", help="tear down the running topology")
+    p.set_defaults(func=cmd_down)
+    p = sub.add_parser("cleanup", help="remove everything tunnelwall created on this machine (even after kill -9)")
+    p.set_defaults(func=cmd_cleanup)
+    p = sub.add_parser("inspect", help="show the running topology")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_inspect)
+    p = sub.add_parser("validate", help="check topology or profile files without touching the network")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--profile", action="store_true", help="the files are censor profiles")
+    p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("exec", help="run a command in a node's namespace")
+    p.add_argument("node")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_exec)
+
+    for extra in _EXTRA_VERBS:
+        extra(sub)
+    return ap
+
+
+_EXTRA_VERBS = []
+
+
+def verb(fn):
+    """Register a function that adds a subcommand (keeps this file small)."""
+    _EXTRA_VERBS.append(fn)
+    return fn
+
+
+def main(argv: list[str] | None = None) -> int:
+    _load_verb_modules()
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except TunnelwallError as err:
+        print(f"tunnelwall: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("tunnelwall: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _load_verb_modules() -> None:
+    import importlib
+    for mod in ("tunnelwall.classify_cli", "tunnelwall.harness.cli"):
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as err:
+            if err.name != mod and not mod.startswith(str(err.name)):
+                raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

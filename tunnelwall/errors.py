@@ -1,0 +1,33 @@
+"""User-facing errors: one clear line, never a traceback.
+
+Every error a user can cause (bad YAML, unknown names, a tool that will not
+start) is raised as a :class:`TunnelwallError`; the CLI prints ``str(err)``
+and exits non-zero. Position-aware errors read like compilers' do::
+
+    topologies/x.yaml:12: link 'c1-r1': unknown node 'r9'
+"""
+
+from __future__ import annotations
+
+
+class TunnelwallError(Exception):
+    """An error the user can act on; printed as one line by the CLI."""
+
+    exit_code = 2
+
+
+class SourceError(TunnelwallError):
+    """An error at a position in a YAML file."""
+
+    def __init__(self, path: str, line: int | None, message: str):
+        self.path = str(path)
+        self.line = line
+        self.message = message
+        where = f"{self.path}:{line}" if line else self.path
+        super().__init__(f"{where}: {message}")
+
+
+class EnvironmentProblem(TunnelwallError):
+    """The machine lacks something (a binary, root, Open vSwitch)."""
+
+    exit_code = 3

@@ -1,0 +1,168 @@
+"""Bringing a topology up and down: backend + services + censor, recorded
+in a run state so that ``down`` and ``cleanup`` can undo all of it."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import topologies
+from topologies.mininet_backend import MininetBackend, netns_name
+from topologies.model import Role, Topology
+
+from . import cleanup, procs
+from .errors import EnvironmentProblem, TunnelwallError
+from .runstate import RunState, active_run, new_run
+
+
+@dataclass
+class UpOptions:
+    topology: str = topologies.DEFAULT
+    profile: str | None = None        # None: the topology's own censor profile
+    no_censor: bool = False           # build the same network with no controller/middlebox
+    placement: str | None = None      # override the topology's tap/inline
+    seed: int | None = None
+
+
+@contextmanager
+def _signals_as_interrupts():
+    """SIGTERM/SIGHUP during bring-up behave like Ctrl-C, so the partial
+    network is torn down instead of being left behind."""
+    def raise_interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    old = {s: signal.signal(s, raise_interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def require_root() -> None:
+    import os
+    if os.geteuid() != 0:
+        raise EnvironmentProblem("tunnelwall needs root (network namespaces, Open vSwitch)")
+
+
+def up(opts: UpOptions, say=print) -> RunState:
+    require_root()
+    topo = topologies.resolve(opts.topology)
+    profile = None
+    if topo.censor and not opts.no_censor:
+        from middlebox import profiles
+        profile = profiles.load(opts.profile or topo.censor.profile)
+    elif opts.profile and not topo.censor:
+        raise TunnelwallError(f"topology '{topo.name}' has no censor section, so --profile cannot apply")
+    existing = active_run()
+    if existing is not None:
+        raise TunnelwallError(f"a run is already up ({existing.run_id}, topology {existing.topology}); "
+                              f"run 'tunnelwall down' first")
+    state = new_run(topo.source, profile.name if profile else None)
+    t0 = time.monotonic()
+    try:
+        with _signals_as_interrupts():
+            controller_addr = None
+            censor = None
+            if profile is not None:
+                from . import censor as censor_mod
+                censor = censor_mod.CensorRuntime(state, topo, profile, placement=opts.placement, seed=opts.seed)
+                controller_addr = censor.start_controller()
+            backend = MininetBackend(topo, state)
+            backend.deploy(controller=controller_addr,
+                           fail_mode="standalone" if profile and profile.fail == "open" else "secure")
+            if censor is not None:
+                censor.start_middlebox()
+            start_services(state, topo)
+            state.status = "up"
+            state.files["up_seconds"] = round(time.monotonic() - t0, 3)
+            state.save()
+    except BaseException as err:
+        cleanup.teardown(state)
+        if isinstance(err, KeyboardInterrupt):
+            raise TunnelwallError("interrupted; everything created so far was removed") from None
+        if isinstance(err, TunnelwallError):
+            raise
+        raise TunnelwallError(f"bringing up '{topo.name}' failed: {type(err).__name__}: {err} "
+                              f"(logs: {state.log_dir})") from err
+    return state
+
+
+def down(say=print) -> list[str]:
+    require_root()
+    state = active_run()
+    if state is None:
+        return []
+    return cleanup.teardown(state)
+
+
+# ---------------------------------------------------------------------------
+# services on outside servers
+
+def start_services(state: RunState, topo: Topology) -> None:
+    for node in topo.hosts():
+        if not node.services:
+            continue
+        ns = netns_name(node.name)
+        argv = [sys.executable, "-m", "tunnelwall.webserver"]
+        if "http" in node.services:
+            argv += ["--http", "80"]
+        if "https" in node.services:
+            cert, key = tls_certificate(state, f"{node.name}.example")
+            argv += ["--https", "443", "--cert", str(cert), "--key", str(key)]
+        rec = procs.spawn(state, f"web-{node.name}", argv, netns=ns)
+        for port in (80, 443):
+            if ("http" if port == 80 else "https") in node.services:
+                wait_listening(ns, port, rec)
+
+
+def tls_certificate(state: RunState, common_name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for *common_name* in the run's directory."""
+    d = state.logs / "certs"
+    d.mkdir(exist_ok=True)
+    cert, key = d / f"{common_name}.crt", d / f"{common_name}.key"
+    if not cert.exists():
+        procs.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                   "-nodes", "-days", "3", "-subj", f"/CN={common_name}", "-addext",
+                   f"subjectAltName=DNS:{common_name}", "-keyout", str(key), "-out", str(cert)])
+    return cert, key
+
+
+def listening(netns: str | None, port: int, udp: bool = False) -> bool:
+    res = subprocess.run(procs.in_netns(netns, ["ss", "-H", "-lun" if udp else "-ltn", f"sport = :{port}"]),
+                         capture_output=True, text=True)
+    return bool(res.stdout.strip())
+
+
+def wait_listening(netns: str | None, port: int, rec=None, timeout: float = 10.0, udp: bool = False) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if listening(netns, port, udp):
+            return
+        if rec is not None and procs.exited(rec) is not None:
+            raise TunnelwallError(f"{rec.name} exited before listening on port {port}:\n{procs.tail(rec.log)}")
+        time.sleep(0.05)
+    raise TunnelwallError(f"nothing listens on port {port} in {netns} after {timeout:.0f}s"
+                          + (f"; log {rec.log}:\n{procs.tail(rec.log)}" if rec else ""))
+
+
+def exec_in(node: str, argv: list[str], timeout: float | None = None, state: RunState | None = None):
+    """Run a command in a node's namespace of the active run."""
+    state = state or active_run()
+    if state is None:
+        raise TunnelwallError("no run is up (tunnelwall up TOPO)")
+    if node not in state.layout.get("nodes", {}):
+        raise TunnelwallError(f"no node '{node}' in the running topology "
+                              f"(nodes: {', '.join(state.layout.get('nodes', {}))})")
+    return subprocess.run(procs.in_netns(netns_name(node), argv), timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

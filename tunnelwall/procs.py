@@ -1,0 +1,132 @@
+"""Daemons started by tunnelwall: spawned (optionally inside a node's
+namespace), recorded by PID and start time, and ended only by that record.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+from .errors import EnvironmentProblem, TunnelwallError
+from .runstate import ProcessRecord, RunState
+
+
+def starttime(pid: int) -> int | None:
+    """Start time of PID in clock ticks since boot, or None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    # The command name (field 2) may contain spaces; fields restart after ')'.
+    rest = stat.rsplit(")", 1)[1].split()
+    if rest[0] == "Z":
+        return None  # a zombie is as good as gone
+    return int(rest[19])
+
+
+def alive(rec: ProcessRecord) -> bool:
+    return starttime(rec.pid) == rec.starttime
+
+
+def in_netns(netns: str | None, argv: list[str]) -> list[str]:
+    return ["ip", "netns", "exec", netns, *argv] if netns else list(argv)
+
+
+def spawn(state: RunState, name: str, argv: list[str], netns: str | None = None,
+          env: dict | None = None, cwd: str | None = None, log: Path | None = None) -> ProcessRecord:
+    """Start a daemon, record it in the run state, and return its record.
+
+    Output goes to ``<log_dir>/<name>.log`` (appended, so a restart keeps the
+    previous run's lines). ``ip netns exec`` execs in place, so the PID we
+    record is the daemon's own.
+    """
+    if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
+        raise EnvironmentProblem(f"{name}: program '{argv[0]}' not found (run scripts/setup.sh)")
+    log = log or state.logs / f"{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    full = in_netns(netns, argv)
+    with open(log, "ab", buffering=0) as out:
+        proc = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                env=env, cwd=cwd, start_new_session=True)
+    st = None
+    for _ in range(50):
+        st = starttime(proc.pid)
+        if st is not None:
+            break
+        if proc.poll() is not None:
+            break
+        time.sleep(0.002)
+    rec = ProcessRecord(name=name, pid=proc.pid, starttime=st or 0, netns=netns, log=str(log), argv=full)
+    state.add_process(rec)
+    # Keep the Popen object referenced so Python does not warn, and so that
+    # exit codes are collected while we live (no zombies).
+    _CHILDREN[proc.pid] = proc
+    return rec
+
+
+_CHILDREN: dict[int, subprocess.Popen] = {}
+
+
+def exited(rec: ProcessRecord) -> int | None:
+    """Exit code if the process has ended (None while it runs)."""
+    proc = _CHILDREN.get(rec.pid)
+    if proc is not None:
+        return proc.poll()
+    return None if alive(rec) else -1
+
+
+def stop(rec: ProcessRecord, timeout: float = 3.0) -> bool:
+    """SIGTERM, then SIGKILL after *timeout*; only if it is still the process we started."""
+    if not alive(rec):
+        _reap(rec)
+        return False
+    for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 2.0)):
+        try:
+            os.kill(rec.pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            _reap(rec)
+            if not alive(rec):
+                return True
+            time.sleep(0.02)
+    _reap(rec)
+    return True
+
+
+def _reap(rec: ProcessRecord) -> None:
+    proc = _CHILDREN.get(rec.pid)
+    if proc is not None and proc.poll() is not None:
+        _CHILDREN.pop(rec.pid, None)
+
+
+def tail(path: str | Path | None, lines: int = 15) -> str:
+    if not path:
+        return ""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def run(argv: list[str], netns: str | None = None, timeout: float = 30, check: bool = True,
+        input: str | None = None) -> subprocess.CompletedProcess:
+    """Run a short command (in a namespace) and return its result; a failure
+    raises a one-line TunnelwallError with the command's own message."""
+    full = in_netns(netns, argv)
+    try:
+        res = subprocess.run(full, capture_output=True, text=True, timeout=timeout, input=input)
+    except subprocess.TimeoutExpired:
+        raise TunnelwallError(f"command timed out after {timeout:.0f}s: {' '.join(full)}") from None
+    except FileNotFoundError:
+        raise EnvironmentProblem(f"program '{full[0]}' not found (run scripts/setup.sh)") from None
+    if check and res.returncode != 0:
+        msg = (res.stderr or res.stdout).strip().splitlines()
+        raise TunnelwallError(f"'{' '.join(full)}' failed: {msg[-1] if msg else 'exit ' + str(res.returncode)}")
+    return res

@@ -1,0 +1,124 @@
+"""The record of one run: every resource tunnelwall creates, written down
+*before* it is created, so that ``tunnelwall cleanup`` can remove all of it
+even after the creating process was killed with SIGKILL, and touch nothing
+else.
+
+State lives in ``/run/tunnelwall`` (tmpfs: a reboot clears it together with
+the namespaces and bridges it describes); logs live in
+``/var/log/tunnelwall/<run-id>`` and outlive the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+STATE_DIR = Path(os.environ.get("TUNNELWALL_STATE_DIR", "/run/tunnelwall"))
+LOG_ROOT = Path(os.environ.get("TUNNELWALL_LOG_DIR", "/var/log/tunnelwall"))
+NETNS_PREFIX = "tw-"
+BRIDGE_LABEL = "tunnelwall-run"   # OVS bridge external_ids key marking our bridges
+
+
+@dataclass
+class ProcessRecord:
+    name: str
+    pid: int
+    starttime: int            # /proc/PID/stat field 22: tells a recycled PID apart
+    netns: str | None = None
+    log: str | None = None
+    argv: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunState:
+    run_id: str
+    topology: str = ""
+    profile: str | None = None
+    status: str = "creating"   # creating -> up -> stopping
+    created: float = field(default_factory=time.time)
+    owner_pid: int = field(default_factory=os.getpid)
+    log_dir: str = ""
+    netns: list[str] = field(default_factory=list)
+    bridges: list[str] = field(default_factory=list)
+    root_ifaces: list[str] = field(default_factory=list)
+    processes: list[ProcessRecord] = field(default_factory=list)
+    layout: dict = field(default_factory=dict)     # nodes, addresses, switch ports (see backend)
+    api: dict = field(default_factory=dict)        # controller REST API: port, token
+    files: dict = field(default_factory=dict)      # named paths: verdict log, controller config...
+
+    # -- persistence -------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        return STATE_DIR / f"{self.run_id}.json"
+
+    def save(self) -> None:
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "w") as fh:
+            json.dump(asdict(self), fh, indent=1)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+
+    @classmethod
+    def load(cls, path: Path) -> "RunState":
+        data = json.loads(Path(path).read_text())
+        procs = [ProcessRecord(**p) for p in data.pop("processes", [])]
+        return cls(processes=procs, **data)
+
+    def forget(self) -> None:
+        for p in (self.path, self.path.with_suffix(".tmp")):
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+
+    # -- recording (always before creating) -------------------------------
+    def add(self, kind: str, name: str) -> None:
+        items = getattr(self, kind)
+        if name not in items:
+            items.append(name)
+            self.save()
+
+    def add_process(self, record: ProcessRecord) -> None:
+        self.processes.append(record)
+        self.save()
+
+    def process(self, name: str) -> ProcessRecord | None:
+        for rec in reversed(self.processes):
+            if rec.name == name:
+                return rec
+        return None
+
+    @property
+    def logs(self) -> Path:
+        return Path(self.log_dir)
+
+
+def new_run(topology: str, profile: str | None) -> RunState:
+    run_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+    log_dir = LOG_ROOT / run_id
+    log_dir.mkdir(parents=True, exist_ok=True)
+    state = RunState(run_id=run_id, topology=topology, profile=profile, log_dir=str(log_dir))
+    state.save()
+    return state
+
+
+def all_runs() -> list[RunState]:
+    runs = []
+    if STATE_DIR.is_dir():
+        for p in sorted(STATE_DIR.glob("*.json")):
+            try:
+                runs.append(RunState.load(p))
+            except (OSError, ValueError, TypeError):
+                continue  # a state file we cannot read is reported by cleanup
+    return runs
+
+
+def active_run() -> RunState | None:
+    runs = all_runs()
+    return runs[-1] if runs else None

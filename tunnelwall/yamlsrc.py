@@ -1,0 +1,95 @@
+"""YAML loading that remembers line numbers.
+
+PyYAML's ``safe_load`` forgets where values came from, so error messages
+could not say "file:line". We compose the node graph ourselves and build
+``Mapping``/``Sequence`` values that carry the 1-based line of every key and
+item. Only the safe YAML subset is accepted (no tags, no Python objects).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import SourceError
+
+
+class Mapping(dict):
+    """A dict that knows its own line and the line of each key."""
+
+    line: int = 0
+    key_lines: dict
+
+    def line_of(self, key: str) -> int:
+        return self.key_lines.get(key, self.line)
+
+
+class Sequence(list):
+    """A list that knows its own line and the line of each item."""
+
+    line: int = 0
+    item_lines: list
+
+    def line_of(self, index: int) -> int:
+        if 0 <= index < len(self.item_lines):
+            return self.item_lines[index]
+        return self.line
+
+
+def line_of(value: Any, default: int = 0) -> int:
+    return getattr(value, "line", default) or default
+
+
+def _build(node: yaml.Node, path: str) -> Any:
+    line = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        out = Mapping()
+        out.line = line
+        out.key_lines = {}
+        for key_node, value_node in node.value:
+            key = _build(key_node, path)
+            if not isinstance(key, (str, int, float, bool)) or key is None:
+                raise SourceError(path, key_node.start_mark.line + 1, "mapping keys must be plain scalars")
+            if key in out:
+                raise SourceError(path, key_node.start_mark.line + 1, f"duplicate key '{key}'")
+            out.key_lines[key] = key_node.start_mark.line + 1
+            out[key] = _build(value_node, path)
+        return out
+    if isinstance(node, yaml.SequenceNode):
+        seq = Sequence(_build(item, path) for item in node.value)
+        seq.line = line
+        seq.item_lines = [item.start_mark.line + 1 for item in node.value]
+        return seq
+    # Scalars: resolve with the safe constructor so "1", "true", "1.5" keep their types.
+    if node.tag.startswith("tag:yaml.org,2002:"):
+        return _SCALARS.construct_object(node, deep=True)
+    raise SourceError(path, line, f"unsupported YAML tag {node.tag}")
+
+
+_SCALARS = yaml.SafeLoader("")
+
+
+def load(path: str | Path, text: str | None = None) -> Any:
+    """Load one YAML document from *path*; errors carry file:line."""
+    path = str(path)
+    if text is None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise SourceError(path, None, "file not found") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise SourceError(path, None, f"cannot read: {err}") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = mark.line + 1 if mark else None
+        problem = (err.problem or err.context or "syntax error").strip()
+        raise SourceError(path, line, f"YAML syntax error: {problem}") from None
+    except yaml.YAMLError as err:
+        raise SourceError(path, None, f"YAML error: {err}") from None
+    if node is None:
+        raise SourceError(path, 1, "the file is empty")
+    return _build(node, path)
