@@ -72,7 +72,8 @@ def from_data(data: Any, path: str) -> Topology:
     for key in data:
         if key not in TOP_KEYS:
             raise ctx.fail(data.line_of(key), f"unknown top-level key '{key}' (expected one of: {', '.join(sorted(TOP_KEYS))})")
-    name = data.get("name", Path(path).stem)
+    default_name = re.sub(r"[^a-z0-9_-]", "", Path(path).stem.lower()) or "topology"
+    name = data.get("name", default_name)
     if not isinstance(name, str) or not NAME_RE.match(name.replace("-", "_")):
         raise ctx.fail(data.line_of("name"), f"name: '{name}' must be lowercase letters, digits, '-' or '_'")
     if "nodes" not in data:

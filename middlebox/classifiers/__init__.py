@@ -1,0 +1,38 @@
+"""One classifier per protocol, all behind :class:`base.Classifier`.
+
+``CLASSIFIERS`` maps a classifier's name (as used under a profile's
+``params``) to its class; ``PROTOCOLS`` lists the protocol names they can
+report (what a rule's ``match.protocol`` may say).
+"""
+
+from __future__ import annotations
+
+from .allowlist import Allowlist
+from .base import Classifier, Detection
+from .fet import FET
+from .openvpn import OpenVPN
+from .plaintext import DNS, HTTP, SSH
+from .quic import QUIC
+from .tls import TLS, Tor
+from .vpn import L2TP, PPTP, IPsec
+from .wireguard import WireGuard
+
+# Order matters only for ties: specific protocol signatures come before the
+# generic FET test, so a flow that is both reports the specific one first.
+CLASSIFIERS: dict[str, type[Classifier]] = {c.name: c for c in (
+    OpenVPN, WireGuard, IPsec, L2TP, PPTP, SSH, TLS, Tor, QUIC, DNS, HTTP, Allowlist, FET)}
+
+PROTOCOLS = frozenset({"openvpn", "wireguard", "ipsec", "l2tp", "pptp", "ssh", "tls", "tor", "quic", "dns",
+                       "http", "non-allowlisted", "fet"})
+
+
+def make_classifiers(params: dict[str, dict], protocols: set[str] | None = None) -> list[Classifier]:
+    """Instances for a profile. Policy classifiers (a censor's rule rather
+    than a protocol, e.g. Iran's allowlist) run only when a rule asks for
+    their protocol; protocol classifiers always run, so every flow gets a
+    protocol guess even when no rule acts on it."""
+    return [cls(params.get(name)) for name, cls in CLASSIFIERS.items()
+            if not cls.policy or (protocols is not None and cls.reports & protocols)]
+
+
+__all__ = ["CLASSIFIERS", "PROTOCOLS", "Classifier", "Detection", "make_classifiers"]

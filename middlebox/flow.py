@@ -1,0 +1,76 @@
+"""Flow records: one per bidirectional 5-tuple, oriented client -> server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .packet import SYN, ACK, TCP, ip_text
+
+PROTO_NAMES = {6: "tcp", 17: "udp", 47: "gre", 1: "icmp", 50: "esp"}
+
+
+@dataclass(frozen=True)
+class FlowId:
+    transport: str
+    client: str
+    client_port: int
+    server: str
+    server_port: int
+
+    def __str__(self) -> str:
+        return f"{self.transport} {self.client}:{self.client_port} -> {self.server}:{self.server_port}"
+
+    def as_dict(self) -> dict:
+        return {"transport": self.transport, "client": self.client, "client_port": self.client_port,
+                "server": self.server, "server_port": self.server_port}
+
+
+class Flow:
+    """What the engine knows about one flow. ``history`` keeps (direction,
+    payload length) of the first inspected packets; the first data payload of
+    each direction is kept whole (replayed by the active prober)."""
+
+    __slots__ = ("key", "proto", "client", "server", "client_port", "server_port", "first_ts", "last_ts",
+                 "packets", "c2s_packets", "s2c_packets", "c2s_data", "s2c_data", "bytes", "states",
+                 "detections", "verdict", "done", "first_c2s_payload", "first_s2c_payload", "history",
+                 "spared")
+
+    def __init__(self, key: bytes, proto: int, client: bytes, client_port: int, server: bytes,
+                 server_port: int, ts: float):
+        self.key = key
+        self.proto = proto
+        self.client, self.client_port = client, client_port
+        self.server, self.server_port = server, server_port
+        self.first_ts = self.last_ts = ts
+        self.packets = self.c2s_packets = self.s2c_packets = 0
+        self.c2s_data = self.s2c_data = 0      # packets with payload, per direction
+        self.bytes = 0
+        self.states: dict = {}                # classifier -> its per-flow state
+        self.detections: list = []
+        self.verdict = None
+        self.done = False                     # verdict reached: fast path from now on
+        self.first_c2s_payload = b""
+        self.first_s2c_payload = b""
+        self.history: list[tuple[int, int]] = []
+        self.spared: list[str] = []           # rules that matched but lost their probability draw
+
+    @property
+    def id(self) -> FlowId:
+        return FlowId(PROTO_NAMES.get(self.proto, str(self.proto)), ip_text(self.client), self.client_port,
+                      ip_text(self.server), self.server_port)
+
+    @property
+    def protocol(self) -> str | None:
+        """Best protocol guess: the most confident detection."""
+        if not self.detections:
+            return None
+        return max(self.detections, key=lambda d: d.confidence).protocol
+
+
+def orient(pkt) -> tuple[bytes, int, bytes, int]:
+    """(client, client_port, server, server_port) from a flow's first packet.
+    The sender of the first packet is the client, except for a SYN-ACK seen
+    first (capture started mid-handshake)."""
+    if pkt.proto == TCP and pkt.flags & (SYN | ACK) == SYN | ACK:
+        return pkt.dst, pkt.dport, pkt.src, pkt.sport
+    return pkt.src, pkt.sport, pkt.dst, pkt.dport

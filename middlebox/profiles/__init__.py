@@ -1,0 +1,317 @@
+"""Censor profiles: YAML data -> typed :class:`Profile`.
+
+A profile is a list of rules (OpenGFW style: ``name``, ``match``, ``action``,
+``log``) plus parameters for the classifiers and the censor's failure
+behaviour. Built-in profiles live next to this file; ``load`` also takes a
+path. Errors name file and line::
+
+    middlebox/profiles/x.yaml:14: rule 'fet': unknown action 'block' (...)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunnelwall import yamlsrc
+from tunnelwall.errors import SourceError, TunnelwallError
+
+PROFILE_DIR = Path(__file__).resolve().parent
+ACTIONS = ("allow", "log", "drop", "reset", "throttle", "forge-dns", "probe")
+BLOCKING = ("drop", "reset")
+TOP_KEYS = {"name", "description", "period", "sources", "fail", "placement", "inspect_packets", "seed",
+            "lists", "params", "rules", "probe"}
+RULE_KEYS = {"name", "match", "action", "probability", "residual", "rate", "answer", "log", "description",
+             "source", "then"}
+MATCH_KEYS = {"protocol", "signal", "sni", "qname", "host", "server_ip", "server_port", "transport",
+              "min_confidence"}
+
+
+@dataclass
+class Match:
+    protocols: frozenset[str] | None = None
+    signals: frozenset[str] | None = None
+    sni: tuple[str, ...] | None = None          # domain suffixes
+    qname: tuple[str, ...] | None = None
+    host: tuple[str, ...] | None = None
+    server_ips: tuple[ipaddress.IPv4Network, ...] | None = None
+    server_ports: frozenset[int] | None = None
+    transport: str | None = None
+    min_confidence: float = 0.0
+
+    @property
+    def needs_detection(self) -> bool:
+        return any(x is not None for x in (self.protocols, self.signals, self.sni, self.qname, self.host))
+
+
+@dataclass
+class Rule:
+    name: str
+    match: Match
+    action: str
+    probability: float = 1.0
+    residual: float | None = None       # seconds of residual blocking of the server 3-tuple
+    rate_kbit: int | None = None        # throttle
+    answer: str | None = None           # forge-dns: the forged A record
+    then: str | None = None             # probe: action once probing confirms (drop/reset)
+    log: bool = True
+    description: str = ""
+    source: str = ""
+    line: int = 0
+
+    @property
+    def blocks(self) -> bool:
+        return self.action in BLOCKING
+
+
+@dataclass
+class ProbeSettings:
+    """Active probing (the GFW's follow-up to a passive suspicion)."""
+    delay: float = 0.5          # seconds from suspicion to the first probe
+    count: int = 8              # probes per suspected server
+    timeout: float = 3.0        # seconds to wait for a reaction to each probe
+
+
+@dataclass
+class Profile:
+    name: str
+    rules: list[Rule]
+    description: str = ""
+    period: str = ""
+    sources: list[str] = field(default_factory=list)
+    fail: str = "closed"            # while the censor is down: closed (OVS secure) / open (standalone)
+    placement: str | None = None    # tap / inline; None: the topology decides
+    inspect_packets: int = 100
+    seed: int = 0
+    lists: dict[str, list[str]] = field(default_factory=dict)
+    params: dict[str, dict] = field(default_factory=dict)
+    probe: ProbeSettings = field(default_factory=ProbeSettings)
+    source: str = ""
+
+
+def available() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(PROFILE_DIR.glob("*.yaml"))}
+
+
+def load(spec: str) -> Profile:
+    path = Path(spec)
+    if path.suffix not in (".yaml", ".yml"):
+        if spec not in available():
+            raise TunnelwallError(f"unknown censor profile '{spec}' (available: {', '.join(available())}; "
+                                  f"or a path to a profile .yaml)")
+        path = available()[spec]
+    return from_data(yamlsrc.load(path), str(path))
+
+
+def loads(text: str, path: str = "<string>") -> Profile:
+    return from_data(yamlsrc.load(path, text), path)
+
+
+def _fail(path, line, msg):
+    return SourceError(path, line, msg)
+
+
+def _str_list(path: str, value: Any, line: int, what: str) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, (str, int)) for v in value):
+        raise _fail(path, line, f"{what}: expected a list of strings")
+    return [str(v) for v in value]
+
+
+def from_data(data: Any, path: str) -> Profile:
+    from middlebox.classifiers import CLASSIFIERS
+    from middlebox.classifiers.base import ParamError
+
+    if not isinstance(data, yamlsrc.Mapping):
+        raise _fail(path, yamlsrc.line_of(data, 1), "a profile must be a mapping with 'name' and 'rules'")
+    for key in data:
+        if key not in TOP_KEYS:
+            raise _fail(path, data.line_of(key), f"unknown top-level key '{key}' (expected one of: {', '.join(sorted(TOP_KEYS))})")
+    for key in ("name", "rules"):
+        if key not in data:
+            raise _fail(path, data.line, f"missing '{key}'")
+    prof = Profile(name=str(data["name"]), rules=[], description=str(data.get("description", "")),
+                   period=str(data.get("period", "")), source=path)
+    if "sources" in data:
+        prof.sources = _str_list(path, data["sources"], data.line_of("sources"), "sources")
+    fail = data.get("fail", "closed")
+    if fail not in ("open", "closed"):
+        raise _fail(path, data.line_of("fail"), f"fail: '{fail}' must be 'open' or 'closed'")
+    prof.fail = fail
+    placement = data.get("placement")
+    if placement is not None and placement not in ("tap", "inline"):
+        raise _fail(path, data.line_of("placement"), f"placement: '{placement}' must be 'tap' or 'inline'")
+    prof.placement = placement
+    for key in ("inspect_packets", "seed"):
+        if key in data:
+            if not isinstance(data[key], int) or isinstance(data[key], bool) or data[key] < (1 if key == "inspect_packets" else 0):
+                raise _fail(path, data.line_of(key), f"{key}: expected a {'positive' if key == 'inspect_packets' else 'non-negative'} whole number")
+            setattr(prof, key, data[key])
+    lists = data.get("lists", {})
+    if not isinstance(lists, yamlsrc.Mapping) and lists != {}:
+        raise _fail(path, data.line_of("lists"), "lists: expected a mapping of list name -> entries")
+    for name, entries in lists.items():
+        prof.lists[name] = [e.lower().rstrip(".") for e in _str_list(path, entries, lists.line_of(name), f"lists.{name}")]
+    params = data.get("params", {})
+    if not isinstance(params, yamlsrc.Mapping) and params != {}:
+        raise _fail(path, data.line_of("params"), "params: expected a mapping of classifier -> parameters")
+    for cname, cparams in params.items():
+        line = params.line_of(cname)
+        if cname not in CLASSIFIERS:
+            raise _fail(path, line, f"params: unknown classifier '{cname}' (known: {', '.join(sorted(CLASSIFIERS))})")
+        if not isinstance(cparams, dict):
+            raise _fail(path, line, f"params.{cname}: expected a mapping")
+        try:
+            CLASSIFIERS[cname](cparams)
+        except ParamError as err:
+            raise _fail(path, line, f"params.{cname}: {err}") from None
+        prof.params[cname] = dict(cparams)
+    if "probe" in data:
+        prof.probe = _probe(path, data)
+    rules = data["rules"]
+    if not isinstance(rules, yamlsrc.Sequence):
+        raise _fail(path, data.line_of("rules"), "rules: expected a list")
+    names = set()
+    for i, spec in enumerate(rules):
+        rule = _rule(path, rules.line_of(i), spec, prof)
+        if rule.name in names:
+            raise _fail(path, rule.line, f"rule '{rule.name}': duplicate rule name")
+        names.add(rule.name)
+        prof.rules.append(rule)
+    return prof
+
+
+def _probe(path: str, data) -> ProbeSettings:
+    spec = data["probe"]
+    if not isinstance(spec, yamlsrc.Mapping):
+        raise _fail(path, data.line_of("probe"), "probe: expected a mapping (delay, count, timeout)")
+    out = ProbeSettings()
+    for key, value in spec.items():
+        if key not in ("delay", "count", "timeout"):
+            raise _fail(path, spec.line_of(key), f"probe: unknown field '{key}' (delay, count, timeout)")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise _fail(path, spec.line_of(key), f"probe.{key}: expected a non-negative number")
+        setattr(out, key, int(value) if key == "count" else float(value))
+    return out
+
+
+def _rule(path: str, line: int, spec: Any, prof: Profile) -> Rule:
+    if not isinstance(spec, yamlsrc.Mapping):
+        raise _fail(path, line, "each rule must be a mapping with name, match and action")
+    name = spec.get("name")
+    if not isinstance(name, str) or not name:
+        raise _fail(path, line, "rule: missing 'name'")
+    for key in spec:
+        if key not in RULE_KEYS:
+            raise _fail(path, spec.line_of(key), f"rule '{name}': unknown field '{key}' (expected one of: {', '.join(sorted(RULE_KEYS))})")
+    action = spec.get("action")
+    if action not in ACTIONS:
+        raise _fail(path, spec.line_of("action") if "action" in spec else line,
+                    f"rule '{name}': unknown action '{action}' (one of: {', '.join(ACTIONS)})")
+    rule = Rule(name=name, match=_match(path, spec, name, prof), action=action, line=line,
+                log=bool(spec.get("log", True)), description=str(spec.get("description", "")),
+                source=str(spec.get("source", "")))
+    if "probability" in spec:
+        p = spec["probability"]
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
+            raise _fail(path, spec.line_of("probability"), f"rule '{name}': probability must be between 0 and 1")
+        rule.probability = float(p)
+    if "residual" in spec:
+        r = spec["residual"]
+        if isinstance(r, bool) or not isinstance(r, (int, float)) or r <= 0:
+            raise _fail(path, spec.line_of("residual"), f"rule '{name}': residual must be a positive number of seconds")
+        rule.residual = float(r)
+    if action == "throttle":
+        if "rate" not in spec:
+            raise _fail(path, line, f"rule '{name}': throttle needs 'rate' (e.g. 256kbit)")
+        from topologies.loader import parse_bandwidth
+        try:
+            rule.rate_kbit = max(1, int(parse_bandwidth(spec["rate"]) * 1000))
+        except ValueError:
+            raise _fail(path, spec.line_of("rate"), f"rule '{name}': rate '{spec['rate']}' is not a rate like 256kbit") from None
+    if action == "forge-dns":
+        try:
+            rule.answer = str(ipaddress.IPv4Address(str(spec.get("answer", ""))))
+        except ValueError:
+            raise _fail(path, spec.line_of("answer") if "answer" in spec else line,
+                        f"rule '{name}': forge-dns needs 'answer', an IPv4 address") from None
+    if action == "probe":
+        then = spec.get("then", "drop")
+        if then not in BLOCKING:
+            raise _fail(path, spec.line_of("then"), f"rule '{name}': then must be one of {', '.join(BLOCKING)}")
+        rule.then = then
+    elif "then" in spec:
+        raise _fail(path, spec.line_of("then"), f"rule '{name}': 'then' only applies to action probe")
+    return rule
+
+
+def _match(path: str, spec, rule: str, prof: Profile) -> Match:
+    from middlebox.classifiers import CLASSIFIERS, PROTOCOLS
+
+    m = spec.get("match")
+    if not isinstance(m, yamlsrc.Mapping) or not m:
+        raise _fail(path, spec.line_of("match") if "match" in spec else spec.line,
+                    f"rule '{rule}': 'match' must be a non-empty mapping (e.g. {{protocol: openvpn}})")
+    out = Match()
+    for key, value in m.items():
+        line = m.line_of(key)
+        if key not in MATCH_KEYS:
+            raise _fail(path, line, f"rule '{rule}': unknown match field '{key}' (expected one of: {', '.join(sorted(MATCH_KEYS))})")
+        if key == "protocol":
+            protos = _str_list(path, value, line, f"rule '{rule}': match.protocol")
+            for p in protos:
+                if p not in PROTOCOLS:
+                    raise _fail(path, line, f"rule '{rule}': unknown protocol '{p}' (known: {', '.join(sorted(PROTOCOLS))})")
+            out.protocols = frozenset(protos)
+        elif key == "signal":
+            out.signals = frozenset(_str_list(path, value, line, f"rule '{rule}': match.signal"))
+        elif key in ("sni", "qname", "host"):
+            names = []
+            for entry in _str_list(path, value, line, f"rule '{rule}': match.{key}"):
+                if entry.startswith("@"):
+                    if entry[1:] not in prof.lists:
+                        raise _fail(path, line, f"rule '{rule}': unknown list '{entry}' (define it under 'lists')")
+                    names += prof.lists[entry[1:]]
+                else:
+                    names.append(entry.lower().rstrip("."))
+            setattr(out, key, tuple(names))
+        elif key == "server_ip":
+            nets = []
+            for entry in _str_list(path, value, line, f"rule '{rule}': match.server_ip"):
+                try:
+                    nets.append(ipaddress.IPv4Network(entry, strict=False))
+                except ValueError:
+                    raise _fail(path, line, f"rule '{rule}': '{entry}' is not an IPv4 address or CIDR") from None
+            out.server_ips = tuple(nets)
+        elif key == "server_port":
+            out.server_ports = frozenset(_ports(path, line, rule, value))
+        elif key == "transport":
+            if value not in ("tcp", "udp"):
+                raise _fail(path, line, f"rule '{rule}': transport must be tcp or udp")
+            out.transport = value
+        elif key == "min_confidence":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise _fail(path, line, f"rule '{rule}': min_confidence must be between 0 and 1")
+            out.min_confidence = float(value)
+    return out
+
+
+def _ports(path: str, line: int, rule: str, value: Any) -> set[int]:
+    items = value if isinstance(value, list) else [value]
+    ports: set[int] = set()
+    for item in items:
+        text = str(item)
+        try:
+            if "-" in text:
+                lo, hi = (int(x) for x in text.split("-", 1))
+            else:
+                lo = hi = int(text)
+            if not 0 <= lo <= hi <= 65535:
+                raise ValueError
+        except ValueError:
+            raise _fail(path, line, f"rule '{rule}': '{text}' is not a port or port range (e.g. 443, 8000-8100)") from None
+        ports.update(range(lo, hi + 1))
+    return ports

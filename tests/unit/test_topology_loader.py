@@ -1,0 +1,103 @@
+"""The topology loader: every catalogue file loads; every kind of bad YAML
+fails with the exact file:line and a message naming the field."""
+
+from pathlib import Path
+
+import pytest
+
+import topologies
+from topologies import loader
+from topologies.model import Role
+from tunnelwall.errors import SourceError, TunnelwallError
+
+BAD = Path(__file__).resolve().parents[1] / "fixtures" / "bad_topologies"
+
+# fixture file -> (line, words the message must contain)
+CASES = {
+    "syntax_error.yaml": (4, "YAML syntax error"),
+    "not_mapping.yaml": (1, "must be a mapping"),
+    "missing_nodes.yaml": (1, "missing 'nodes'"),
+    "unknown_top_key.yaml": (4, "unknown top-level key 'linkz'"),
+    "unknown_role.yaml": (4, "unknown role 'clinet'"),
+    "unknown_node_field.yaml": (5, "unknown field 'adress'"),
+    "bad_address.yaml": (3, "'10.0.0.300/24' is not an IPv4 address"),
+    "address_without_prefix.yaml": (5, "needs a prefix length"),
+    "link_unknown_node.yaml": (7, "unknown node 'r9'"),
+    "link_netem.yaml": (8, "sch_netem"),
+    "bad_bandwidth.yaml": (7, "bandwidth 'fast'"),
+    "duplicate_address.yaml": (6, "already used by c1:eth0"),
+    "gateway_off_subnet.yaml": (6, "gateway 10.9.9.1 is not in any of its subnets"),
+    "duplicate_key.yaml": (4, "duplicate key 'c1'"),
+    "switch_name_too_long.yaml": (4, "at most 8 characters"),
+    "censor_not_border.yaml": (3, "is not a node with role border-switch"),
+    "interface_reused.yaml": (8, "already used by the link on line 7"),
+    "unconnected_interface.yaml": (3, "interface eth1 is not connected"),
+    "empty.yaml": (1, "the file is empty"),
+}
+
+
+def test_every_fixture_has_a_case():
+    assert sorted(p.name for p in BAD.glob("*.yaml")) == sorted(CASES)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_bad_topology_reports_file_and_line(name):
+    line, words = CASES[name]
+    path = BAD / name
+    with pytest.raises(SourceError) as err:
+        loader.load(path)
+    assert str(err.value).startswith(f"{path}:{line}: "), str(err.value)
+    assert words in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_link_error_names_the_link():
+    with pytest.raises(SourceError, match=r"link_unknown_node.yaml:7: link 'r9-s1': unknown node 'r9'"):
+        loader.load(BAD / "link_unknown_node.yaml")
+
+
+def test_missing_file():
+    with pytest.raises(SourceError, match="nope.yaml: file not found"):
+        loader.load("nope.yaml")
+
+
+@pytest.mark.parametrize("name", ["isp", "minimal", "classroom"])
+def test_catalogue_loads(name):
+    topo = topologies.resolve(name)
+    assert topo.censor is not None
+    assert topo.nodes[topo.censor.switch].role is Role.BORDER_SWITCH
+    assert all(l.a.interface or topo.nodes[l.a.node].is_switch for l in topo.links)
+
+
+def test_classroom_has_ten_students_shaped():
+    topo = topologies.resolve("classroom")
+    students = topo.by_role(Role.CLIENT)
+    assert len(students) == 10
+    assert all(l.bandwidth_mbit == 50 for l in topo.links if l.a.node.startswith("st"))
+
+
+def test_interface_assigned_when_omitted():
+    topo = loader.loads("""
+nodes:
+  h1: {role: host}
+  h2: {role: host}
+links:
+  - endpoints: [h1, h2]
+""")
+    assert topo.links[0].a.interface == "eth0" and topo.links[0].b.interface == "eth0"
+
+
+def test_generated_star():
+    topo = topologies.resolve("star:50")
+    assert len(topo.by_role(Role.CLIENT)) == 50
+
+
+def test_unknown_topology_name():
+    with pytest.raises(TunnelwallError, match="unknown topology 'nope'"):
+        topologies.resolve("nope")
+
+
+@pytest.mark.parametrize("text,mbit", [("100Mbit", 100), ("1Gbit", 1000), ("512kbit", 0.512), (10, 10),
+                                       ("2.5mbit", 2.5), ("1MBps", 8)])
+def test_bandwidth_parsing(text, mbit):
+    assert loader.parse_bandwidth(text) == pytest.approx(mbit)
