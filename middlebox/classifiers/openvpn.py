@@ -59,7 +59,7 @@ def header_bytes(payload: bytes, tcp: bool) -> list[int]:
 
 
 class _State:
-    __slots__ = ("first_c2s", "first_s2c", "values", "records", "reset_recurred", "c2s_sizes", "handshake")
+    __slots__ = ("first_c2s", "first_s2c", "values", "records", "reset_recurred", "c2s_sizes", "opcodes_alive")
 
     def __init__(self):
         self.first_c2s = self.first_s2c = None
@@ -67,7 +67,7 @@ class _State:
         self.records = 0
         self.reset_recurred = False
         self.c2s_sizes: list[int] = []
-        self.handshake = True
+        self.opcodes_alive = True      # the opcode tests can still match
 
 
 class OpenVPN(Classifier):
@@ -80,21 +80,29 @@ class OpenVPN(Classifier):
         return _State()
 
     def update(self, st: _State, flow, pkt, direction):
-        payload = pkt.payload
-        tcp = pkt.proto == TCP
         if direction == C2S:
-            st.c2s_sizes.append(len(payload))
-        if not payload:
-            return self._ack_filter(st) if direction == C2S else None
+            st.c2s_sizes.append(len(pkt.payload))
+        if st.opcodes_alive and pkt.payload:
+            result = self._opcodes(st, pkt, direction)
+            if result is not None:
+                if result is not DONE:
+                    return result
+                st.opcodes_alive = False
+        if not self.params["ack_filter"]:
+            return None if st.opcodes_alive else DONE
+        return self._ack_filter(st) if direction == C2S else None
+
+    def _opcodes(self, st: _State, pkt, direction):
+        """The handshake and opcode-sequence tests; DONE once neither can match."""
+        payload, tcp = pkt.payload, pkt.proto == TCP
         values = header_bytes(payload, tcp)
-        if not values:
-            return DONE if st.records == 0 else None
-        if st.records == 0 and not tcp and len(payload) < MIN_PACKET:
+        if not values or (st.records == 0 and not tcp and len(payload) < MIN_PACKET):
             return DONE
+        sequence = self.params["opcode_sequence"]
         opcode, key_id = values[0] >> 3, values[0] & 7
         if direction == C2S and st.first_c2s is None:
             st.first_c2s = values[0]
-            if not self.params["opcode_sequence"] and not (opcode in CLIENT_RESET and key_id == 0):
+            if not sequence and not (opcode in CLIENT_RESET and key_id == 0):
                 return DONE
         elif direction != C2S and st.first_s2c is None:
             st.first_s2c = values[0]
@@ -102,29 +110,23 @@ class OpenVPN(Classifier):
                     and st.first_c2s >> 3 in CLIENT_RESET and st.first_c2s & 7 == 0):
                 return Detection("openvpn", "hard-reset-handshake", 0.95,
                                  {"client_opcode": st.first_c2s >> 3, "server_opcode": opcode})
-            if not self.params["opcode_sequence"]:
+            if not sequence:
                 return DONE
-        else:
-            if st.first_c2s in values or st.first_s2c in values:
-                st.reset_recurred = True
+        elif st.first_c2s in values or st.first_s2c in values:
+            st.reset_recurred = True
         st.records += len(values)
         st.values.update(values)
-        if self.params["opcode_sequence"]:
-            if st.reset_recurred or len(st.values) > self.params["max_distinct"]:
-                if not self.params["ack_filter"]:
-                    return DONE
-            elif (st.records >= self.params["sequence_min_packets"]
-                  and self.params["min_distinct"] <= len(st.values) <= self.params["max_distinct"]
-                  and st.first_c2s is not None and st.first_s2c is not None):
-                return Detection("openvpn", "opcode-sequence", 0.85,
-                                 {"distinct_opcodes": len(st.values), "records": st.records})
-            if st.records >= self.params["window"] and not self.params["ack_filter"]:
-                return DONE
-        return self._ack_filter(st) if direction == C2S else None
+        if not sequence:
+            return None
+        if st.reset_recurred or len(st.values) > self.params["max_distinct"]:
+            return DONE
+        if (st.records >= self.params["sequence_min_packets"] and st.first_s2c is not None
+                and self.params["min_distinct"] <= len(st.values)):
+            return Detection("openvpn", "opcode-sequence", 0.85,
+                             {"distinct_opcodes": len(st.values), "records": st.records})
+        return DONE if st.records >= self.params["window"] else None
 
     def _ack_filter(self, st: _State):
-        if not self.params["ack_filter"]:
-            return None
         sizes = st.c2s_sizes
         if len(sizes) < 100:
             return None

@@ -1,0 +1,239 @@
+"""The engine end to end on crafted frames: rules, residual blocking,
+probabilities, log-only, negative controls, malformed input, profiles."""
+
+import os
+import random
+import struct
+from pathlib import Path
+
+import pytest
+from builders import client_hello
+from hypothesis import given, settings, strategies as st
+
+from middlebox import profiles
+from middlebox.engine import Engine
+from middlebox.offline import classify_pcap
+from middlebox.pcap import PcapError, Writer, frames
+from tunnelwall.errors import SourceError, TunnelwallError
+
+BAD = Path(__file__).resolve().parents[1] / "fixtures" / "bad_profiles"
+
+
+def _csum(data: bytes) -> int:
+    s = sum(struct.unpack(f">{len(data) // 2}H", data + b"\0" * (len(data) % 2)))
+    s = (s >> 16) + (s & 0xFFFF)
+    return ~(s + (s >> 16)) & 0xFFFF
+
+
+def frame(src: str, dst: str, sport: int, dport: int, payload: bytes = b"", proto: str = "udp",
+          flags: int = 0x18) -> bytes:
+    import socket
+    if proto == "udp":
+        l4 = struct.pack(">HHHH", sport, dport, 8 + len(payload), 0) + payload
+        pnum = 17
+    else:
+        l4 = struct.pack(">HHIIBBHHH", sport, dport, 1, 0, 5 << 4, flags, 65535, 0, 0) + payload
+        pnum = 6
+    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 1, 0, 64, pnum, 0,
+                     socket.inet_aton(src), socket.inet_aton(dst))
+    ip = ip[:10] + struct.pack(">H", _csum(ip)) + ip[12:]
+    return b"\x02" * 6 + b"\x04" * 6 + b"\x08\x00" + ip + l4
+
+
+C, S = "10.0.0.11", "198.18.0.20"
+
+
+def tcp_flow(engine, cport, sport, first_payload, t0=0.0, server=S):
+    engine.feed(frame(C, server, cport, sport, proto="tcp", flags=0x02), t0)
+    engine.feed(frame(server, C, sport, cport, proto="tcp", flags=0x12), t0 + 0.001)
+    engine.feed(frame(C, server, cport, sport, proto="tcp", flags=0x10), t0 + 0.002)
+    return engine.feed(frame(C, server, cport, sport, first_payload, proto="tcp"), t0 + 0.003)
+
+
+def profile_with(text: str):
+    return profiles.loads(text)
+
+
+FET_CERTAIN = """
+name: fet-certain
+rules:
+  - name: fet
+    match: {protocol: fet}
+    action: drop
+    residual: 180
+"""
+
+
+def test_residual_block_of_server_3tuple_then_expiry():
+    engine = Engine(profile_with(FET_CERTAIN))
+    first = tcp_flow(engine, 40000, 8388, random.Random(1).randbytes(300), t0=0)
+    assert first.verdict.rule == "fet" and first.verdict.action == "drop" and first.verdict.packet_index == 4
+    # A new, innocent connection to the same server port within 180 s: blocked on its first packet.
+    again = tcp_flow(engine, 40001, 8388, b"GET / HTTP/1.1\r\n\r\n", t0=100)
+    assert again.verdict.action == "drop" and "residual" in again.verdict.note and again.verdict.packet_index == 1
+    # Another port of the same server is not affected.
+    other = tcp_flow(engine, 40002, 443, client_hello("ok.example"), t0=101)
+    assert other.verdict is None or not other.verdict.blocks
+    # After the timeout the same 3-tuple works again.
+    later = tcp_flow(engine, 40003, 8388, b"GET / HTTP/1.1\r\n\r\n", t0=181)
+    assert later.verdict is None or not later.verdict.blocks
+
+
+def test_probability_is_seeded_and_near_the_published_rate():
+    gfw = profiles.load("gfw")
+
+    def outcomes(seed):
+        engine = Engine(gfw, seed=seed)
+        rng = random.Random(42)
+        out = []
+        for i in range(1000):
+            f = tcp_flow(engine, 20000 + i, 9000, rng.randbytes(200), t0=i * 200.0, server=f"198.18.{i // 250}.{i % 250 + 1}")
+            out.append(bool(f.verdict and f.verdict.blocks))
+        return out
+
+    a, b = outcomes(11), outcomes(11)
+    assert a == b
+    assert 0.22 < sum(a) / len(a) < 0.31       # p = 0.263 in the gfw profile
+    assert outcomes(12) != a
+
+
+def test_log_only_logs_and_never_blocks():
+    engine = Engine(profiles.load("log-only"))
+    wg = engine.feed(frame(C, S, 40000, 51820, b"\x01\x00\x00\x00" + os.urandom(144)), 0)
+    ovpn_c = engine.feed(frame(C, S, 40001, 1194, bytes([7 << 3]) + os.urandom(20)), 0)
+    engine.feed(frame(S, C, 1194, 40001, bytes([8 << 3]) + os.urandom(30)), 0.01)
+    fet = tcp_flow(engine, 40002, 8388, random.Random(2).randbytes(300))
+    for f, rule in ((wg, "wireguard"), (ovpn_c, "openvpn"), (fet, "fet")):
+        assert f.verdict.rule == rule and f.verdict.action == "log"
+    assert engine.stats["blocked_packets"] == 0
+
+
+def test_negative_controls_under_gfw():
+    engine = Engine(profiles.load("gfw"))
+    tls = tcp_flow(engine, 41000, 443, client_hello("www.example.org", ["h2"]))
+    http = tcp_flow(engine, 41001, 80, b"GET / HTTP/1.1\r\nHost: www.example.org\r\n\r\n")
+    ssh = tcp_flow(engine, 41002, 22, b"SSH-2.0-OpenSSH_9.2p1\r\n")
+    dns = engine.feed(frame(C, S, 41003, 53, struct.pack(">6H", 1, 0x100, 1, 0, 0, 0) + b"\x07example\x03org\x00\x00\x01\x00\x01"), 0)
+    for f, proto in ((tls, "tls"), (http, "http"), (ssh, "ssh"), (dns, "dns")):
+        assert f.protocol == proto
+        assert f.verdict is None or not f.verdict.blocks, (proto, f.verdict)
+        assert not any(d.protocol in ("fet", "openvpn", "wireguard") for d in f.detections)
+
+
+def test_sni_blocklist_resets_with_penalty_box():
+    engine = Engine(profiles.load("gfw"))
+    f = tcp_flow(engine, 42000, 443, client_hello("www.twitter.com"))
+    assert f.verdict.rule == "sni-blocklist" and f.verdict.action == "reset" and f.verdict.residual == 90
+
+
+def test_dns_poisoning_verdict_carries_the_forged_answer():
+    engine = Engine(profiles.load("gfw"))
+    q = struct.pack(">6H", 1, 0x100, 1, 0, 0, 0) + b"\x03www\x07twitter\x03com\x00\x00\x01\x00\x01"
+    f = engine.feed(frame(C, S, 42001, 53, q), 0)
+    assert f.verdict.action == "forge-dns" and f.verdict.answer == "198.19.255.254"
+
+
+def test_iran_allowlist():
+    engine = Engine(profiles.load("iran-whitelist"))
+    ok = tcp_flow(engine, 43000, 443, client_hello("a.example"))
+    assert ok.verdict is None or not ok.verdict.blocks
+    bad = tcp_flow(engine, 43001, 443, b"\x05\x01\x00" + os.urandom(30))      # SOCKS5 on 443
+    assert bad.verdict.rule == "protocol-allowlist" and bad.verdict.residual == 60
+    elsewhere = tcp_flow(engine, 43002, 8443, b"\x05\x01\x00" + os.urandom(30), server="198.18.0.21")
+    assert elsewhere.verdict is None or not elsewhere.verdict.blocks
+
+
+def test_address_rules_decide_on_the_first_packet():
+    prof = profile_with("""
+name: ipblock
+rules:
+  - name: blocked-range
+    match: {server_ip: 198.18.7.0/24, server_port: [443, 8000-8100]}
+    action: drop
+""")
+    engine = Engine(prof)
+    hit = engine.feed(frame(C, "198.18.7.9", 40000, 8050, b"x"), 0)
+    miss = engine.feed(frame(C, "198.18.7.9", 40001, 22, b"x"), 0)
+    assert hit.verdict.rule == "blocked-range" and hit.verdict.packet_index == 1
+    assert miss.verdict is None or miss.verdict.rule is None
+
+
+# -- malformed input never raises
+
+
+def test_truncated_and_bogus_frames():
+    engine = Engine(profiles.load("gfw"))
+    good = frame(C, S, 1, 2, b"payload", proto="tcp")
+    for cut in range(len(good)):
+        engine.feed(good[:cut], 0)
+    # Fresh engines below: a decided flow's packets take the fast path and are not parsed at all.
+    bogus_total = bytearray(good)
+    bogus_total[16:18] = b"\xff\xff"                 # IP total length past the frame
+    assert Engine(profiles.load("gfw")).feed(bytes(bogus_total), 0).packets == 1
+    bogus_ihl = bytearray(good)
+    bogus_ihl[14] = 0x42                             # IHL 8 bytes (< 20)
+    assert Engine(profiles.load("gfw")).feed(bytes(bogus_ihl), 0) is None
+    bogus_doff = bytearray(good)
+    bogus_doff[14 + 20 + 12] = 0xF0                  # TCP data offset 60 > segment
+    assert Engine(profiles.load("gfw")).feed(bytes(bogus_doff), 0) is None
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=300))
+def test_random_frames_never_raise(data):
+    Engine(profiles.load("gfw")).feed(b"\x02" * 12 + b"\x08\x00" + data, 0)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(["udp", "tcp"]), st.integers(0, 65535), st.binary(max_size=400),
+       st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=6))
+def test_mutated_frames_never_raise(proto, port, payload, mutations):
+    engine = Engine(profiles.load("gfw"))
+    base = bytearray(frame(C, S, 40000, port, payload, proto=proto))
+    engine.feed(bytes(base), 0)
+    for pos, value in mutations:
+        if pos < len(base):
+            base[pos] = value
+        engine.feed(bytes(base), 0.1)
+
+
+# -- profiles and pcap files
+
+
+PROFILE_CASES = {
+    "unknown_action.yaml": (5, "unknown action 'block'"),
+    "unknown_protocol.yaml": (5, "unknown protocol 'openvnp'"),
+    "bad_probability.yaml": (6, "probability must be between 0 and 1"),
+    "unknown_list.yaml": (6, "unknown list '@blockd'"),
+    "unknown_param.yaml": (3, "unknown parameter(s) popcount_lo"),
+    "throttle_without_rate.yaml": (3, "throttle needs 'rate'"),
+    "bad_fail_mode.yaml": (2, "must be 'open' or 'closed'"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PROFILE_CASES))
+def test_bad_profiles(name):
+    line, words = PROFILE_CASES[name]
+    with pytest.raises(SourceError) as err:
+        profiles.load(str(BAD / name))
+    assert str(err.value).startswith(f"{BAD / name}:{line}: ") and words in str(err.value), str(err.value)
+
+
+def test_unknown_profile_name():
+    with pytest.raises(TunnelwallError, match="unknown censor profile 'gfww'"):
+        profiles.load("gfww")
+
+
+def test_pcap_roundtrip_and_errors(tmp_path):
+    path = tmp_path / "a.pcap"
+    with Writer(path) as w:
+        w.write(1.5, frame(C, S, 40000, 51820, b"\x01\x00\x00\x00" + os.urandom(144)))
+    assert [ts for ts, _ in frames(path)] == [1.5]
+    result = classify_pcap(path, profiles.load("gfw"))
+    assert result.flows[0].as_dict()["rule"] == "wireguard"
+    (tmp_path / "bad.pcap").write_bytes(b"not a pcap file at all....")
+    with pytest.raises(PcapError, match="not a pcap file"):
+        list(frames(tmp_path / "bad.pcap"))
+    truncated = tmp_path / "t.pcap"
+    truncated.write_bytes(path.read_bytes()[:-10])
+    assert list(frames(truncated)) == []
