@@ -23,6 +23,9 @@ from .flow import Flow, FlowId, orient
 from .packet import TCP, UDP, Packet, ip_text, parse_ethernet, reverse_key
 from .profiles import Profile, Rule
 
+# Identifications that exclude every other protocol of the flow (a valid
+# ClientHello is not an OpenVPN reset); FET and Tor are not among them.
+EXCLUSIVE = frozenset({"tls", "http", "ssh", "dns", "quic", "wireguard", "ipsec", "l2tp", "pptp", "openvpn"})
 MAX_FLOWS = 500_000          # evict idle flows beyond this many
 IDLE_TIMEOUT = 300.0         # seconds without packets before a flow may be evicted
 
@@ -87,7 +90,7 @@ class Engine:
                 flow = entry[0]
                 flow.packets += 1
                 flow.last_ts = ts
-                if flow.verdict.blocks:
+                if flow.blocking:
                     self.stats["blocked_packets"] += 1
                 return flow
         pkt = parse_ethernet(frame)
@@ -124,7 +127,7 @@ class Engine:
         if new:
             self._admit(flow, ts)
         if flow.done:
-            if flow.verdict.blocks:
+            if flow.blocking:
                 self.stats["blocked_packets"] += 1
             return flow
         if pkt.payload:
@@ -137,7 +140,9 @@ class Engine:
                 if flow.s2c_data == 1:
                     flow.first_s2c_payload = pkt.payload
         flow.history.append((direction, len(pkt.payload)))
-        self._classify(flow, pkt, direction, ts)
+        # A packet without payload (TCP handshake, pure ACK) tells no classifier anything.
+        if pkt.payload:
+            self._classify(flow, pkt, direction, ts)
         if not flow.done and (not flow.states or flow.packets >= self.max_packets):
             self._decide(flow, None, None, ts)
         return flow
@@ -185,6 +190,13 @@ class Engine:
             flow.detections.append(result)
             self._decide(flow, result, clf, ts)
             if flow.done:
+                return
+            if result.protocol in EXCLUSIVE and result.confidence >= 0.9:
+                # A positive identification rules out the other protocols;
+                # only classifiers that look inside tunnels keep going.
+                for other in flow.states:
+                    if not other.sees_inside_tunnels:
+                        finished.append(other)
                 break
         for clf in finished:
             flow.states.pop(clf, None)
@@ -220,6 +232,7 @@ class Engine:
             if rule.residual and v.action in ("drop", "reset", "probe"):
                 self.residual[(flow.proto, flow.client, flow.server, flow.server_port)] = (ts + rule.residual, rule)
         flow.verdict = v
+        flow.blocking = v.blocks
         flow.done = True
         flow.states = {}
         self.stats["verdicts"] += 1

@@ -32,7 +32,7 @@ class Flow:
 
     __slots__ = ("key", "proto", "client", "server", "client_port", "server_port", "first_ts", "last_ts",
                  "packets", "c2s_packets", "s2c_packets", "c2s_data", "s2c_data", "bytes", "states",
-                 "detections", "verdict", "done", "first_c2s_payload", "first_s2c_payload", "history",
+                 "detections", "verdict", "done", "blocking", "first_c2s_payload", "first_s2c_payload", "history",
                  "spared")
 
     def __init__(self, key: bytes, proto: int, client: bytes, client_port: int, server: bytes,
@@ -49,6 +49,7 @@ class Flow:
         self.detections: list = []
         self.verdict = None
         self.done = False                     # verdict reached: fast path from now on
+        self.blocking = False                 # the verdict drops or resets this flow
         self.first_c2s_payload = b""
         self.first_s2c_payload = b""
         self.history: list[tuple[int, int]] = []

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .engine import Engine
 from .flow import Flow
-from .pcap import frames
+from .pcap import ETHERNET, frames, open_pcap
 from .profiles import Profile
 
 
@@ -46,9 +47,12 @@ class Result:
 
 def classify_pcap(path: str | Path, profile: Profile, seed: int | None = None) -> Result:
     engine = Engine(profile, seed=seed)
-    feed = engine.feed
-    for ts, frame in frames(path):
-        feed(frame, ts)
+    data, endian, tick, linktype = open_pcap(path)
+    if linktype == ETHERNET:
+        _run_ethernet(engine, data, endian, tick)
+    else:
+        for ts, frame in frames(path):
+            engine.feed(frame, ts)
     seen, flows = set(), []
     for flow, _direction in engine.flows.values():
         if id(flow) not in seen:
@@ -56,3 +60,35 @@ def classify_pcap(path: str | Path, profile: Profile, seed: int | None = None) -
             flows.append(FlowReport(flow))
     flows.sort(key=lambda r: r.flow.first_ts)
     return Result(flows, dict(engine.stats))
+
+
+def _run_ethernet(engine: Engine, data, endian: str, tick: float) -> None:
+    """The engine's fast path, unrolled over a memory-mapped Ethernet pcap:
+    a decided flow's packet costs a header read, a 13-byte key and one dict
+    lookup; only packets of undecided flows are cut out and parsed."""
+    caplen_of = struct.Struct(endian + "8xI").unpack_from
+    stamp = struct.Struct(endian + "II").unpack_from
+    flows_get = engine.flows.get
+    feed = engine.feed
+    offset, end = 24, len(data)
+    fast = blocked = 0
+    while offset + 16 <= end:
+        caplen = caplen_of(data, offset)[0]
+        start = offset + 16
+        offset = start + caplen
+        if offset > end:
+            break
+        if data[start + 12:start + 15] == b"\x08\x00\x45" and caplen >= 38:
+            entry = flows_get(data[start + 23:start + 24] + data[start + 26:start + 38])
+            if entry is not None:
+                flow = entry[0]
+                if flow.done:
+                    flow.packets += 1
+                    fast += 1
+                    if flow.blocking:
+                        blocked += 1
+                    continue
+        sec, frac = stamp(data, start - 16)
+        feed(data[start:offset], sec + frac * tick)
+    engine.stats["packets"] += fast
+    engine.stats["blocked_packets"] += blocked

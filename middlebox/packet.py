@@ -21,6 +21,7 @@ FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
 _H = struct.Struct(">H")
 _HH = struct.Struct(">HH")
 _II = struct.Struct(">II")
+_KEY = struct.Struct(">B4s4sHH")
 
 
 class Packet:
@@ -35,7 +36,7 @@ class Packet:
         self.flags, self.seq, self.ack = flags, seq, ack
         self.ip_id, self.ttl = ip_id, ttl
         self.eth_src, self.eth_dst = eth_src, eth_dst
-        self.key = bytes((proto,)) + src + dst + _HH.pack(sport, dport)
+        self.key = _KEY.pack(proto, src, dst, sport, dport)
         self.l4_offset = 0
 
     @property
@@ -74,44 +75,37 @@ def parse_ethernet(frame: bytes) -> Packet | None:
     return pkt
 
 
+_IPV4 = struct.Struct(">BxHHHBB2x4s4s")       # vihl, total, id, frag, ttl, proto, src, dst
+_TCP = struct.Struct(">HHIIBB")                 # sport, dport, seq, ack, data offset, flags
+_UDP = struct.Struct(">HHH")                    # sport, dport, length
+
+
 def parse_ipv4(buf: bytes, offset: int = 0) -> Packet | None:
     if len(buf) < offset + 20:
         return None
-    vihl = buf[offset]
-    if vihl >> 4 != 4:
-        return None
+    vihl, total, ip_id, frag, ttl, proto, src, dst = _IPV4.unpack_from(buf, offset)
     ihl = (vihl & 0x0F) * 4
-    if ihl < 20 or len(buf) < offset + ihl:
-        return None
-    total = _H.unpack_from(buf, offset + 2)[0]
-    if total < ihl:
+    if vihl >> 4 != 4 or ihl < 20 or len(buf) < offset + ihl or total < ihl:
         return None
     end = min(offset + total, len(buf))  # a total length past the capture: use what we have
-    ip_id = _H.unpack_from(buf, offset + 4)[0]
-    frag = _H.unpack_from(buf, offset + 6)[0]
-    ttl, proto = buf[offset + 8], buf[offset + 9]
-    src, dst = bytes(buf[offset + 12:offset + 16]), bytes(buf[offset + 16:offset + 20])
     l4 = offset + ihl
     if frag & 0x1FFF:  # not the first fragment: no transport header here
         return Packet(src, dst, proto, 0, 0, bytes(buf[l4:end]), ip_id=ip_id, ttl=ttl)
     if proto == TCP:
         if end - l4 < 20:
             return None
-        sport, dport = _HH.unpack_from(buf, l4)
-        seq, ack = _II.unpack_from(buf, l4 + 4)
-        doff = (buf[l4 + 12] >> 4) * 4
+        sport, dport, seq, ack, doff, flags = _TCP.unpack_from(buf, l4)
+        doff = (doff >> 4) * 4
         if doff < 20 or l4 + doff > end:
             return None
-        pkt = Packet(src, dst, proto, sport, dport, bytes(buf[l4 + doff:end]), flags=buf[l4 + 13],
-                     seq=seq, ack=ack, ip_id=ip_id, ttl=ttl)
+        pkt = Packet(src, dst, proto, sport, dport, bytes(buf[l4 + doff:end]), flags, seq, ack, ip_id, ttl)
     elif proto == UDP:
         if end - l4 < 8:
             return None
-        sport, dport = _HH.unpack_from(buf, l4)
-        ulen = _H.unpack_from(buf, l4 + 4)[0]
+        sport, dport, ulen = _UDP.unpack_from(buf, l4)
         if ulen < 8:
             return None
-        pkt = Packet(src, dst, proto, sport, dport, bytes(buf[l4 + 8:min(l4 + ulen, end)]), ip_id=ip_id, ttl=ttl)
+        pkt = Packet(src, dst, proto, sport, dport, bytes(buf[l4 + 8:min(l4 + ulen, end)]), 0, 0, 0, ip_id, ttl)
     else:
         pkt = Packet(src, dst, proto, 0, 0, bytes(buf[l4:end]), ip_id=ip_id, ttl=ttl)
     pkt.l4_offset = l4

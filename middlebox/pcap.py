@@ -8,6 +8,8 @@ last record ends the file quietly; a bad header is an error naming the file.
 
 from __future__ import annotations
 
+import mmap
+import os
 import struct
 from pathlib import Path
 from typing import Iterator
@@ -22,10 +24,12 @@ class PcapError(TunnelwallError):
     pass
 
 
-def frames(path: str | Path) -> Iterator[tuple[float, bytes]]:
-    """Yield (timestamp, Ethernet frame) for every record of a pcap file."""
+def open_pcap(path: str | Path):
+    """(data, endian, tick, linktype) of a pcap file; data is memory-mapped."""
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            data = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size else b""
     except OSError as err:
         raise PcapError(f"{path}: cannot read: {err.strerror}") from None
     if len(data) < 24:
@@ -41,6 +45,12 @@ def frames(path: str | Path) -> Iterator[tuple[float, bytes]]:
     linktype = struct.unpack_from(endian + "I", data, 20)[0] & 0x0FFFFFFF
     if linktype not in (ETHERNET, RAW, RAW_IPV4, SLL, SLL2):
         raise PcapError(f"{path}: link type {linktype} is not supported (Ethernet, raw IP, Linux SLL/SLL2)")
+    return data, endian, tick, linktype
+
+
+def frames(path: str | Path) -> Iterator[tuple[float, bytes]]:
+    """Yield (timestamp, Ethernet frame) for every record of a pcap file."""
+    data, endian, tick, linktype = open_pcap(path)
     record = struct.Struct(endian + "IIII")
     offset, end = 24, len(data)
     while offset + 16 <= end:

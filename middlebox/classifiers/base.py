@@ -48,6 +48,7 @@ class Classifier:
     name: ClassVar[str] = ""
     transports: ClassVar[frozenset] = frozenset({TCP, UDP})
     DEFAULTS: ClassVar[dict[str, Any]] = {}
+    sees_inside_tunnels: ClassVar[bool] = False   # keeps going after another protocol is identified
     policy: ClassVar[bool] = False          # True: only runs when a rule matches its protocol
     reports: ClassVar[frozenset] = frozenset()   # protocols it can report (for policy classifiers)
 

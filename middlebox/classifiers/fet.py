@@ -64,7 +64,7 @@ def exemption(payload: bytes, popcount_low: float = 3.4, popcount_high: float = 
     avg = popcount_per_byte(payload)
     if avg <= popcount_low or avg >= popcount_high:
         return "Ex1"
-    if all(0x20 <= b <= 0x7E for b in payload[:printable_prefix]):
+    if not payload[:printable_prefix].translate(None, _PRINTABLE_SET):
         return "Ex2"
     if printable_count(payload) > printable_fraction * len(payload):
         return "Ex3"

@@ -76,11 +76,16 @@ class OpenVPN(Classifier):
     DEFAULTS = {"handshake": True, "opcode_sequence": True, "window": 100, "sequence_min_packets": 20,
                 "min_distinct": 4, "max_distinct": 10, "ack_filter": False}
 
+    def configure(self):
+        # The ACK filter finds OpenVPN inside other tunnels (e.g. TLS), so it
+        # must outlive another classifier's identification of the flow.
+        self.sees_inside_tunnels = bool(self.params["ack_filter"])
+
     def start(self, flow):
         return _State()
 
     def update(self, st: _State, flow, pkt, direction):
-        if direction == C2S:
+        if direction == C2S and pkt.payload:
             st.c2s_sizes.append(len(pkt.payload))
         if st.opcodes_alive and pkt.payload:
             result = self._opcodes(st, pkt, direction)
