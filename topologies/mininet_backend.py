@@ -61,6 +61,44 @@ def port_mac(switch_index: int, port: int) -> str:
     return f"02:74:77:ff:{switch_index:02x}:{port & 0xff:02x}"
 
 
+def plan_layout(topo: Topology, controlled: bool = False) -> dict:
+    """Names, MACs, addresses and switch port numbers of *topo*, computed
+    without touching the kernel: the controller's forwarding table is built
+    from this before the switch first connects, and ``deploy`` follows it."""
+    layout = {"topology": topo.name, "nodes": {}, "switches": {}}
+    for index, node in enumerate(topo.hosts(), start=1):
+        layout["nodes"][node.name] = {
+            "role": node.role.value, "netns": netns_name(node.name), "index": index,
+            "gateway": str(node.gateway) if node.gateway else None,
+            "interfaces": {iface: {"mac": host_mac(index, i), "address": str(addr) if addr else None, "peer": None}
+                           for i, (iface, addr) in enumerate(node.interfaces.items())}}
+    for index, node in enumerate(topo.switches(), start=1):
+        layout["switches"][node.name] = {"bridge": bridge_name(node.name), "dpid": index, "role": node.role.value,
+                                         "controlled": controlled and node.role is Role.BORDER_SWITCH,
+                                         "ports": {}}
+    next_port = {s.name: 1 for s in topo.switches()}
+    for link in topo.links:
+        ends = []
+        for ep in (link.a, link.b):
+            node = topo.nodes[ep.node]
+            if node.is_switch:
+                port = next_port[node.name]
+                next_port[node.name] += 1
+                sw_index = layout["switches"][node.name]["dpid"]
+                ends.append((node, port_name(node.name, port), port, port_mac(sw_index, port)))
+            else:
+                ends.append((node, ep.interface, None, layout["nodes"][node.name]["interfaces"][ep.interface]["mac"]))
+        for (node, iface, port, mac), (peer, _pi, _pp, peer_mac) in ((ends[0], ends[1]), (ends[1], ends[0])):
+            if node.is_switch:
+                layout["switches"][node.name]["ports"][str(port)] = {
+                    "iface": iface, "mac": mac, "peer": peer.name, "peer_mac": peer_mac,
+                    "peer_ips": [str(a.ip) for a in peer.addresses()] if not peer.is_switch else [],
+                    "peer_role": peer.role.value}
+            else:
+                layout["nodes"][node.name]["interfaces"][iface]["peer"] = peer.name
+    return layout
+
+
 class MininetBackend:
     """Build a topology with Mininet. Node classes are injectable (Mininet
     style): ``MininetBackend(topo, state, host_cls=MyHost, switch_cls=MySwitch)``."""
@@ -96,27 +134,20 @@ class MininetBackend:
         _require_ovs()
         topo, state = self.topo, self.state
         net = self.Mininet(topo=None, build=False, controller=None, autoSetMacs=False)
+        layout = plan_layout(topo, controlled=controller is not None)
         mn_nodes = {}
-        layout = {"topology": topo.name, "nodes": {}, "switches": {}}
-        hosts = topo.hosts()
-        for index, node in enumerate(hosts, start=1):
+        for node in topo.hosts():
             ns = netns_name(node.name)
             state.add("netns", ns)
             host = net.addHost(node.name, cls=self.host_cls, inNamespace=True)
             mn_nodes[node.name] = host
             _check(["ip", "netns", "attach", ns, str(host.pid)], f"node '{node.name}'")
-            layout["nodes"][node.name] = {"role": node.role.value, "netns": ns, "index": index,
-                                          "interfaces": {}, "gateway": str(node.gateway) if node.gateway else None}
-        for index, node in enumerate(topo.switches(), start=1):
-            bridge = bridge_name(node.name)
-            state.add("bridges", bridge)
-            border = node.role is Role.BORDER_SWITCH
-            censored = border and controller is not None
+        for node in topo.switches():
+            info = layout["switches"][node.name]
+            state.add("bridges", info["bridge"])
             mn_nodes[node.name] = net.addSwitch(
-                bridge, cls=self.switch_cls, datapath="user", protocols="OpenFlow13",
-                failMode=fail_mode if censored else "standalone", dpid=f"{index:016x}")
-            layout["switches"][node.name] = {"bridge": bridge, "dpid": index, "role": node.role.value,
-                                             "controlled": censored, "ports": {}}
+                info["bridge"], cls=self.switch_cls, datapath="user", protocols="OpenFlow13",
+                failMode=fail_mode if info["controlled"] else "standalone", dpid=f"{info['dpid']:016x}")
         next_port = {s.name: 1 for s in topo.switches()}
         root_ifaces = []
         for link in topo.links:
@@ -126,15 +157,13 @@ class MininetBackend:
                 if node.is_switch:
                     port = next_port[node.name]
                     next_port[node.name] += 1
-                    name = port_name(node.name, port)
-                    sw_index = layout["switches"][node.name]["dpid"]
-                    ends.append((node, name, port, port_mac(sw_index, port)))
-                    state.add("root_ifaces", name)
-                    root_ifaces.append(name)
+                    info = layout["switches"][node.name]["ports"][str(port)]
+                    state.add("root_ifaces", info["iface"])
+                    root_ifaces.append(info["iface"])
+                    ends.append((node, info["iface"], port, info["mac"]))
                 else:
-                    info = layout["nodes"][node.name]
-                    iface_index = list(node.interfaces).index(ep.interface)
-                    ends.append((node, ep.interface, None, host_mac(info["index"], iface_index)))
+                    mac = layout["nodes"][node.name]["interfaces"][ep.interface]["mac"]
+                    ends.append((node, ep.interface, None, mac))
             (n1, i1, p1, m1), (n2, i2, p2, m2) = ends
             params = {}
             cls = self.link_cls
@@ -143,17 +172,6 @@ class MininetBackend:
                 params = {"bw": link.bandwidth_mbit}
             net.addLink(mn_nodes[n1.name], mn_nodes[n2.name], port1=p1, port2=p2, intfName1=i1, intfName2=i2,
                         addr1=m1, addr2=m2, cls=cls, **params)
-            for (node, iface, port, mac), (peer, _pi, _pp, peer_mac) in (((n1, i1, p1, m1), (n2, i2, p2, m2)),
-                                                                          ((n2, i2, p2, m2), (n1, i1, p1, m1))):
-                if node.is_switch:
-                    layout["switches"][node.name]["ports"][str(port)] = {
-                        "iface": iface, "peer": peer.name, "peer_mac": peer_mac,
-                        "peer_ips": [str(a.ip) for a in peer.addresses()] if not peer.is_switch else [],
-                        "peer_role": peer.role.value}
-                else:
-                    addr = node.interfaces.get(iface)
-                    layout["nodes"][node.name]["interfaces"][iface] = {
-                        "mac": mac, "address": str(addr) if addr else None, "peer": peer.name}
         self._configure_hosts(mn_nodes)
         _tx_off_root(root_ifaces)
         for node in topo.switches():

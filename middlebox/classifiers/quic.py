@@ -14,6 +14,14 @@ from __future__ import annotations
 
 import struct
 
+try:   # imported up front: a lazy import would stall the live middlebox on its first UDP packet
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+except ImportError:   # pragma: no cover - python3-cryptography is a dependency
+    AESGCM = None
+
 from ..packet import UDP
 from .base import C2S, DONE, Classifier, Detection
 from .tls import parse_client_hello_body
@@ -34,8 +42,6 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
 
 
 def _hkdf_expand_label(secret: bytes, label: bytes, length: int) -> bytes:
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
     full = b"tls13 " + label
     info = struct.pack(">HB", length, len(full)) + full + b"\x00"
     return HKDFExpand(hashes.SHA256(), length, info).derive(secret)
@@ -52,8 +58,8 @@ def client_initial_keys(dcid: bytes) -> tuple[bytes, bytes, bytes]:
 
 def decrypt_initial(payload: bytes) -> bytes | None:
     """The CRYPTO stream bytes at offset 0.. of a client QUIC v1 Initial packet."""
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    if AESGCM is None:
+        return None
     try:
         first = payload[0]
         if first & 0xC0 != 0xC0 or (first >> 4) & 0x03 != 0:

@@ -1,0 +1,150 @@
+"""tunnelwall's OpenFlow 1.3 controller: the censor's hands on the border switch.
+
+One app class with small ``@set_ev_cls`` handlers, in Ryu's style (it runs
+on os-ken, the maintained Ryu fork). It
+
+* installs the border pipeline (see :mod:`controller.pipeline`) when the
+  switch connects, forwarding from the topology's static MAC table;
+* accepts verdicts from the middlebox over a Unix socket (JSON lines; a
+  filesystem socket reaches across network namespaces, which a loopback TCP
+  port would not) and turns each into flow rules: allow, drop, meter,
+  residual 3-tuple block with a hard timeout;
+* appends every verdict to the JSON-lines verdict log;
+* serves a small REST API on 127.0.0.1 with a per-run token
+  (:mod:`controller.rest`).
+
+Configuration comes from the JSON file named by ``TUNNELWALL_CONTROLLER_CONFIG``.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import time
+
+from os_ken.base import app_manager
+from os_ken.controller import ofp_event
+from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER, set_ev_cls
+from os_ken.lib import hub
+from os_ken.ofproto import ofproto_v1_3
+
+from . import pipeline
+from .verdictlog import VerdictLog
+
+
+class TunnelwallController(app_manager.OSKenApp):
+    OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        with open(os.environ["TUNNELWALL_CONTROLLER_CONFIG"]) as fh:
+            self.config = json.load(fh)
+        self.datapath = None
+        self.verdict_log = VerdictLog(self.config["verdict_log"])
+        self.verdicts = collections.deque(maxlen=5000)
+        self.blocks: dict[tuple, dict] = {}          # residual blocks: 3-tuple -> record with expiry
+        self.next_meter = 1
+        self.profile = self.config["profile"]
+        self.middlebox = None                        # the channel's connection while it is up
+        self.started = time.time()
+        self.history = collections.deque(maxlen=1000)  # switch/middlebox up/down, reloads (os-ken owns self.events)
+        from .channel import MiddleboxChannel
+        from .rest import RestApi
+        self.channel = MiddleboxChannel(self, self.config["socket"])
+        self.threads.append(hub.spawn(self.channel.serve))
+        self.rest = RestApi(self, self.config["api_port"], self.config["api_token"])
+        self.threads.append(hub.spawn(self.rest.serve))
+
+    # -- switch events ---------------------------------------------------
+    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    def switch_features(self, ev):
+        dp = ev.msg.datapath
+        if dp.id != self.config["dpid"]:
+            self.logger.warning("ignoring switch with dpid %s (expected %s)", dp.id, self.config["dpid"])
+            return
+        self.datapath = dp
+        # Our rules from an earlier session (controller restart) go; residual
+        # blocks stay, with whatever hard timeout they have left.
+        dp.send_msg(pipeline.delete_cookie(dp, pipeline.COOKIE_PIPELINE))
+        dp.send_msg(pipeline.delete_cookie(dp, pipeline.COOKIE_VERDICT))
+        self.install_pipeline()
+        self.note("switch connected", dpid=dp.id)
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
+    def switch_gone(self, ev):
+        if self.datapath is not None and ev.datapath.id == self.datapath.id:
+            self.datapath = None
+            self.note("switch disconnected")
+
+    @set_ev_cls(ofp_event.EventOFPErrorMsg, MAIN_DISPATCHER)
+    def switch_error(self, ev):
+        msg = ev.msg
+        self.note("switch error", type=msg.type, code=msg.code)
+
+    # -- enforcement -----------------------------------------------------
+    def install_pipeline(self) -> None:
+        dp = self.datapath
+        if dp is None:
+            return
+        inspect = self.middlebox is not None or self.config["fail"] == "closed"
+        dp.send_msg(pipeline.delete_cookie(dp, pipeline.COOKIE_PIPELINE))
+        for mod in pipeline.base_flows(dp, self.config, inspect=inspect):
+            dp.send_msg(mod)
+
+    def apply_verdict(self, verdict: dict, first_seen: float | None) -> dict:
+        """Install the rules for one verdict, log it, and return the log record."""
+        dp = self.datapath
+        meter_id = None
+        if dp is not None:
+            if verdict["action"] == "throttle" and verdict.get("rate_kbit"):
+                meter_id = self.next_meter
+                self.next_meter += 1
+                dp.send_msg(pipeline.meter(dp, meter_id, verdict["rate_kbit"]))
+            for mod in pipeline.verdict_flows(dp, verdict, meter_id):
+                dp.send_msg(mod)
+        now = time.time()
+        record = {"time": now, "profile": self.profile, **{k: v for k, v in verdict.items() if k != "time"},
+                  "installed": dp is not None}
+        if first_seen:
+            record["install_ms"] = round((now - first_seen) * 1000.0, 3)
+        if verdict.get("residual") and verdict["action"] in ("drop", "reset", "probe"):
+            f = verdict["flow"]
+            key = (f["transport"], f["client"], f["server"], f["server_port"])
+            self.blocks[key] = {"transport": f["transport"], "client": f["client"], "server": f["server"],
+                                "server_port": f["server_port"], "rule": verdict.get("rule"),
+                                "until": now + float(verdict["residual"])}
+        self.verdicts.append(record)
+        if verdict.get("log", True):
+            self.verdict_log.write(record)
+        return record
+
+    def active_blocks(self) -> list[dict]:
+        now = time.time()
+        for key in [k for k, b in self.blocks.items() if b["until"] <= now]:
+            del self.blocks[key]
+        return [{**b, "seconds_left": round(b["until"] - now, 1)} for b in self.blocks.values()]
+
+    def middlebox_changed(self, connected) -> None:
+        self.middlebox = connected
+        self.note("middlebox connected" if connected else "middlebox disconnected")
+        # Fail open: while the middlebox is away, stop steering traffic to it.
+        self.install_pipeline()
+
+    def reload_profile(self, name: str) -> dict:
+        if self.middlebox is None:
+            raise RuntimeError("the middlebox is not connected")
+        reply = self.channel.request({"type": "reload", "profile": name}, timeout=10)
+        if reply.get("type") != "reloaded":
+            raise RuntimeError(reply.get("error", "reload failed"))
+        self.profile = reply["profile"]
+        dp = self.datapath
+        if dp is not None:
+            # Flows decided under the old profile are inspected afresh.
+            dp.send_msg(pipeline.delete_cookie(dp, pipeline.COOKIE_VERDICT))
+        self.note("profile reloaded", profile=self.profile)
+        return reply
+
+    def note(self, event: str, **detail) -> None:
+        self.history.append({"time": time.time(), "event": event, **detail})
+        self.logger.info("%s %s", event, detail or "")

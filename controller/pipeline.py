@@ -1,0 +1,126 @@
+"""The border switch's flow tables, as pure functions of the config.
+
+Table 0 (censor):
+  prio 1000  in_port=middlebox            -> table 1   (re-injected / forged packets)
+  prio 200   residual block, 3-tuple      -> drop      (hard_timeout = rule's residual)
+  prio 100   per-flow verdict, 5-tuple    -> table 1 | drop | meter + table 1
+  prio 10    IPv4, tap                    -> copy to middlebox + table 1
+             IPv4, inline                 -> middlebox only (it re-injects what passes)
+  prio 0     anything else (ARP)          -> table 1
+Table 1 (forwarding, static: every neighbour's MAC is known from the topology,
+so nothing is learned, and packets the middlebox injects with a spoofed
+source MAC cannot poison a MAC table):
+  prio 10    eth_dst=<neighbour MAC>      -> its port
+  prio 5     eth_dst=broadcast            -> every port but the middlebox's
+  prio 0                                  -> drop
+
+Cookies tell our rule kinds apart so they can be replaced selectively.
+"""
+
+from __future__ import annotations
+
+COOKIE_PIPELINE = 0x7477_0001
+COOKIE_VERDICT = 0x7477_0002
+COOKIE_RESIDUAL = 0x7477_0003
+COOKIE_MASK = 0xFFFF_FFFF
+
+TABLE_CENSOR, TABLE_FORWARD = 0, 1
+PRIO_FROM_MIDDLEBOX, PRIO_RESIDUAL, PRIO_VERDICT, PRIO_INSPECT = 1000, 200, 100, 10
+IPV4, TCP, UDP = 0x0800, 6, 17
+VERDICT_IDLE_TIMEOUT = 60
+
+
+def five_tuple(parser, proto: int, src: str, sport: int, dst: str, dport: int):
+    fields = {"eth_type": IPV4, "ip_proto": proto, "ipv4_src": src, "ipv4_dst": dst}
+    if proto == TCP:
+        fields.update(tcp_src=sport, tcp_dst=dport)
+    elif proto == UDP:
+        fields.update(udp_src=sport, udp_dst=dport)
+    return parser.OFPMatch(**fields)
+
+
+def three_tuple(parser, proto: int, client: str, server: str, server_port: int):
+    fields = {"eth_type": IPV4, "ip_proto": proto, "ipv4_src": client, "ipv4_dst": server}
+    if proto == TCP:
+        fields["tcp_dst"] = server_port
+    elif proto == UDP:
+        fields["udp_dst"] = server_port
+    return parser.OFPMatch(**fields)
+
+
+def base_flows(dp, config: dict, inspect: bool = True) -> list:
+    """FlowMods of the static pipeline. *inspect*: steer new IPv4 flows to
+    the middlebox (False while it is away and the profile fails open)."""
+    ofp, parser = dp.ofproto, dp.ofproto_parser
+    mbox = config["middlebox_port"]
+    goto = parser.OFPInstructionGotoTable(TABLE_FORWARD)
+    mods = []
+
+    def add(table, prio, match, instructions):
+        mods.append(parser.OFPFlowMod(dp, cookie=COOKIE_PIPELINE, table_id=table, priority=prio, match=match,
+                                      instructions=instructions))
+
+    add(TABLE_CENSOR, PRIO_FROM_MIDDLEBOX, parser.OFPMatch(in_port=mbox), [goto])
+    if inspect and config["placement"] == "inline":
+        add(TABLE_CENSOR, PRIO_INSPECT, parser.OFPMatch(eth_type=IPV4),
+            [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, [parser.OFPActionOutput(mbox)])])
+    elif inspect:
+        add(TABLE_CENSOR, PRIO_INSPECT, parser.OFPMatch(eth_type=IPV4),
+            [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, [parser.OFPActionOutput(mbox)]), goto])
+    else:
+        add(TABLE_CENSOR, PRIO_INSPECT, parser.OFPMatch(eth_type=IPV4), [goto])
+    add(TABLE_CENSOR, 0, parser.OFPMatch(), [goto])
+    ports = {int(p): info for p, info in config["ports"].items()}
+    for port, info in ports.items():
+        if port != mbox:
+            add(TABLE_FORWARD, 10, parser.OFPMatch(eth_dst=info["peer_mac"]),
+                [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, [parser.OFPActionOutput(port)])])
+    flood = [parser.OFPActionOutput(p) for p in sorted(ports) if p != mbox]
+    add(TABLE_FORWARD, 5, parser.OFPMatch(eth_dst="ff:ff:ff:ff:ff:ff"),
+        [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, flood)])
+    add(TABLE_FORWARD, 0, parser.OFPMatch(), [])
+    return mods
+
+
+def delete_cookie(dp, cookie: int, table: int | None = None):
+    ofp, parser = dp.ofproto, dp.ofproto_parser
+    return parser.OFPFlowMod(dp, cookie=cookie, cookie_mask=COOKIE_MASK,
+                             table_id=ofp.OFPTT_ALL if table is None else table, command=ofp.OFPFC_DELETE,
+                             out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY, match=parser.OFPMatch())
+
+
+def verdict_flows(dp, verdict: dict, meter_id: int | None = None) -> list:
+    """FlowMods that enforce one verdict: both directions of the 5-tuple,
+    plus the residual 3-tuple block if the rule has one."""
+    ofp, parser = dp.ofproto, dp.ofproto_parser
+    f = verdict["flow"]
+    proto = {"tcp": TCP, "udp": UDP, "gre": 47, "esp": 50, "icmp": 1}.get(f["transport"])
+    if proto is None:
+        return []
+    action = verdict["action"]
+    goto = parser.OFPInstructionGotoTable(TABLE_FORWARD)
+    if action in ("drop", "reset"):
+        instructions = []
+    elif action == "throttle" and meter_id is not None:
+        instructions = [parser.OFPInstructionMeter(meter_id), goto]
+    else:                       # allow, log, forge-dns (the forgery races the real answer), probe
+        instructions = [goto]
+    mods = []
+    for src, sport, dst, dport in ((f["client"], f["client_port"], f["server"], f["server_port"]),
+                                   (f["server"], f["server_port"], f["client"], f["client_port"])):
+        mods.append(parser.OFPFlowMod(dp, cookie=COOKIE_VERDICT, table_id=TABLE_CENSOR, priority=PRIO_VERDICT,
+                                      idle_timeout=VERDICT_IDLE_TIMEOUT,
+                                      match=five_tuple(parser, proto, src, sport, dst, dport),
+                                      instructions=instructions))
+    if verdict.get("residual") and action in ("drop", "reset", "probe"):
+        mods.append(parser.OFPFlowMod(dp, cookie=COOKIE_RESIDUAL, table_id=TABLE_CENSOR, priority=PRIO_RESIDUAL,
+                                      hard_timeout=max(1, int(round(verdict["residual"]))),
+                                      match=three_tuple(parser, proto, f["client"], f["server"], f["server_port"]),
+                                      instructions=[]))
+    return mods
+
+
+def meter(dp, meter_id: int, rate_kbit: int):
+    ofp, parser = dp.ofproto, dp.ofproto_parser
+    return parser.OFPMeterMod(dp, command=ofp.OFPMC_ADD, flags=ofp.OFPMF_KBPS, meter_id=meter_id,
+                              bands=[parser.OFPMeterBandDrop(rate=rate_kbit, burst_size=max(16, rate_kbit // 8))])

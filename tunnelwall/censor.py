@@ -1,0 +1,113 @@
+"""Starting the censor of a run: the OpenFlow controller (root namespace,
+OpenFlow and REST on 127.0.0.1) and the middlebox (in its node's namespace),
+joined by a Unix socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import sys
+import time
+
+from middlebox.profiles import Profile
+from topologies.mininet_backend import ControllerAddress, netns_name, plan_layout
+from topologies.model import Topology
+
+from . import procs
+from .errors import TunnelwallError
+from .runstate import STATE_DIR, RunState
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class CensorRuntime:
+    def __init__(self, state: RunState, topo: Topology, profile: Profile, placement: str | None = None,
+                 seed: int | None = None):
+        self.state, self.topo, self.profile = state, topo, profile
+        self.placement = placement or profile.placement or topo.censor.placement
+        self.seed = seed
+
+    def start_controller(self) -> ControllerAddress:
+        site = self.topo.censor
+        layout = plan_layout(self.topo, controlled=True)
+        border = layout["switches"][site.switch]
+        mbox_ports = [int(p) for p, i in border["ports"].items() if i["peer"] == site.middlebox]
+        logs = self.state.logs
+        token = secrets.token_urlsafe(24)
+        token_file = logs / "api-token"
+        fd = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.write(fd, token.encode())
+        os.close(fd)
+        STATE_DIR.mkdir(parents=True, exist_ok=True)
+        self.config = {
+            "dpid": border["dpid"], "ports": border["ports"], "middlebox_port": mbox_ports[0],
+            "placement": self.placement, "fail": self.profile.fail, "profile": self.profile.name,
+            "socket": str(STATE_DIR / f"{self.state.run_id}.sock"),
+            "verdict_log": str(logs / "verdicts.jsonl"),
+            "of_port": free_port(), "api_port": free_port(), "api_token": token,
+        }
+        config_file = logs / "controller.json"
+        fd = os.open(config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.write(fd, json.dumps(self.config, indent=1).encode())
+        os.close(fd)
+        self.state.api = {"port": self.config["api_port"], "token_file": str(token_file)}
+        self.state.files.update({"verdict_log": self.config["verdict_log"], "socket": self.config["socket"],
+                                 "placement": self.placement, "controller_config": str(config_file)})
+        self.state.save()
+        rec = procs.spawn(self.state, "controller", [sys.executable, "-m", "controller.run",
+                                                     "--config", str(config_file)])
+        _wait_port(self.config["of_port"], rec, "controller")
+        _wait_port(self.config["api_port"], rec, "controller API")
+        return ControllerAddress("c0", self.config["of_port"])
+
+    def start_middlebox(self) -> None:
+        site = self.topo.censor
+        iface = next(iter(self.topo.nodes[site.middlebox].interfaces))
+        config = {"iface": iface, "profile": self.profile.source or self.profile.name, "seed": self.seed,
+                  "placement": self.placement, "socket": self.config["socket"]}
+        config_file = self.state.logs / "middlebox.json"
+        config_file.write_text(json.dumps(config, indent=1))
+        rec = procs.spawn(self.state, "middlebox", [sys.executable, "-m", "middlebox.daemon",
+                                                    "--config", str(config_file)],
+                          netns=netns_name(site.middlebox))
+        wait_censor_ready(self.state, rec)
+
+
+def wait_censor_ready(state: RunState, rec=None, timeout: float = 30.0) -> dict:
+    from .api import Api
+    api = Api(state)
+    deadline = time.monotonic() + timeout
+    health = {}
+    while time.monotonic() < deadline:
+        try:
+            health = api.health()
+            if health["switch_connected"] and health["middlebox_connected"]:
+                return health
+        except TunnelwallError:
+            pass
+        if rec is not None and procs.exited(rec) is not None:
+            raise TunnelwallError(f"{rec.name} exited during start-up; its log ({rec.log}):\n{procs.tail(rec.log)}")
+        time.sleep(0.1)
+    ctl = state.process("controller")
+    raise TunnelwallError(f"the censor did not become ready in {timeout:.0f}s ({health or 'API not answering'}); "
+                          f"controller log:\n{procs.tail(ctl.log if ctl else None)}")
+
+
+def _wait_port(port: int, rec, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if procs.exited(rec) is not None:
+            raise TunnelwallError(f"{what} exited during start-up; its log ({rec.log}):\n{procs.tail(rec.log)}")
+        time.sleep(0.05)
+    raise TunnelwallError(f"{what} is not listening on 127.0.0.1:{port} after {timeout:.0f}s; "
+                          f"log {rec.log}:\n{procs.tail(rec.log)}")

@@ -1,0 +1,292 @@
+"""Running one tool through the running topology and judging the outcome.
+
+Outcome, per tool (``ToolResult.outcome``):
+
+* ``PASSED``   the transfer completed and no blocking or throttling verdict hit its flows;
+* ``BLOCKED``  the transfer failed or was cut, and the censor blocked a flow of the tool;
+* ``DEGRADED`` the transfer completed but was throttled, or was cut with no verdict to explain it;
+* ``ERROR``    the tool itself failed (a program missing or exiting, no connection and
+               no verdict to explain it): never reported as "blocked".
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from topologies.mininet_backend import netns_name
+
+from .. import procs
+from ..errors import TunnelwallError
+from ..runstate import RunState
+from .spec import Ready, Side, ToolSpec
+
+PASSED, BLOCKED, DEGRADED, ERROR = "PASSED", "BLOCKED", "DEGRADED", "ERROR"
+
+
+@dataclass
+class ToolResult:
+    tool: str
+    profile: str | None
+    outcome: str = ERROR
+    connected: bool = False
+    bytes_expected: int = 0
+    bytes_through: int = 0
+    seconds: float = 0.0
+    mbit_s: float = 0.0
+    detected: bool = False
+    rule: str | None = None
+    action: str | None = None
+    protocol: str | None = None
+    packets_to_detection: int | None = None
+    ms_to_detection: float | None = None
+    confirmed_by_probing: bool | None = None
+    error: str = ""
+    log: str = ""
+    verdicts: list = field(default_factory=list)
+    description: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class RunOptions:
+    bytes: int = 2_000_000
+    client_node: str | None = None
+    server_node: str | None = None
+
+
+def _default_node(state: RunState, role: str, prefer: str | None = None) -> str:
+    nodes = state.layout["nodes"]
+    if prefer and prefer in nodes:
+        return prefer
+    for name, info in nodes.items():
+        if info["role"] == role:
+            return name
+    raise TunnelwallError(f"the topology has no {role} node")
+
+
+def _ip(state: RunState, node: str) -> str:
+    for iface in state.layout["nodes"][node]["interfaces"].values():
+        if iface["address"]:
+            return iface["address"].split("/")[0]
+    raise TunnelwallError(f"node '{node}' has no address")
+
+
+def _web_node(state: RunState, server: str) -> str:
+    nodes = state.layout["nodes"]
+    if "web" in nodes:
+        return "web"
+    servers = [n for n, i in nodes.items() if i["role"] == "server"]
+    return next((n for n in servers if n != server), server)
+
+
+class ToolRun:
+    """One tool's processes on one running topology."""
+
+    def __init__(self, state: RunState, spec: ToolSpec, opts: RunOptions | None = None):
+        self.state, self.spec = state, spec
+        self.opts = opts or RunOptions()
+        self.server = opts.server_node if opts and opts.server_node else _default_node(state, "server", spec.server_node or "vpn")
+        self.client = opts.client_node if opts and opts.client_node else _default_node(state, "client", spec.client_node)
+        short = secrets.token_hex(2)
+        self.workdir = state.logs / "tools" / f"{spec.name}-{short}"
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.values = {"server_ip": _ip(state, self.server), "client_ip": _ip(state, self.client),
+                       "web_ip": _ip(state, _web_node(state, self.server)), "workdir": str(self.workdir),
+                       "bytes": self.opts.bytes, "id": short, "server_node": self.server,
+                       "client_node": self.client, "python": sys.executable,
+                       "spec_dir": str(Path(spec.source).resolve().parent),
+                       "tools_dir": str(Path(__file__).resolve().parents[1] / "tools")}
+        self.values.update({k: spec.render(v, {**self.values, **spec.vars}) for k, v in spec.vars.items()})
+        self.records = []
+
+    def render(self, text):
+        return self.spec.render(text, self.values)
+
+    # -- lifecycle -----------------------------------------------------
+    def check_requirements(self) -> None:
+        missing = [p for p in self.spec.requires if shutil.which(p) is None]
+        if missing:
+            raise TunnelwallError(f"tool '{self.spec.name}': program(s) not installed: {', '.join(missing)} "
+                                  f"(run scripts/setup.sh)")
+
+    def prepare(self) -> None:
+        if self.spec.prepare:
+            self._sh(None, self.render(self.spec.prepare), "prepare")
+
+    def start_side(self, which: str) -> None:
+        side: Side | None = getattr(self.spec, which)
+        if side is None:
+            return
+        node = self.server if which == "server" else self.client
+        ns = netns_name(node)
+        if side.run:
+            env = {**os.environ, **{k: self.render(v) for k, v in side.env.items()}}
+            rec = procs.spawn(self.state, f"{self.spec.name}-{which}", ["sh", "-c", "exec " + self.render(side.run)],
+                              netns=ns, env=env, cwd=str(self.workdir), log=self.workdir / f"{which}.log")
+            self.records.append(rec)
+        if side.setup:
+            self._sh(ns, self.render(side.setup), f"{which} setup")
+
+    def wait_ready(self, which: str) -> bool:
+        side: Side | None = getattr(self.spec, which)
+        if side is None or side.ready is None:
+            return True
+        ready: Ready = side.ready
+        node = self.server if which == "server" else self.client
+        ns = netns_name(node)
+        deadline = time.monotonic() + ready.timeout
+        log = self.workdir / f"{which}.log"
+        while time.monotonic() < deadline:
+            self._raise_if_exited(which)
+            if self._is_ready(ready, ns, log):
+                return True
+            time.sleep(0.1)
+        return False
+
+    def _is_ready(self, ready: Ready, ns: str, log: Path) -> bool:
+        from ..network import listening
+        if ready.tcp and not listening(ns, int(self.render(ready.tcp))):
+            return False
+        if ready.udp and not listening(ns, int(self.render(ready.udp)), udp=True):
+            return False
+        if ready.log:
+            try:
+                if not re.search(self.render(ready.log), log.read_text(errors="replace")):
+                    return False
+            except FileNotFoundError:
+                return False
+        if ready.command:
+            res = subprocess.run(procs.in_netns(ns, ["sh", "-c", self.render(ready.command)]), cwd=self.workdir,
+                                 capture_output=True, timeout=30)
+            if res.returncode != 0:
+                return False
+        return True
+
+    def _raise_if_exited(self, which: str) -> None:
+        for rec in self.records:
+            if rec.name.endswith(which) and procs.exited(rec) is not None:
+                raise ToolError(f"{which} '{rec.argv[-1][5:]}' exited", procs.tail(rec.log))
+
+    def traffic(self) -> tuple[int, float, str]:
+        """(bytes received, seconds, error) of one fetch through the tool."""
+        url = self.render(self.spec.url)
+        cmd = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_total}",
+               "--max-time", str(int(self.spec.traffic_timeout)), "--connect-timeout", "8",
+               # A blocked transfer stalls: give up after 6 s below 1 byte/s.
+               "--speed-limit", "1", "--speed-time", "6"]
+        if self.spec.socks5:
+            cmd += ["--socks5-hostname", self.render(self.spec.socks5)]
+        if self.spec.insecure:
+            cmd.append("-k")
+        res = subprocess.run(procs.in_netns(netns_name(self.client), cmd + [url]), capture_output=True, text=True,
+                             timeout=self.spec.traffic_timeout + 15)
+        try:
+            code, size, seconds = res.stdout.split()
+            return int(float(size)), float(seconds), "" if code == "200" else f"HTTP {code}, curl exit {res.returncode}"
+        except ValueError:
+            return 0, 0.0, f"curl exit {res.returncode}: {res.stderr.strip()}"
+
+    def stop(self) -> None:
+        for rec in reversed(self.records):
+            procs.stop(rec, timeout=2.0)
+
+    def _sh(self, ns: str | None, script: str, what: str) -> None:
+        res = subprocess.run(procs.in_netns(ns, ["sh", "-ec", script]), cwd=self.workdir, capture_output=True,
+                             text=True, timeout=60)
+        (self.workdir / f"{what.replace(' ', '-')}.log").write_text(res.stdout + res.stderr)
+        if res.returncode != 0:
+            raise ToolError(f"{what} failed (exit {res.returncode})", (res.stderr or res.stdout).strip()[-2000:])
+
+
+class ToolError(Exception):
+    def __init__(self, message: str, log: str = ""):
+        super().__init__(message)
+        self.log = log
+
+
+def run_tool(state: RunState, spec: ToolSpec, opts: RunOptions | None = None, api=None) -> ToolResult:
+    """Run *spec* on the running topology and judge it."""
+    opts = opts or RunOptions()
+    result = ToolResult(tool=spec.name, profile=state.profile, bytes_expected=opts.bytes, description=spec.description)
+    started = time.time()
+    run = None
+    try:
+        run = ToolRun(state, spec, opts)
+        run.check_requirements()
+        run.prepare()
+        run.start_side("server")
+        if not run.wait_ready("server"):
+            raise ToolError("server did not become ready", procs.tail(run.workdir / "server.log"))
+        run.start_side("client")
+        client_ready = run.wait_ready("client")
+        got, seconds, err = run.traffic() if client_ready else (0, 0.0, "client never became ready")
+        run._raise_if_exited("server")
+        result.bytes_through, result.seconds = got, round(seconds, 3)
+        result.connected = got > 0
+        result.mbit_s = round(got * 8 / seconds / 1e6, 1) if seconds > 0 and got else 0.0
+        result.error = err if got < opts.bytes else ""
+    except ToolError as err:
+        result.outcome, result.error, result.log = ERROR, str(err), err.log
+    except TunnelwallError as err:
+        result.outcome, result.error = ERROR, str(err)
+    finally:
+        if run is not None:
+            run.stop()
+    if run is not None:
+        _attach_verdicts(result, state, run, started, api)
+    if not (result.outcome == ERROR and result.error and not result.connected and not result.detected):
+        result.outcome = judge(result)
+    if result.outcome == ERROR and not result.log and run is not None:
+        result.log = "\n".join(f"[{p.name}] {procs.tail(p, 8)}" for p in sorted(run.workdir.glob("*.log")))
+    return result
+
+
+def judge(r: ToolResult) -> str:
+    blocking = r.action in ("drop", "reset", "probe")
+    complete = r.bytes_through >= r.bytes_expected > 0
+    if complete:
+        return DEGRADED if r.action == "throttle" else PASSED
+    if blocking:
+        # Bytes may pass before an on-path verdict lands (tap placement); the
+        # tool still failed to deliver.
+        return BLOCKED
+    if r.bytes_through > 0:
+        return DEGRADED
+    if not r.error:
+        r.error = "no data came through, and the censor did not block the tool: see the tool's logs"
+    return ERROR
+
+
+def _attach_verdicts(result: ToolResult, state: RunState, run: ToolRun, since: float, api) -> None:
+    if not state.api:
+        return
+    from ..api import Api
+    api = api or Api(state)
+    time.sleep(0.2)   # let the last verdicts reach the controller
+    try:
+        verdicts = api.verdicts(since=since - 0.001)
+    except TunnelwallError:
+        return
+    peers = {run.values["client_ip"], run.values["server_ip"]}
+    mine = [v for v in verdicts if {v["flow"]["client"], v["flow"]["server"]} == peers]
+    result.verdicts = mine
+    hits = [v for v in mine if v.get("rule")]
+    if not hits:
+        return
+    order = {"drop": 0, "reset": 0, "probe": 1, "throttle": 2, "forge-dns": 3, "log": 4}
+    first = min(hits, key=lambda v: (order.get(v["action"], 5), v["time"]))
+    result.detected = True
+    result.rule, result.action, result.protocol = first["rule"], first["action"], first.get("protocol")
+    result.packets_to_detection, result.ms_to_detection = first.get("packet_index"), first.get("ms")
+    if first["action"] == "probe" or first.get("probe"):
+        result.confirmed_by_probing = bool(first.get("probe", {}).get("confirmed"))
