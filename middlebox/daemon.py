@@ -77,7 +77,7 @@ def warm_up(profile) -> None:
 class Middlebox:
     def __init__(self, config: dict):
         self.config = config
-        self.profile = profiles.load(config["profile"])
+        self.profile = profiles.apply_overrides(profiles.load(config["profile"]), config.get("overrides", []))
         warm_up(self.profile)
         self.engine = Engine(self.profile, seed=config.get("seed"))
         self.inline = config["placement"] == "inline"

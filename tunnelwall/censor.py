@@ -28,8 +28,9 @@ def free_port() -> int:
 
 class CensorRuntime:
     def __init__(self, state: RunState, topo: Topology, profile: Profile, placement: str | None = None,
-                 seed: int | None = None):
+                 seed: int | None = None, overrides: list[str] | None = None):
         self.state, self.topo, self.profile = state, topo, profile
+        self.overrides = list(overrides or [])
         self.placement = placement or profile.placement or topo.censor.placement
         self.seed = seed
 
@@ -70,7 +71,7 @@ class CensorRuntime:
         site = self.topo.censor
         iface = next(iter(self.topo.nodes[site.middlebox].interfaces))
         config = {"iface": iface, "profile": self.profile.source or self.profile.name, "seed": self.seed,
-                  "placement": self.placement, "socket": self.config["socket"]}
+                  "placement": self.placement, "socket": self.config["socket"], "overrides": self.overrides}
         config_file = self.state.logs / "middlebox.json"
         config_file.write_text(json.dumps(config, indent=1))
         rec = procs.spawn(self.state, "middlebox", [sys.executable, "-m", "middlebox.daemon",

@@ -41,7 +41,7 @@ def cmd_validate(args) -> int:
 def cmd_up(args) -> int:
     from .network import UpOptions, up
     state = up(UpOptions(topology=args.topology, profile=args.profile, no_censor=args.no_censor,
-                         placement=args.placement, seed=args.seed))
+                         placement=args.placement, seed=args.seed, overrides=args.set or []))
     print(f"run {state.run_id}: '{state.layout['topology']}' is up in {state.files['up_seconds']}s"
           f"{' with censor profile ' + state.profile if state.profile else ' (no censor)'}")
     print(f"  logs: {state.log_dir}")
@@ -146,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-censor", action="store_true", help="same network, no controller or middlebox")
     p.add_argument("--placement", choices=["tap", "inline"], help="override the topology's censor placement")
     p.add_argument("--seed", type=int, help="seed for the profile's probabilistic rules")
+    p.add_argument("--set", action="append", metavar="RULE.FIELD=VALUE",
+                   help="override a profile rule, e.g. --set fet.probability=1 (repeatable)")
     p.add_argument("--cli", action="store_true", help="open a node shell; leaving it tears the network down")
     p.set_defaults(func=cmd_up)
 

@@ -4,12 +4,11 @@ in a run state so that ``down`` and ``cleanup`` can undo all of it."""
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import topologies
@@ -28,6 +27,7 @@ class UpOptions:
     no_censor: bool = False           # build the same network with no controller/middlebox
     placement: str | None = None      # override the topology's tap/inline
     seed: int | None = None
+    overrides: list[str] = field(default_factory=list)   # RULE.FIELD=VALUE
 
 
 @contextmanager
@@ -56,7 +56,7 @@ def up(opts: UpOptions, say=print) -> RunState:
     profile = None
     if topo.censor and not opts.no_censor:
         from middlebox import profiles
-        profile = profiles.load(opts.profile or topo.censor.profile)
+        profile = profiles.apply_overrides(profiles.load(opts.profile or topo.censor.profile), opts.overrides)
     elif opts.profile and not topo.censor:
         raise TunnelwallError(f"topology '{topo.name}' has no censor section, so --profile cannot apply")
     existing = active_run()
@@ -71,7 +71,8 @@ def up(opts: UpOptions, say=print) -> RunState:
             censor = None
             if profile is not None:
                 from . import censor as censor_mod
-                censor = censor_mod.CensorRuntime(state, topo, profile, placement=opts.placement, seed=opts.seed)
+                censor = censor_mod.CensorRuntime(state, topo, profile, placement=opts.placement, seed=opts.seed,
+                                                  overrides=opts.overrides)
                 controller_addr = censor.start_controller()
             backend = MininetBackend(topo, state)
             backend.deploy(controller=controller_addr,
@@ -160,9 +161,3 @@ def exec_in(node: str, argv: list[str], timeout: float | None = None, state: Run
         raise TunnelwallError(f"no node '{node}' in the running topology "
                               f"(nodes: {', '.join(state.layout.get('nodes', {}))})")
     return subprocess.run(procs.in_netns(netns_name(node), argv), timeout=timeout)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]

@@ -315,3 +315,48 @@ def _ports(path: str, line: int, rule: str, value: Any) -> set[int]:
             raise _fail(path, line, f"rule '{rule}': '{text}' is not a port or port range (e.g. 443, 8000-8100)") from None
         ports.update(range(lo, hi + 1))
     return ports
+
+
+OVERRIDABLE = {"probability": float, "residual": float, "action": str, "log": bool}
+
+
+def apply_overrides(profile: Profile, overrides: list[str]) -> Profile:
+    """Apply ``RULE.FIELD=VALUE`` overrides (e.g. ``fet.probability=1``) in place.
+
+    For tests and exercises that need a deterministic censor: the published
+    FET block rate is 26.3%, a regression test wants 100%."""
+    by_name = {r.name: r for r in profile.rules}
+    for item in overrides:
+        left, sep, value = item.partition("=")
+        rule_name, dot, field_name = left.rpartition(".")
+        if not sep or not dot:
+            raise TunnelwallError(f"override '{item}': write RULE.FIELD=VALUE, e.g. fet.probability=1")
+        if rule_name not in by_name:
+            raise TunnelwallError(f"override '{item}': profile '{profile.name}' has no rule '{rule_name}' "
+                                  f"(rules: {', '.join(by_name)})")
+        if field_name not in OVERRIDABLE:
+            raise TunnelwallError(f"override '{item}': field '{field_name}' cannot be overridden "
+                                  f"(one of: {', '.join(OVERRIDABLE)})")
+        rule = by_name[rule_name]
+        try:
+            if field_name == "probability":
+                parsed = float(value)
+                if not 0 <= parsed <= 1:
+                    raise ValueError
+            elif field_name == "residual":
+                parsed = float(value)
+                if parsed < 0:
+                    raise ValueError
+                parsed = parsed or None
+            elif field_name == "action":
+                if value not in ACTIONS or value in ("throttle", "forge-dns", "probe"):
+                    raise ValueError
+                parsed = value
+            else:
+                if value.lower() not in ("true", "false"):
+                    raise ValueError
+                parsed = value.lower() == "true"
+        except ValueError:
+            raise TunnelwallError(f"override '{item}': bad value for {field_name}") from None
+        setattr(rule, field_name, parsed)
+    return profile

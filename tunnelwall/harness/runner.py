@@ -177,6 +177,25 @@ class ToolRun:
             if rec.name.endswith(which) and procs.exited(rec) is not None:
                 raise ToolError(f"{which} '{rec.argv[-1][5:]}' exited", procs.tail(rec.log))
 
+    def capture(self) -> None:
+        """Read the values the tool only reveals once running (a generated
+        certificate, a port it chose) into variables."""
+        deadline = time.monotonic() + 10
+        for name, cap in self.spec.captures.items():
+            path = self.workdir / (self.render(cap["file"]) if "file" in cap else f"{cap['log']}.log")
+            while True:
+                try:
+                    m = re.search(cap["regex"], path.read_text(errors="replace"))
+                except FileNotFoundError:
+                    m = None
+                if m:
+                    self.values[name] = m.group(1)
+                    break
+                if time.monotonic() > deadline:
+                    raise ToolError(f"capture '{name}': /{cap['regex']}/ not found in {path.name}",
+                                    procs.tail(path))
+                time.sleep(0.1)
+
     def traffic(self) -> tuple[int, float, str]:
         """(bytes received, seconds, error) of one fetch through the tool."""
         url = self.render(self.spec.url)
@@ -186,6 +205,8 @@ class ToolRun:
                "--speed-limit", "1", "--speed-time", "6"]
         if self.spec.socks5:
             cmd += ["--socks5-hostname", self.render(self.spec.socks5)]
+        if self.spec.proxy_user:
+            cmd += ["--proxy-user", self.render(self.spec.proxy_user)]
         if self.spec.insecure:
             cmd.append("-k")
         res = subprocess.run(procs.in_netns(netns_name(self.client), cmd + [url]), capture_output=True, text=True,
@@ -229,6 +250,8 @@ def run_tool(state: RunState, spec: ToolSpec, opts: RunOptions | None = None, ap
             raise ToolError("server did not become ready", procs.tail(run.workdir / "server.log"))
         run.start_side("client")
         client_ready = run.wait_ready("client")
+        if client_ready:
+            run.capture()
         got, seconds, err = run.traffic() if client_ready else (0, 0.0, "client never became ready")
         run._raise_if_exited("server")
         result.bytes_through, result.seconds = got, round(seconds, 3)

@@ -34,11 +34,12 @@ BUILTIN_DIR = Path(__file__).resolve().parents[1] / "tools"
 BUILTIN_VARS = {"server_ip", "client_ip", "web_ip", "workdir", "bytes", "id", "server_node", "client_node",
                 "python", "spec_dir", "tools_dir"}
 VAR = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
-TOP_KEYS = {"name", "description", "requires", "vars", "prepare", "server", "client", "traffic", "timeout",
-            "server_node", "client_node", "expect"}
+TOP_KEYS = {"name", "description", "requires", "vars", "prepare", "server", "client", "traffic",
+            "server_node", "client_node", "extends", "captures"}
 SIDE_KEYS = {"run", "env", "setup", "ready"}
 READY_KEYS = {"tcp", "udp", "log", "command", "timeout"}
-TRAFFIC_KEYS = {"url", "socks5", "insecure", "timeout"}
+TRAFFIC_KEYS = {"url", "socks5", "proxy_user", "insecure", "timeout"}
+CAPTURE_KEYS = {"file", "log", "regex"}
 
 
 @dataclass
@@ -69,6 +70,8 @@ class ToolSpec:
     client: Side | None = None
     url: str = ""
     socks5: str | None = None
+    proxy_user: str | None = None     # SOCKS5 user:password (pluggable transports pass their args there)
+    captures: dict[str, dict] = field(default_factory=dict)   # name -> {file|log, regex}: read once both sides are up
     insecure: bool = False
     traffic_timeout: float = 30.0
     server_node: str | None = None
@@ -142,9 +145,35 @@ def _side(path: str, data, key: str) -> Side | None:
                 setup=_text(path, spec, "setup"), ready=_ready(path, spec, key))
 
 
+def _extend(data, path: str):
+    """``extends: BASE``: BASE's definition with this file's keys on top
+    (``vars`` are merged key by key)."""
+    base_name = data["extends"]
+    base_path = Path(path).parent / base_name
+    if not base_path.exists():
+        base_path = builtin().get(str(base_name), base_path)
+    if not Path(base_path).exists():
+        raise SourceError(path, data.line_of("extends"), f"extends: no tool definition '{base_name}'")
+    base = yamlsrc.load(base_path)
+    if "extends" in base:
+        raise SourceError(path, data.line_of("extends"), f"extends: '{base_name}' extends another tool; one level only")
+    merged = yamlsrc.Mapping(base)
+    merged.line, merged.key_lines = data.line, {**base.key_lines, **data.key_lines}
+    for key, value in data.items():
+        if key == "vars" and isinstance(base.get("vars"), dict) and isinstance(value, dict):
+            both = yamlsrc.Mapping({**base["vars"], **value})
+            both.line, both.key_lines = value.line, {**base["vars"].key_lines, **value.key_lines}
+            merged["vars"] = both
+        elif key != "extends":
+            merged[key] = value
+    return merged
+
+
 def from_data(data, path: str) -> ToolSpec:
     if not isinstance(data, yamlsrc.Mapping):
         raise SourceError(path, yamlsrc.line_of(data, 1), "a tool definition must be a mapping with 'name' and 'traffic'")
+    if "extends" in data:
+        data = _extend(data, path)
     for key in data:
         if key not in TOP_KEYS:
             raise SourceError(path, data.line_of(key), f"unknown top-level key '{key}' (expected one of: {', '.join(sorted(TOP_KEYS))})")
@@ -171,12 +200,29 @@ def from_data(data, path: str) -> ToolSpec:
     spec = ToolSpec(name=str(data["name"]), description=str(data.get("description", "")), requires=list(requires),
                     vars={str(k): str(v) for k, v in variables.items()}, prepare=_text(path, data, "prepare"),
                     server=_side(path, data, "server"), client=_side(path, data, "client"),
-                    url=str(traffic["url"]), socks5=traffic.get("socks5"), insecure=bool(traffic.get("insecure", False)),
+                    url=str(traffic["url"]), socks5=traffic.get("socks5"), proxy_user=traffic.get("proxy_user"),
+                    insecure=bool(traffic.get("insecure", False)),
                     traffic_timeout=float(traffic.get("timeout", 30)), server_node=data.get("server_node"),
                     client_node=data.get("client_node"), source=path)
+    captures = data.get("captures", {})
+    if not isinstance(captures, dict):
+        raise SourceError(path, data.line_of("captures"), "captures: expected a mapping of name -> {file|log, regex}")
+    for name, cap in captures.items():
+        line = captures.line_of(name)
+        if not isinstance(cap, dict) or "regex" not in cap or len({"file", "log"} & set(cap)) != 1 \
+                or set(cap) - CAPTURE_KEYS:
+            raise SourceError(path, line, f"captures.{name}: give 'regex' and one of 'file' or 'log' (server/client)")
+        if "log" in cap and cap["log"] not in ("server", "client"):
+            raise SourceError(path, line, f"captures.{name}: log is 'server' or 'client'")
+        try:
+            if re.compile(str(cap["regex"])).groups != 1:
+                raise re.error("needs exactly one (group)")
+        except re.error as err:
+            raise SourceError(path, line, f"captures.{name}: bad regex: {err}") from None
+        spec.captures[str(name)] = {k: str(v) for k, v in cap.items()}
     # Every {variable} must be known now, not half-way through a run.
-    known = BUILTIN_VARS | set(spec.vars)
-    for text in (spec.prepare, spec.url, spec.socks5, *(s and s.run for s in (spec.server, spec.client)),
+    known = BUILTIN_VARS | set(spec.vars) | set(spec.captures)
+    for text in (spec.prepare, spec.url, spec.socks5, spec.proxy_user, *(s and s.run for s in (spec.server, spec.client)),
                  *(s and s.setup for s in (spec.server, spec.client))):
         for m in VAR.finditer(text or ""):
             if m.group(1) not in known:

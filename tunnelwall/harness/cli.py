@@ -1,0 +1,92 @@
+"""The ``verify`` and ``tools`` verbs."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from ..cli import _print_table, verb
+from ..errors import TunnelwallError
+
+
+def cmd_verify(args) -> int:
+    from . import report
+    from .runner import ERROR
+    from .verify import DEFAULT_TOOLS, VerifyOptions, verify
+    opts = VerifyOptions(profiles=_split(args.profile), tools=_split(args.tools) if args.tools else list(DEFAULT_TOOLS),
+                         topology=args.topology, bytes=args.bytes, seed=args.seed, overrides=args.set or [],
+                         placement=args.placement)
+    expectations = _expectations(args.expect or [])
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    results = verify(opts)
+    meta = {"started": started, "topology": opts.topology, "profiles": ",".join(opts.profiles),
+            "bytes": opts.bytes, "seed": opts.seed, "overrides": " ".join(opts.overrides) or "-"}
+    if args.format == "json":
+        print(report.to_json(results, meta))
+    else:
+        print(report.table(results))
+    if args.report:
+        files = report.write_all(results, meta, args.report)
+        print(f"reports: {', '.join(str(p) for p in files.values())}", file=sys.stderr)
+    failed = []
+    for r in results:
+        want = expectations.get((r.profile, r.tool)) or expectations.get(("*", r.tool))
+        if want and r.outcome != want:
+            failed.append(f"{r.profile}/{r.tool}: expected {want}, got {r.outcome}")
+    for line in failed:
+        print(f"tunnelwall: expectation not met: {line}", file=sys.stderr)
+    errors = [r for r in results if r.outcome == ERROR]
+    return 1 if failed or errors else 0
+
+
+def _split(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _expectations(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        try:
+            left, outcome = item.split("=", 1)
+            profile, _, tool = left.rpartition("/")
+            out[(profile or "*", tool)] = outcome.upper()
+        except ValueError:
+            raise TunnelwallError(f"--expect '{item}': write [PROFILE/]TOOL=OUTCOME, e.g. gfw/wireguard=BLOCKED") from None
+        if out[(profile or "*", tool)] not in ("PASSED", "BLOCKED", "DEGRADED", "ERROR"):
+            raise TunnelwallError(f"--expect '{item}': outcome is one of PASSED, BLOCKED, DEGRADED, ERROR")
+    return out
+
+
+def cmd_tools(args) -> int:
+    from . import spec
+    rows = []
+    for name, path in spec.builtin().items():
+        s = spec.load(str(path))
+        rows.append({"tool": name, "description": s.description})
+    if args.format == "json":
+        print(json.dumps(rows, indent=1))
+    else:
+        _print_table(rows, ["tool", "description"])
+    return 0
+
+
+@verb
+def add_verify(sub) -> None:
+    p = sub.add_parser("verify", help="run circumvention tools through the censor and report what survives")
+    p.add_argument("--profile", default="gfw", help="censor profile(s), comma-separated (default: gfw)")
+    p.add_argument("--tools", help="tools, comma-separated: built-in names or YAML paths (default: all built-in)")
+    p.add_argument("--topology", default="isp", help="topology (default: isp)")
+    p.add_argument("--bytes", type=int, default=2_000_000, help="bytes fetched through each tool (default 2 MB)")
+    p.add_argument("--seed", type=int, help="seed for the profiles' probabilistic rules")
+    p.add_argument("--set", action="append", metavar="RULE.FIELD=VALUE",
+                   help="override a profile rule, e.g. --set fet.probability=1 (repeatable)")
+    p.add_argument("--placement", choices=["tap", "inline"], help="override the censor placement")
+    p.add_argument("--expect", action="append", metavar="[PROFILE/]TOOL=OUTCOME",
+                   help="fail (exit 1) unless TOOL's outcome is OUTCOME, e.g. gfw/wireguard=BLOCKED")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--report", metavar="DIR", help="write results.json, junit.xml and report.html into DIR")
+    p.set_defaults(func=cmd_verify)
+    p = sub.add_parser("tools", help="list the built-in tool definitions")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_tools)

@@ -1,0 +1,133 @@
+"""Reports of a verify run: terminal table, JSON, JUnit XML, HTML with a chart."""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from .runner import BLOCKED, DEGRADED, ERROR, PASSED, ToolResult
+
+COLOURS = {PASSED: "#2e7d32", BLOCKED: "#c62828", DEGRADED: "#ef6c00", ERROR: "#6a1b9a"}
+COLUMNS = ["profile", "tool", "outcome", "connected", "bytes", "detected", "rule", "detection", "mbit/s", "probing"]
+
+
+def rows(results: list[ToolResult]) -> list[dict]:
+    out = []
+    for r in results:
+        detection = "-"
+        if r.detected and r.packets_to_detection is not None:
+            detection = f"pkt {r.packets_to_detection} / {r.ms_to_detection:.1f} ms"
+        out.append({"profile": r.profile or "-", "tool": r.tool, "outcome": r.outcome,
+                    "connected": "yes" if r.connected else "no",
+                    "bytes": f"{r.bytes_through}/{r.bytes_expected}",
+                    "detected": "yes" if r.detected else "no", "rule": r.rule or "-", "detection": detection,
+                    "mbit/s": f"{r.mbit_s:.1f}" if r.mbit_s else "-",
+                    "probing": {None: "-", True: "confirmed", False: "not confirmed"}[r.confirmed_by_probing]})
+    return out
+
+
+def table(results: list[ToolResult]) -> str:
+    data = rows(results)
+    widths = {c: max([len(c)] + [len(str(r[c])) for r in data]) for c in COLUMNS}
+    lines = ["  ".join(c.upper().ljust(widths[c]) for c in COLUMNS).rstrip()]
+    lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in COLUMNS).rstrip() for r in data]
+    errors = [r for r in results if r.outcome == ERROR]
+    for r in errors:
+        lines.append(f"\n{r.profile}/{r.tool}: ERROR: {r.error}")
+        if r.log:
+            lines += ["    " + line for line in r.log.splitlines()[-12:]]
+    return "\n".join(lines)
+
+
+def to_json(results: list[ToolResult], meta: dict) -> str:
+    return json.dumps({"meta": meta, "results": [r.as_dict() for r in results]}, indent=1, default=str)
+
+
+def junit(results: list[ToolResult], meta: dict) -> str:
+    suites = ET.Element("testsuites", name="tunnelwall verify")
+    by_profile: dict[str, list[ToolResult]] = {}
+    for r in results:
+        by_profile.setdefault(r.profile or "-", []).append(r)
+    for profile, items in by_profile.items():
+        suite = ET.SubElement(suites, "testsuite", name=f"censor-{profile}", tests=str(len(items)),
+                              failures=str(sum(r.outcome in (BLOCKED, DEGRADED) for r in items)),
+                              errors=str(sum(r.outcome == ERROR for r in items)),
+                              timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"))
+        props = ET.SubElement(suite, "properties")
+        for key, value in meta.items():
+            ET.SubElement(props, "property", name=str(key), value=str(value))
+        for r in items:
+            case = ET.SubElement(suite, "testcase", classname=f"tunnelwall.{profile}", name=r.tool,
+                                 time=f"{r.seconds:.3f}")
+            if r.outcome == ERROR:
+                el = ET.SubElement(case, "error", message=r.error or "tool error", type="ERROR")
+                el.text = r.log
+            elif r.outcome in (BLOCKED, DEGRADED):
+                msg = f"{r.outcome}: rule {r.rule} ({r.action}) at packet {r.packets_to_detection}" if r.rule \
+                    else f"{r.outcome}: {r.error}"
+                el = ET.SubElement(case, "failure", message=msg, type=r.outcome)
+                el.text = json.dumps(r.verdicts[:20], default=str)
+            out = ET.SubElement(case, "system-out")
+            out.text = json.dumps({k: v for k, v in r.as_dict().items() if k not in ("verdicts", "log")}, default=str)
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True)
+
+
+def _chart(results: list[ToolResult]) -> str:
+    """An inline SVG bar chart: throughput per tool, coloured by outcome."""
+    if not results:
+        return ""
+    top = max([r.mbit_s for r in results] + [1.0])
+    bar_h, gap, label_w, width = 22, 8, 230, 760
+    height = len(results) * (bar_h + gap) + 30
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+             f'aria-label="throughput per tool">']
+    for i, r in enumerate(results):
+        y = 10 + i * (bar_h + gap)
+        w = max(2.0, (width - label_w - 120) * r.mbit_s / top)
+        parts.append(f'<text x="0" y="{y + 15}" font-size="13">{html.escape((r.profile or "") + " / " + r.tool)}</text>')
+        parts.append(f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{COLOURS[r.outcome]}">'
+                     f'<title>{r.outcome}</title></rect>')
+        parts.append(f'<text x="{label_w + w + 6:.1f}" y="{y + 15}" font-size="12">{r.outcome}'
+                     f'{f" {r.mbit_s:.0f} Mbit/s" if r.mbit_s else ""}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def html_report(results: list[ToolResult], meta: dict) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
+    body = []
+    for r, row in zip(results, rows(results)):
+        cells = "".join(f"<td>{html.escape(str(row[c]))}</td>" for c in COLUMNS)
+        body.append(f'<tr class="{r.outcome.lower()}">{cells}</tr>')
+        if r.outcome == ERROR:
+            body.append(f'<tr><td colspan="{len(COLUMNS)}"><pre>{html.escape(r.error + chr(10) + r.log)}</pre></td></tr>')
+    metas = "".join(f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>" for k, v in meta.items())
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>tunnelwall verify</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; }}
+table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; }}
+tr.passed td:nth-child(3) {{ color: {COLOURS[PASSED]}; font-weight: bold; }}
+tr.blocked td:nth-child(3) {{ color: {COLOURS[BLOCKED]}; font-weight: bold; }}
+tr.degraded td:nth-child(3) {{ color: {COLOURS[DEGRADED]}; font-weight: bold; }}
+tr.error td:nth-child(3) {{ color: {COLOURS[ERROR]}; font-weight: bold; }}
+</style></head><body>
+<h1>tunnelwall verify</h1><ul>{metas}</ul>
+<h2>Throughput through the censor</h2>{_chart(results)}
+<h2>Matrix</h2><table id="matrix"><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>
+</body></html>
+"""
+
+
+def write_all(results: list[ToolResult], meta: dict, directory: str | Path) -> dict[str, Path]:
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    files = {"json": d / "results.json", "junit": d / "junit.xml", "html": d / "report.html"}
+    files["json"].write_text(to_json(results, meta))
+    files["junit"].write_text(junit(results, meta))
+    files["html"].write_text(html_report(results, meta))
+    return files

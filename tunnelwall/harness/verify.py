@@ -1,0 +1,58 @@
+"""``tunnelwall verify``: each profile's censor against each tool."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+
+from ..errors import TunnelwallError
+from . import spec as specs
+from .runner import ERROR, RunOptions, ToolResult, run_tool
+
+DEFAULT_TOOLS = ["https", "openvpn-udp", "openvpn-tcp", "openvpn-tls-crypt", "wireguard", "shadowsocks", "obfs4",
+                 "stunnel", "ssh", "v2ray-vmess"]
+
+
+@dataclass
+class VerifyOptions:
+    profiles: list[str] = field(default_factory=lambda: ["gfw"])
+    tools: list[str] = field(default_factory=lambda: list(DEFAULT_TOOLS))
+    topology: str = "isp"
+    bytes: int = 2_000_000
+    seed: int | None = None
+    overrides: list[str] = field(default_factory=list)
+    placement: str | None = None
+
+
+def progress(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def verify(opts: VerifyOptions, say=progress) -> list[ToolResult]:
+    from ..network import UpOptions, down, up
+    tool_specs = [specs.load(t) for t in opts.tools]       # all errors before any network exists
+    from middlebox import profiles
+    for p in opts.profiles:
+        profiles.apply_overrides(profiles.load(p), opts.overrides)
+    results: list[ToolResult] = []
+    total = len(opts.profiles) * len(tool_specs)
+    n = 0
+    for profile in opts.profiles:
+        say(f"[{profile}] bringing up {opts.topology} ...")
+        state = up(UpOptions(topology=opts.topology, profile=profile, seed=opts.seed, overrides=opts.overrides,
+                             placement=opts.placement))
+        try:
+            for spec in tool_specs:
+                n += 1
+                say(f"[{n}/{total}] {profile}: {spec.name} ...")
+                t0 = time.monotonic()
+                result = run_tool(state, spec, RunOptions(bytes=opts.bytes))
+                detail = f"rule {result.rule}, packet {result.packets_to_detection}" if result.rule else \
+                    (result.error if result.outcome == ERROR else "")
+                say(f"[{n}/{total}] {profile}: {spec.name}: {result.outcome}"
+                    f"{' (' + detail + ')' if detail else ''} in {time.monotonic() - t0:.1f}s")
+                results.append(result)
+        finally:
+            down()
+    return results
