@@ -23,7 +23,8 @@ def rows(results: list[ToolResult]) -> list[dict]:
         out.append({"profile": r.profile or "-", "tool": r.tool, "outcome": r.outcome,
                     "connected": "yes" if r.connected else "no",
                     "bytes": f"{r.bytes_through}/{r.bytes_expected}",
-                    "detected": "yes" if r.detected else "no", "rule": r.rule or "-", "detection": detection,
+                    "detected": "yes" if r.detected else ("spared" if r.spared_by else "no"),
+                    "rule": r.rule or (", ".join(r.spared_by) + " (p)" if r.spared_by else "-"), "detection": detection,
                     "mbit/s": f"{r.mbit_s:.1f}" if r.mbit_s else "-",
                     "probing": {None: "-", True: "confirmed", False: "not confirmed"}[r.confirmed_by_probing]})
     return out

@@ -48,6 +48,7 @@ class ToolResult:
     packets_to_detection: int | None = None
     ms_to_detection: float | None = None
     confirmed_by_probing: bool | None = None
+    spared_by: list = field(default_factory=list)    # rules that matched but lost their probability draw
     error: str = ""
     log: str = ""
     verdicts: list = field(default_factory=list)
@@ -137,7 +138,11 @@ class ToolRun:
         if side.setup:
             self._sh(ns, self.render(side.setup), f"{which} setup")
 
-    def wait_ready(self, which: str) -> bool:
+    def wait_ready(self, which: str, blocked=None) -> bool:
+        """Poll until *which* is ready. *blocked*: returns the time of a
+        blocking verdict on the tool's flows, if any; waiting stops 2 s after
+        one (a blocked handshake never completes, so the full timeout would
+        only slow the matrix down)."""
         side: Side | None = getattr(self.spec, which)
         if side is None or side.ready is None:
             return True
@@ -146,10 +151,16 @@ class ToolRun:
         ns = netns_name(node)
         deadline = time.monotonic() + ready.timeout
         log = self.workdir / f"{which}.log"
+        next_check = time.monotonic() + 0.5
         while time.monotonic() < deadline:
             self._raise_if_exited(which)
             if self._is_ready(ready, ns, log):
                 return True
+            if blocked is not None and time.monotonic() >= next_check:
+                next_check = time.monotonic() + 0.5
+                when = blocked()
+                if when is not None and time.time() - when > 2.0:
+                    return False
             time.sleep(0.1)
         return False
 
@@ -249,7 +260,7 @@ def run_tool(state: RunState, spec: ToolSpec, opts: RunOptions | None = None, ap
         if not run.wait_ready("server"):
             raise ToolError("server did not become ready", procs.tail(run.workdir / "server.log"))
         run.start_side("client")
-        client_ready = run.wait_ready("client")
+        client_ready = run.wait_ready("client", blocked=_blocking_verdict_probe(state, run, started, api))
         if client_ready:
             run.capture()
         got, seconds, err = run.traffic() if client_ready else (0, 0.0, "client never became ready")
@@ -290,6 +301,26 @@ def judge(r: ToolResult) -> str:
     return ERROR
 
 
+def _blocking_verdict_probe(state: RunState, run: ToolRun, since: float, api):
+    """A function returning the time of the first blocking verdict between
+    the tool's client and server since *since*, or None."""
+    if not state.api:
+        return None
+    from ..api import Api
+    api = api or Api(state)
+    peers = {run.values["client_ip"], run.values["server_ip"]}
+
+    def probe():
+        try:
+            verdicts = api.verdicts(since=since - 0.001)
+        except TunnelwallError:
+            return None
+        times = [v["time"] for v in verdicts if v["action"] in ("drop", "reset")
+                 and {v["flow"]["client"], v["flow"]["server"]} == peers]
+        return min(times) if times else None
+    return probe
+
+
 def _attach_verdicts(result: ToolResult, state: RunState, run: ToolRun, since: float, api) -> None:
     if not state.api:
         return
@@ -303,6 +334,12 @@ def _attach_verdicts(result: ToolResult, state: RunState, run: ToolRun, since: f
     peers = {run.values["client_ip"], run.values["server_ip"]}
     mine = [v for v in verdicts if {v["flow"]["client"], v["flow"]["server"]} == peers]
     result.verdicts = mine
+    for v in mine:
+        note = v.get("note") or ""
+        if note.startswith("spared by probability: "):
+            for rule in note.split(": ", 1)[1].split(", "):
+                if rule not in result.spared_by:
+                    result.spared_by.append(rule)
     hits = [v for v in mine if v.get("rule")]
     if not hits:
         return
