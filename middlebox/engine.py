@@ -46,6 +46,7 @@ class Verdict:
     note: str = ""
     time: float = 0.0
     detections: list = field(default_factory=list)
+    notes: dict = field(default_factory=dict)
 
     @property
     def blocks(self) -> bool:
@@ -62,6 +63,8 @@ class Verdict:
             out["detection"] = self.detection.as_dict()
         if self.note:
             out["note"] = self.note
+        if self.notes:
+            out["why_not"] = self.notes
         return out
 
 
@@ -225,7 +228,7 @@ class Engine:
         v = Verdict(flow=flow.id, action=action or rule.action, rule=rule.name if rule else None,
                     protocol=best.protocol if best else None, packet_index=flow.packets,
                     ms=(ts - flow.first_ts) * 1000.0, detection=detection, note=note, time=ts,
-                    detections=list(flow.detections))
+                    detections=list(flow.detections), notes=dict(flow.notes))
         if rule is not None and action is None:
             v.residual = rule.residual if residual == -1.0 else residual
             v.rate_kbit, v.answer, v.then = rule.rate_kbit, rule.answer, rule.then

@@ -33,7 +33,7 @@ class Flow:
     __slots__ = ("key", "proto", "client", "server", "client_port", "server_port", "first_ts", "last_ts",
                  "packets", "c2s_packets", "s2c_packets", "c2s_data", "s2c_data", "bytes", "states",
                  "detections", "verdict", "done", "blocking", "first_c2s_payload", "first_s2c_payload", "history",
-                 "spared")
+                 "spared", "notes")
 
     def __init__(self, key: bytes, proto: int, client: bytes, client_port: int, server: bytes,
                  server_port: int, ts: float):
@@ -54,6 +54,7 @@ class Flow:
         self.first_s2c_payload = b""
         self.history: list[tuple[int, int]] = []
         self.spared: list[str] = []           # rules that matched but lost their probability draw
+        self.notes: dict = {}                 # classifiers' reasons for not matching (e.g. FET exemptions)
 
     @property
     def id(self) -> FlowId:

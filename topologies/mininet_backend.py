@@ -131,8 +131,12 @@ class MininetBackend:
         *fail_mode*: OVS fail mode of the border switch while its controller
         is away: ``secure`` (fail closed) or ``standalone`` (fail open).
         """
-        _require_ovs()
         topo, state = self.topo, self.state
+        containers = [n.name for n in topo.hosts() if n.image]
+        if containers:
+            raise TunnelwallError(f"{topo.source}: node(s) {', '.join(containers)} ask for a container image; "
+                                  f"container nodes are not supported yet (images/README.md): remove 'image:'")
+        _require_ovs()
         net = self.Mininet(topo=None, build=False, controller=None, autoSetMacs=False)
         layout = plan_layout(topo, controlled=controller is not None)
         mn_nodes = {}

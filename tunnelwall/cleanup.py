@@ -13,6 +13,7 @@ no state file lists is left alone, and so is any process not started by us.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -77,6 +78,10 @@ def teardown(state: RunState, log=print) -> list[str]:
             # its veths vanish with it (and so do their root-side peers).
             _quiet(["ip", "netns", "del", ns])
             removed.append(f"netns {ns}")
+    sock = state.files.get("socket")
+    if sock and os.path.exists(sock):
+        os.unlink(sock)
+        removed.append(f"socket {sock}")
     state.forget()
     return removed
 
@@ -92,6 +97,10 @@ def cleanup_all(log=print) -> list[str]:
         _quiet(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", bridge])
         removed.append(f"bridge {bridge} (labelled run {run_id})")
     if STATE_DIR.is_dir():
-        for stray in STATE_DIR.glob("*.tmp"):
-            stray.unlink(missing_ok=True)
+        # The state directory is ours alone: half-written state files and the
+        # sockets of runs whose state is gone can go.
+        for stray in list(STATE_DIR.glob("*.tmp")) + list(STATE_DIR.glob("*.sock")):
+            if stray.stem not in known_runs or stray.suffix == ".tmp":
+                stray.unlink(missing_ok=True)
+                removed.append(f"stale file {stray}")
     return removed

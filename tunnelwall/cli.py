@@ -207,4 +207,7 @@ def _load_verb_modules() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as a module, this file would be a second copy of tunnelwall.cli
+    # that the verb modules do not register with: use the real one.
+    from tunnelwall.cli import main as _main
+    sys.exit(_main())

@@ -89,6 +89,7 @@ class FET(Classifier):
         payload = pkt.payload
         reason = exemption(payload, **self.params)
         if reason is not None:
+            flow.notes["fet"] = f"exempt {reason} (first data packet: {len(payload)} bytes, {payload[:8].hex()}...)"
             return DONE
         return Detection("fet", "no-exemption", 0.8,
                          {"popcount": round(popcount_per_byte(payload), 3), "length": len(payload)})

@@ -342,6 +342,18 @@ def _attach_verdicts(result: ToolResult, state: RunState, run: ToolRun, since: f
                     result.spared_by.append(rule)
     hits = [v for v in mine if v.get("rule")]
     if not hits:
+        # A residual block from an earlier flow drops packets at the switch,
+        # before the middlebox sees them: the controller's block list says so.
+        try:
+            blocks = api.blocks()
+        except TunnelwallError:
+            blocks = []
+        for b in blocks:
+            if b["client"] == run.values["client_ip"] and b["server"] == run.values["server_ip"]:
+                result.detected, result.rule, result.action = True, b["rule"], "drop"
+                result.error = result.error or f"residual block of {b['server']}:{b['server_port']} " \
+                                               f"({b['seconds_left']:.0f}s left) from an earlier flow"
+                return
         return
     order = {"drop": 0, "reset": 0, "probe": 1, "throttle": 2, "forge-dns": 3, "log": 4}
     first = min(hits, key=lambda v: (order.get(v["action"], 5), v["time"]))

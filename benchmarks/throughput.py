@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Throughput through the border with the censor vs without, and how fast
+verdicts become flow rules (as root).
+
+    .venv/bin/python benchmarks/throughput.py [--seconds 5] [--placement inline|tap]
+
+Throughput: iperf3 from client c1 to the outside web server, once on the
+isp topology with the censor (controller + middlebox, profile log-only, so
+the flow is inspected, then allowed onto the switch fast path) and once on
+the same topology with --no-censor; printed as a ratio (goal >= 0.9).
+Latency: WireGuard and OpenVPN through the gfw censor; from the verdict log,
+the packet of the flow that decided and the time from the flow's first
+packet to the drop rule being sent (goal: within the first 3 packets).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def tw(*args: str) -> None:
+    res = subprocess.run([sys.executable, "-m", "tunnelwall", *args], cwd=ROOT, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"tunnelwall {' '.join(args)} failed: {res.stderr.strip()}")
+
+
+def iperf(seconds: int) -> float:
+    server = subprocess.Popen(["ip", "netns", "exec", "tw-web", "iperf3", "-s", "-1"], stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        out = subprocess.run(["ip", "netns", "exec", "tw-c1", "iperf3", "-c", "198.18.0.10", "-t", str(seconds),
+                              "-J"], capture_output=True, text=True, timeout=seconds + 30).stdout
+        return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e6
+    finally:
+        server.kill()
+        server.wait()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--placement", choices=["tap", "inline"], default=None)
+    args = ap.parse_args()
+    placement = ["--placement", args.placement] if args.placement else []
+    results = {}
+    for label, extra in (("without censor", ["--no-censor"]), ("with censor", ["--profile", "log-only", *placement])):
+        tw("up", "isp", *extra)
+        try:
+            results[label] = [iperf(args.seconds) for _ in range(args.repeat)]
+        finally:
+            tw("down")
+    base, censored = (statistics.median(results[k]) for k in ("without censor", "with censor"))
+    print(f"iperf3 c1 -> web, {args.seconds}s x {args.repeat}, median Mbit/s: without censor {base:.0f}, "
+          f"with censor {censored:.0f} -> ratio {censored / base:.2f}")
+
+    from tunnelwall.harness import spec
+    from tunnelwall.harness.runner import run_tool
+    from tunnelwall.runstate import active_run
+    tw("up", "isp", "--profile", "gfw", *placement)
+    try:
+        state = active_run()
+        for tool in ("wireguard", "openvpn-udp", "openvpn-tcp", "shadowsocks"):
+            r = run_tool(state, spec.load(tool))
+            installs = [v for v in r.verdicts if v.get("rule")]
+            install_ms = installs[0].get("install_ms") if installs else None
+            print(f"{tool:<12} {r.outcome:<8} rule {r.rule or '-':<10} decided at packet "
+                  f"{r.packets_to_detection or '-'}, {r.ms_to_detection if r.ms_to_detection is not None else '-'} ms "
+                  f"after the first packet; drop rule sent {install_ms if install_ms is not None else '-'} ms after it")
+    finally:
+        tw("down")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""Integration tests: real namespaces, Open vSwitch, os-ken, real tools. Root only."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tunnelwall.cleanup import existing_ifaces, existing_netns, labelled_bridges
+from tunnelwall.runstate import STATE_DIR, active_run
+
+ROOT = Path(__file__).resolve().parents[2]
+TUNNELWALL = [sys.executable, "-m", "tunnelwall"]
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(autouse=True)
+def _root_and_clean_slate():
+    if os.geteuid() != 0:
+        pytest.fail("integration tests need root (they create namespaces and OVS bridges)")
+    assert active_run() is None, "a tunnelwall run is already up: run 'tunnelwall cleanup' first"
+    yield
+
+
+def ours() -> dict:
+    """Everything of tunnelwall's that exists on the machine right now."""
+    pids = []
+    for line in subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout.splitlines():
+        pid, _, args = line.strip().partition(" ")
+        if any(k in args for k in ("controller.run", "middlebox.daemon", "tunnelwall.webserver")):
+            pids.append((int(pid), args))
+    return {"netns": sorted(n for n in existing_netns() if n.startswith("tw-")),
+            "bridges": sorted(labelled_bridges()),
+            "ifaces": sorted(i for i in existing_ifaces() if i.startswith("tw-")),
+            "daemons": pids,
+            "state": sorted(p.name for p in STATE_DIR.glob("*")) if STATE_DIR.exists() else []}
+
+
+def assert_nothing_left() -> None:
+    left = ours()
+    assert left == {"netns": [], "bridges": [], "ifaces": [], "daemons": [], "state": []}, left
+
+
+def tw(*args, timeout=300, check=True) -> subprocess.CompletedProcess:
+    res = subprocess.run(TUNNELWALL + list(args), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    if check and res.returncode != 0:
+        raise AssertionError(f"tunnelwall {' '.join(args)} exited {res.returncode}:\n{res.stdout}\n{res.stderr}")
+    return res
+
+
+def in_node(node: str, command: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", "netns", "exec", f"tw-{node}", "sh", "-c", command], capture_output=True,
+                          text=True, timeout=timeout)

@@ -1,0 +1,49 @@
+"""Issue 3: capture real tools' traffic between namespaces, classify offline."""
+
+import json
+import signal
+import subprocess
+import time
+
+from conftest import assert_nothing_left, tw
+
+from tunnelwall.harness import spec
+from tunnelwall.harness.runner import PASSED, run_tool
+from tunnelwall.runstate import active_run
+
+
+def test_classify_a_capture_of_real_tools(tmp_path):
+    pcap = tmp_path / "tools.pcap"
+    tw("up", "isp", "--profile", "log-only")
+    try:
+        state = active_run()
+        dump = subprocess.Popen(["ip", "netns", "exec", "tw-c1", "tcpdump", "-i", "eth0", "-U", "-s", "0", "-w",
+                                 str(pcap), "ip"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(1.0)
+        tools = ["openvpn-udp", "openvpn-tcp", "wireguard", "shadowsocks", "https"]
+        for tool in tools:
+            result = run_tool(state, spec.load(tool), )
+            assert result.outcome == PASSED, (tool, result.error)
+        time.sleep(0.5)
+        dump.send_signal(signal.SIGINT)
+        dump.wait(timeout=10)
+    finally:
+        tw("down")
+    assert_nothing_left()
+    res = tw("classify", str(pcap), "--profile", "gfw", "--format", "json", "--seed", "1")
+    flows = [json.loads(line) for line in res.stdout.splitlines()]
+    summary = flows.pop()["summary"]
+    assert summary
+
+    def flow_to(port, transport):
+        matches = [f for f in flows if f["server_port"] == port and f["transport"] == transport]
+        assert matches, f"no {transport} flow to port {port} in the capture"
+        return max(matches, key=lambda f: f["packets"])
+
+    assert flow_to(1194, "udp")["protocol"] == "openvpn" and flow_to(1194, "udp")["action"] == "drop"
+    assert flow_to(1195, "tcp")["protocol"] == "openvpn" and flow_to(1195, "tcp")["action"] == "drop"
+    assert flow_to(51820, "udp")["protocol"] == "wireguard" and flow_to(51820, "udp")["action"] == "drop"
+    ss = flow_to(8388, "tcp")
+    assert ss["protocol"] == "fet"                       # blocked or spared: the 26.3% draw decides
+    https = flow_to(443, "tcp")
+    assert https["protocol"] == "tls" and https["action"] == "allow"

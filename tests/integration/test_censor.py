@@ -1,0 +1,125 @@
+"""Issue 4: the live censor. Verdicts become OpenFlow rules on the border switch."""
+
+import json
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from conftest import assert_nothing_left, in_node, tw
+
+from controller.verdictlog import read as read_verdicts
+from tunnelwall.api import Api
+from tunnelwall.harness import spec
+from tunnelwall.harness.runner import BLOCKED, PASSED, run_tool
+from tunnelwall.runstate import active_run
+
+
+@pytest.fixture
+def censored(request):
+    args = request.param if hasattr(request, "param") else ["isp", "--profile", "gfw"]
+    tw("up", *args)
+    state = active_run()
+    yield state
+    tw("down")
+    assert_nothing_left()
+
+
+def border_flows() -> str:
+    return subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "tw-border"], capture_output=True,
+                          text=True).stdout
+
+
+@pytest.mark.parametrize("censored", [["isp", "--profile", "gfw"]], indirect=True)
+def test_gfw_blocks_wireguard_and_openvpn_passes_https(censored):
+    https = run_tool(censored, spec.load("https"))
+    assert https.outcome == PASSED and https.bytes_through == https.bytes_expected
+    for tool, rule, max_packet in (("wireguard", "wireguard", 1), ("openvpn-udp", "openvpn", 3)):
+        result = run_tool(censored, spec.load(tool))
+        assert result.outcome == BLOCKED, (tool, result.error)
+        assert result.bytes_through == 0                       # no data after the verdict
+        assert result.rule == rule and result.packets_to_detection <= max_packet
+    flows = border_flows()
+    assert "udp,nw_src=10.0.0.11,nw_dst=198.18.0.20" in flows and "actions=drop" in flows
+    # Every verdict is in the JSON-lines log, complete.
+    log = read_verdicts(censored.files["verdict_log"])
+    rules = {v["rule"] for v in log}
+    assert {"wireguard", "openvpn"} <= rules
+    assert all({"time", "flow", "rule", "action", "packet_index", "ms"} <= set(v) for v in log)
+    # Decision latency: the drop rule is sent within the first 3 packets of each blocked flow.
+    for v in log:
+        if v["rule"] in ("wireguard", "openvpn"):
+            assert v["packet_index"] <= 3 and v["installed"] and v["install_ms"] < 1000
+
+
+@pytest.mark.parametrize("censored", [["isp", "--profile", "log-only"]], indirect=True)
+def test_log_only_passes_everything_and_logs_the_right_rule(censored):
+    for tool, rule in (("wireguard", "wireguard"), ("openvpn-udp", "openvpn"), ("https", None)):
+        result = run_tool(censored, spec.load(tool))
+        assert result.outcome == PASSED, (tool, result.error, result.log)
+        assert result.rule == rule and (result.action == "log" if rule else result.action is None)
+    assert "actions=drop" not in border_flows().replace("priority=0 actions=drop", "")
+
+
+@pytest.mark.parametrize("censored", [["isp", "--profile", "gfw", "--set", "fet.probability=1",
+                                       "--set", "fet.residual=4"]], indirect=True)
+def test_residual_blocking_of_the_server_port_then_expiry(censored):
+    # A TCP server on the VPN host's port 8388 that answers anything.
+    server = subprocess.Popen(["ip", "netns", "exec", "tw-vpn", "python3", "-m", "tunnelwall.webserver",
+                               "--http", "8388"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.8)
+        fetch = "curl -s -o /dev/null -w '%{http_code}' --connect-timeout 2 --max-time 3 http://198.18.0.20:8388/"
+        assert in_node("c1", fetch).stdout == "200"               # plain HTTP: exempt (Ex5), allowed
+        # A fully encrypted first packet triggers the FET rule (probability forced to 1).
+        trigger = ("python3 -c \"import socket,os; s=socket.create_connection(('198.18.0.20',8388),2); "
+                   "s.send(os.urandom(300)); s.close()\"")
+        in_node("c1", trigger)
+        time.sleep(0.3)
+        blocks = Api(censored).blocks()
+        assert any(b["server_port"] == 8388 and b["rule"] == "fet" for b in blocks), blocks
+        # A new, innocent connection to the same server port now fails ...
+        assert in_node("c1", fetch).stdout != "200"
+        assert "tcp,nw_src=10.0.0.11,nw_dst=198.18.0.20,tp_dst=8388" in border_flows()
+        # ... while another client is not affected (the block is the client's 3-tuple) ...
+        assert in_node("c2", fetch).stdout == "200"
+        # ... and after the residual timeout it works again.
+        time.sleep(4.5)
+        assert in_node("c1", fetch).stdout == "200"
+    finally:
+        server.terminate()
+        server.wait()
+
+
+@pytest.mark.parametrize("censored", [["classroom"]], indirect=True)
+def test_tap_placement_still_blocks_after_the_verdict(censored):
+    assert censored.files["placement"] == "tap"
+    result = run_tool(censored, spec.load("wireguard"))
+    assert result.outcome == BLOCKED and result.rule == "wireguard"
+    https = run_tool(censored, spec.load("https"))
+    assert https.outcome == PASSED
+
+
+@pytest.mark.parametrize("censored", [["minimal", "--profile", "gfw"]], indirect=True)
+def test_rest_api_token_loopback_and_hot_reload(censored):
+    port = censored.api["port"]
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=5)
+    assert err.value.code == 401
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health?token=wrong", timeout=5)
+    assert err.value.code == 401
+    listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True, text=True).stdout
+    local_addresses = [line.split()[3] for line in listening.splitlines()]
+    assert local_addresses == [f"127.0.0.1:{port}"], listening
+    api = Api(censored)
+    assert api.health()["profile"] == "gfw"
+    blocked = run_tool(censored, spec.load("wireguard"), )
+    assert blocked.outcome == BLOCKED
+    assert api.reload("log-only")["profile"] == "log-only"
+    assert api.health()["profile"] == "log-only"
+    passed = run_tool(censored, spec.load("wireguard"))
+    assert passed.outcome == PASSED and passed.rule == "wireguard" and passed.action == "log"
+    with pytest.raises(Exception, match="unknown censor profile"):
+        api.reload("no-such-profile")

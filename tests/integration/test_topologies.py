@@ -1,0 +1,86 @@
+"""Issue 2: each catalogue topology comes up, every pair of hosts reaches
+each other (ping), TCP transfers cross it, and nothing is left after down."""
+
+import itertools
+
+import pytest
+from conftest import assert_nothing_left, in_node, tw
+
+import topologies
+from topologies.model import Role
+
+
+def addressed_hosts(topo):
+    return {n.name: str(n.primary_ip()) for n in topo.hosts() if n.primary_ip() and n.role is not Role.MIDDLEBOX}
+
+
+@pytest.mark.parametrize("name", ["minimal", "isp", "classroom"])
+def test_topology_up_reachability_tcp_down(name):
+    topo = topologies.resolve(name)
+    tw("up", name)
+    try:
+        hosts = addressed_hosts(topo)
+        failures = []
+        for src in hosts:
+            # All of a host's pings at once, each to one destination.
+            script = " & ".join(f"(ping -c1 -W2 {ip} >/dev/null || echo FAIL {dst})" for dst, ip in hosts.items()
+                                if dst != src) + "; wait"
+            out = in_node(src, script).stdout
+            failures += [f"{src} -> {line.split()[1]}" for line in out.splitlines() if line.startswith("FAIL")]
+        assert not failures, f"unreachable pairs: {failures}"
+        pairs = len(list(itertools.combinations(hosts, 2)))
+        assert pairs >= len(hosts) - 1 >= 1
+        servers = [n.name for n in topo.hosts() if "http" in n.services]
+        for src, server in itertools.product(hosts, servers):
+            if src == server:
+                continue
+            res = in_node(src, f"curl -s -o /dev/null -w '%{{http_code}} %{{size_download}}' --max-time 20 "
+                               f"http://{hosts[server]}/bytes/1000000")
+            assert res.stdout == "200 1000000", f"TCP {src} -> {server}: {res.stdout} {res.stderr}"
+    finally:
+        tw("down")
+    assert_nothing_left()
+
+
+def test_no_censor_variant_and_inspect():
+    tw("up", "isp", "--no-censor")
+    try:
+        res = tw("inspect", "--format", "json")
+        import json
+        data = json.loads(res.stdout)
+        assert data["profile"] is None and set(data["layout"]["nodes"]) >= {"c1", "isp", "web"}
+        assert in_node("c1", "ping -c1 -W2 198.18.0.10").returncode == 0
+    finally:
+        tw("down")
+    assert_nothing_left()
+
+
+def test_second_up_is_refused_with_one_line():
+    tw("up", "minimal", "--no-censor")
+    try:
+        res = tw("up", "minimal", check=False)
+        assert res.returncode == 2 and "already up" in res.stderr and "Traceback" not in res.stderr
+    finally:
+        tw("down")
+    assert_nothing_left()
+
+
+def test_testbed_is_isolated_from_the_host_network():
+    """No route out: a client reaches only topology addresses."""
+    tw("up", "isp", "--no-censor")
+    try:
+        routes = in_node("c1", "ip -4 route").stdout
+        assert "default via 10.0.0.1" in routes
+        # The ISP router's only routes are its two subnets: anything else is unreachable.
+        isp_routes = in_node("isp", "ip -4 route").stdout.strip().splitlines()
+        assert sorted(r.split()[0] for r in isp_routes) == ["10.0.0.0/24", "198.18.0.0/24"], isp_routes
+        # An address outside the topology (TEST-NET-3, never routed) is unreachable from the client.
+        res = in_node("c1", "ping -c1 -W1 203.0.113.1")
+        assert res.returncode != 0
+        # No interface of any node is in the host's namespace or bridged to a host interface.
+        import subprocess
+        bridges = subprocess.run(["ovs-vsctl", "list-ports", "tw-border"], capture_output=True, text=True).stdout.split()
+        assert all(p.startswith("tw-border-") for p in bridges), bridges
+    finally:
+        tw("down")
+    assert_nothing_left()
