@@ -1,0 +1,90 @@
+"""CLI error lines and tool definitions; nothing here touches the network."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tunnelwall.errors import SourceError, TunnelwallError
+from tunnelwall.harness import spec
+
+ROOT = Path(__file__).resolve().parents[2]
+FIX = ROOT / "tests" / "fixtures"
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, "-m", "tunnelwall", *args], capture_output=True, text=True, cwd=ROOT)
+
+
+def test_validate_catalogue_and_profiles():
+    res = cli("validate", "topologies/isp.yaml", "topologies/classroom.yaml", "star:50")
+    assert res.returncode == 0 and res.stdout.count(": ok") == 3
+    res = cli("validate", "--profile", *[str(p) for p in sorted((ROOT / "middlebox" / "profiles").glob("*.yaml"))])
+    assert res.returncode == 0 and res.stdout.count(": ok") == 4
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["validate", "tests/fixtures/bad_topologies/link_unknown_node.yaml"],
+     "tests/fixtures/bad_topologies/link_unknown_node.yaml:7: link 'r9-s1': unknown node 'r9'"),
+    (["validate", "--profile", "tests/fixtures/bad_profiles/unknown_action.yaml"],
+     "tests/fixtures/bad_profiles/unknown_action.yaml:5: rule 'fet': unknown action 'block'"),
+    (["validate", "nosuch"], "unknown topology 'nosuch'"),
+    (["classify", "README.md"], "README.md: not a pcap file"),
+    (["classify", "nosuch.pcap"], "nosuch.pcap: cannot read"),
+    (["classify", "tests/fixtures/bad_topologies/empty.yaml", "--profile", "nosuch"], "unknown censor profile 'nosuch'"),
+])
+def test_bad_input_is_one_line_and_nonzero(args, expected):
+    res = cli(*args)
+    assert res.returncode != 0
+    assert expected in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_every_builtin_tool_loads():
+    names = spec.builtin()
+    assert {"https", "openvpn-udp", "openvpn-tcp", "openvpn-tls-crypt", "wireguard", "shadowsocks", "obfs4",
+            "stunnel", "ssh", "v2ray-vmess"} <= set(names)
+    for name in names:
+        s = spec.load(name)
+        assert s.url and s.description
+
+
+def test_extends_merges_vars():
+    tcp = spec.load("openvpn-tcp")
+    assert tcp.vars["proto_server"] == "tcp-server" and tcp.vars["net"] == "10.97.0"
+    assert tcp.server.run == spec.load("openvpn-udp").server.run
+
+
+BAD_TOOLS = {
+    "missing_traffic.yaml": (1, "missing 'traffic'"),
+    "unknown_key.yaml": (3, "unknown top-level key 'sever'"),
+    "unknown_variable.yaml": (3, "unknown variable {prot}"),
+    "bad_ready.yaml": (4, "server.ready: give one of tcp, udp, log or command"),
+    "bad_capture.yaml": (3, "captures.port: log is 'server' or 'client'"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_TOOLS))
+def test_bad_tool_definitions(name):
+    line, words = BAD_TOOLS[name]
+    path = FIX / "bad_tools" / name
+    with pytest.raises(SourceError) as err:
+        spec.load(str(path))
+    assert str(err.value).startswith(f"{path}:{line}: ") and words in str(err.value), str(err.value)
+
+
+def test_unknown_tool_name():
+    with pytest.raises(TunnelwallError, match="unknown tool 'nope'"):
+        spec.load("nope")
+
+
+def test_profile_overrides():
+    from middlebox import profiles
+    p = profiles.apply_overrides(profiles.load("gfw"), ["fet.probability=1", "fet.residual=5"])
+    fet = next(r for r in p.rules if r.name == "fet")
+    assert fet.probability == 1.0 and fet.residual == 5.0
+    for bad, words in (("fet.probability=2", "bad value"), ("nope.probability=1", "no rule 'nope'"),
+                       ("fet.colour=red", "cannot be overridden"), ("fetprobability", "RULE.FIELD=VALUE")):
+        with pytest.raises(TunnelwallError, match=words):
+            profiles.apply_overrides(profiles.load("gfw"), [bad])
