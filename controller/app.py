@@ -31,6 +31,7 @@ from os_ken.ofproto import ofproto_v1_3
 
 from . import pipeline
 from .verdictlog import VerdictLog
+from .verdictlog import read as read_log
 
 
 class TunnelwallController(app_manager.OSKenApp):
@@ -41,9 +42,14 @@ class TunnelwallController(app_manager.OSKenApp):
         with open(os.environ["TUNNELWALL_CONTROLLER_CONFIG"]) as fh:
             self.config = json.load(fh)
         self.datapath = None
-        self.verdict_log = VerdictLog(self.config["verdict_log"])
-        self.verdicts = collections.deque(maxlen=5000)
         self.blocks: dict[tuple, dict] = {}          # residual blocks: 3-tuple -> record with expiry
+        self.verdicts = collections.deque(maxlen=5000)
+        # A restarted controller picks up where the last one stopped: the
+        # residual blocks still running are in the verdict log.
+        for record in read_log(self.config["verdict_log"]):
+            self.verdicts.append(record)
+            self._remember_block(record, record.get("time", 0.0))
+        self.verdict_log = VerdictLog(self.config["verdict_log"])
         self.next_meter = 1
         self.profile = self.config["profile"]
         self.middlebox = None                        # the channel's connection while it is up
@@ -64,12 +70,16 @@ class TunnelwallController(app_manager.OSKenApp):
             self.logger.warning("ignoring switch with dpid %s (expected %s)", dp.id, self.config["dpid"])
             return
         self.datapath = dp
-        # Our rules from an earlier session (controller restart) go; residual
-        # blocks stay, with whatever hard timeout they have left.
+        # Our rules from an earlier session go (after an Open vSwitch restart
+        # there are none); residual blocks are put back with the time they have left.
         dp.send_msg(pipeline.delete_cookie(dp, pipeline.COOKIE_PIPELINE))
         dp.send_msg(pipeline.delete_cookie(dp, pipeline.COOKIE_VERDICT))
+        dp.send_msg(pipeline.delete_cookie(dp, pipeline.COOKIE_RESIDUAL))
         self.install_pipeline()
-        self.note("switch connected", dpid=dp.id)
+        blocks = self.active_blocks()
+        for block in blocks:
+            dp.send_msg(pipeline.residual_flow(dp, block, block["seconds_left"]))
+        self.note("switch connected", dpid=dp.id, residual_blocks=len(blocks))
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
     def switch_gone(self, ev):
@@ -87,9 +97,8 @@ class TunnelwallController(app_manager.OSKenApp):
         dp = self.datapath
         if dp is None:
             return
-        inspect = self.middlebox is not None or self.config["fail"] == "closed"
         dp.send_msg(pipeline.delete_cookie(dp, pipeline.COOKIE_PIPELINE))
-        for mod in pipeline.base_flows(dp, self.config, inspect=inspect):
+        for mod in pipeline.base_flows(dp, self.config, middlebox_up=self.middlebox is not None):
             dp.send_msg(mod)
 
     def apply_verdict(self, verdict: dict, first_seen: float | None) -> dict:
@@ -108,16 +117,19 @@ class TunnelwallController(app_manager.OSKenApp):
                   "installed": dp is not None}
         if first_seen:
             record["install_ms"] = round((now - first_seen) * 1000.0, 3)
-        if verdict.get("residual") and verdict["action"] in ("drop", "reset", "probe"):
-            f = verdict["flow"]
-            key = (f["transport"], f["client"], f["server"], f["server_port"])
-            self.blocks[key] = {"transport": f["transport"], "client": f["client"], "server": f["server"],
-                                "server_port": f["server_port"], "rule": verdict.get("rule"),
-                                "until": now + float(verdict["residual"])}
+        self._remember_block(verdict, now)
         self.verdicts.append(record)
         if verdict.get("log", True):
             self.verdict_log.write(record)
         return record
+
+    def _remember_block(self, verdict: dict, at: float) -> None:
+        if verdict.get("residual") and verdict.get("action") in ("drop", "reset", "probe"):
+            f = verdict["flow"]
+            key = (f["transport"], f["client"], f["server"], f["server_port"])
+            self.blocks[key] = {"transport": f["transport"], "client": f["client"], "server": f["server"],
+                                "server_port": f["server_port"], "rule": verdict.get("rule"),
+                                "until": at + float(verdict["residual"])}
 
     def active_blocks(self) -> list[dict]:
         now = time.time()
@@ -127,8 +139,8 @@ class TunnelwallController(app_manager.OSKenApp):
 
     def middlebox_changed(self, connected) -> None:
         self.middlebox = connected
-        self.note("middlebox connected" if connected else "middlebox disconnected")
-        # Fail open: while the middlebox is away, stop steering traffic to it.
+        self.note("middlebox connected" if connected else
+                  f"middlebox disconnected: failing {self.config['fail']} until it is back")
         self.install_pipeline()
 
     def reload_profile(self, name: str) -> dict:

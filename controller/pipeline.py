@@ -48,9 +48,10 @@ def three_tuple(parser, proto: int, client: str, server: str, server_port: int):
     return parser.OFPMatch(**fields)
 
 
-def base_flows(dp, config: dict, inspect: bool = True) -> list:
-    """FlowMods of the static pipeline. *inspect*: steer new IPv4 flows to
-    the middlebox (False while it is away and the profile fails open)."""
+def base_flows(dp, config: dict, middlebox_up: bool = True) -> list:
+    """FlowMods of the static pipeline. While the middlebox is away, new IPv4
+    flows are forwarded uninspected (profile ``fail: open``) or dropped
+    (``fail: closed``), whatever the placement."""
     ofp, parser = dp.ofproto, dp.ofproto_parser
     mbox = config["middlebox_port"]
     goto = parser.OFPInstructionGotoTable(TABLE_FORWARD)
@@ -61,10 +62,12 @@ def base_flows(dp, config: dict, inspect: bool = True) -> list:
                                       instructions=instructions))
 
     add(TABLE_CENSOR, PRIO_FROM_MIDDLEBOX, parser.OFPMatch(in_port=mbox), [goto])
-    if inspect and config["placement"] == "inline":
+    if not middlebox_up and config["fail"] == "closed":
+        add(TABLE_CENSOR, PRIO_INSPECT, parser.OFPMatch(eth_type=IPV4), [])
+    elif middlebox_up and config["placement"] == "inline":
         add(TABLE_CENSOR, PRIO_INSPECT, parser.OFPMatch(eth_type=IPV4),
             [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, [parser.OFPActionOutput(mbox)])])
-    elif inspect:
+    elif middlebox_up:
         add(TABLE_CENSOR, PRIO_INSPECT, parser.OFPMatch(eth_type=IPV4),
             [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, [parser.OFPActionOutput(mbox)]), goto])
     else:
@@ -118,6 +121,17 @@ def verdict_flows(dp, verdict: dict, meter_id: int | None = None) -> list:
                                       match=three_tuple(parser, proto, f["client"], f["server"], f["server_port"]),
                                       instructions=[]))
     return mods
+
+
+def residual_flow(dp, block: dict, seconds_left: float):
+    """Re-install a residual block with the time it has left (after the
+    controller or Open vSwitch restarted)."""
+    parser = dp.ofproto_parser
+    proto = {"tcp": TCP, "udp": UDP}.get(block["transport"], 0)
+    return parser.OFPFlowMod(dp, cookie=COOKIE_RESIDUAL, table_id=TABLE_CENSOR, priority=PRIO_RESIDUAL,
+                             hard_timeout=max(1, int(round(seconds_left))),
+                             match=three_tuple(parser, proto, block["client"], block["server"], block["server_port"]),
+                             instructions=[])
 
 
 def meter(dp, meter_id: int, rate_kbit: int):

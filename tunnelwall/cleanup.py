@@ -53,12 +53,18 @@ def labelled_bridges() -> dict[str, str]:
 def teardown(state: RunState, log=print) -> list[str]:
     """Remove everything *state* lists; returns what was removed."""
     removed = []
+    # The supervisor first, so that it restarts nothing we stop; then read
+    # the state again for whatever it recorded last.
+    for rec in state.processes:
+        if rec.name == "supervisor" and procs.stop(rec):
+            removed.append(f"process supervisor (pid {rec.pid})")
     state.status = "stopping"
     try:
+        state.reload()
         state.save()
-    except OSError:
+    except (OSError, ValueError, TypeError):
         pass
-    # Daemons first (newest first), so nothing holds the namespaces.
+    # Daemons (newest first), so nothing holds the namespaces.
     for rec in reversed(state.processes):
         if procs.stop(rec):
             removed.append(f"process {rec.name} (pid {rec.pid})")
@@ -99,7 +105,7 @@ def cleanup_all(log=print) -> list[str]:
     if STATE_DIR.is_dir():
         # The state directory is ours alone: half-written state files and the
         # sockets of runs whose state is gone can go.
-        for stray in list(STATE_DIR.glob("*.tmp")) + list(STATE_DIR.glob("*.sock")):
+        for stray in list(STATE_DIR.glob("*.tmp")) + list(STATE_DIR.glob("*.sock")) + list(STATE_DIR.glob("*.lock")):
             if stray.stem not in known_runs or stray.suffix == ".tmp":
                 stray.unlink(missing_ok=True)
                 removed.append(f"stale file {stray}")

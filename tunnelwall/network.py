@@ -83,6 +83,9 @@ def up(opts: UpOptions, say=print) -> RunState:
             state.status = "up"
             state.files["up_seconds"] = round(time.monotonic() - t0, 3)
             state.save()
+            if censor is not None:
+                procs.spawn(state, "supervisor", [sys.executable, "-m", "tunnelwall.supervisor",
+                                                  "--run", state.run_id])
     except BaseException as err:
         cleanup.teardown(state)
         if isinstance(err, KeyboardInterrupt):

@@ -71,6 +71,24 @@ def spawn(state: RunState, name: str, argv: list[str], netns: str | None = None,
 _CHILDREN: dict[int, subprocess.Popen] = {}
 
 
+def respawn(state: RunState, rec: ProcessRecord) -> ProcessRecord:
+    """Start a recorded daemon again, same command, same log (appended)."""
+    log = Path(rec.log) if rec.log else state.logs / f"{rec.name}.log"
+    with open(log, "ab", buffering=0) as out:
+        proc = subprocess.Popen(rec.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    st = None
+    for _ in range(50):
+        st = starttime(proc.pid)
+        if st is not None or proc.poll() is not None:
+            break
+        time.sleep(0.002)
+    new = ProcessRecord(name=rec.name, pid=proc.pid, starttime=st or 0, netns=rec.netns, log=str(log), argv=rec.argv)
+    _CHILDREN[proc.pid] = proc
+    state.add_process(new)
+    return new
+
+
 def exited(rec: ProcessRecord) -> int | None:
     """Exit code if the process has ended (None while it runs)."""
     proc = _CHILDREN.get(rec.pid)

@@ -10,6 +10,7 @@ the namespaces and bridges it describes); logs live in
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import secrets
@@ -56,13 +57,36 @@ class RunState:
         return STATE_DIR / f"{self.run_id}.json"
 
     def save(self) -> None:
+        """Write the state. Several processes write it (the CLI, the run's
+        supervisor), so under a lock the resource lists on disk are merged
+        in first: no writer can drop what another one recorded."""
         STATE_DIR.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        with open(tmp, "w") as fh:
-            json.dump(asdict(self), fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
+        with open(STATE_DIR / f"{self.run_id}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self.path.exists():
+                try:
+                    self._merge(RunState.load(self.path))
+                except (OSError, ValueError, TypeError):
+                    pass
+            tmp = self.path.with_suffix(".tmp")
+            with open(tmp, "w") as fh:
+                json.dump(asdict(self), fh, indent=1)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.path)
+
+    def _merge(self, disk: "RunState") -> None:
+        for kind in ("netns", "bridges", "root_ifaces"):
+            mine = getattr(self, kind)
+            mine.extend(x for x in getattr(disk, kind) if x not in mine)
+        known = {(p.pid, p.starttime) for p in self.processes}
+        extra = [p for p in disk.processes if (p.pid, p.starttime) not in known]
+        self.processes = sorted(self.processes + extra, key=lambda p: p.starttime)
+
+    def reload(self) -> None:
+        """Pick up what other writers recorded."""
+        if self.path.exists():
+            self._merge(RunState.load(self.path))
 
     @classmethod
     def load(cls, path: Path) -> "RunState":
@@ -71,7 +95,7 @@ class RunState:
         return cls(processes=procs, **data)
 
     def forget(self) -> None:
-        for p in (self.path, self.path.with_suffix(".tmp")):
+        for p in (self.path, self.path.with_suffix(".tmp"), self.path.with_suffix(".lock")):
             try:
                 p.unlink()
             except FileNotFoundError:
