@@ -54,6 +54,8 @@ class TunnelwallController(app_manager.OSKenApp):
         self.profile = self.config["profile"]
         self.middlebox = None                        # the channel's connection while it is up
         self.started = time.time()
+        self.probes = collections.deque(maxlen=1000)   # probe results
+        self.probing: set[tuple] = set()                # servers being probed now
         self.history = collections.deque(maxlen=1000)  # switch/middlebox up/down, reloads (os-ken owns self.events)
         from .channel import MiddleboxChannel
         from .rest import RestApi
@@ -78,7 +80,7 @@ class TunnelwallController(app_manager.OSKenApp):
         self.install_pipeline()
         blocks = self.active_blocks()
         for block in blocks:
-            dp.send_msg(pipeline.residual_flow(dp, block, block["seconds_left"]))
+            dp.send_msg(pipeline.residual_flow(dp, block, block["seconds_left"]))   # None: for the run
         self.note("switch connected", dpid=dp.id, residual_blocks=len(blocks))
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
@@ -118,13 +120,64 @@ class TunnelwallController(app_manager.OSKenApp):
         if first_seen:
             record["install_ms"] = round((now - first_seen) * 1000.0, 3)
         self._remember_block(verdict, now)
+        if verdict["action"] == "probe":
+            record["probe"] = self.request_probe(verdict)
         self.verdicts.append(record)
         if verdict.get("log", True):
             self.verdict_log.write(record)
         return record
 
+    # -- active probing ----------------------------------------------------
+    def request_probe(self, verdict: dict) -> dict:
+        """Ask the prober to probe the verdict's server (once per server at a time)."""
+        f = verdict["flow"]
+        key = (f["transport"], f["server"], f["server_port"])
+        if f["transport"] != "tcp":
+            return {"requested": False, "why": "only TCP servers are probed"}
+        if key in self.probing:
+            return {"requested": False, "why": "already being probed"}
+        probe = self.config.get("probe", {})
+        req = {"type": "probe", "server": f["server"], "port": f["server_port"], "rule": verdict.get("rule"),
+               "then": verdict.get("then") or "drop", "residual": verdict.get("residual"),
+               "first_payload": verdict.get("first_payload", ""), "delay": probe.get("delay", 0.5),
+               "count": probe.get("count", 10), "timeout": probe.get("timeout", 3.0),
+               "seed": int(time.time() * 1000) & 0xFFFF}
+        if not self.channel.send("prober", req):
+            return {"requested": False, "why": "no prober connected"}
+        self.probing.add(key)
+        return {"requested": True}
+
+    def probe_result(self, msg: dict) -> None:
+        req = msg["request"]
+        self.probing.discard(("tcp", req["server"], req["port"]))
+        now = time.time()
+        record = {"time": now, "type": "probe", "profile": self.profile, "server": req["server"],
+                  "server_port": req["port"], "rule": req.get("rule"), "fingerprint": msg["fingerprint"],
+                  "confirmed": msg["confirmed"], "reactions": msg["reactions"]}
+        if msg["confirmed"]:
+            # Confirmed: the server's port is blocked for every client (Alice et al. 2020, section 6).
+            block = {"transport": "tcp", "client": "*", "server": req["server"], "server_port": req["port"],
+                     "rule": f"{req.get('rule')}+probe",
+                     "until": now + float(req["residual"]) if req.get("residual") else float("inf")}
+            self.blocks[("tcp", "*", req["server"], req["port"])] = block
+            if self.datapath is not None:
+                self.datapath.send_msg(pipeline.residual_flow(self.datapath, block, req.get("residual")))
+            record["blocked"] = True
+        self.probes.append(record)
+        self.verdict_log.write(record)
+        self.note("probed", server=req["server"], port=req["port"], fingerprint=msg["fingerprint"],
+                  confirmed=msg["confirmed"])
+
     def _remember_block(self, verdict: dict, at: float) -> None:
-        if verdict.get("residual") and verdict.get("action") in ("drop", "reset", "probe"):
+        if verdict.get("type") == "probe":
+            if verdict.get("confirmed"):
+                residual = next((r for r in [verdict.get("residual")] if r), None)
+                self.blocks[("tcp", "*", verdict["server"], verdict["server_port"])] = {
+                    "transport": "tcp", "client": "*", "server": verdict["server"],
+                    "server_port": verdict["server_port"], "rule": f"{verdict.get('rule')}+probe",
+                    "until": at + residual if residual else float("inf")}
+            return
+        if verdict.get("residual") and verdict.get("action") in ("drop", "reset"):
             f = verdict["flow"]
             key = (f["transport"], f["client"], f["server"], f["server_port"])
             self.blocks[key] = {"transport": f["transport"], "client": f["client"], "server": f["server"],
@@ -135,7 +188,9 @@ class TunnelwallController(app_manager.OSKenApp):
         now = time.time()
         for key in [k for k, b in self.blocks.items() if b["until"] <= now]:
             del self.blocks[key]
-        return [{**b, "seconds_left": round(b["until"] - now, 1)} for b in self.blocks.values()]
+        return [{**b, "until": b["until"] if b["until"] != float("inf") else None,
+                 "seconds_left": round(b["until"] - now, 1) if b["until"] != float("inf") else None}
+                for b in self.blocks.values()]
 
     def middlebox_changed(self, connected) -> None:
         self.middlebox = connected

@@ -5,8 +5,12 @@ and ``{"type": "hello", "profile": NAME, "placement": ...}``.
 Controller -> middlebox: ``{"type": "reload", "profile": NAME}``, answered by
 ``{"type": "reloaded", "profile": NAME}`` or ``{"type": "error", "error": TEXT}``.
 
-One middlebox at a time; a new connection replaces the old one (a restarted
-middlebox simply reconnects).
+Prober -> controller: ``{"type": "hello", "role": "prober"}``, then
+``{"type": "probe-result", ...}``; controller -> prober: ``{"type": "probe", ...}``.
+
+Each peer says its role in its first line (``hello``; no role means
+middlebox). One connection per role; a new one replaces the old (a
+restarted daemon simply reconnects).
 """
 
 from __future__ import annotations
@@ -22,8 +26,12 @@ class MiddleboxChannel:
     def __init__(self, app, path: str):
         self.app = app
         self.path = path
-        self.conn = None
-        self.replies = hub.Queue() if hasattr(hub, "Queue") else None
+        self.conns: dict[str, object] = {}
+        self.replies = None
+
+    @property
+    def conn(self):
+        return self.conns.get("middlebox")
 
     def serve(self) -> None:
         import eventlet
@@ -37,42 +45,61 @@ class MiddleboxChannel:
 
     def _handle(self, conn) -> None:
         import eventlet.queue
-        previous = self.conn
-        self.conn = conn
-        self.replies = eventlet.queue.Queue()
-        if previous is not None:
-            try:
-                previous.close()
-            except OSError:
-                pass
-        self.app.middlebox_changed(conn)
         reader = conn.makefile("r", encoding="utf-8")
+        role = None
         try:
             for line in reader:
                 try:
                     msg = json.loads(line)
                 except ValueError:
-                    self.app.note("bad message from middlebox", line=line[:200])
+                    self.app.note("bad message on the channel", line=line[:200])
                     continue
                 kind = msg.get("type")
+                if role is None:
+                    role = msg.get("role", "middlebox") if kind == "hello" else "middlebox"
+                    previous = self.conns.get(role)
+                    self.conns[role] = conn
+                    if previous is not None:
+                        try:
+                            previous.close()
+                        except OSError:
+                            pass
+                    if role == "middlebox":
+                        self.replies = eventlet.queue.Queue()
+                        self.app.middlebox_changed(conn)
+                    else:
+                        self.app.note(f"{role} connected")
                 if kind == "verdict":
                     self.app.apply_verdict(msg["verdict"], msg.get("first_seen"))
                 elif kind == "hello":
-                    self.app.note("middlebox hello", profile=msg.get("profile"), placement=msg.get("placement"))
-                elif kind in ("reloaded", "error"):
+                    self.app.note(f"{role} hello", **{k: v for k, v in msg.items() if k not in ("type", "role")})
+                elif kind == "probe-result":
+                    self.app.probe_result(msg)
+                elif kind in ("reloaded", "error") and self.replies is not None:
                     self.replies.put(msg)
         except OSError:
             pass
         finally:
-            if self.conn is conn:
-                self.conn = None
-                self.app.middlebox_changed(None)
+            if role is not None and self.conns.get(role) is conn:
+                del self.conns[role]
+                if role == "middlebox":
+                    self.app.middlebox_changed(None)
+                else:
+                    self.app.note(f"{role} disconnected")
+
+    def send(self, role: str, msg: dict) -> bool:
+        conn = self.conns.get(role)
+        if conn is None:
+            return False
+        try:
+            conn.sendall((json.dumps(msg) + "\n").encode())
+            return True
+        except OSError:
+            return False
 
     def request(self, msg: dict, timeout: float) -> dict:
         import eventlet
-        conn = self.conn
-        if conn is None:
+        if not self.send("middlebox", msg):
             raise RuntimeError("the middlebox is not connected")
-        conn.sendall((json.dumps(msg) + "\n").encode())
         with eventlet.Timeout(timeout, RuntimeError("the middlebox did not answer")):
             return self.replies.get()

@@ -40,7 +40,10 @@ def five_tuple(parser, proto: int, src: str, sport: int, dst: str, dport: int):
 
 
 def three_tuple(parser, proto: int, client: str, server: str, server_port: int):
-    fields = {"eth_type": IPV4, "ip_proto": proto, "ipv4_src": client, "ipv4_dst": server}
+    """Client -> server:port; client "*" matches every client (a blocked server)."""
+    fields = {"eth_type": IPV4, "ip_proto": proto, "ipv4_dst": server}
+    if client != "*":
+        fields["ipv4_src"] = client
     if proto == TCP:
         fields["tcp_dst"] = server_port
     elif proto == UDP:
@@ -62,6 +65,10 @@ def base_flows(dp, config: dict, middlebox_up: bool = True) -> list:
                                       instructions=instructions))
 
     add(TABLE_CENSOR, PRIO_FROM_MIDDLEBOX, parser.OFPMatch(in_port=mbox), [goto])
+    if config.get("prober_port"):
+        # The censor's own probes (and the answers to them) are not inspected.
+        add(TABLE_CENSOR, PRIO_FROM_MIDDLEBOX, parser.OFPMatch(in_port=config["prober_port"]), [goto])
+        add(TABLE_CENSOR, PRIO_FROM_MIDDLEBOX, parser.OFPMatch(eth_dst=config["prober_mac"]), [goto])
     if not middlebox_up and config["fail"] == "closed":
         add(TABLE_CENSOR, PRIO_INSPECT, parser.OFPMatch(eth_type=IPV4), [])
     elif middlebox_up and config["placement"] == "inline":
@@ -115,7 +122,7 @@ def verdict_flows(dp, verdict: dict, meter_id: int | None = None) -> list:
                                       idle_timeout=VERDICT_IDLE_TIMEOUT,
                                       match=five_tuple(parser, proto, src, sport, dst, dport),
                                       instructions=instructions))
-    if verdict.get("residual") and action in ("drop", "reset", "probe"):
+    if verdict.get("residual") and action in ("drop", "reset"):
         mods.append(parser.OFPFlowMod(dp, cookie=COOKIE_RESIDUAL, table_id=TABLE_CENSOR, priority=PRIO_RESIDUAL,
                                       hard_timeout=max(1, int(round(verdict["residual"]))),
                                       match=three_tuple(parser, proto, f["client"], f["server"], f["server_port"]),
@@ -123,13 +130,14 @@ def verdict_flows(dp, verdict: dict, meter_id: int | None = None) -> list:
     return mods
 
 
-def residual_flow(dp, block: dict, seconds_left: float):
-    """Re-install a residual block with the time it has left (after the
-    controller or Open vSwitch restarted)."""
+def residual_flow(dp, block: dict, seconds_left: float | None):
+    """A residual block: client -> server:port dropped for *seconds_left*
+    (None: for the rest of the run). Also re-installs blocks with the time
+    they have left after the controller or Open vSwitch restarted."""
     parser = dp.ofproto_parser
     proto = {"tcp": TCP, "udp": UDP}.get(block["transport"], 0)
     return parser.OFPFlowMod(dp, cookie=COOKIE_RESIDUAL, table_id=TABLE_CENSOR, priority=PRIO_RESIDUAL,
-                             hard_timeout=max(1, int(round(seconds_left))),
+                             hard_timeout=0 if seconds_left is None else max(1, int(round(seconds_left))),
                              match=three_tuple(parser, proto, block["client"], block["server"], block["server_port"]),
                              instructions=[])
 

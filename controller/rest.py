@@ -6,6 +6,7 @@ Every ``/api/`` call needs the token (``Authorization: Bearer TOKEN``, or
 * ``GET  /api/health``   switch/middlebox connected, profile, placement
 * ``GET  /api/verdicts`` recent verdicts (``?since=EPOCH``)
 * ``GET  /api/blocks``   active residual blocks with seconds left
+* ``GET  /api/probes``   active probing results (fingerprint, reactions)
 * ``GET  /api/events``   switch/middlebox up/down, reloads
 * ``POST /api/profile``  ``{"profile": "log-only"}``: hot reload
 """
@@ -55,6 +56,8 @@ class RestApi:
                 return self._reply(start_response, 200, [v for v in app.verdicts if v["time"] > since])
             if path == "/api/blocks" and method == "GET":
                 return self._reply(start_response, 200, app.active_blocks())
+            if path == "/api/probes" and method == "GET":
+                return self._reply(start_response, 200, list(app.probes))
             if path == "/api/events" and method == "GET":
                 return self._reply(start_response, 200, list(app.history))
             if path == "/api/profile" and method == "POST":

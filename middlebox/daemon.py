@@ -85,7 +85,8 @@ class Middlebox:
         self.ctrl = connect_controller(config["socket"])
         self.ctrl_buffer = b""
         self.errors = 0
-        self.send({"type": "hello", "profile": self.profile.name, "placement": config["placement"]})
+        self.send({"type": "hello", "role": "middlebox", "profile": self.profile.name,
+                   "placement": config["placement"]})
         print(f"middlebox: profile {self.profile.name}, {config['placement']} on {config['iface']}", flush=True)
 
     def send(self, msg: dict) -> None:
@@ -108,7 +109,7 @@ class Middlebox:
         try:
             flow = self.engine.feed(frame, now)
             for verdict in self.engine.drain():
-                self.on_verdict(verdict, frame)
+                self.on_verdict(verdict, frame, flow)
         except Exception as err:   # noqa: BLE001 - one bad packet must not stop the censor
             self.errors += 1
             print(f"middlebox: error on a {len(frame)}-byte frame: {type(err).__name__}: {err}", flush=True)
@@ -116,8 +117,11 @@ class Middlebox:
         if self.inline and not (flow is not None and flow.blocking):
             self.port.send(frame)
 
-    def on_verdict(self, verdict, frame: bytes) -> None:
+    def on_verdict(self, verdict, frame: bytes, flow=None) -> None:
         record = verdict.as_dict()
+        if verdict.action == "probe" and flow is not None:
+            # The prober replays it (Alice et al. 2020).
+            record["first_payload"] = flow.first_c2s_payload[:2048].hex()
         self.send({"type": "verdict", "verdict": record, "first_seen": verdict.time - verdict.ms / 1000.0})
         if verdict.action == "allow":
             return

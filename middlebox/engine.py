@@ -232,7 +232,7 @@ class Engine:
         if rule is not None and action is None:
             v.residual = rule.residual if residual == -1.0 else residual
             v.rate_kbit, v.answer, v.then = rule.rate_kbit, rule.answer, rule.then
-            if rule.residual and v.action in ("drop", "reset", "probe"):
+            if rule.residual and v.action in ("drop", "reset"):
                 self.residual[(flow.proto, flow.client, flow.server, flow.server_port)] = (ts + rule.residual, rule)
         flow.verdict = v
         flow.blocking = v.blocks

@@ -52,7 +52,12 @@ class CensorRuntime:
             "socket": str(STATE_DIR / f"{self.state.run_id}.sock"),
             "verdict_log": str(logs / "verdicts.jsonl"),
             "of_port": free_port(), "api_port": free_port(), "api_token": token,
+            "probe": {"delay": self.profile.probe.delay, "count": self.profile.probe.count,
+                      "timeout": self.profile.probe.timeout},
         }
+        if site.prober:
+            port, info = next((int(p), i) for p, i in border["ports"].items() if i["peer"] == site.prober)
+            self.config.update(prober_port=port, prober_mac=info["peer_mac"])
         config_file = logs / "controller.json"
         fd = os.open(config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.write(fd, json.dumps(self.config, indent=1).encode())
@@ -78,6 +83,11 @@ class CensorRuntime:
                                                     "--config", str(config_file)],
                           netns=netns_name(site.middlebox))
         wait_censor_ready(self.state, rec)
+        if site.prober:
+            address = str(self.topo.nodes[site.prober].primary_ip())
+            procs.spawn(self.state, "prober", [sys.executable, "-m", "middlebox.prober", "--socket",
+                                               self.config["socket"], "--source", address],
+                        netns=netns_name(site.prober))
 
 
 def wait_censor_ready(state: RunState, rec=None, timeout: float = 30.0) -> dict:

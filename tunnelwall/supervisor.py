@@ -19,7 +19,7 @@ import time
 from . import procs
 from .runstate import STATE_DIR, RunState
 
-WATCHED = ("controller", "middlebox")
+WATCHED = ("controller", "middlebox", "prober")
 INTERVAL = 0.25
 
 

@@ -26,7 +26,8 @@ def rows(results: list[ToolResult]) -> list[dict]:
                     "detected": "yes" if r.detected else ("spared" if r.spared_by else "no"),
                     "rule": r.rule or (", ".join(r.spared_by) + " (p)" if r.spared_by else "-"), "detection": detection,
                     "mbit/s": f"{r.mbit_s:.1f}" if r.mbit_s else "-",
-                    "probing": {None: "-", True: "confirmed", False: "not confirmed"}[r.confirmed_by_probing]})
+                    "probing": {None: "-", True: f"confirmed ({r.probe_fingerprint})",
+                                False: f"not confirmed ({r.probe_fingerprint})"}[r.confirmed_by_probing]})
     return out
 
 

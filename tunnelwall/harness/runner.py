@@ -49,6 +49,8 @@ class ToolResult:
     ms_to_detection: float | None = None
     confirmed_by_probing: bool | None = None
     spared_by: list = field(default_factory=list)    # rules that matched but lost their probability draw
+    probe_fingerprint: str | None = None
+    after_probing_bytes: int | None = None           # a second fetch once probing confirmed the server
     error: str = ""
     log: str = ""
     verdicts: list = field(default_factory=list)
@@ -265,6 +267,16 @@ def run_tool(state: RunState, spec: ToolSpec, opts: RunOptions | None = None, ap
             run.capture()
         got, seconds, err = run.traffic() if client_ready else (0, 0.0, "client never became ready")
         run._raise_if_exited("server")
+        probe = _await_probe(state, run, started, api)
+        if probe is not None:
+            result.confirmed_by_probing = probe["confirmed"]
+            result.probe_fingerprint = probe["fingerprint"]
+            if probe["confirmed"] and got >= opts.bytes:
+                # The GFW blocks a confirmed server for everyone: a new connection fails.
+                again, _s, err2 = run.traffic()
+                result.after_probing_bytes = again
+                if again < opts.bytes:
+                    err = f"blocked after active probing confirmed a {probe['fingerprint']} server ({err2})"
         result.bytes_through, result.seconds = got, round(seconds, 3)
         result.connected = got > 0
         result.mbit_s = round(got * 8 / seconds / 1e6, 1) if seconds > 0 and got else 0.0
@@ -286,7 +298,9 @@ def run_tool(state: RunState, spec: ToolSpec, opts: RunOptions | None = None, ap
 
 
 def judge(r: ToolResult) -> str:
-    blocking = r.action in ("drop", "reset", "probe")
+    if r.confirmed_by_probing and r.after_probing_bytes is not None and r.after_probing_bytes < r.bytes_expected:
+        return BLOCKED
+    blocking = r.action in ("drop", "reset")
     complete = r.bytes_through >= r.bytes_expected > 0
     if complete:
         return DEGRADED if r.action == "throttle" else PASSED
@@ -299,6 +313,34 @@ def judge(r: ToolResult) -> str:
     if not r.error:
         r.error = "no data came through, and the censor did not block the tool: see the tool's logs"
     return ERROR
+
+
+def _await_probe(state: RunState, run: ToolRun, since: float, api) -> dict | None:
+    """If the censor decided to probe the tool's server, wait (while the
+    server still runs) for the prober's result."""
+    if not state.api:
+        return None
+    from ..api import Api
+    api = api or Api(state)
+    peers = {run.values["client_ip"], run.values["server_ip"]}
+    try:
+        wanted = [v for v in api.verdicts(since=since - 0.001) if v["action"] == "probe"
+                  and {v["flow"]["client"], v["flow"]["server"]} == peers and v.get("probe", {}).get("requested")]
+    except TunnelwallError:
+        return None
+    if not wanted:
+        return None
+    port = wanted[0]["flow"]["server_port"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            for p in api.call("/api/probes"):
+                if p["server"] == run.values["server_ip"] and p["server_port"] == port and p["time"] >= since:
+                    return p
+        except TunnelwallError:
+            return None
+        time.sleep(0.3)
+    return None
 
 
 def _blocking_verdict_probe(state: RunState, run: ToolRun, since: float, api):
@@ -349,10 +391,11 @@ def _attach_verdicts(result: ToolResult, state: RunState, run: ToolRun, since: f
         except TunnelwallError:
             blocks = []
         for b in blocks:
-            if b["client"] == run.values["client_ip"] and b["server"] == run.values["server_ip"]:
+            if b["client"] in (run.values["client_ip"], "*") and b["server"] == run.values["server_ip"]:
                 result.detected, result.rule, result.action = True, b["rule"], "drop"
+                left = f"{b['seconds_left']:.0f}s left" if b["seconds_left"] is not None else "for the run"
                 result.error = result.error or f"residual block of {b['server']}:{b['server_port']} " \
-                                               f"({b['seconds_left']:.0f}s left) from an earlier flow"
+                                               f"({left}) from an earlier flow"
                 return
         return
     order = {"drop": 0, "reset": 0, "probe": 1, "throttle": 2, "forge-dns": 3, "log": 4}
@@ -360,5 +403,6 @@ def _attach_verdicts(result: ToolResult, state: RunState, run: ToolRun, since: f
     result.detected = True
     result.rule, result.action, result.protocol = first["rule"], first["action"], first.get("protocol")
     result.packets_to_detection, result.ms_to_detection = first.get("packet_index"), first.get("ms")
-    if first["action"] == "probe" or first.get("probe"):
-        result.confirmed_by_probing = bool(first.get("probe", {}).get("confirmed"))
+    if result.confirmed_by_probing and result.after_probing_bytes is not None \
+            and result.after_probing_bytes < result.bytes_expected:
+        result.rule, result.action = f"{first['rule']}+probe", "drop"

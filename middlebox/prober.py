@@ -1,0 +1,227 @@
+"""The censor's active prober: it connects to a suspected proxy server from
+an address of its own and watches how the server reacts to probes.
+
+Sources (digest in shared/censor-rules.md):
+
+* Alice et al., "How China Detects and Blocks Shadowsocks", IMC 2020,
+  sections 3-6: after a suspicious first data packet the GFW sends replays
+  of it (identical; byte 0 changed; bytes 0-7 and 62-63 changed; byte 16
+  changed; bytes 6 and 16 changed) and random probes whose lengths cluster
+  around 8, 12, 16, 22, 33, 41, 49 bytes, plus exactly 221 bytes; more than
+  20% of first replays arrive within 1 s.
+* Frolov, Wampler, Wustrow, "Detecting Probe-resistant Proxies", NDSS 2020,
+  Table II: normal servers answer some probe with data (94%); obfs4 answers
+  nothing and keeps the connection open until a timeout of 60-180 s (or
+  closes with FIN after 8-16 KB); Shadowsocks-libev closes once it has 50
+  bytes it cannot authenticate (Outline resets at 51).
+* Ensafi et al., IMC 2015: protocol probes (TLS, HTTP, SSH) alongside.
+
+Fingerprints (``fingerprint``):
+
+* ``normal``: some probe was answered with data; never blocked;
+* ``shadowsocks``: no data, and a size threshold: every probe shorter than T
+  timed out and every probe of T bytes or more was closed (FIN/RST), as
+  older Shadowsocks servers do (Frolov et al.; Outline);
+* ``probe-resistant``: no data and no close: every probe timed out. Measured
+  here: obfs4proxy, and also shadowsocks-libev 3.3.5 (Debian 12), which no
+  longer closes at 50 bytes;
+* ``silent``: no data, no threshold (reported, not confirmed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import struct
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+
+RANDOM_LENGTHS = (8, 12, 16, 22, 33, 41, 49, 221)
+
+
+@dataclass
+class Reaction:
+    probe: str
+    sent: int              # bytes sent
+    kind: str              # data / fin / rst / timeout / refused
+    received: int = 0      # bytes received before the end
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _changed(data: bytes, positions: list[int], rng: random.Random) -> bytes:
+    out = bytearray(data)
+    for pos in positions:
+        if pos < len(out):
+            out[pos] = (out[pos] + rng.randint(1, 255)) % 256
+    return bytes(out)
+
+
+def _tls_probe() -> bytes:
+    import ssl
+    ctx = ssl.create_default_context()
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname="www.example.org")
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
+
+
+def build_probes(first_payload: bytes | None, count: int, rng: random.Random) -> list[tuple[str, bytes]]:
+    """The probes to send, most informative first (the profile's ``count`` cuts the list)."""
+    replay = first_payload or b""
+    candidates = [
+        ("replay", replay),
+        ("random-8", rng.randbytes(8)),
+        ("random-221", rng.randbytes(221)),
+        ("tls-client-hello", _tls_probe()),
+        ("http-get", b"GET / HTTP/1.1\r\nHost: www.example.org\r\n\r\n"),
+        ("replay-byte0", _changed(replay, [0], rng)),
+        ("random-49", rng.randbytes(49)),
+        ("random-33", rng.randbytes(33)),
+        ("ssh-banner", b"SSH-2.0-OpenSSH_8.9\r\n"),
+        ("replay-bytes0-7,62-63", _changed(replay, list(range(8)) + [62, 63], rng)),
+        ("replay-byte16", _changed(replay, [16], rng)),
+        ("replay-bytes6,16", _changed(replay, [6, 16], rng)),
+        ("random-12", rng.randbytes(12)), ("random-16", rng.randbytes(16)),
+        ("random-22", rng.randbytes(22)), ("random-41", rng.randbytes(41)),
+    ]
+    return [(name, data) for name, data in candidates if data][:count]
+
+
+def run_probe(server: str, port: int, name: str, payload: bytes, timeout: float, source: str | None = None) -> Reaction:
+    t0 = time.monotonic()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.settimeout(min(timeout, 3.0))
+    received = 0
+    try:
+        if source:
+            sock.bind((source, 0))
+        sock.connect((server, port))
+        sock.sendall(payload)
+        sock.settimeout(timeout)
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                kind = "data" if received else "fin"
+                break
+            received += len(chunk)
+            if received >= 1:
+                kind = "data"
+                break
+    except ConnectionRefusedError:
+        kind = "refused"
+    except ConnectionResetError:
+        kind = "data" if received else "rst"
+    except (socket.timeout, TimeoutError):
+        kind = "data" if received else "timeout"
+    except OSError:
+        kind = "refused"
+    finally:
+        sock.close()
+    return Reaction(name, len(payload), kind, received, round(time.monotonic() - t0, 3))
+
+
+def probe_server(server: str, port: int, first_payload: bytes | None, count: int, timeout: float,
+                 seed: int = 0, source: str | None = None) -> list[Reaction]:
+    """All probes at once (the GFW probes from many addresses in parallel)."""
+    rng = random.Random(seed)
+    probes = build_probes(first_payload, count, rng)
+    results: list[Reaction | None] = [None] * len(probes)
+
+    def one(i, name, data):
+        results[i] = run_probe(server, port, name, data, timeout, source)
+    threads = [threading.Thread(target=one, args=(i, n, d)) for i, (n, d) in enumerate(probes)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return [r for r in results if r is not None]
+
+
+def fingerprint(reactions: list[Reaction]) -> tuple[str, bool]:
+    """(fingerprint name, confirmed) from a server's reactions."""
+    reached = [r for r in reactions if r.kind != "refused"]
+    if not reached:
+        return "unreachable", False
+    if any(r.kind == "data" for r in reached):
+        return "normal", False
+    closed = [r.sent for r in reached if r.kind in ("fin", "rst")]
+    waited = [r.sent for r in reached if r.kind == "timeout"]
+    if not closed:
+        return "probe-resistant", True
+    if waited and max(waited) < min(closed):
+        return "shadowsocks", True
+    return "silent", False
+
+
+# -- the daemon ------------------------------------------------------------
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--socket", help="the controller's channel (daemon mode)")
+    ap.add_argument("--source", help="address to probe from")
+    ap.add_argument("--once", metavar="HOST:PORT", help="probe one server, print JSON, exit")
+    ap.add_argument("--replay", default="", help="hex of the client's first packet to replay")
+    ap.add_argument("--count", type=int, default=16)
+    ap.add_argument("--timeout", type=float, default=3.0)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    if args.once:
+        host, _, port = args.once.rpartition(":")
+        reactions = probe_server(host, int(port), bytes.fromhex(args.replay), args.count, args.timeout, args.seed,
+                                 args.source)
+        name, confirmed = fingerprint(reactions)
+        print(json.dumps({"server": host, "port": int(port), "fingerprint": name, "confirmed": confirmed,
+                          "reactions": [r.as_dict() for r in reactions]}))
+        return 0
+    if not args.socket:
+        ap.error("--socket or --once is required")
+    from .daemon import connect_controller
+    conn = connect_controller(args.socket)
+    lock = threading.Lock()
+
+    def send(msg: dict) -> None:
+        with lock:
+            conn.sendall((json.dumps(msg) + "\n").encode())
+
+    def handle(req: dict) -> None:
+        time.sleep(max(0.0, float(req.get("delay", 0.0))))
+        first = bytes.fromhex(req.get("first_payload") or "")
+        reactions = probe_server(req["server"], int(req["port"]), first, int(req.get("count", 10)),
+                                 float(req.get("timeout", 3.0)), int(req.get("seed", 0)), args.source)
+        name, confirmed = fingerprint(reactions)
+        print(f"prober: {req['server']}:{req['port']} -> {name} (confirmed={confirmed})", flush=True)
+        send({"type": "probe-result", "request": {k: v for k, v in req.items() if k != "first_payload"},
+              "fingerprint": name, "confirmed": confirmed, "reactions": [r.as_dict() for r in reactions]})
+
+    send({"type": "hello", "role": "prober"})
+    print(f"prober: ready (probing from {args.source or 'any address'})", flush=True)
+    buffer = b""
+    while True:
+        data = conn.recv(65536)
+        if not data:
+            print("prober: controller closed the channel", flush=True)
+            return 0
+        buffer += data
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            try:
+                req = json.loads(line)
+            except ValueError:
+                continue
+            if req.get("type") == "probe":
+                threading.Thread(target=handle, args=(req,), daemon=True).start()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
