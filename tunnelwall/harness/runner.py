@@ -390,8 +390,10 @@ def _attach_verdicts(result: ToolResult, state: RunState, run: ToolRun, since: f
             blocks = api.blocks()
         except TunnelwallError:
             blocks = []
+        port = run.values.get("port")
         for b in blocks:
-            if b["client"] in (run.values["client_ip"], "*") and b["server"] == run.values["server_ip"]:
+            if b["client"] in (run.values["client_ip"], "*") and b["server"] == run.values["server_ip"] \
+                    and port is not None and str(b["server_port"]) == str(port):
                 result.detected, result.rule, result.action = True, b["rule"], "drop"
                 left = f"{b['seconds_left']:.0f}s left" if b["seconds_left"] is not None else "for the run"
                 result.error = result.error or f"residual block of {b['server']}:{b['server_port']} " \
