@@ -14,6 +14,7 @@ and seed give the same verdicts.
 
 from __future__ import annotations
 
+import ipaddress
 import random
 from dataclasses import dataclass, field
 
@@ -250,9 +251,12 @@ class Engine:
         if m.server_ports is not None and flow.server_port not in m.server_ports:
             return False
         if m.server_ips is not None:
-            import ipaddress
             server = ipaddress.IPv4Address(flow.server)
             if not any(server in net for net in m.server_ips):
+                return False
+        if m.client_ips is not None:
+            client = ipaddress.IPv4Address(flow.client)
+            if not any(client in net for net in m.client_ips):
                 return False
         return True
 

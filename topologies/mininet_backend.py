@@ -114,6 +114,8 @@ class MininetBackend:
             raise EnvironmentProblem("Mininet is not importable: run scripts/setup.sh and use .venv/bin/tunnelwall "
                                      "(Debian's python3-mininet lives in the system site-packages)") from None
         setLogLevel("error")
+        if shaped_link_cls is None:
+            shaped_link_cls = _shaped_link_class(Link, TCLink)
         self.topo = topo
         self.state = state
         self.Mininet = Mininet
@@ -216,6 +218,28 @@ class MininetBackend:
             if res.returncode != 0:
                 raise TunnelwallError(f"node '{node.name}': configuring interfaces failed: "
                                       f"{(res.stderr or res.stdout).strip().splitlines()[-1:]}")
+
+
+def _shaped_link_class(Link, TCLink):
+    """TCLink whose interfaces drop one harmless kernel warning.
+
+    For any HTB rate above ~16 Mbit/s the kernel says "quantum of class ...
+    is big. Consider r2q change." and clamps the quantum itself; Mininet
+    would print that line as an error for every shaped link."""
+    from mininet.link import TCIntf
+
+    class QuietTCIntf(TCIntf):
+        def tc(self, cmd, tc="tc"):
+            out = super().tc(cmd, tc)
+            return "\n".join(line for line in out.splitlines() if "quantum of class" not in line)
+
+    class ShapedLink(Link):
+        def __init__(self, node1, node2, port1=None, port2=None, intfName1=None, intfName2=None,
+                     addr1=None, addr2=None, **params):
+            Link.__init__(self, node1, node2, port1=port1, port2=port2, intfName1=intfName1,
+                          intfName2=intfName2, cls1=QuietTCIntf, cls2=QuietTCIntf, addr1=addr1, addr2=addr2,
+                          params1=params, params2=params)
+    return ShapedLink
 
 
 def _check(argv: list[str], what: str) -> None:

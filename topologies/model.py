@@ -40,7 +40,7 @@ class Role(str, enum.Enum):
 ROLE_ALIASES = {"isp-router": Role.ROUTER, "border": Role.BORDER_SWITCH}
 
 # Services the runtime can start on a node (see tunnelwall.services).
-KNOWN_SERVICES = ("http", "https")
+KNOWN_SERVICES = ("http", "https", "dns")
 
 
 @dataclass(frozen=True)

@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _load_verb_modules() -> None:
     import importlib
-    for mod in ("tunnelwall.classify_cli", "tunnelwall.probe_cli", "tunnelwall.harness.cli"):
+    for mod in ("tunnelwall.classify_cli", "tunnelwall.probe_cli", "tunnelwall.exercise_cli", "tunnelwall.harness.cli"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as err:

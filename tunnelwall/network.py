@@ -108,9 +108,25 @@ def down(say=print) -> list[str]:
 # ---------------------------------------------------------------------------
 # services on outside servers
 
+# Names the outside DNS server knows: famous (and often censored) names point
+# to the first outside web server, and every node is <node>.tw.
+FAMOUS_NAMES = ("www.twitter.com", "twitter.com", "www.wikipedia.org", "www.youtube.com", "blocked.example",
+                "www.example.org", "example.org")
+DNS_DELAY = 0.05   # the resolver is "abroad": forged answers from the border arrive first
+
+
 def start_services(state: RunState, topo: Topology) -> None:
+    web = next((n for n in topo.hosts() if "http" in n.services), None)
+    zone = {f"{n.name}.tw": str(n.primary_ip()) for n in topo.hosts() if n.primary_ip()}
+    if web is not None:
+        zone.update({name: str(web.primary_ip()) for name in FAMOUS_NAMES})
     for node in topo.hosts():
-        if not node.services:
+        if "dns" in node.services:
+            rec = procs.spawn(state, f"dns-{node.name}", [sys.executable, "-m", "tunnelwall.dnsserver", "--zone",
+                                                         ",".join(f"{k}={v}" for k, v in zone.items()),
+                                                         "--delay", str(DNS_DELAY)], netns=netns_name(node.name))
+            wait_listening(netns_name(node.name), 53, rec)
+        if not ({"http", "https"} & set(node.services)):
             continue
         ns = netns_name(node.name)
         argv = [sys.executable, "-m", "tunnelwall.webserver"]

@@ -26,7 +26,7 @@ TOP_KEYS = {"name", "description", "period", "sources", "fail", "placement", "in
 RULE_KEYS = {"name", "match", "action", "probability", "residual", "rate", "answer", "log", "description",
              "source", "then"}
 MATCH_KEYS = {"protocol", "signal", "sni", "qname", "host", "server_ip", "server_port", "transport",
-              "min_confidence"}
+              "min_confidence", "client_ip"}
 
 
 @dataclass
@@ -37,6 +37,7 @@ class Match:
     qname: tuple[str, ...] | None = None
     host: tuple[str, ...] | None = None
     server_ips: tuple[ipaddress.IPv4Network, ...] | None = None
+    client_ips: tuple[ipaddress.IPv4Network, ...] | None = None
     server_ports: frozenset[int] | None = None
     transport: str | None = None
     min_confidence: float = 0.0
@@ -278,14 +279,14 @@ def _match(path: str, spec, rule: str, prof: Profile) -> Match:
                 else:
                     names.append(entry.lower().rstrip("."))
             setattr(out, key, tuple(names))
-        elif key == "server_ip":
+        elif key in ("server_ip", "client_ip"):
             nets = []
-            for entry in _str_list(path, value, line, f"rule '{rule}': match.server_ip"):
+            for entry in _str_list(path, value, line, f"rule '{rule}': match.{key}"):
                 try:
                     nets.append(ipaddress.IPv4Network(entry, strict=False))
                 except ValueError:
                     raise _fail(path, line, f"rule '{rule}': '{entry}' is not an IPv4 address or CIDR") from None
-            out.server_ips = tuple(nets)
+            setattr(out, "server_ips" if key == "server_ip" else "client_ips", tuple(nets))
         elif key == "server_port":
             out.server_ports = frozenset(_ports(path, line, rule, value))
         elif key == "transport":

@@ -126,7 +126,7 @@ class ToolRun:
         if self.spec.prepare:
             self._sh(None, self.render(self.spec.prepare), "prepare")
 
-    def start_side(self, which: str) -> None:
+    def start_side(self, which: str, log_name: str | None = None) -> None:
         side: Side | None = getattr(self.spec, which)
         if side is None:
             return
@@ -135,12 +135,12 @@ class ToolRun:
         if side.run:
             env = {**os.environ, **{k: self.render(v) for k, v in side.env.items()}}
             rec = procs.spawn(self.state, f"{self.spec.name}-{which}", ["sh", "-c", "exec " + self.render(side.run)],
-                              netns=ns, env=env, cwd=str(self.workdir), log=self.workdir / f"{which}.log")
+                              netns=ns, env=env, cwd=str(self.workdir), log=self.workdir / (log_name or f"{which}.log"))
             self.records.append(rec)
         if side.setup:
             self._sh(ns, self.render(side.setup), f"{which} setup")
 
-    def wait_ready(self, which: str, blocked=None) -> bool:
+    def wait_ready(self, which: str, blocked=None, log_name: str | None = None) -> bool:
         """Poll until *which* is ready. *blocked*: returns the time of a
         blocking verdict on the tool's flows, if any; waiting stops 2 s after
         one (a blocked handshake never completes, so the full timeout would
@@ -152,7 +152,7 @@ class ToolRun:
         node = self.server if which == "server" else self.client
         ns = netns_name(node)
         deadline = time.monotonic() + ready.timeout
-        log = self.workdir / f"{which}.log"
+        log = self.workdir / (log_name or f"{which}.log")
         next_check = time.monotonic() + 0.5
         while time.monotonic() < deadline:
             self._raise_if_exited(which)

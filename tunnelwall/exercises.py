@@ -1,0 +1,238 @@
+"""Classroom exercises: a topology, a censor, a goal, hints, and checks that
+say pass or fail for each student host.
+
+An exercise is a YAML file in ``exercises/`` (see ``find-blocked.yaml``).
+Check kinds:
+
+* ``forward``: on the student's host, ``url`` (a local port the student
+  forwards through their tunnel) serves ``bytes`` bytes;
+* ``answer``: the student's answer file ``ANSWERS/<host>.yaml`` has ``key``
+  equal to ``expect`` (lists compare as sets).
+
+Scripted solutions (``solutions: {correct: ..., wrong: ...}``) run a tool
+definition (server once, a client on every student host), a command per host
+whose output becomes an answer, or write answers directly: instructors
+demonstrate with them, and CI proves every check can pass and fail.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from topologies.mininet_backend import netns_name
+
+from . import procs, yamlsrc
+from .errors import SourceError, TunnelwallError
+from .runstate import RunState
+
+EXERCISE_DIR = Path(__file__).resolve().parents[1] / "exercises"
+KEYS = {"name", "title", "topology", "profile", "overrides", "placement", "goal", "hints", "checks", "solutions"}
+CHECK_KINDS = ("forward", "answer")
+
+
+@dataclass
+class Check:
+    kind: str
+    description: str
+    url: str = ""
+    bytes: int = 0
+    key: str = ""
+    expect: object = None
+
+
+@dataclass
+class Exercise:
+    name: str
+    title: str
+    topology: str
+    profile: str
+    goal: str
+    hints: list[str] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    solutions: dict[str, dict] = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)
+    placement: str | None = None
+    source: str = ""
+
+    @property
+    def directory(self) -> Path:
+        return Path(self.source).parent
+
+
+def catalogue() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(EXERCISE_DIR.glob("*.yaml"))}
+
+
+def load(name: str) -> Exercise:
+    path = Path(name) if name.endswith((".yaml", ".yml")) else catalogue().get(name)
+    if path is None:
+        raise TunnelwallError(f"unknown exercise '{name}' (available: {', '.join(catalogue())})")
+    data = yamlsrc.load(path)
+    path = str(path)
+    if not isinstance(data, yamlsrc.Mapping):
+        raise SourceError(path, 1, "an exercise must be a mapping")
+    for key in data:
+        if key not in KEYS:
+            raise SourceError(path, data.line_of(key), f"unknown key '{key}' (expected one of: {', '.join(sorted(KEYS))})")
+    for key in ("name", "title", "topology", "profile", "goal", "checks"):
+        if key not in data:
+            raise SourceError(path, data.line, f"missing '{key}'")
+    profile = str(data["profile"])
+    if profile.endswith((".yaml", ".yml")):
+        profile = str(Path(path).parent / profile)
+    ex = Exercise(name=str(data["name"]), title=str(data["title"]), topology=str(data["topology"]), profile=profile,
+                  goal=str(data["goal"]), hints=[str(h) for h in data.get("hints", [])],
+                  overrides=[str(o) for o in data.get("overrides", [])], placement=data.get("placement"),
+                  source=path)
+    checks = data["checks"]
+    if not isinstance(checks, list) or not checks:
+        raise SourceError(path, data.line_of("checks"), "checks: expected a non-empty list")
+    for i, c in enumerate(checks):
+        line = checks.line_of(i)
+        if not isinstance(c, dict) or c.get("kind") not in CHECK_KINDS:
+            raise SourceError(path, line, f"check #{i + 1}: kind must be one of {', '.join(CHECK_KINDS)}")
+        if c["kind"] == "forward" and not ("url" in c and "bytes" in c):
+            raise SourceError(path, line, f"check #{i + 1}: a forward check needs url and bytes")
+        if c["kind"] == "answer" and not ("key" in c and "expect" in c):
+            raise SourceError(path, line, f"check #{i + 1}: an answer check needs key and expect")
+        ex.checks.append(Check(kind=c["kind"], description=str(c.get("description", c["kind"])),
+                               url=str(c.get("url", "")), bytes=int(c.get("bytes", 0)), key=str(c.get("key", "")),
+                               expect=c.get("expect")))
+    sols = data.get("solutions", {})
+    for which, sol in (sols or {}).items():
+        if which not in ("correct", "wrong") or not isinstance(sol, dict) or \
+                len({"tool", "command", "answers"} & set(sol)) != 1:
+            raise SourceError(path, sols.line_of(which), f"solutions.{which}: give one of tool, command, answers")
+        ex.solutions[which] = dict(sol)
+    return ex
+
+
+def students(state: RunState) -> list[str]:
+    return [n for n, i in state.layout["nodes"].items() if i["role"] == "client"]
+
+
+def answers_dir(state: RunState, override: str | None = None) -> Path:
+    d = Path(override) if override else state.logs / "answers"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def start(ex: Exercise, seed: int | None = None) -> RunState:
+    from .network import UpOptions, up
+    state = up(UpOptions(topology=ex.topology, profile=ex.profile, overrides=ex.overrides, placement=ex.placement,
+                         seed=seed))
+    state.files["exercise"] = ex.name
+    state.save()
+    answers_dir(state)
+    return state
+
+
+def _require(ex: Exercise, state: RunState | None) -> RunState:
+    if state is None:
+        raise TunnelwallError(f"no run is up: tunnelwall exercise start {ex.name}")
+    if state.files.get("exercise") != ex.name:
+        raise TunnelwallError(f"the running topology is not exercise '{ex.name}' "
+                              f"(it is {state.files.get('exercise') or 'no exercise'}); tunnelwall down first")
+    return state
+
+
+def solve(ex: Exercise, state: RunState, which: str, hosts: list[str] | None = None) -> list[str]:
+    """Run the scripted solution on each student host; returns what it did."""
+    from .harness import spec as specs
+    from .harness.runner import RunOptions, ToolRun
+    state = _require(ex, state)
+    if which not in ex.solutions:
+        raise TunnelwallError(f"exercise '{ex.name}' has no '{which}' solution")
+    sol = ex.solutions[which]
+    hosts = hosts or students(state)
+    # A solution replaces the previous one: stop the tool processes it started.
+    for rec in state.processes:
+        if rec.name.startswith("solution-"):
+            procs.stop(rec)
+    done = []
+    if "answers" in sol:
+        for host in hosts:
+            plain = json.loads(json.dumps(sol["answers"]))      # line-tracking mappings -> plain data
+            (answers_dir(state) / f"{host}.yaml").write_text(yaml.safe_dump(plain))
+            done.append(f"{host}: wrote answers")
+    elif "command" in sol:
+        import sys
+        for host in hosts:
+            cmd = sol["command"].replace("{python}", sys.executable)
+            res = subprocess.run(procs.in_netns(netns_name(host), ["sh", "-c", cmd]), capture_output=True,
+                                 text=True, timeout=60)
+            value = res.stdout.strip()
+            (answers_dir(state) / f"{host}.yaml").write_text(yaml.safe_dump({sol["answer_key"]: value}))
+            done.append(f"{host}: {sol['answer_key']} = {value}")
+    else:
+        spec = specs.load(str(ex.directory / sol["tool"]))
+        spec.name = f"solution-{spec.name}"
+        first = ToolRun(state, spec, RunOptions(client_node=hosts[0]))
+        first.check_requirements()
+        first.prepare()
+        first.start_side("server")
+        if not first.wait_ready("server"):
+            raise TunnelwallError(f"solution server did not start: {procs.tail(first.workdir / 'server.log')}")
+        for host in hosts:
+            run = ToolRun(state, spec, RunOptions(client_node=host))
+            run.workdir, run.values = first.workdir, {**first.values, "client_node": host,
+                                                      "client_ip": run.values["client_ip"]}
+            run.start_side("client", log_name=f"client-{host}.log")
+            ready = run.wait_ready("client", log_name=f"client-{host}.log")
+            done.append(f"{host}: {spec.description} ({'ready' if ready else 'not ready'})")
+    return done
+
+
+@dataclass
+class Outcome:
+    host: str
+    check: str
+    passed: bool
+    detail: str
+
+
+def check(ex: Exercise, state: RunState, answers: str | None = None) -> list[Outcome]:
+    """Every check on every student host (hosts in parallel: a blocked
+    forward takes its full timeout)."""
+    state = _require(ex, state)
+    directory = answers_dir(state, answers)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        per_host = list(pool.map(lambda host: _check_host(ex, host, directory), students(state)))
+    return [o for outcomes in per_host for o in outcomes]
+
+
+def _check_host(ex: Exercise, host: str, directory: Path) -> list[Outcome]:
+    out = []
+    for c in ex.checks:
+        if c.kind == "forward":
+            res = subprocess.run(procs.in_netns(netns_name(host), [
+                "curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "--max-time", "10",
+                "--connect-timeout", "4", c.url]), capture_output=True, text=True, timeout=30)
+            code, _, size = res.stdout.partition(" ")
+            ok = code == "200" and size.strip() == str(c.bytes)
+            out.append(Outcome(host, c.description, ok, f"HTTP {code or '-'}, {size or 0} bytes"))
+            continue
+        path = directory / f"{host}.yaml"
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except FileNotFoundError:
+            out.append(Outcome(host, c.description, False, f"no answer file {path}"))
+            continue
+        except yaml.YAMLError as err:
+            out.append(Outcome(host, c.description, False, f"{path}: not YAML ({err.__class__.__name__})"))
+            continue
+        given = data.get(c.key) if isinstance(data, dict) else None
+        out.append(Outcome(host, c.description, _same(given, c.expect), f"{c.key}: {given!r}"))
+    return out
+
+
+def _same(given, expect) -> bool:
+    if isinstance(expect, list):
+        return isinstance(given, list) and {str(x).lower() for x in given} == {str(x).lower() for x in expect}
+    return str(given).strip().lower() == str(expect).strip().lower()
