@@ -55,6 +55,7 @@ class TunnelwallController(app_manager.OSKenApp):
         self.middlebox = None                        # the channel's connection while it is up
         self.started = time.time()
         self.probes = collections.deque(maxlen=1000)   # probe results
+        self.results = collections.deque(maxlen=500)   # verify results posted by the harness
         self.probing: set[tuple] = set()                # servers being probed now
         self.history = collections.deque(maxlen=1000)  # switch/middlebox up/down, reloads (os-ken owns self.events)
         from .channel import MiddleboxChannel

@@ -9,6 +9,9 @@ Every ``/api/`` call needs the token (``Authorization: Bearer TOKEN``, or
 * ``GET  /api/probes``   active probing results (fingerprint, reactions)
 * ``GET  /api/events``   switch/middlebox up/down, reloads
 * ``POST /api/profile``  ``{"profile": "log-only"}``: hot reload
+* ``GET  /api/topology`` nodes and links, for the live view
+* ``GET|POST /api/results`` tool results of ``verify`` runs, for the live view
+* ``GET  /``             the live view (HTML, no external resources; ``?token=``)
 """
 
 from __future__ import annotations
@@ -41,6 +44,9 @@ class RestApi:
         path, method = environ.get("PATH_INFO", "/"), environ.get("REQUEST_METHOD", "GET")
         query = parse_qs(environ.get("QUERY_STRING", ""))
         try:
+            if path in ("/", "/index.html") and method == "GET":
+                # The page carries no secret; it reads the token from its own URL.
+                return self._page(start_response)
             if not path.startswith("/api/"):
                 return self._reply(start_response, 404, {"error": "not found"})
             if not self._authorized(environ):
@@ -56,6 +62,17 @@ class RestApi:
                 return self._reply(start_response, 200, [v for v in app.verdicts if v["time"] > since])
             if path == "/api/blocks" and method == "GET":
                 return self._reply(start_response, 200, app.active_blocks())
+            if path == "/api/topology" and method == "GET":
+                return self._reply(start_response, 200, app.config.get("topology", {"nodes": [], "links": []}))
+            if path == "/api/results" and method == "GET":
+                return self._reply(start_response, 200, list(app.results))
+            if path == "/api/results" and method == "POST":
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                body = json.loads(environ["wsgi.input"].read(length) or b"{}")
+                if not isinstance(body.get("result"), dict):
+                    return self._reply(start_response, 400, {"error": "give {\"result\": {...}}"})
+                app.results.append(body["result"])
+                return self._reply(start_response, 200, {"stored": len(app.results)})
             if path == "/api/probes" and method == "GET":
                 return self._reply(start_response, 200, list(app.probes))
             if path == "/api/events" and method == "GET":
@@ -73,6 +90,15 @@ class RestApi:
             return self._reply(start_response, 404, {"error": f"no {method} {path}"})
         except (ValueError, KeyError) as err:
             return self._reply(start_response, 400, {"error": str(err)})
+
+    @staticmethod
+    def _page(start_response) -> list[bytes]:
+        from pathlib import Path
+        data = (Path(__file__).resolve().parent / "web" / "index.html").read_bytes()
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(data))),
+                                  ("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; "
+                                                              "style-src 'unsafe-inline'; connect-src 'self'")])
+        return [data]
 
     @staticmethod
     def _reply(start_response, code: int, body) -> list[bytes]:

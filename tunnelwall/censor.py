@@ -54,6 +54,11 @@ class CensorRuntime:
             "of_port": free_port(), "api_port": free_port(), "api_token": token,
             "probe": {"delay": self.profile.probe.delay, "count": self.profile.probe.count,
                       "timeout": self.profile.probe.timeout},
+            "topology": {"name": self.topo.name,
+                         "nodes": [{"name": n.name, "role": n.role.value,
+                                    "address": str(n.primary_ip()) if n.primary_ip() else None}
+                                   for n in self.topo.nodes.values()],
+                         "links": [[l.a.node, l.b.node] for l in self.topo.links]},
         }
         if site.prober:
             port, info = next((int(p), i) for p, i in border["ports"].items() if i["peer"] == site.prober)

@@ -53,6 +53,17 @@ def verify(opts: VerifyOptions, say=progress) -> list[ToolResult]:
                 say(f"[{n}/{total}] {profile}: {spec.name}: {result.outcome}"
                     f"{' (' + detail + ')' if detail else ''} in {time.monotonic() - t0:.1f}s")
                 results.append(result)
+                _post_result(state, result)
         finally:
             down()
     return results
+
+
+def _post_result(state, result: ToolResult) -> None:
+    """Show the result in the live view (best effort: the matrix does not depend on it)."""
+    from ..api import Api
+    try:
+        Api(state).call("/api/results", {"result": {k: v for k, v in result.as_dict().items()
+                                                    if k not in ("verdicts", "log")}})
+    except TunnelwallError:
+        pass
