@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""What a class costs: memory and CPU of classroom.yaml with the gfw censor (as root).
+
+    .venv/bin/python benchmarks/classroom.py [--topology classroom] [--seconds 10]
+
+Memory: MemAvailable before and after bring-up, and the RSS of each daemon.
+CPU: share of one core used by Open vSwitch and tunnelwall's daemons, idle
+and while every student downloads at once through the censor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def mem_available_mb() -> float:
+    for line in open("/proc/meminfo"):
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_ticks(pid: int) -> int:
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+    except (FileNotFoundError, IndexError):
+        return 0
+
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        pass
+    return 0.0
+
+
+def watched() -> dict[str, int]:
+    from tunnelwall import procs
+    from tunnelwall.runstate import active_run
+    pids = {rec.name: rec.pid for rec in active_run().processes if procs.alive(rec)}
+    vswitchd = subprocess.run(["pidof", "ovs-vswitchd"], capture_output=True, text=True).stdout.split()
+    if vswitchd:
+        pids["ovs-vswitchd"] = int(vswitchd[0])
+    return pids
+
+
+def cpu_share(pids: dict[str, int], seconds: float, work=None) -> dict[str, float]:
+    before = {n: cpu_ticks(p) for n, p in pids.items()}
+    t0 = time.monotonic()
+    if work:
+        work()
+    else:
+        time.sleep(seconds)
+    wall = time.monotonic() - t0
+    return {n: (cpu_ticks(p) - before[n]) / TICK / wall * 100 for n, p in pids.items()}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--topology", default="classroom")
+    ap.add_argument("--profile", default="gfw")
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--mbytes", type=int, default=20)
+    args = ap.parse_args()
+    free0 = mem_available_mb()
+    t0 = time.monotonic()
+    subprocess.run([sys.executable, "-m", "tunnelwall", "up", args.topology, "--profile", args.profile],
+                   check=True, capture_output=True, cwd=ROOT)
+    up_s = time.monotonic() - t0
+    try:
+        time.sleep(1)
+        from tunnelwall.runstate import active_run
+        state = active_run()
+        students = [n for n, i in state.layout["nodes"].items() if i["role"] == "client"]
+        used = free0 - mem_available_mb()
+        pids = watched()
+        print(f"{args.topology} with {args.profile}: {len(state.layout['nodes'])} hosts, {len(students)} students; "
+              f"up in {up_s:.1f}s; memory used {used:.0f} MB (MemAvailable delta)")
+        print("RSS MB: " + ", ".join(f"{n} {rss_mb(p):.0f}" for n, p in sorted(pids.items())))
+        idle = cpu_share(pids, args.seconds)
+        print(f"CPU idle, % of one core: total {sum(idle.values()):.1f} "
+              f"({', '.join(f'{n} {v:.1f}' for n, v in sorted(idle.items()) if v >= 0.1)})")
+        results = {}
+
+        def download(host):
+            out = subprocess.run(["ip", "netns", "exec", f"tw-{host}", "curl", "-s", "-o", "/dev/null", "-w",
+                                  "%{speed_download}", f"http://198.18.0.10/bytes/{args.mbytes * 1_000_000}"],
+                                 capture_output=True, text=True, timeout=300).stdout
+            results[host] = float(out or 0) * 8 / 1e6
+
+        def everyone():
+            threads = [threading.Thread(target=download, args=(h,)) for h in students]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+        busy = cpu_share(pids, 0, everyone)
+        rates = sorted(results.values())
+        print(f"all {len(students)} students download {args.mbytes} MB at once: "
+              f"{min(rates):.0f}-{max(rates):.0f} Mbit/s each, {sum(rates):.0f} Mbit/s together; CPU total "
+              f"{sum(busy.values()):.0f}% of one core ({', '.join(f'{n} {v:.0f}' for n, v in sorted(busy.items()) if v >= 1)})")
+    finally:
+        subprocess.run([sys.executable, "-m", "tunnelwall", "down"], capture_output=True, cwd=ROOT)
+
+
+if __name__ == "__main__":
+    main()
