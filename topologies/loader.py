@@ -125,7 +125,7 @@ def _node(ctx: _Ctx, parent: yamlsrc.Mapping, name: Any, spec: Any) -> Node:
     if role.is_switch:
         if len(name) > MAX_SWITCH_NAME:
             raise ctx.fail(line, f"node '{name}': switch names are at most {MAX_SWITCH_NAME} characters (Linux interface names are limited to 15 bytes)")
-        for key in ("ip", "interfaces", "gateway", "routes", "services"):
+        for key in ("ip", "interfaces", "gateway", "routes", "services", "image"):
             if key in spec:
                 raise ctx.fail(spec.line_of(key), f"node '{name}': a {role.value} has no '{key}' (switches work at layer 2)")
         return node
@@ -154,6 +154,8 @@ def _node(ctx: _Ctx, parent: yamlsrc.Mapping, name: Any, spec: Any) -> Node:
                 raise ctx.fail(services.line_of(i), f"node '{name}': unknown service '{svc}' (known: {', '.join(KNOWN_SERVICES)})")
         node.services = list(services)
     if "image" in spec:
+        if role in (Role.MIDDLEBOX, Role.PROBER):
+            raise ctx.fail(spec.line_of("image"), f"node '{name}': the censor's own nodes run tunnelwall itself, not an image")
         if not isinstance(spec["image"], str) or not spec["image"]:
             raise ctx.fail(spec.line_of("image"), f"node '{name}': image must be an image name, e.g. tunnelwall/base")
         node.image = spec["image"]

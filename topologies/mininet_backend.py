@@ -104,7 +104,7 @@ class MininetBackend:
     style): ``MininetBackend(topo, state, host_cls=MyHost, switch_cls=MySwitch)``."""
 
     def __init__(self, topo: Topology, state: RunState, host_cls=None, switch_cls=None,
-                 link_cls=None, shaped_link_cls=None):
+                 link_cls=None, shaped_link_cls=None, container_cls=None):
         try:
             from mininet.link import Link, TCLink
             from mininet.log import setLogLevel
@@ -123,6 +123,7 @@ class MininetBackend:
         self.switch_cls = switch_cls or OVSSwitch
         self.link_cls = link_cls or Link
         self.shaped_link_cls = shaped_link_cls or TCLink
+        self.container_cls = container_cls or _container_host_class(Host)
 
     # ------------------------------------------------------------------
     def deploy(self, controller: ControllerAddress | None = None, fail_mode: str = "secure") -> dict:
@@ -134,10 +135,11 @@ class MininetBackend:
         is away: ``secure`` (fail closed) or ``standalone`` (fail open).
         """
         topo, state = self.topo, self.state
-        containers = [n.name for n in topo.hosts() if n.image]
-        if containers:
-            raise TunnelwallError(f"{topo.source}: node(s) {', '.join(containers)} ask for a container image; "
-                                  f"container nodes are not supported yet (images/README.md): remove 'image:'")
+        images = {}
+        if any(n.image for n in topo.hosts()):
+            # Every image is checked before anything is created.
+            from tunnelwall import images as image_store
+            images = {n.name: image_store.resolve(n.image) for n in topo.hosts() if n.image}
         _require_ovs()
         net = self.Mininet(topo=None, build=False, controller=None, autoSetMacs=False)
         layout = plan_layout(topo, controlled=controller is not None)
@@ -145,9 +147,15 @@ class MininetBackend:
         for node in topo.hosts():
             ns = netns_name(node.name)
             state.add("netns", ns)
-            host = net.addHost(node.name, cls=self.host_cls, inNamespace=True)
+            if node.image:
+                pid = self._start_container(node, images[node.name])
+                host = net.addHost(node.name, cls=self.container_cls, container_pid=pid)
+                layout["nodes"][node.name]["container"] = {"image": images[node.name], "pid": pid}
+            else:
+                pid = None
+                host = net.addHost(node.name, cls=self.host_cls, inNamespace=True)
             mn_nodes[node.name] = host
-            _check(["ip", "netns", "attach", ns, str(host.pid)], f"node '{node.name}'")
+            _check(["ip", "netns", "attach", ns, str(pid or host.pid)], f"node '{node.name}'")
         for node in topo.switches():
             info = layout["switches"][node.name]
             state.add("bridges", info["bridge"])
@@ -194,6 +202,27 @@ class MininetBackend:
         state.save()
         return layout
 
+    def _start_container(self, node, image: str) -> int:
+        """A container node: Docker runs the image with no network of its
+        own; Mininet's links are then made in its network namespace. The
+        run's log directory is mounted at the same path, so tool work dirs
+        are the same inside and out."""
+        from tunnelwall import engine, procs
+        name = f"tw-{self.state.run_id}-{node.name}"
+        self.state.add("containers", name)
+        logs = str(self.state.logs)
+        container = engine.client().containers.run(
+            image, command=["sleep", "infinity"], name=name, hostname=node.name, detach=True,
+            network_mode="none", labels={engine.LABEL: self.state.run_id},
+            # What tunnels need and no more: interfaces, raw sockets, TUN devices.
+            cap_add=["NET_ADMIN", "NET_RAW"], devices=["/dev/net/tun:/dev/net/tun:rwm"],
+            volumes={logs: {"bind": logs, "mode": "rw"}}, init=True)
+        container.reload()
+        pid = int(container.attrs["State"]["Pid"])
+        procs.CONTAINER_DIR.mkdir(parents=True, exist_ok=True)
+        (procs.CONTAINER_DIR / netns_name(node.name)).write_text(str(pid))
+        return pid
+
     def _configure_hosts(self, mn_nodes: dict) -> None:
         for node in self.topo.hosts():
             cmds = ["sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1",
@@ -218,6 +247,24 @@ class MininetBackend:
             if res.returncode != 0:
                 raise TunnelwallError(f"node '{node.name}': configuring interfaces failed: "
                                       f"{(res.stderr or res.stdout).strip().splitlines()[-1:]}")
+
+
+def _container_host_class(Host):
+    """A Mininet host whose shell joins an existing container's network and
+    mount namespaces, Containernet-style. (``mnexec -a PID`` fails against
+    Docker containers here, so the shell is entered with ``nsenter``.)"""
+
+    class ContainerHost(Host):
+        def __init__(self, name, container_pid=0, **params):
+            self.container_pid = container_pid
+            params["inNamespace"] = False      # the namespace exists already: the container's
+            Host.__init__(self, name, **params)
+
+        def _popen(self, cmd, **params):
+            if cmd[:2] == ["mnexec", "-cd"]:   # Mininet's startShell: keep -c -d, enter the container
+                cmd = ["mnexec", "-cd", "nsenter", "-t", str(self.container_pid), "-m", "-n", "--", *cmd[2:]]
+            return Host._popen(self, cmd, **params)
+    return ContainerHost
 
 
 def _shaped_link_class(Link, TCLink):

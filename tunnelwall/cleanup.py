@@ -68,6 +68,8 @@ def teardown(state: RunState, log=print) -> list[str]:
     for rec in reversed(state.processes):
         if procs.stop(rec):
             removed.append(f"process {rec.name} (pid {rec.pid})")
+    if state.containers:
+        removed += _remove_containers(state)
     for bridge in state.bridges:
         if _quiet(["ovs-vsctl", "--timeout=10", "br-exists", bridge]).returncode == 0:
             _quiet(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", bridge])
@@ -92,6 +94,26 @@ def teardown(state: RunState, log=print) -> list[str]:
     return removed
 
 
+def _remove_containers(state: RunState) -> list[str]:
+    from . import engine
+    removed = []
+    for ns in state.netns:
+        (procs.CONTAINER_DIR / ns).unlink(missing_ok=True)
+    if not engine.running():
+        return removed
+    import docker
+    client = engine.client()
+    for name in state.containers:
+        try:
+            container = client.containers.get(name)
+        except docker.errors.NotFound:
+            continue
+        if container.labels.get(engine.LABEL):
+            container.remove(force=True)
+            removed.append(f"container {name}")
+    return removed
+
+
 def cleanup_all(log=print) -> list[str]:
     """Tear down every run on this machine, plus labelled bridges left over."""
     removed = []
@@ -99,14 +121,17 @@ def cleanup_all(log=print) -> list[str]:
     for state in all_runs():
         known_runs.add(state.run_id)
         removed += teardown(state, log)
+    from . import engine
+    removed += engine.stop()     # our labelled containers, then our dockerd
     for bridge, run_id in labelled_bridges().items():
         _quiet(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", bridge])
         removed.append(f"bridge {bridge} (labelled run {run_id})")
     if STATE_DIR.is_dir():
         # The state directory is ours alone: half-written state files and the
         # sockets of runs whose state is gone can go.
-        for stray in list(STATE_DIR.glob("*.tmp")) + list(STATE_DIR.glob("*.sock")) + list(STATE_DIR.glob("*.lock")):
-            if stray.stem not in known_runs or stray.suffix == ".tmp":
+        for stray in list(STATE_DIR.glob("*.tmp")) + list(STATE_DIR.glob("*.sock")) + list(STATE_DIR.glob("*.lock")) \
+                + list(procs.CONTAINER_DIR.glob("tw-*")):
+            if stray.stem not in known_runs or stray.suffix == ".tmp" or stray.parent == procs.CONTAINER_DIR:
                 stray.unlink(missing_ok=True)
                 removed.append(f"stale file {stray}")
     return removed

@@ -194,11 +194,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as err:   # noqa: BLE001 - the Docker SDK's errors are user-facing too
+        if type(err).__module__.split(".")[0] != "docker":
+            raise
+        print(f"tunnelwall: Docker: {err}", file=sys.stderr)
+        return 3
 
 
 def _load_verb_modules() -> None:
     import importlib
-    for mod in ("tunnelwall.classify_cli", "tunnelwall.probe_cli", "tunnelwall.exercise_cli", "tunnelwall.harness.cli"):
+    for mod in ("tunnelwall.classify_cli", "tunnelwall.probe_cli", "tunnelwall.exercise_cli", "tunnelwall.images_cli",
+                "tunnelwall.harness.cli"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as err:

@@ -124,7 +124,8 @@ def start_services(state: RunState, topo: Topology) -> None:
         if "dns" in node.services:
             rec = procs.spawn(state, f"dns-{node.name}", [sys.executable, "-m", "tunnelwall.dnsserver", "--zone",
                                                          ",".join(f"{k}={v}" for k, v in zone.items()),
-                                                         "--delay", str(DNS_DELAY)], netns=netns_name(node.name))
+                                                         "--delay", str(DNS_DELAY)], netns=netns_name(node.name),
+                              host_binaries=True)
             wait_listening(netns_name(node.name), 53, rec)
         if not ({"http", "https"} & set(node.services)):
             continue
@@ -135,7 +136,7 @@ def start_services(state: RunState, topo: Topology) -> None:
         if "https" in node.services:
             cert, key = tls_certificate(state, f"{node.name}.example")
             argv += ["--https", "443", "--cert", str(cert), "--key", str(key)]
-        rec = procs.spawn(state, f"web-{node.name}", argv, netns=ns)
+        rec = procs.spawn(state, f"web-{node.name}", argv, netns=ns, host_binaries=True)
         for port in (80, 443):
             if ("http" if port == 80 else "https") in node.services:
                 wait_listening(ns, port, rec)
@@ -154,7 +155,8 @@ def tls_certificate(state: RunState, common_name: str) -> tuple[Path, Path]:
 
 
 def listening(netns: str | None, port: int, udp: bool = False) -> bool:
-    res = subprocess.run(procs.in_netns(netns, ["ss", "-H", "-lun" if udp else "-ltn", f"sport = :{port}"]),
+    res = subprocess.run(procs.in_netns(netns, ["ss", "-H", "-lun" if udp else "-ltn", f"sport = :{port}"],
+                                        host_binaries=True),
                          capture_output=True, text=True)
     return bool(res.stdout.strip())
 

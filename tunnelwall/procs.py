@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from .errors import EnvironmentProblem, TunnelwallError
-from .runstate import ProcessRecord, RunState
+from .runstate import STATE_DIR, ProcessRecord, RunState
 
 
 def starttime(pid: int) -> int | None:
@@ -32,12 +32,37 @@ def alive(rec: ProcessRecord) -> bool:
     return starttime(rec.pid) == rec.starttime
 
 
-def in_netns(netns: str | None, argv: list[str]) -> list[str]:
-    return ["ip", "netns", "exec", netns, *argv] if netns else list(argv)
+CONTAINER_DIR = STATE_DIR / "containers"   # <netns name> -> PID of a container node's init
+
+
+def container_pid(netns: str) -> str | None:
+    try:
+        return (CONTAINER_DIR / netns).read_text().strip() or None
+    except OSError:
+        return None
+
+
+def in_netns(netns: str | None, argv: list[str], host_binaries: bool = False, cwd: str | None = None) -> list[str]:
+    """The command line that runs *argv* on a node.
+
+    Namespace hosts: ``ip netns exec``. Container nodes: ``nsenter`` into the
+    container's mount, UTS, IPC and network namespaces, so the container's
+    own programs and files are used (without forking: the PID is the
+    program's). *host_binaries*: run the host's programs in the node's
+    network namespace even for a container (tunnelwall's own services).
+    *cwd*: entering a mount namespace resets the working directory
+    (setns(2)), so a container command gets it back explicitly."""
+    if not netns:
+        return list(argv)
+    pid = None if host_binaries else container_pid(netns)
+    if pid:
+        return ["nsenter", "-t", pid, "-m", "-u", "-i", "-n", *([f"--wd={cwd}"] if cwd else []), "--", *argv]
+    return ["ip", "netns", "exec", netns, *argv]
 
 
 def spawn(state: RunState, name: str, argv: list[str], netns: str | None = None,
-          env: dict | None = None, cwd: str | None = None, log: Path | None = None) -> ProcessRecord:
+          env: dict | None = None, cwd: str | None = None, log: Path | None = None,
+          host_binaries: bool = False) -> ProcessRecord:
     """Start a daemon, record it in the run state, and return its record.
 
     Output goes to ``<log_dir>/<name>.log`` (appended, so a restart keeps the
@@ -48,7 +73,7 @@ def spawn(state: RunState, name: str, argv: list[str], netns: str | None = None,
         raise EnvironmentProblem(f"{name}: program '{argv[0]}' not found (run scripts/setup.sh)")
     log = log or state.logs / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    full = in_netns(netns, argv)
+    full = in_netns(netns, argv, host_binaries, cwd)
     with open(log, "ab", buffering=0) as out:
         proc = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 env=env, cwd=cwd, start_new_session=True)

@@ -46,6 +46,7 @@ class RunState:
     netns: list[str] = field(default_factory=list)
     bridges: list[str] = field(default_factory=list)
     root_ifaces: list[str] = field(default_factory=list)
+    containers: list[str] = field(default_factory=list)
     processes: list[ProcessRecord] = field(default_factory=list)
     layout: dict = field(default_factory=dict)     # nodes, addresses, switch ports (see backend)
     api: dict = field(default_factory=dict)        # controller REST API: port, token
@@ -76,7 +77,7 @@ class RunState:
             os.replace(tmp, self.path)
 
     def _merge(self, disk: "RunState") -> None:
-        for kind in ("netns", "bridges", "root_ifaces"):
+        for kind in ("netns", "bridges", "root_ifaces", "containers"):
             mine = getattr(self, kind)
             mine.extend(x for x in getattr(disk, kind) if x not in mine)
         known = {(p.pid, p.starttime) for p in self.processes}

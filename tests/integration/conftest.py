@@ -39,7 +39,9 @@ def ours() -> dict:
             "bridges": sorted(labelled_bridges()),
             "ifaces": sorted(i for i in existing_ifaces() if i.startswith("tw-")),
             "daemons": pids,
-            "state": sorted(p.name for p in STATE_DIR.glob("*")) if STATE_DIR.exists() else []}
+            # The Docker engine's record is machine-level: it outlives `down`, `cleanup` stops it.
+            "state": sorted(str(p.relative_to(STATE_DIR)) for p in STATE_DIR.rglob("*")
+                            if p.is_file() and p.name != "engine.json") if STATE_DIR.exists() else []}
 
 
 def assert_nothing_left() -> None:

@@ -179,7 +179,8 @@ class ToolRun:
             except FileNotFoundError:
                 return False
         if ready.command:
-            res = subprocess.run(procs.in_netns(ns, ["sh", "-c", self.render(ready.command)]), cwd=self.workdir,
+            res = subprocess.run(procs.in_netns(ns, ["sh", "-c", self.render(ready.command)], cwd=str(self.workdir)),
+                                 cwd=self.workdir,
                                  capture_output=True, timeout=30)
             if res.returncode != 0:
                 return False
@@ -235,7 +236,8 @@ class ToolRun:
             procs.stop(rec, timeout=2.0)
 
     def _sh(self, ns: str | None, script: str, what: str) -> None:
-        res = subprocess.run(procs.in_netns(ns, ["sh", "-ec", script]), cwd=self.workdir, capture_output=True,
+        res = subprocess.run(procs.in_netns(ns, ["sh", "-ec", script], cwd=str(self.workdir)), cwd=self.workdir,
+                             capture_output=True,
                              text=True, timeout=60)
         (self.workdir / f"{what.replace(' ', '-')}.log").write_text(res.stdout + res.stderr)
         if res.returncode != 0:

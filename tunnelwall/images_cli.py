@@ -1,0 +1,32 @@
+"""``tunnelwall images build [NAME ...] | list``."""
+
+from __future__ import annotations
+
+from .cli import _print_table, verb
+
+
+def cmd_images(args) -> int:
+    from . import engine, images
+    from .network import require_root
+    require_root()
+    recipes = images.recipes()
+    if args.action == "build":
+        for name in args.names or list(recipes):
+            images.build(name, force=args.force)
+        return 0
+    rows = []
+    for name, recipe in recipes.items():
+        tag = images.tag(name, recipe)
+        rows.append({"image": name, "tag": tag, "built": "yes" if engine.running() and engine.image_exists(tag) else "no",
+                     "packages": len(recipe["packages"]), "description": recipe["description"]})
+    _print_table(rows, ["image", "tag", "built", "packages", "description"])
+    return 0
+
+
+@verb
+def add_images(sub) -> None:
+    p = sub.add_parser("images", help="build or list the node images of container nodes")
+    p.add_argument("action", choices=["build", "list"])
+    p.add_argument("names", nargs="*", help="images to build (default: all)")
+    p.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    p.set_defaults(func=cmd_images)
