@@ -76,6 +76,8 @@ def plan_layout(topo: Topology, controlled: bool = False) -> dict:
         layout["switches"][node.name] = {"bridge": bridge_name(node.name), "dpid": index, "role": node.role.value,
                                          "controlled": controlled and node.role is Role.BORDER_SWITCH,
                                          "ports": {}}
+    # Port numbers follow link order; deploy() and the controller both read them from here.
+    layout["links"] = []
     next_port = {s.name: 1 for s in topo.switches()}
     for link in topo.links:
         ends = []
@@ -96,6 +98,8 @@ def plan_layout(topo: Topology, controlled: bool = False) -> dict:
                     "peer_role": peer.role.value}
             else:
                 layout["nodes"][node.name]["interfaces"][iface]["peer"] = peer.name
+        layout["links"].append({"ends": [{"node": n.name, "iface": i, "port": p, "mac": m} for n, i, p, m in ends],
+                                "bandwidth_mbit": link.bandwidth_mbit})
     return layout
 
 
@@ -162,30 +166,20 @@ class MininetBackend:
             mn_nodes[node.name] = net.addSwitch(
                 info["bridge"], cls=self.switch_cls, datapath="user", protocols="OpenFlow13",
                 failMode=fail_mode if info["controlled"] else "standalone", dpid=f"{info['dpid']:016x}")
-        next_port = {s.name: 1 for s in topo.switches()}
         root_ifaces = []
-        for link in topo.links:
-            ends = []
-            for ep in (link.a, link.b):
-                node = topo.nodes[ep.node]
-                if node.is_switch:
-                    port = next_port[node.name]
-                    next_port[node.name] += 1
-                    info = layout["switches"][node.name]["ports"][str(port)]
-                    state.add("root_ifaces", info["iface"])
-                    root_ifaces.append(info["iface"])
-                    ends.append((node, info["iface"], port, info["mac"]))
-                else:
-                    mac = layout["nodes"][node.name]["interfaces"][ep.interface]["mac"]
-                    ends.append((node, ep.interface, None, mac))
-            (n1, i1, p1, m1), (n2, i2, p2, m2) = ends
+        for link in layout["links"]:
+            a, b = link["ends"]
+            for end in (a, b):
+                if end["port"] is not None:
+                    state.add("root_ifaces", end["iface"])
+                    root_ifaces.append(end["iface"])
             params = {}
             cls = self.link_cls
-            if link.bandwidth_mbit:
+            if link["bandwidth_mbit"]:
                 cls = self.shaped_link_cls
-                params = {"bw": link.bandwidth_mbit}
-            net.addLink(mn_nodes[n1.name], mn_nodes[n2.name], port1=p1, port2=p2, intfName1=i1, intfName2=i2,
-                        addr1=m1, addr2=m2, cls=cls, **params)
+                params = {"bw": link["bandwidth_mbit"]}
+            net.addLink(mn_nodes[a["node"]], mn_nodes[b["node"]], port1=a["port"], port2=b["port"],
+                        intfName1=a["iface"], intfName2=b["iface"], addr1=a["mac"], addr2=b["mac"], cls=cls, **params)
         self._configure_hosts(mn_nodes)
         _tx_off_root(root_ifaces)
         for node in topo.switches():

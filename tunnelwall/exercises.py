@@ -70,9 +70,7 @@ def catalogue() -> dict[str, Path]:
 
 
 def load(name: str) -> Exercise:
-    path = Path(name) if name.endswith((".yaml", ".yml")) else catalogue().get(name)
-    if path is None:
-        raise TunnelwallError(f"unknown exercise '{name}' (available: {', '.join(catalogue())})")
+    path = yamlsrc.find(name, catalogue(), "exercise")
     data = yamlsrc.load(path)
     path = str(path)
     if not isinstance(data, yamlsrc.Mapping):

@@ -93,3 +93,15 @@ def load(path: str | Path, text: str | None = None) -> Any:
     if node is None:
         raise SourceError(path, 1, "the file is empty")
     return _build(node, path)
+
+
+def find(spec: str, catalogue: dict[str, Path], kind: str, hint: str = "") -> Path:
+    """A catalogue name or a path to a YAML file -> the file; unknown names
+    get one line listing what exists."""
+    from .errors import TunnelwallError
+    path = Path(spec)
+    if path.suffix in (".yaml", ".yml"):
+        return path
+    if spec in catalogue:
+        return catalogue[spec]
+    raise TunnelwallError(f"unknown {kind} '{spec}' (available: {', '.join(catalogue)}{hint})")

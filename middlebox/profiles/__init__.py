@@ -97,12 +97,7 @@ def available() -> dict[str, Path]:
 
 
 def load(spec: str) -> Profile:
-    path = Path(spec)
-    if path.suffix not in (".yaml", ".yml"):
-        if spec not in available():
-            raise TunnelwallError(f"unknown censor profile '{spec}' (available: {', '.join(available())}; "
-                                  f"or a path to a profile .yaml)")
-        path = available()[spec]
+    path = yamlsrc.find(spec, available(), "censor profile", "; or a path to a profile .yaml")
     return from_data(yamlsrc.load(path), str(path))
 
 

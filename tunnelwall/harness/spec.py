@@ -95,11 +95,7 @@ def builtin() -> dict[str, Path]:
 
 
 def load(spec: str) -> ToolSpec:
-    path = Path(spec)
-    if path.suffix not in (".yaml", ".yml"):
-        if spec not in builtin():
-            raise TunnelwallError(f"unknown tool '{spec}' (built-in: {', '.join(builtin())}; or a path to a tool .yaml)")
-        path = builtin()[spec]
+    path = yamlsrc.find(spec, builtin(), "tool", "; or a path to a tool .yaml")
     return from_data(yamlsrc.load(path), str(path))
 
 
