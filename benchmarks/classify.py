@@ -11,7 +11,6 @@ published PCAP mode does 42-67k packets/s with a no-op program.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import socket
 import struct

@@ -13,7 +13,6 @@ is a bug: the script prints the input that raised it and exits 1.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import struct
 import sys

@@ -102,7 +102,7 @@ def delete_cookie(dp, cookie: int, table: int | None = None):
 def verdict_flows(dp, verdict: dict, meter_id: int | None = None) -> list:
     """FlowMods that enforce one verdict: both directions of the 5-tuple,
     plus the residual 3-tuple block if the rule has one."""
-    ofp, parser = dp.ofproto, dp.ofproto_parser
+    parser = dp.ofproto_parser
     f = verdict["flow"]
     proto = {"tcp": TCP, "udp": UDP, "gre": 47, "esp": 50, "icmp": 1}.get(f["transport"])
     if proto is None:

@@ -32,10 +32,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import socket
-import struct
 import sys
 import threading
 import time

@@ -67,11 +67,7 @@ def loads(text: str, path: str = "<string>") -> Topology:
 
 def from_data(data: Any, path: str) -> Topology:
     ctx = _Ctx(path)
-    if not isinstance(data, yamlsrc.Mapping):
-        raise ctx.fail(yamlsrc.line_of(data, 1), "a topology must be a mapping with 'nodes' and 'links'")
-    for key in data:
-        if key not in TOP_KEYS:
-            raise ctx.fail(data.line_of(key), f"unknown top-level key '{key}' (expected one of: {', '.join(sorted(TOP_KEYS))})")
+    yamlsrc.check_mapping(data, path, "a topology", TOP_KEYS)
     default_name = re.sub(r"[^a-z0-9_-]", "", Path(path).stem.lower()) or "topology"
     name = data.get("name", default_name)
     if not isinstance(name, str) or not NAME_RE.match(name.replace("-", "_")):

@@ -73,14 +73,8 @@ def load(name: str) -> Exercise:
     path = yamlsrc.find(name, catalogue(), "exercise")
     data = yamlsrc.load(path)
     path = str(path)
-    if not isinstance(data, yamlsrc.Mapping):
-        raise SourceError(path, 1, "an exercise must be a mapping")
-    for key in data:
-        if key not in KEYS:
-            raise SourceError(path, data.line_of(key), f"unknown key '{key}' (expected one of: {', '.join(sorted(KEYS))})")
-    for key in ("name", "title", "topology", "profile", "goal", "checks"):
-        if key not in data:
-            raise SourceError(path, data.line, f"missing '{key}'")
+    yamlsrc.check_mapping(data, path, "an exercise", KEYS,
+                          required=("name", "title", "topology", "profile", "goal", "checks"), top_level=False)
     profile = str(data["profile"])
     if profile.endswith((".yaml", ".yml")):
         profile = str(Path(path).parent / profile)

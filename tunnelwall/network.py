@@ -13,7 +13,7 @@ from pathlib import Path
 
 import topologies
 from topologies.mininet_backend import MininetBackend, netns_name
-from topologies.model import Role, Topology
+from topologies.model import Topology
 
 from . import cleanup, procs
 from .errors import EnvironmentProblem, TunnelwallError

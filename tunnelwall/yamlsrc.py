@@ -105,3 +105,22 @@ def find(spec: str, catalogue: dict[str, Path], kind: str, hint: str = "") -> Pa
     if spec in catalogue:
         return catalogue[spec]
     raise TunnelwallError(f"unknown {kind} '{spec}' (available: {', '.join(catalogue)}{hint})")
+
+
+def check_mapping(data: Any, path: str, what: str, allowed: set[str] | frozenset[str],
+                  required: tuple[str, ...] = (), top_level: bool = True) -> "Mapping":
+    """The shared first checks of every loader: the document is a mapping,
+    has no unknown keys (a typo is an error, not a silently ignored key) and
+    has the required ones. Returns the mapping."""
+    if not isinstance(data, Mapping):
+        raise SourceError(path, line_of(data, 1), f"{what} must be a mapping"
+                          + (f" with {' and '.join(repr(k) for k in required[:2])}" if required else ""))
+    label = "top-level key" if top_level else "key"
+    for key in data:
+        if key not in allowed:
+            raise SourceError(path, data.line_of(key),
+                              f"unknown {label} '{key}' (expected one of: {', '.join(sorted(allowed))})")
+    for key in required:
+        if key not in data:
+            raise SourceError(path, data.line, f"missing '{key}'")
+    return data

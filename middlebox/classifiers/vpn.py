@@ -21,7 +21,7 @@ from __future__ import annotations
 import struct
 
 from ..packet import GRE, TCP, UDP
-from .base import C2S, DONE, Classifier, Detection
+from .base import DONE, Classifier, Detection
 
 ESP = 50
 IKE_EXCHANGES = {2, 4, 5, 6, 32, 34, 35, 36, 37}

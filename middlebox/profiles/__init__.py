@@ -121,14 +121,7 @@ def from_data(data: Any, path: str) -> Profile:
     from middlebox.classifiers import CLASSIFIERS
     from middlebox.classifiers.base import ParamError
 
-    if not isinstance(data, yamlsrc.Mapping):
-        raise _fail(path, yamlsrc.line_of(data, 1), "a profile must be a mapping with 'name' and 'rules'")
-    for key in data:
-        if key not in TOP_KEYS:
-            raise _fail(path, data.line_of(key), f"unknown top-level key '{key}' (expected one of: {', '.join(sorted(TOP_KEYS))})")
-    for key in ("name", "rules"):
-        if key not in data:
-            raise _fail(path, data.line, f"missing '{key}'")
+    yamlsrc.check_mapping(data, path, "a profile", TOP_KEYS, required=("name", "rules"))
     prof = Profile(name=str(data["name"]), rules=[], description=str(data.get("description", "")),
                    period=str(data.get("period", "")), source=path)
     if "sources" in data:
@@ -245,7 +238,7 @@ def _rule(path: str, line: int, spec: Any, prof: Profile) -> Rule:
 
 
 def _match(path: str, spec, rule: str, prof: Profile) -> Match:
-    from middlebox.classifiers import CLASSIFIERS, PROTOCOLS
+    from middlebox.classifiers import PROTOCOLS
 
     m = spec.get("match")
     if not isinstance(m, yamlsrc.Mapping) or not m:

@@ -1,6 +1,5 @@
 """Issue 4: the live censor. Verdicts become OpenFlow rules on the border switch."""
 
-import json
 import subprocess
 import time
 import urllib.error

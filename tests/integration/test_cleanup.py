@@ -3,7 +3,6 @@
 import os
 import signal
 import subprocess
-import sys
 import time
 
 from conftest import ROOT, TUNNELWALL, assert_nothing_left, ours, tw

@@ -3,7 +3,7 @@
 import json
 import xml.etree.ElementTree as ET
 
-from conftest import ROOT, assert_nothing_left, tw
+from conftest import assert_nothing_left, tw
 
 
 def test_verify_matrix_gfw_and_log_only(tmp_path):

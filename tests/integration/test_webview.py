@@ -6,7 +6,6 @@ import shutil
 import subprocess
 import urllib.request
 
-import pytest
 from conftest import assert_nothing_left, tw
 
 from tunnelwall.harness import spec

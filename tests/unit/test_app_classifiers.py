@@ -3,7 +3,7 @@
 import os
 import struct
 
-from builders import C2S, DONE, TCP, UDP, client_hello, handmade_client_hello, run, sni_extension
+from builders import C2S, DONE, TCP, client_hello, handmade_client_hello, run, sni_extension
 
 from middlebox.classifiers.plaintext import DNS, HTTP, SSH, parse_dns_query
 from middlebox.classifiers.quic import QUIC, client_initial_keys, decrypt_initial

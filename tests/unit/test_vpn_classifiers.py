@@ -5,7 +5,7 @@ import random
 import struct
 
 import pytest
-from builders import C2S, DONE, TCP, UDP, run
+from builders import C2S, DONE, TCP, run
 
 from middlebox.classifiers.openvpn import OpenVPN, header_bytes
 from middlebox.classifiers.vpn import IPsec, L2TP, PPTP, parse_ike

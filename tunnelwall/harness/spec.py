@@ -166,16 +166,10 @@ def _extend(data, path: str):
 
 
 def from_data(data, path: str) -> ToolSpec:
-    if not isinstance(data, yamlsrc.Mapping):
-        raise SourceError(path, yamlsrc.line_of(data, 1), "a tool definition must be a mapping with 'name' and 'traffic'")
+    yamlsrc.check_mapping(data, path, "a tool definition", TOP_KEYS)
     if "extends" in data:
         data = _extend(data, path)
-    for key in data:
-        if key not in TOP_KEYS:
-            raise SourceError(path, data.line_of(key), f"unknown top-level key '{key}' (expected one of: {', '.join(sorted(TOP_KEYS))})")
-    for key in ("name", "traffic"):
-        if key not in data:
-            raise SourceError(path, data.line, f"missing '{key}'")
+    yamlsrc.check_mapping(data, path, "a tool definition", TOP_KEYS, required=("name", "traffic"))
     requires = data.get("requires", [])
     if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
         raise SourceError(path, data.line_of("requires"), "requires: expected a list of program names")
