@@ -13,5 +13,7 @@ bench: setup
 	.venv/bin/python benchmarks/bringup.py
 	.venv/bin/python benchmarks/throughput.py
 	.venv/bin/python benchmarks/classify.py
+	.venv/bin/python benchmarks/fuzz.py
+	.venv/bin/python benchmarks/classroom.py
 cleanup:
 	.venv/bin/tunnelwall cleanup
