@@ -118,6 +118,10 @@ class TunnelwallController(app_manager.OSKenApp):
         now = time.time()
         record = {"time": now, "profile": self.profile, **{k: v for k, v in verdict.items() if k != "time"},
                   "installed": dp is not None}
+        if "time" in verdict:
+            # When the middlebox decided; later than "time" only for verdicts it
+            # queued while this controller was away.
+            record["decided"] = verdict["time"]
         if first_seen:
             record["install_ms"] = round((now - first_seen) * 1000.0, 3)
         self._remember_block(verdict, now)

@@ -11,12 +11,16 @@ socket, feeds the engine, and for each verdict
   flow is blocked (the switch forwards what comes from this port).
 
 A malformed frame is counted and skipped; nothing a packet contains can
-stop the loop.
+stop the loop. Losing the controller does not stop it either: the middlebox
+keeps classifying (and, inline, keeps holding blocked flows back, so a
+fail-closed border still censors), queues its verdicts, reconnects to the
+restarted controller and hands them over, so the verdict log misses nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import selectors
 import socket
@@ -30,6 +34,8 @@ from .packet import parse_ethernet
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263                 # not exported by Python's socket module
 PACKET_IGNORE_OUTGOING = 23
+RECONNECT_EVERY = 0.25           # seconds between attempts while the controller is away
+PENDING_MAX = 10_000             # verdicts kept for a controller that is away
 
 
 def open_port(iface: str) -> socket.socket:
@@ -82,27 +88,68 @@ class Middlebox:
         self.engine = Engine(self.profile, seed=config.get("seed"))
         self.inline = config["placement"] == "inline"
         self.port = open_port(config["iface"])
-        self.ctrl = connect_controller(config["socket"])
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(self.port, selectors.EVENT_READ, "port")
+        self.ctrl: socket.socket | None = None
         self.ctrl_buffer = b""
+        self.pending: collections.deque = collections.deque(maxlen=PENDING_MAX)
+        self.next_attempt = 0.0
         self.errors = 0
-        self.send({"type": "hello", "role": "middlebox", "profile": self.profile.name,
-                   "placement": config["placement"]})
+        self._attach(connect_controller(config["socket"]))
         print(f"middlebox: profile {self.profile.name}, {config['placement']} on {config['iface']}", flush=True)
 
+    def _attach(self, conn: socket.socket) -> None:
+        self.ctrl, self.ctrl_buffer = conn, b""
+        self.sel.register(conn, selectors.EVENT_READ, "ctrl")
+        queued = list(self.pending)
+        self.pending.clear()
+        self.send({"type": "hello", "role": "middlebox", "profile": self.profile.name,
+                   "placement": self.config["placement"]})
+        for msg in queued:
+            self.send(msg)
+        if self.ctrl is not None and self.next_attempt:
+            print(f"middlebox: controller is back; handed over {len(queued)} queued messages", flush=True)
+
+    def _detach(self) -> None:
+        print("middlebox: lost the controller; classifying on and reconnecting", flush=True)
+        try:
+            self.sel.unregister(self.ctrl)
+        except (KeyError, ValueError):
+            pass
+        self.ctrl.close()
+        self.ctrl = None
+        self.next_attempt = time.monotonic() + RECONNECT_EVERY
+
+    def _reconnect(self) -> None:
+        self.next_attempt = time.monotonic() + RECONNECT_EVERY
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.connect(self.config["socket"])
+        except OSError:
+            conn.close()
+            return
+        self._attach(conn)
+
     def send(self, msg: dict) -> None:
-        self.ctrl.sendall((json.dumps(msg, default=str) + "\n").encode())
+        if self.ctrl is None:
+            self.pending.append(msg)
+            return
+        try:
+            self.ctrl.sendall((json.dumps(msg, default=str) + "\n").encode())
+        except OSError:
+            self._detach()
+            self.pending.append(msg)
 
     def run(self) -> None:
-        sel = selectors.DefaultSelector()
-        sel.register(self.port, selectors.EVENT_READ, "port")
-        sel.register(self.ctrl, selectors.EVENT_READ, "ctrl")
         while True:
-            for key, _ in sel.select():
+            timeout = None if self.ctrl is not None else max(0.0, self.next_attempt - time.monotonic())
+            for key, _ in self.sel.select(timeout):
                 if key.data == "port":
                     self.on_frame(self.port.recv(65535))
-                elif not self.on_control():
-                    print("middlebox: controller closed the channel", flush=True)
-                    return
+                elif self.ctrl is not None and not self.on_control():
+                    self._detach()
+            if self.ctrl is None and time.monotonic() >= self.next_attempt:
+                self._reconnect()
 
     def on_frame(self, frame: bytes) -> None:
         now = time.time()
@@ -140,7 +187,10 @@ class Middlebox:
             self.port.send(f)
 
     def on_control(self) -> bool:
-        data = self.ctrl.recv(65536)
+        try:
+            data = self.ctrl.recv(65536)
+        except OSError:
+            return False
         if not data:
             return False
         self.ctrl_buffer += data

@@ -114,6 +114,33 @@ def test_controller_killed_restarts_with_its_residual_blocks(run):
     assert run_tool(active_run(), spec.load("wireguard")).outcome == BLOCKED
 
 
+@pytest.mark.parametrize("run,fail", [(["isp", "--profile", "gfw"], "closed"),
+                                      (["isp", "--profile", "log-only"], "open")], indirect=["run"])
+def test_while_the_controller_is_down_the_border_fails_as_declared(run, fail):
+    """The window between the controller's death and its restart: OVS keeps
+    the pipeline (secure) or falls back to a plain switch (standalone); in
+    both, allowed traffic flows. A fail-closed censor keeps censoring: the
+    inline middlebox holds the blocked flow back on its own and hands the
+    verdict over when the controller is back, so the log misses nothing."""
+    supervisor, controller, middlebox = (run.process(n) for n in ("supervisor", "controller", "middlebox"))
+    os.kill(supervisor.pid, signal.SIGSTOP)
+    os.kill(controller.pid, signal.SIGKILL)
+    time.sleep(0.5)
+    outage_start = time.time()
+    assert in_node("c2", FETCH).stdout == "200"
+    wg = run_tool(run, spec.load("wireguard"))
+    assert wg.connected == (fail == "open"), (wg.outcome, wg.error)
+    outage_end = time.time()
+    os.kill(supervisor.pid, signal.SIGCONT)
+    wait_ready(run, timeout=30)
+    assert active_run().process("middlebox").pid == middlebox.pid    # it lived through the outage
+    if fail == "closed":
+        lines = complete_lines(run.files["verdict_log"])
+        held = [v for v in lines if v.get("rule") == "wireguard" and outage_start <= v["decided"] <= outage_end]
+        assert held and held[0]["action"] == "drop", lines[-5:]
+    assert run_tool(active_run(), spec.load("wireguard")).outcome == (BLOCKED if fail == "closed" else PASSED)
+
+
 @pytest.mark.parametrize("run", [["isp", "--profile", "gfw"]], indirect=True)
 def test_open_vswitch_restart_then_enforcement_resumes(run):
     assert run_tool(run, spec.load("wireguard")).outcome == BLOCKED
