@@ -107,13 +107,14 @@ class TunnelwallController(app_manager.OSKenApp):
     def apply_verdict(self, verdict: dict, first_seen: float | None) -> dict:
         """Install the rules for one verdict, log it, and return the log record."""
         dp = self.datapath
-        meter_id = None
+        meter_ids = None
         if dp is not None:
             if verdict["action"] == "throttle" and verdict.get("rate_kbit"):
-                meter_id = self.next_meter
-                self.next_meter += 1
-                dp.send_msg(pipeline.meter(dp, meter_id, verdict["rate_kbit"]))
-            for mod in pipeline.verdict_flows(dp, verdict, meter_id):
+                meter_ids = (self.next_meter, self.next_meter + 1)
+                self.next_meter += 2
+                for meter_id in meter_ids:
+                    dp.send_msg(pipeline.meter(dp, meter_id, verdict["rate_kbit"]))
+            for mod in pipeline.verdict_flows(dp, verdict, meter_ids):
                 dp.send_msg(mod)
         now = time.time()
         record = {"time": now, "profile": self.profile, **{k: v for k, v in verdict.items() if k != "time"},

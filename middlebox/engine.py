@@ -17,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 import random
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 
 from .classifiers import make_classifiers
 from .classifiers.base import C2S, DONE, S2C, Detection
@@ -68,6 +69,15 @@ class Verdict:
             out["why_not"] = self.notes
         return out
 
+
+def name_matches(name: str, entry: str) -> bool:
+    """A profile's name entry: ``example.org`` is the domain and its
+    subdomains; an entry with ``*`` is a glob on the whole name, for censors
+    that match loosely. Russia's 2021 Twitter throttling matched ``*t.co*``
+    and so also slowed reddit.com and microsoft.com (Xue et al., IMC 2021)."""
+    if "*" in entry:
+        return fnmatchcase(name, entry)
+    return name == entry or name.endswith("." + entry)
 
 class Engine:
     def __init__(self, profile: Profile, seed: int | None = None):
@@ -272,7 +282,7 @@ class Engine:
             wanted = getattr(m, key)
             if wanted is not None:
                 name = (det.detail.get(key) or "").lower().rstrip(".")
-                if not name or not any(name == d or name.endswith("." + d) for d in wanted):
+                if not name or not any(name_matches(name, d) for d in wanted):
                     return False
         return self._address_match(rule, flow)
 

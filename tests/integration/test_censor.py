@@ -122,3 +122,30 @@ def test_rest_api_token_loopback_and_hot_reload(censored):
     assert passed.outcome == PASSED and passed.rule == "wireguard" and passed.action == "log"
     with pytest.raises(Exception, match="unknown censor profile"):
         api.reload("no-such-profile")
+
+
+def fetch_rate_kbit(node: str, name: str, seconds: int = 6) -> float:
+    """Download from the outside web server with *name* in the SNI for a few
+    seconds; the average rate in kbit/s."""
+    out = in_node(node, f"curl -sk -o /dev/null --max-time {seconds} -w '%{{speed_download}}' "
+                        f"--resolve {name}:443:198.18.0.10 https://{name}/bytes/20000000").stdout
+    return float(out or 0) * 8 / 1000
+
+
+@pytest.mark.parametrize("censored", [["isp", "--profile", "tspu-2021"]], indirect=True)
+def test_tspu_2021_throttles_twitter_by_sni_with_a_meter(censored):
+    """Throttling, not blocking: data keeps flowing at about the rule's
+    130 kbit/s through per-direction OpenFlow meters; names the loose
+    "*t.co*" glob catches are slowed too; others run at full speed."""
+    fast = fetch_rate_kbit("c2", "www.example.org", seconds=2)
+    assert fast > 20_000, fast
+    for node, name in (("c1", "www.twitter.com"), ("c3", "www.reddit.com")):
+        rate = fetch_rate_kbit(node, name)
+        assert 40 < rate < 200, (name, rate)
+    log = read_verdicts(censored.files["verdict_log"])
+    throttled = [v for v in log if v["rule"] == "twitter-throttle"]
+    assert len(throttled) == 2 and all(v["action"] == "throttle" and v["installed"] for v in throttled)
+    meters = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-meters", "tw-border"], capture_output=True,
+                            text=True).stdout
+    assert meters.count("type=drop rate=130") == 4, meters          # two flows, one meter per direction
+    assert border_flows().count("meter:") == 4

@@ -126,6 +126,19 @@ def test_sni_blocklist_resets_with_penalty_box():
     assert f.verdict.rule == "sni-blocklist" and f.verdict.action == "reset" and f.verdict.residual == 90
 
 
+
+@pytest.mark.parametrize("sni,throttled", [("twitter.com", True), ("abs.twimg.com", True), ("t.co", True),
+                                           ("www.reddit.com", True), ("microsoft.com", True),
+                                           ("www.example.org", False), ("wikipedia.org", False)])
+def test_tspu_2021_throttles_by_a_loose_sni_glob(sni, throttled):
+    """"*t.co*" catches reddi-t.co-m and microsof-t.co-m too, as in 2021."""
+    engine = Engine(profiles.load("tspu-2021"))
+    f = tcp_flow(engine, 42010, 443, client_hello(sni))
+    if throttled:
+        assert f.verdict.rule == "twitter-throttle" and f.verdict.action == "throttle" and f.verdict.rate_kbit == 130
+    else:
+        assert f.verdict is None or f.verdict.action != "throttle"
+
 def test_dns_poisoning_verdict_carries_the_forged_answer():
     engine = Engine(profiles.load("gfw"))
     q = struct.pack(">6H", 1, 0x100, 1, 0, 0, 0) + b"\x03www\x07twitter\x03com\x00\x00\x01\x00\x01"
