@@ -64,6 +64,7 @@ BAD_TOOLS = {
     "unknown_variable.yaml": (3, "unknown variable {prot}"),
     "bad_ready.yaml": (4, "server.ready: give one of tcp, udp, log or command"),
     "bad_capture.yaml": (3, "captures.port: log is 'server' or 'client'"),
+    "bad_requests.yaml": (4, "traffic: requests must be a whole number 1..20, not '0'"),
 }
 
 

@@ -92,6 +92,9 @@ def _web_node(state: RunState, server: str) -> str:
     return next((n for n in servers if n != server), server)
 
 
+WARMUP_BYTES = 1000
+
+
 class ToolRun:
     """One tool's processes on one running topology."""
 
@@ -211,8 +214,16 @@ class ToolRun:
                 time.sleep(0.1)
 
     def traffic(self) -> tuple[int, float, str]:
-        """(bytes received, seconds, error) of one fetch through the tool."""
-        url = self.render(self.spec.url)
+        """(bytes received, seconds, error) of the measured fetch through the
+        tool, after the spec's small warm-up requests."""
+        for i in range(self.spec.requests - 1):
+            got, _seconds, err = self._fetch(WARMUP_BYTES)
+            if err or got < WARMUP_BYTES:
+                return 0, 0.0, f"request {i + 1} of {self.spec.requests}: {err or f'{got} of {WARMUP_BYTES} bytes'}"
+        return self._fetch(None)
+
+    def _fetch(self, size: int | None) -> tuple[int, float, str]:
+        url = self.spec.render(self.spec.url, self.values if size is None else {**self.values, "bytes": size})
         cmd = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_total}",
                "--max-time", str(int(self.spec.traffic_timeout)), "--connect-timeout", "8",
                # A blocked transfer stalls: give up after 6 s below 1 byte/s.

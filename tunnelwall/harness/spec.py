@@ -38,7 +38,7 @@ TOP_KEYS = {"name", "description", "requires", "vars", "prepare", "server", "cli
             "server_node", "client_node", "extends", "captures"}
 SIDE_KEYS = {"run", "env", "setup", "ready"}
 READY_KEYS = {"tcp", "udp", "log", "command", "timeout"}
-TRAFFIC_KEYS = {"url", "socks5", "proxy_user", "insecure", "timeout"}
+TRAFFIC_KEYS = {"url", "socks5", "proxy_user", "insecure", "timeout", "requests"}
 CAPTURE_KEYS = {"file", "log", "regex"}
 
 
@@ -74,6 +74,11 @@ class ToolSpec:
     captures: dict[str, dict] = field(default_factory=dict)   # name -> {file|log, regex}: read once both sides are up
     insecure: bool = False
     traffic_timeout: float = 30.0
+    # Requests per check: requests-1 small ones (1 kB), then the measured fetch.
+    # A proxy that opens one connection per request then shows the censor
+    # several connections, as any page load does; a per-connection coin flip
+    # (FET's 26%, its exemptions) does not decide a tool's result alone.
+    requests: int = 1
     server_node: str | None = None
     client_node: str | None = None
     source: str = ""
@@ -187,12 +192,15 @@ def from_data(data, path: str) -> ToolSpec:
     for key in traffic:
         if key not in TRAFFIC_KEYS:
             raise SourceError(path, traffic.line_of(key), f"traffic: unknown field '{key}' (expected one of: {', '.join(sorted(TRAFFIC_KEYS))})")
+    requests = traffic.get("requests", 1)
+    if not isinstance(requests, int) or isinstance(requests, bool) or not 1 <= requests <= 20:
+        raise SourceError(path, traffic.line_of("requests"), f"traffic: requests must be a whole number 1..20, not '{requests}'")
     spec = ToolSpec(name=str(data["name"]), description=str(data.get("description", "")), requires=list(requires),
                     vars={str(k): str(v) for k, v in variables.items()}, prepare=_text(path, data, "prepare"),
                     server=_side(path, data, "server"), client=_side(path, data, "client"),
                     url=str(traffic["url"]), socks5=traffic.get("socks5"), proxy_user=traffic.get("proxy_user"),
                     insecure=bool(traffic.get("insecure", False)),
-                    traffic_timeout=float(traffic.get("timeout", 30)), server_node=data.get("server_node"),
+                    traffic_timeout=float(traffic.get("timeout", 30)), requests=requests, server_node=data.get("server_node"),
                     client_node=data.get("client_node"), source=path)
     captures = data.get("captures", {})
     if not isinstance(captures, dict):
