@@ -43,7 +43,10 @@ def test_classify_a_capture_of_real_tools(tmp_path):
     assert flow_to(1194, "udp")["protocol"] == "openvpn" and flow_to(1194, "udp")["action"] == "drop"
     assert flow_to(1195, "tcp")["protocol"] == "openvpn" and flow_to(1195, "tcp")["action"] == "drop"
     assert flow_to(51820, "udp")["protocol"] == "wireguard" and flow_to(51820, "udp")["action"] == "drop"
-    ss = flow_to(8388, "tcp")
-    assert ss["protocol"] == "fet"                       # blocked or spared: the 26.3% draw decides
+    # The Shadowsocks check opens two connections. The first is FET-flagged
+    # (blocked or spared: the 26.3% draw decides) unless its random bytes hit an
+    # exemption; a later one may meet the first one's residual block instead.
+    ss = [f for f in flows if f["server_port"] == 8388 and f["transport"] == "tcp"]
+    assert len(ss) == 2 and any(f["protocol"] == "fet" for f in ss), ss
     https = flow_to(443, "tcp")
     assert https["protocol"] == "tls" and https["action"] == "allow"
