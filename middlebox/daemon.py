@@ -122,11 +122,9 @@ class Middlebox:
 
     def _reconnect(self) -> None:
         self.next_attempt = time.monotonic() + RECONNECT_EVERY
-        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            conn.connect(self.config["socket"])
+            conn = connect_controller(self.config["socket"], timeout=0)    # one attempt
         except OSError:
-            conn.close()
             return
         self._attach(conn)
 
