@@ -33,7 +33,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     print(f"{'topology':<12} {'censor':<18} {'hosts':>5} {'up s (median)':>14} {'down s':>8}")
-    import topologies
+    from tunnelwall import topologies
     for topo, extra in CASES:
         ups, downs = [], []
         for _ in range(args.repeat):

@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from middlebox import profiles  # noqa: E402
-from middlebox.offline import classify_pcap  # noqa: E402
-from middlebox.pcap import Writer  # noqa: E402
+from tunnelwall.middlebox import profiles  # noqa: E402
+from tunnelwall.middlebox.offline import classify_pcap  # noqa: E402
+from tunnelwall.middlebox.pcap import Writer  # noqa: E402
 
 
 def _frame(src: bytes, dst: bytes, sport: int, dport: int, payload: bytes, tcp: bool, flags: int = 0x18) -> bytes:

@@ -49,8 +49,8 @@ def rss_mb(pid: int) -> float:
 
 
 def watched() -> dict[str, int]:
-    from tunnelwall import procs
-    from tunnelwall.runstate import active_run
+    from tunnelwall.base import procs
+    from tunnelwall.base.runstate import active_run
     pids = {rec.name: rec.pid for rec in active_run().processes if procs.alive(rec)}
     vswitchd = subprocess.run(["pidof", "ovs-vswitchd"], capture_output=True, text=True).stdout.split()
     if vswitchd:
@@ -83,7 +83,7 @@ def main() -> None:
     up_s = time.monotonic() - t0
     try:
         time.sleep(1)
-        from tunnelwall.runstate import active_run
+        from tunnelwall.base.runstate import active_run
         state = active_run()
         students = [n for n, i in state.layout["nodes"].items() if i["role"] == "client"]
         used = free0 - mem_available_mb()

@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from middlebox import profiles  # noqa: E402
-from middlebox.engine import Engine  # noqa: E402
-from middlebox.inject import tcp_segment  # noqa: E402
+from tunnelwall.middlebox import profiles  # noqa: E402
+from tunnelwall.middlebox.engine import Engine  # noqa: E402
+from tunnelwall.middlebox.inject import tcp_segment  # noqa: E402
 
 MAC = b"\x02" * 6
 

@@ -68,7 +68,7 @@ def main() -> None:
 
     from tunnelwall.harness import spec
     from tunnelwall.harness.runner import run_tool
-    from tunnelwall.runstate import active_run
+    from tunnelwall.base.runstate import active_run
     tw("up", "isp", "--profile", "gfw", *placement)
     try:
         state = active_run()

@@ -51,6 +51,7 @@ class TunnelwallController(app_manager.OSKenApp):
             self._remember_block(record, record.get("time", 0.0))
         self.verdict_log = VerdictLog(self.config["verdict_log"])
         self.next_meter = 1
+        self.reinstalled = 0                         # verdicts put back after their rule expired
         self.profile = self.config["profile"]
         self.middlebox = None                        # the channel's connection while it is up
         self.started = time.time()
@@ -104,18 +105,32 @@ class TunnelwallController(app_manager.OSKenApp):
         for mod in pipeline.base_flows(dp, self.config, middlebox_up=self.middlebox is not None):
             dp.send_msg(mod)
 
+    def install_verdict(self, verdict: dict) -> bool:
+        """Put one verdict's rules on the switch; False if none is connected."""
+        dp = self.datapath
+        if dp is None:
+            return False
+        meter_ids = None
+        if verdict["action"] == "throttle" and verdict.get("rate_kbit"):
+            meter_ids = (self.next_meter, self.next_meter + 1)
+            self.next_meter += 2
+            for meter_id in meter_ids:
+                dp.send_msg(pipeline.meter(dp, meter_id, verdict["rate_kbit"]))
+        for mod in pipeline.verdict_flows(dp, verdict, meter_ids, self.config.get("rule_idle_timeout",
+                                                                               pipeline.VERDICT_IDLE_TIMEOUT)):
+            dp.send_msg(mod)
+        return True
+
+    def reinstall_verdict(self, verdict: dict) -> None:
+        """A decided flow came back to the middlebox: its rule idled out or
+        was lost. The verdict holds for the flow's life, so it goes back on."""
+        self.reinstalled += 1
+        self.install_verdict(verdict)
+
     def apply_verdict(self, verdict: dict, first_seen: float | None) -> dict:
         """Install the rules for one verdict, log it, and return the log record."""
         dp = self.datapath
-        meter_ids = None
-        if dp is not None:
-            if verdict["action"] == "throttle" and verdict.get("rate_kbit"):
-                meter_ids = (self.next_meter, self.next_meter + 1)
-                self.next_meter += 2
-                for meter_id in meter_ids:
-                    dp.send_msg(pipeline.meter(dp, meter_id, verdict["rate_kbit"]))
-            for mod in pipeline.verdict_flows(dp, verdict, meter_ids):
-                dp.send_msg(mod)
+        self.install_verdict(verdict)
         now = time.time()
         record = {"time": now, "profile": self.profile, **{k: v for k, v in verdict.items() if k != "time"},
                   "installed": dp is not None}

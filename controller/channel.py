@@ -1,6 +1,8 @@
 """The middlebox <-> controller channel: JSON lines over a Unix socket.
 
 Middlebox -> controller: ``{"type": "verdict", "verdict": {...}, "first_seen": EPOCH}``
+(``"reannounce": true`` when a decided flow came back after its rule expired:
+rules are installed again, nothing is logged twice)
 and ``{"type": "hello", "profile": NAME, "placement": ...}``.
 Controller -> middlebox: ``{"type": "reload", "profile": NAME}``, answered by
 ``{"type": "reloaded", "profile": NAME}`` or ``{"type": "error", "error": TEXT}``.
@@ -69,7 +71,9 @@ class MiddleboxChannel:
                         self.app.middlebox_changed(conn)
                     else:
                         self.app.note(f"{role} connected")
-                if kind == "verdict":
+                if kind == "verdict" and msg.get("reannounce"):
+                    self.app.reinstall_verdict(msg["verdict"])
+                elif kind == "verdict":
                     self.app.apply_verdict(msg["verdict"], msg.get("first_seen"))
                 elif kind == "hello":
                     self.app.note(f"{role} hello", **{k: v for k, v in msg.items() if k not in ("type", "role")})

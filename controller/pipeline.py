@@ -3,16 +3,27 @@
 Table 0 (censor):
   prio 1000  in_port=middlebox            -> table 1   (re-injected / forged packets)
   prio 200   residual block, 3-tuple      -> drop      (hard_timeout = rule's residual)
+  prio 150   IPv4/IPv6 fragment           -> middlebox only, in both placements: it
+                                             reassembles, then forwards or drops them all
+  prio 150   TCP SYN (no ACK)             -> as prio 10: a new connection on a 5-tuple
+                                             that has a verdict is a new flow
   prio 100   per-flow verdict, 5-tuple    -> table 1 | drop | meter + table 1
-  prio 10    IPv4, tap                    -> copy to middlebox + table 1
-             IPv4, inline                 -> middlebox only (it re-injects what passes)
+  prio 10    IPv4 and IPv6, tap           -> copy to middlebox + table 1
+             IPv4 and IPv6, inline        -> middlebox only (it re-injects what passes)
   prio 0     anything else (ARP)          -> table 1
 Table 1 (forwarding, static: every neighbour's MAC is known from the topology,
 so nothing is learned, and packets the middlebox injects with a spoofed
 source MAC cannot poison a MAC table):
   prio 10    eth_dst=<neighbour MAC>      -> its port
-  prio 5     eth_dst=broadcast            -> every port but the middlebox's
+  prio 5     eth_dst=broadcast, IPv6 multicast (33:33:*) -> every port but the middlebox's
   prio 0                                  -> drop
+
+Verdict rules for allowed flows idle out after ``rule_idle_timeout``; the
+flow's next packet then reaches the middlebox, which re-announces the
+verdict. Blocking rules never idle out: a blocked flow stays blocked however
+long it pauses. Open vSwitch's default fragment handling sets the ports of
+every fragment to 0, so no 5-tuple rule matches a fragment and no rule is
+ever installed for ports 0: fragments cannot skip the censor.
 
 Cookies tell our rule kinds apart so they can be replaced selectively.
 """
@@ -25,13 +36,24 @@ COOKIE_RESIDUAL = 0x7477_0003
 COOKIE_MASK = 0xFFFF_FFFF
 
 TABLE_CENSOR, TABLE_FORWARD = 0, 1
-PRIO_FROM_MIDDLEBOX, PRIO_RESIDUAL, PRIO_VERDICT, PRIO_INSPECT = 1000, 200, 100, 10
-IPV4, TCP, UDP = 0x0800, 6, 17
+PRIO_FROM_MIDDLEBOX, PRIO_RESIDUAL, PRIO_STEER, PRIO_VERDICT, PRIO_INSPECT = 1000, 200, 150, 100, 10
+IPV4, IPV6, TCP, UDP = 0x0800, 0x86DD, 6, 17
 VERDICT_IDLE_TIMEOUT = 60
+TCP_SYN, TCP_ACK = 0x002, 0x010
+IP_FRAG_ANY = 1                         # Open vSwitch's NXM ip_frag: set on every fragment
+
+
+def _addresses(src: str | None, dst: str) -> dict:
+    """eth_type and address fields for an IPv4 or IPv6 pair."""
+    v6 = ":" in dst
+    fields = {"eth_type": IPV6 if v6 else IPV4, ("ipv6_dst" if v6 else "ipv4_dst"): dst}
+    if src is not None:
+        fields["ipv6_src" if v6 else "ipv4_src"] = src
+    return fields
 
 
 def five_tuple(parser, proto: int, src: str, sport: int, dst: str, dport: int):
-    fields = {"eth_type": IPV4, "ip_proto": proto, "ipv4_src": src, "ipv4_dst": dst}
+    fields = {**_addresses(src, dst), "ip_proto": proto}
     if proto == TCP:
         fields.update(tcp_src=sport, tcp_dst=dport)
     elif proto == UDP:
@@ -41,9 +63,7 @@ def five_tuple(parser, proto: int, src: str, sport: int, dst: str, dport: int):
 
 def three_tuple(parser, proto: int, client: str, server: str, server_port: int):
     """Client -> server:port; client "*" matches every client (a blocked server)."""
-    fields = {"eth_type": IPV4, "ip_proto": proto, "ipv4_dst": server}
-    if client != "*":
-        fields["ipv4_src"] = client
+    fields = {**_addresses(None if client == "*" else client, server), "ip_proto": proto}
     if proto == TCP:
         fields["tcp_dst"] = server_port
     elif proto == UDP:
@@ -69,16 +89,23 @@ def base_flows(dp, config: dict, middlebox_up: bool = True) -> list:
         # The censor's own probes (and the answers to them) are not inspected.
         add(TABLE_CENSOR, PRIO_FROM_MIDDLEBOX, parser.OFPMatch(in_port=config["prober_port"]), [goto])
         add(TABLE_CENSOR, PRIO_FROM_MIDDLEBOX, parser.OFPMatch(eth_dst=config["prober_mac"]), [goto])
+    to_mbox = parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, [parser.OFPActionOutput(mbox)])
     if not middlebox_up and config["fail"] == "closed":
-        add(TABLE_CENSOR, PRIO_INSPECT, parser.OFPMatch(eth_type=IPV4), [])
-    elif middlebox_up and config["placement"] == "inline":
-        add(TABLE_CENSOR, PRIO_INSPECT, parser.OFPMatch(eth_type=IPV4),
-            [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, [parser.OFPActionOutput(mbox)])])
-    elif middlebox_up:
-        add(TABLE_CENSOR, PRIO_INSPECT, parser.OFPMatch(eth_type=IPV4),
-            [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, [parser.OFPActionOutput(mbox)]), goto])
+        inspect, fragments = [], []
+    elif not middlebox_up:
+        inspect, fragments = [goto], [goto]
+    elif config["placement"] == "inline":
+        inspect, fragments = [to_mbox], [to_mbox]
     else:
-        add(TABLE_CENSOR, PRIO_INSPECT, parser.OFPMatch(eth_type=IPV4), [goto])
+        inspect, fragments = [to_mbox, goto], [to_mbox]
+    for eth_type in (IPV4, IPV6):
+        add(TABLE_CENSOR, PRIO_INSPECT, parser.OFPMatch(eth_type=eth_type), inspect)
+        # Open vSwitch wants a field's prerequisites before it in the match,
+        # which os-ken keeps only for an explicitly ordered match.
+        add(TABLE_CENSOR, PRIO_STEER, parser.OFPMatch(_ordered_fields=[
+            ("eth_type", eth_type), ("ip_frag", (IP_FRAG_ANY, IP_FRAG_ANY))]), fragments)
+        add(TABLE_CENSOR, PRIO_STEER, parser.OFPMatch(_ordered_fields=[
+            ("eth_type", eth_type), ("ip_proto", TCP), ("tcp_flags_nxm", (TCP_SYN, TCP_SYN | TCP_ACK))]), inspect)
     add(TABLE_CENSOR, 0, parser.OFPMatch(), [goto])
     ports = {int(p): info for p, info in config["ports"].items()}
     for port, info in ports.items():
@@ -87,6 +114,9 @@ def base_flows(dp, config: dict, middlebox_up: bool = True) -> list:
                 [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, [parser.OFPActionOutput(port)])])
     flood = [parser.OFPActionOutput(p) for p in sorted(ports) if p != mbox]
     add(TABLE_FORWARD, 5, parser.OFPMatch(eth_dst="ff:ff:ff:ff:ff:ff"),
+        [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, flood)])
+    # IPv6 neighbour discovery goes to multicast MACs (RFC 2464 section 7).
+    add(TABLE_FORWARD, 5, parser.OFPMatch(eth_dst=("33:33:00:00:00:00", "ff:ff:00:00:00:00")),
         [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, flood)])
     add(TABLE_FORWARD, 0, parser.OFPMatch(), [])
     return mods
@@ -99,16 +129,20 @@ def delete_cookie(dp, cookie: int, table: int | None = None):
                              out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY, match=parser.OFPMatch())
 
 
-def verdict_flows(dp, verdict: dict, meter_ids: tuple[int, int] | None = None) -> list:
+def verdict_flows(dp, verdict: dict, meter_ids: tuple[int, int] | None = None,
+                  idle_timeout: int = VERDICT_IDLE_TIMEOUT) -> list:
     """FlowMods that enforce one verdict: both directions of the 5-tuple,
     plus the residual 3-tuple block if the rule has one. A throttle gets one
     meter per direction (*meter_ids*: client->server, server->client), as
-    Russia's throttler limited upload and download separately."""
+    Russia's throttler limited upload and download separately. Blocking
+    rules have no idle timeout; the others idle out after *idle_timeout*."""
     parser = dp.ofproto_parser
     f = verdict["flow"]
     proto = {"tcp": TCP, "udp": UDP, "gre": 47, "esp": 50, "icmp": 1}.get(f["transport"])
     if proto is None:
         return []
+    if proto in (TCP, UDP) and not (f["client_port"] and f["server_port"]):
+        return []          # fragments match with ports 0 on the switch: never let a rule catch them
     action = verdict["action"]
     goto = parser.OFPInstructionGotoTable(TABLE_FORWARD)
     mods = []
@@ -121,7 +155,7 @@ def verdict_flows(dp, verdict: dict, meter_ids: tuple[int, int] | None = None) -
         else:                   # allow, log, forge-dns (the forgery races the real answer), probe
             instructions = [goto]
         mods.append(parser.OFPFlowMod(dp, cookie=COOKIE_VERDICT, table_id=TABLE_CENSOR, priority=PRIO_VERDICT,
-                                      idle_timeout=VERDICT_IDLE_TIMEOUT,
+                                      idle_timeout=0 if action in ("drop", "reset") else idle_timeout,
                                       match=five_tuple(parser, proto, src, sport, dst, dport),
                                       instructions=instructions))
     if verdict.get("residual") and action in ("drop", "reset"):

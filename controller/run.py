@@ -1,4 +1,4 @@
-"""Start the controller: ``python -m controller.run --config FILE``.
+"""Start the controller: ``python -m tunnelwall.controller.run --config FILE``.
 
 PyPI's os-ken >= 4.0 ships no ``osken-manager``, so the app is started the
 way that command does it: parse os-ken's options, then
@@ -30,7 +30,7 @@ def main() -> None:
     osken_log.init_log()
     print(f"tunnelwall controller: OpenFlow on 127.0.0.1:{config['of_port']}, "
           f"API on 127.0.0.1:{config['api_port']}, profile {config['profile']}", flush=True)
-    AppManager.run_apps(["controller.app", "os_ken.controller.ofp_handler"])
+    AppManager.run_apps(["tunnelwall.controller.app", "os_ken.controller.ofp_handler"])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The live middlebox: the engine on the censor node's port.
 
-Runs inside the middlebox node's namespace (``python -m middlebox.daemon
+Runs inside the middlebox node's namespace (``python -m tunnelwall.middlebox.daemon
 --config FILE``). It reads frames from its interface with an AF_PACKET raw
 socket, feeds the engine, and for each verdict
 
@@ -8,7 +8,12 @@ socket, feeds the engine, and for each verdict
   ``controller.channel``), which installs the flow rules;
 * injects what the rule asks for: TCP RSTs to both ends, a forged DNS answer;
 * in ``inline`` placement, sends the frame back to the switch unless the
-  flow is blocked (the switch forwards what comes from this port).
+  flow is blocked (the switch forwards what comes from this port). IP
+  fragments are steered here in both placements and held until their
+  datagram is complete; then all its frames go on, or none if it is blocked;
+* re-announces a decided flow's verdict when the flow's packets reach it
+  again (the switch's rule for it idled out or was lost), so a verdict
+  holds for the flow's whole life whatever Open vSwitch expires.
 
 A malformed frame is counted and skipped; nothing a packet contains can
 stop the loop. Losing the controller does not stop it either: the middlebox
@@ -36,6 +41,7 @@ SOL_PACKET = 263                 # not exported by Python's socket module
 PACKET_IGNORE_OUTGOING = 23
 RECONNECT_EVERY = 0.25           # seconds between attempts while the controller is away
 PENDING_MAX = 10_000             # verdicts kept for a controller that is away
+REANNOUNCE_EVERY = 1.0           # seconds between re-announcements of one flow's verdict
 
 
 def open_port(iface: str) -> socket.socket:
@@ -151,18 +157,38 @@ class Middlebox:
 
     def on_frame(self, frame: bytes) -> None:
         now = time.time()
+        fragments = None
         try:
             flow = self.engine.feed(frame, now)
-            for verdict in self.engine.drain():
+            fragments = self.engine.fragments
+            verdicts = self.engine.drain()
+            for verdict in verdicts:
                 self.on_verdict(verdict, frame, flow)
+            if not verdicts and flow is not None and flow.done and now - flow.announced >= REANNOUNCE_EVERY:
+                self.reannounce(flow, now)
         except Exception as err:   # noqa: BLE001 - one bad packet must not stop the censor
             self.errors += 1
             print(f"middlebox: error on a {len(frame)}-byte frame: {type(err).__name__}: {err}", flush=True)
             flow = None
-        if self.inline and not (flow is not None and flow.blocking):
+        if fragments is not None:
+            # The switch sends every fragment here, whatever the placement.
+            for piece in fragments if flow is not None and not flow.blocking else ():
+                self.port.send(piece)
+        elif self.inline and not (flow is not None and flow.blocking):
             self.port.send(frame)
 
+    def reannounce(self, flow, now: float) -> None:
+        """The flow came back to the middlebox after its verdict: its rule on
+        the switch is gone. Send the verdict again (no residual: that block
+        was already set), marked so the controller does not log it twice."""
+        flow.announced = now
+        record = flow.verdict.as_dict()
+        record.pop("residual", None)
+        self.send({"type": "verdict", "verdict": record, "reannounce": True})
+
     def on_verdict(self, verdict, frame: bytes, flow=None) -> None:
+        if flow is not None:
+            flow.announced = verdict.time
         record = verdict.as_dict()
         if verdict.action == "probe" and flow is not None:
             # The prober replays it (Alice et al. 2020).

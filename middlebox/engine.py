@@ -1,35 +1,53 @@
 """The classification engine: packets in, verdicts out.
 
-For each flow it feeds the first packets (at most ``profile.inspect_packets``)
-to every classifier that applies, matches detections against the profile's
-rules, and reaches one verdict per flow. After that the flow is on the fast
-path: one dict lookup per packet. Residual blocks (GFW-style "the server
-3-tuple stays blocked for N seconds") are kept here too, so offline
-classification of a capture sees them exactly like the live censor.
+Per packet, in this order:
 
-Time is whatever the caller says (capture timestamps offline, the clock
-live), and every probability is drawn from a seeded RNG: the same capture
-and seed give the same verdicts.
+1. IP fragments are put back together (:mod:`middlebox.defrag`); nothing
+   is classified from a fragment alone.
+2. TCP goes through the censor's TCP model (:mod:`middlebox.stream`): the
+   client is the SYN's sender; a RST/FIN/second SYN does what the profile's
+   ``tcp:`` says; the first bytes of each direction are reassembled, and
+   stream-reading classifiers (TLS, HTTP, SSH) see them in order.
+3. Classifiers are fed until one detection matches a rule, every
+   classifier gives up, or the flow's inspection budget is spent; then the
+   flow has one verdict and is on the fast path: one dict lookup per packet.
+
+Flows end: a RST, or a FIN from both ends, closes a TCP flow, and a SYN with
+a new sequence number on a closed or decided 5-tuple starts a new flow with
+a verdict of its own. Idle flows are forgotten after ``flows.idle_timeout``
+by a lazy expiry queue (O(1) amortised per packet), and the table never
+holds more than ``flows.max`` flows: past it the least recently active of
+the oldest few is evicted and counted.
+
+Residual blocks (GFW-style "the server 3-tuple stays blocked for N seconds")
+are kept here too, so offline classification of a capture sees them exactly
+like the live censor. Time is whatever the caller says (capture timestamps
+offline, the clock live), and every probability is drawn from a seeded RNG:
+the same capture and seed give the same verdicts.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import random
+from collections import deque
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 from .classifiers import make_classifiers
-from .classifiers.base import C2S, DONE, S2C, Detection
-from .flow import Flow, FlowId, orient
-from .packet import TCP, UDP, Packet, ip_text, parse_ethernet, reverse_key
+from .classifiers.base import C2S, DONE, S2C, Detection, StreamView
+from .defrag import Defragmenter
+from .flow import Flow, FlowId
+from .packet import ACK, FIN, RST, SYN, TCP, TCP_OPT_MD5, UDP, Packet, ip_text, l4_checksum_ok, parse_ethernet, \
+    reverse_key
 from .profiles import Profile, Rule
+from .stream import SEQ_MOD, HALF, Stream
 
 # Identifications that exclude every other protocol of the flow (a valid
 # ClientHello is not an OpenVPN reset); FET and Tor are not among them.
 EXCLUSIVE = frozenset({"tls", "http", "ssh", "dns", "quic", "wireguard", "ipsec", "l2tp", "pptp", "openvpn"})
-MAX_FLOWS = 500_000          # evict idle flows beyond this many
-IDLE_TIMEOUT = 300.0         # seconds without packets before a flow may be evicted
+EVICT_SAMPLE = 8             # when the table is full: evict the least recently active of this many oldest
+PACKETS_PER_DATA = 4         # a flow stops being inspected after this many packets per data-packet budget
 
 
 @dataclass
@@ -79,43 +97,97 @@ def name_matches(name: str, entry: str) -> bool:
         return fnmatchcase(name, entry)
     return name == entry or name.endswith("." + entry)
 
+
 class Engine:
-    def __init__(self, profile: Profile, seed: int | None = None):
+    def __init__(self, profile: Profile, seed: int | None = None, on_evict=None):
         self.profile = profile
         self.rng = random.Random(profile.seed if seed is None else seed)
         wanted = {p for r in profile.rules if r.match.protocols for p in r.match.protocols}
         self.classifiers = make_classifiers(profile.params, wanted)
         self.flows: dict[bytes, tuple[Flow, int]] = {}
+        self.live = 0                                   # flows in the table
+        self.expiry: deque[tuple[float, Flow]] = deque()
         self.residual: dict[tuple[int, bytes, bytes, int], tuple[float, Rule]] = {}
         self.pending: list[Verdict] = []
-        self.max_packets = profile.inspect_packets
+        self.tcp = profile.tcp
+        self.max_flows = profile.flows.max
+        self.idle = profile.flows.idle_timeout
+        self.defrag = Defragmenter()
+        self.fragments: list[bytes] | None = None       # frames of the datagram the last feed completed
+        self.on_evict = on_evict                        # called with each flow the engine lets go of
         self.address_rules = [r for r in profile.rules if not r.match.needs_detection]
         self.detection_rules = [r for r in profile.rules if r.match.needs_detection]
-        self.stats = {"packets": 0, "non_ip": 0, "flows": 0, "verdicts": 0, "blocked_packets": 0}
+        self.stats = {"packets": 0, "non_ip": 0, "flows": 0, "verdicts": 0, "blocked_packets": 0,
+                      "fragments_held": 0, "untracked": 0, "ignored_segments": 0, "evicted_idle": 0,
+                      "evicted_full": 0}
 
     # -- input ----------------------------------------------------------
     def feed(self, frame: bytes, ts: float) -> Flow | None:
-        """Feed one Ethernet frame. Returns its flow (None if not IPv4)."""
+        """Feed one Ethernet frame. Returns its flow; None if it is not IP,
+        or a fragment whose datagram is not complete yet (``fragments`` is
+        then a list: empty while held, the datagram's frames once complete)."""
         self.stats["packets"] += 1
-        # Fast path: an IPv4 TCP/UDP frame of a flow we already decided.
-        if len(frame) >= 38 and frame[12:14] == b"\x08\x00" and frame[14] == 0x45:
-            entry = self.flows.get(frame[23:24] + frame[26:38])
-            if entry is not None and entry[0].done:
-                flow = entry[0]
-                flow.packets += 1
-                flow.last_ts = ts
-                if flow.blocking:
-                    self.stats["blocked_packets"] += 1
-                return flow
+        flow = self.fast(frame, 0, len(frame), ts)
+        if flow is not None:
+            self.fragments = None
+            return flow
+        return self.feed_slow(frame, ts)
+
+    def feed_slow(self, frame: bytes, ts: float) -> Flow | None:
+        """Feed a frame that :meth:`fast` did not take (already counted)."""
+        self.fragments = None
         pkt = parse_ethernet(frame)
         if pkt is None:
             self.stats["non_ip"] += 1
             return None
         return self._packet(pkt, ts)
 
-    def feed_packet(self, pkt: Packet, ts: float) -> Flow:
+    def feed_packet(self, pkt: Packet, ts: float) -> Flow | None:
         self.stats["packets"] += 1
+        self.fragments = None
         return self._packet(pkt, ts)
+
+    def fast(self, buf, s: int, end: int, ts: float) -> Flow | None:
+        """The fast path, on ``buf[s:end]`` without copying it: a packet of a
+        decided flow that carries no SYN, FIN or RST costs a header read, a
+        key and one dict lookup. Anything else returns None (take the slow
+        path). Used live and by offline classification alike."""
+        ethertype = buf[s + 12:s + 14]
+        if ethertype == b"\x08\x00":
+            if end - s < 38 or buf[s + 14] != 0x45 or buf[s + 20] & 0x3F or buf[s + 21]:
+                return None                              # options or a fragment
+            entry = self.flows.get(buf[s + 23:s + 24] + buf[s + 26:s + 38])
+            if entry is None or not entry[0].done:
+                return None
+            size = (buf[s + 16] << 8 | buf[s + 17]) - 20
+            proto, l4 = buf[s + 23], s + 34
+        elif ethertype == b"\x86\xdd":
+            if end - s < 58 or buf[s + 20] not in (6, 17):
+                return None                              # extension headers: slow path
+            entry = self.flows.get(buf[s + 20:s + 21] + buf[s + 22:s + 58])
+            if entry is None or not entry[0].done:
+                return None
+            size = buf[s + 18] << 8 | buf[s + 19]
+            proto, l4 = buf[s + 20], s + 54
+        else:
+            return None
+        if proto == TCP:
+            if end - l4 < 14 or buf[l4 + 13] & (SYN | FIN | RST):
+                return None                              # the flow's lifecycle is decided on the slow path
+            size -= (buf[l4 + 12] >> 4) * 4
+        else:
+            size -= 8
+        flow, direction = entry
+        flow.packets += 1
+        flow.bytes += size if size > 0 else 0
+        flow.last_ts = ts
+        if direction == C2S:
+            flow.c2s_packets += 1
+        else:
+            flow.s2c_packets += 1
+        if flow.blocking:
+            self.stats["blocked_packets"] += 1
+        return flow
 
     def drain(self) -> list[Verdict]:
         """Verdicts reached since the last call."""
@@ -123,14 +195,116 @@ class Engine:
         return out
 
     # -- per packet -----------------------------------------------------
-    def _packet(self, pkt: Packet, ts: float) -> Flow:
+    def _packet(self, pkt: Packet, ts: float) -> Flow | None:
+        if pkt.frag is not None:
+            whole, frames = self.defrag.add(pkt, ts)
+            self.fragments = frames
+            if whole is None:
+                self.stats["fragments_held"] += 1
+                return None
+            pkt = whole
+        if self.expiry and self.expiry[0][0] <= ts:
+            self._expire(ts)
+        if pkt.proto == TCP:
+            return self._tcp(pkt, ts)
         entry = self.flows.get(pkt.key)
-        new = entry is None
-        if new:
-            flow = self._new_flow(pkt, ts)
-            direction = C2S if pkt.src == flow.client and pkt.sport == flow.client_port else S2C
+        if entry is None:
+            flow, direction = self._new_flow(pkt, ts, pkt.src, pkt.sport, pkt.dst, pkt.dport), C2S
+            self._count(flow, pkt, direction, ts)
+            self._admit(flow, ts)
         else:
             flow, direction = entry
+            self._count(flow, pkt, direction, ts)
+        if not flow.done:
+            self._inspect(flow, pkt, pkt.payload, direction, ts)
+        return flow
+
+    def _tcp(self, pkt: Packet, ts: float) -> Flow:
+        flags, model = pkt.flags, self.tcp
+        syn = flags & (SYN | ACK | RST) == SYN
+        synack = flags & (SYN | ACK | RST) == SYN | ACK
+        entry = self.flows.get(pkt.key)
+        flow = None
+        if entry is not None:
+            flow, direction = entry
+            if syn and pkt.seq != flow.client_isn and (flow.closed or flow.done or direction == S2C):
+                # A new connection on this 5-tuple, or the real client's SYN
+                # after a SYN/ACK it sent first ("TCB turnaround"): start afresh.
+                self._forget(flow)
+                flow = None
+        if flow is None:
+            if synack:                                   # capture or connection seen from the SYN/ACK on
+                flow = self._new_flow(pkt, ts, pkt.dst, pkt.dport, pkt.src, pkt.sport)
+                direction = S2C
+            else:
+                flow = self._new_flow(pkt, ts, pkt.src, pkt.sport, pkt.dst, pkt.dport)
+                direction = C2S
+            self._count(flow, pkt, direction, ts)
+            self._admit(flow, ts)
+            if not flow.done and not (syn or synack) and model.require_syn:
+                self.stats["untracked"] += 1
+                self._verdict(flow, None, None, ts, action="allow",
+                              note="not inspected: the censor keeps state only for connections whose handshake it saw")
+        else:
+            self._count(flow, pkt, direction, ts)
+        self._lifecycle(flow, pkt, direction)
+        if flow.done:
+            return flow
+        if not self._accepted(flow, pkt, direction):
+            self.stats["ignored_segments"] += 1
+            return flow
+        payload = pkt.payload
+        if syn and direction == C2S:
+            if flow.client_isn is None:
+                flow.client_isn = pkt.seq
+                flow.streams[C2S].start(pkt.seq + 1)
+            elif pkt.seq != flow.client_isn and model.second_syn == "resync":
+                flow.client_isn = pkt.seq
+                flow.streams[C2S].start(pkt.seq + 1)
+            if model.syn_payload == "ignore":
+                payload = b""
+        elif synack and direction == S2C:
+            flow.streams[S2C].start(pkt.seq + 1)
+            if flow.client_isn is not None and pkt.ack != (flow.client_isn + 1) % SEQ_MOD:
+                flow.streams[C2S].resync = True          # Wang et al. 2017, section 5.1
+            if model.syn_payload == "ignore":
+                payload = b""
+        self._inspect(flow, pkt, payload, direction, ts)
+        if flow.done or not flags & (RST | FIN):
+            return flow
+        what = model.rst if flags & RST else model.fin
+        if what == "teardown":
+            self._verdict(flow, None, None, ts, action="allow",
+                          note=f"not inspected further: a {'RST' if flags & RST else 'FIN'} tore down the censor's state")
+        elif what == "resync":
+            for stream in flow.streams:
+                stream.resync = True
+        return flow
+
+    def _lifecycle(self, flow: Flow, pkt: Packet, direction: int) -> None:
+        """A RST, or a FIN from both ends, closes the connection (for the
+        5-tuple's reuse; what the censor's *inspection* does with them is
+        the TCP model's business)."""
+        if pkt.flags & RST:
+            flow.closed = True
+        elif pkt.flags & FIN:
+            flow.fins |= 1 if direction == C2S else 2
+            flow.closed = flow.fins == 3
+
+    def _accepted(self, flow: Flow, pkt: Packet, direction: int) -> bool:
+        """Whether the censor's state machine takes this segment at all."""
+        model = self.tcp
+        if model.check_md5 and TCP_OPT_MD5 in pkt.tcp_option_kinds():
+            return False
+        if model.check_checksum and not l4_checksum_ok(pkt):
+            return False
+        if model.check_ack and pkt.flags & ACK:
+            other = flow.streams[1 - direction]
+            if other.next is not None and 0 < (pkt.ack - other.next) % SEQ_MOD < HALF:
+                return False                             # acknowledges bytes never sent
+        return True
+
+    def _count(self, flow: Flow, pkt: Packet, direction: int, ts: float) -> None:
         flow.packets += 1
         flow.last_ts = ts
         flow.bytes += len(pkt.payload)
@@ -138,38 +312,24 @@ class Engine:
             flow.c2s_packets += 1
         else:
             flow.s2c_packets += 1
-        if new:
-            self._admit(flow, ts)
-        if flow.done:
-            if flow.blocking:
-                self.stats["blocked_packets"] += 1
-            return flow
-        if pkt.payload:
-            if direction == C2S:
-                flow.c2s_data += 1
-                if flow.c2s_data == 1:
-                    flow.first_c2s_payload = pkt.payload
-            else:
-                flow.s2c_data += 1
-                if flow.s2c_data == 1:
-                    flow.first_s2c_payload = pkt.payload
-        flow.history.append((direction, len(pkt.payload)))
-        # A packet without payload (TCP handshake, pure ACK) tells no classifier anything.
-        if pkt.payload:
-            self._classify(flow, pkt, direction, ts)
-        if not flow.done and (not flow.states or flow.packets >= self.max_packets):
-            self._decide(flow, None, None, ts)
-        return flow
+        if flow.done and flow.blocking:
+            self.stats["blocked_packets"] += 1
 
-    def _new_flow(self, pkt: Packet, ts: float) -> Flow:
-        if len(self.flows) >= 2 * MAX_FLOWS:
-            self._evict(ts)
-        client, cport, server, sport = orient(pkt)
+    def _new_flow(self, pkt: Packet, ts: float, client: bytes, cport: int, server: bytes, sport: int) -> Flow:
+        if self.live >= self.max_flows:
+            self._evict_one(ts)
         key = bytes((pkt.proto,)) + client + server + cport.to_bytes(2, "big") + sport.to_bytes(2, "big")
         flow = Flow(key, pkt.proto, client, cport, server, sport, ts)
         self.flows[key] = (flow, C2S)
         self.flows[reverse_key(key)] = (flow, S2C)
+        self.live += 1
+        self.expiry.append((ts + self.idle, flow))
         self.stats["flows"] += 1
+        if pkt.proto == TCP:
+            model = self.tcp
+            last = model.overlap == "last"
+            flow.streams = (Stream(model.max_bytes, model.max_segments, last),
+                            Stream(model.max_bytes, model.max_segments, last))
         flow.states = {c: st for c in self.classifiers
                        if pkt.proto in c.transports and (st := c.start(flow)) is not None}
         return flow
@@ -192,10 +352,47 @@ class Engine:
                 self._verdict(flow, rule, None, ts)
                 return
 
-    def _classify(self, flow: Flow, pkt: Packet, direction: int, ts: float) -> None:
+    def _inspect(self, flow: Flow, pkt: Packet, payload: bytes, direction: int, ts: float) -> None:
+        if payload:
+            if direction == C2S:
+                flow.c2s_data += 1
+                if flow.c2s_data == 1:
+                    flow.first_c2s_payload = payload
+            else:
+                flow.s2c_data += 1
+                if flow.s2c_data == 1:
+                    flow.first_s2c_payload = payload
+            flow.history.append((direction, len(payload)))
+            view = None
+            if flow.streams is not None and self.tcp.reassemble:
+                stream = flow.streams[direction]
+                seq = pkt.seq + 1 if pkt.flags & SYN else pkt.seq
+                if stream.add(seq, payload):
+                    view = StreamView(pkt, stream.data, stream.full)
+                self._classify(flow, pkt, view, direction, ts, True)
+            else:
+                self._classify(flow, pkt, None, direction, ts, False)
+        if not flow.done and (not flow.states or self._spent(flow)):
+            self._decide(flow, None, None, ts)
+
+    def _spent(self, flow: Flow) -> bool:
+        budget = self.profile.inspect_packets
+        data = flow.c2s_data + flow.s2c_data
+        if data < budget and flow.packets < PACKETS_PER_DATA * budget:
+            return False
+        budget = max([budget] + [c.budget for c in flow.states])     # the ACK filter wants more
+        return data >= budget or flow.packets >= PACKETS_PER_DATA * budget
+
+    def _classify(self, flow: Flow, pkt: Packet, view: StreamView | None, direction: int, ts: float,
+                  streaming: bool) -> None:
         finished = []
         for clf, state in flow.states.items():
-            result = clf.update(state, flow, pkt, direction)
+            if streaming and clf.reads_stream:
+                if view is None:
+                    continue                              # nothing new in order for it
+                result = clf.update(state, flow, view, direction)
+            else:
+                result = clf.update(state, flow, pkt, direction)
             if result is None:
                 continue
             finished.append(clf)
@@ -249,6 +446,7 @@ class Engine:
         flow.blocking = v.blocks
         flow.done = True
         flow.states = {}
+        flow.streams = None                     # decided: nothing reads the reassembly any more
         self.stats["verdicts"] += 1
         self.pending.append(v)
 
@@ -261,11 +459,11 @@ class Engine:
         if m.server_ports is not None and flow.server_port not in m.server_ports:
             return False
         if m.server_ips is not None:
-            server = ipaddress.IPv4Address(flow.server)
+            server = ipaddress.ip_address(flow.server)
             if not any(server in net for net in m.server_ips):
                 return False
         if m.client_ips is not None:
-            client = ipaddress.IPv4Address(flow.client)
+            client = ipaddress.ip_address(flow.client)
             if not any(client in net for net in m.client_ips):
                 return False
         return True
@@ -287,13 +485,59 @@ class Engine:
         return self._address_match(rule, flow)
 
     # -- housekeeping ---------------------------------------------------
-    def _evict(self, now: float) -> None:
-        for key, (flow, _d) in list(self.flows.items()):
-            if now - flow.last_ts > IDLE_TIMEOUT:
+    def _forget(self, flow: Flow, why: str = "") -> None:
+        """Take *flow* out of the table (both keys, if they are still its)."""
+        for key in (flow.key, reverse_key(flow.key)):
+            entry = self.flows.get(key)
+            if entry is not None and entry[0] is flow:
                 del self.flows[key]
-        for rkey, (until, _rule) in list(self.residual.items()):
-            if until <= now:
+        self.live -= 1
+        flow.evicted = why or "replaced"
+        if self.on_evict is not None:
+            self.on_evict(flow)
+
+    def _expire(self, now: float) -> None:
+        """Forget flows idle for ``flows.idle_timeout``. Each flow sits in the
+        queue once, by the time it could next expire; a flow still active
+        when its turn comes is put back with its new time, so the cost is
+        O(1) amortised per packet and nothing is scanned."""
+        while self.expiry and self.expiry[0][0] <= now:
+            _, flow = self.expiry.popleft()
+            if flow.evicted:
+                continue
+            due = flow.last_ts + self.idle
+            if due <= now:
+                self.stats["evicted_idle"] += 1
+                self._forget(flow, "idle")
+            else:
+                self.expiry.append((due, flow))
+        if len(self.residual) > 1024:            # expired blocks are also dropped when looked up
+            for rkey in [k for k, (until, _r) in self.residual.items() if until <= now]:
                 del self.residual[rkey]
+
+    def _evict_one(self, now: float) -> None:
+        """The table is full: evict the least recently active of the
+        ``EVICT_SAMPLE`` flows that have waited longest in the expiry queue."""
+        self._expire(now)
+        if self.live < self.max_flows:
+            return
+        sample = []
+        while self.expiry and len(sample) < EVICT_SAMPLE:
+            item = self.expiry.popleft()
+            if not item[1].evicted:
+                sample.append(item)
+        if not sample:
+            return
+        victim = min(sample, key=lambda item: item[1].last_ts)
+        for item in sample:
+            if item is not victim:
+                self.expiry.appendleft(item)
+        self.stats["evicted_full"] += 1
+        self._forget(victim[1], "full")
+
+    def all_flows(self) -> list[Flow]:
+        """Every flow in the table, once."""
+        return [flow for flow, direction in self.flows.values() if direction == C2S]
 
     def active_blocks(self, now: float) -> list[dict]:
         return [{"transport": "tcp" if proto == TCP else "udp", "client": ip_text(c), "server": ip_text(s),

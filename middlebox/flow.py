@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .packet import SYN, ACK, TCP, ip_text
+from .packet import ip_text
 
-PROTO_NAMES = {6: "tcp", 17: "udp", 47: "gre", 1: "icmp", 50: "esp"}
+PROTO_NAMES = {6: "tcp", 17: "udp", 47: "gre", 1: "icmp", 50: "esp", 58: "icmpv6"}
 
 
 @dataclass(frozen=True)
@@ -18,6 +18,8 @@ class FlowId:
     server_port: int
 
     def __str__(self) -> str:
+        if ":" in self.client:
+            return f"{self.transport} [{self.client}]:{self.client_port} -> [{self.server}]:{self.server_port}"
         return f"{self.transport} {self.client}:{self.client_port} -> {self.server}:{self.server_port}"
 
     def as_dict(self) -> dict:
@@ -27,13 +29,18 @@ class FlowId:
 
 class Flow:
     """What the engine knows about one flow. ``history`` keeps (direction,
-    payload length) of the first inspected packets; the first data payload of
-    each direction is kept whole (replayed by the active prober)."""
+    payload length) of the inspected data packets; the first data payload of
+    each direction is kept whole (replayed by the active prober).
+
+    TCP only: ``client_isn`` is the client's initial sequence number (None
+    while no SYN was seen), ``streams`` the censor's reassembly of each
+    direction (see :mod:`middlebox.stream`), ``fins`` which ends sent a FIN
+    (bit 1: client, bit 2: server), ``closed`` set by a RST or both FINs."""
 
     __slots__ = ("key", "proto", "client", "server", "client_port", "server_port", "first_ts", "last_ts",
                  "packets", "c2s_packets", "s2c_packets", "c2s_data", "s2c_data", "bytes", "states",
                  "detections", "verdict", "done", "blocking", "first_c2s_payload", "first_s2c_payload", "history",
-                 "spared", "notes")
+                 "spared", "notes", "client_isn", "streams", "fins", "closed", "announced", "evicted")
 
     def __init__(self, key: bytes, proto: int, client: bytes, client_port: int, server: bytes,
                  server_port: int, ts: float):
@@ -44,7 +51,7 @@ class Flow:
         self.first_ts = self.last_ts = ts
         self.packets = self.c2s_packets = self.s2c_packets = 0
         self.c2s_data = self.s2c_data = 0      # packets with payload, per direction
-        self.bytes = 0
+        self.bytes = 0                        # transport payload bytes, whole flow, both directions
         self.states: dict = {}                # classifier -> its per-flow state
         self.detections: list = []
         self.verdict = None
@@ -55,6 +62,12 @@ class Flow:
         self.history: list[tuple[int, int]] = []
         self.spared: list[str] = []           # rules that matched but lost their probability draw
         self.notes: dict = {}                 # classifiers' reasons for not matching (e.g. FET exemptions)
+        self.client_isn: int | None = None
+        self.streams = None
+        self.fins = 0
+        self.closed = False
+        self.announced = 0.0                  # when the live middlebox last sent this flow's verdict
+        self.evicted = ""                     # why the engine let go of it ("idle", "full"), if it did
 
     @property
     def id(self) -> FlowId:
@@ -67,12 +80,3 @@ class Flow:
         if not self.detections:
             return None
         return max(self.detections, key=lambda d: d.confidence).protocol
-
-
-def orient(pkt) -> tuple[bytes, int, bytes, int]:
-    """(client, client_port, server, server_port) from a flow's first packet.
-    The sender of the first packet is the client, except for a SYN-ACK seen
-    first (capture started mid-handshake)."""
-    if pkt.proto == TCP and pkt.flags & (SYN | ACK) == SYN | ACK:
-        return pkt.dst, pkt.dport, pkt.src, pkt.sport
-    return pkt.src, pkt.sport, pkt.dst, pkt.dport

@@ -3,15 +3,16 @@
 Pure functions: a parsed trigger packet in, Ethernet frames out. Sequence
 numbers come from the trigger, so the endpoints accept the forgeries (as
 on-path injectors like the GFW's must: it sends RST+ACK with sequence
-numbers taken from the offending packet).
+numbers taken from the offending packet). Forgeries are IPv4 or IPv6 like
+the trigger and carry its VLAN tags, so they reach the same hosts.
 """
 
 from __future__ import annotations
 
-import socket
 import struct
 
-from .classifiers.plaintext import parse_dns_query
+from tunnelwall.base.dnsmsg import build_answer
+
 from .packet import ACK, RST, TCP, UDP, Packet
 
 
@@ -24,22 +25,33 @@ def checksum(data: bytes) -> int:
     return ~total & 0xFFFF
 
 
-def _ipv4(src: bytes, dst: bytes, proto: int, l4: bytes, ttl: int = 64, ip_id: int = 0) -> bytes:
+def l4_checksum(src: bytes, dst: bytes, proto: int, l4: bytes) -> int:
+    """The TCP/UDP checksum over the pseudo-header; 0 for a segment whose
+    checksum is right. The IPv4 (RFC 793) and IPv6 (RFC 8200 section 8.1)
+    pseudo-headers differ in layout but, for segments under 64 KiB, not in
+    their one's-complement sum, so one formula serves both."""
+    return checksum(src + dst + struct.pack("!BBH", 0, proto, len(l4)) + l4)
+
+
+def ip_header(src: bytes, dst: bytes, proto: int, l4: bytes, ttl: int = 64, ip_id: int = 0) -> bytes:
+    """An IPv4 or IPv6 header (by the address length) followed by *l4*."""
+    if len(src) == 16:
+        return struct.pack("!IHBB16s16s", 6 << 28, len(l4), proto, ttl, src, dst) + l4
     header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), ip_id, 0x4000, ttl, proto, 0, src, dst)
     header = header[:10] + struct.pack("!H", checksum(header)) + header[12:]
     return header + l4
 
 
-def _l4_checksum(src: bytes, dst: bytes, proto: int, l4: bytes) -> int:
-    return checksum(src + dst + struct.pack("!BBH", 0, proto, len(l4)) + l4)
+def ethernet(eth_src: bytes, eth_dst: bytes, family: int, l3: bytes, vlan: bytes = b"") -> bytes:
+    return eth_dst + eth_src + vlan + (b"\x86\xdd" if family == 6 else b"\x08\x00") + l3
 
 
 def tcp_segment(eth_src: bytes, eth_dst: bytes, src: bytes, dst: bytes, sport: int, dport: int, seq: int,
-                ack: int, flags: int, payload: bytes = b"", ttl: int = 64) -> bytes:
+                ack: int, flags: int, payload: bytes = b"", ttl: int = 64, vlan: bytes = b"") -> bytes:
     tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4, flags, 0, 0, 0) + payload
-    csum = _l4_checksum(src, dst, TCP, tcp)
+    csum = l4_checksum(src, dst, TCP, tcp)
     tcp = tcp[:16] + struct.pack("!H", csum) + tcp[18:]
-    return eth_dst + eth_src + b"\x08\x00" + _ipv4(src, dst, TCP, tcp, ttl)
+    return ethernet(eth_src, eth_dst, 6 if len(src) == 16 else 4, ip_header(src, dst, TCP, tcp, ttl), vlan)
 
 
 def tcp_resets(trigger: Packet) -> list[bytes]:
@@ -48,9 +60,9 @@ def tcp_resets(trigger: Packet) -> list[bytes]:
         return []
     end = trigger.seq + len(trigger.payload)
     to_sender = tcp_segment(trigger.eth_dst, trigger.eth_src, trigger.dst, trigger.src, trigger.dport,
-                            trigger.sport, trigger.ack, end, RST | ACK)
+                            trigger.sport, trigger.ack, end, RST | ACK, vlan=trigger.vlan)
     to_receiver = tcp_segment(trigger.eth_src, trigger.eth_dst, trigger.src, trigger.dst, trigger.sport,
-                              trigger.dport, end, trigger.ack, RST | ACK)
+                              trigger.dport, end, trigger.ack, RST | ACK, vlan=trigger.vlan)
     return [to_sender, to_receiver]
 
 
@@ -58,14 +70,11 @@ def dns_answer(query: Packet, answer_ip: str, ttl: int = 300) -> bytes | None:
     """A forged A answer to a DNS query, from the queried server's address."""
     if query.proto != UDP:
         return None
-    parsed = parse_dns_query(query.payload)
-    if parsed is None:
+    dns = build_answer(query.payload, answer_ip, ttl)
+    if dns is None:
         return None
-    question = query.payload[12:parsed["question_end"]]
-    flags = 0x8180 | (struct.unpack_from("!H", query.payload, 2)[0] & 0x0100)   # QR, RA; copy RD
-    dns = struct.pack("!6H", parsed["id"], flags, 1, 1, 0, 0) + question
-    dns += struct.pack("!HHHIH", 0xC00C, 1, 1, ttl, 4) + socket.inet_aton(answer_ip)
     udp = struct.pack("!HHHH", query.dport, query.sport, 8 + len(dns), 0) + dns
-    csum = _l4_checksum(query.dst, query.src, UDP, udp) or 0xFFFF
+    csum = l4_checksum(query.dst, query.src, UDP, udp) or 0xFFFF
     udp = udp[:6] + struct.pack("!H", csum) + udp[8:]
-    return query.eth_src + query.eth_dst + b"\x08\x00" + _ipv4(query.dst, query.src, UDP, udp)
+    return ethernet(query.eth_dst, query.eth_src, query.family,
+                    ip_header(query.dst, query.src, UDP, udp), query.vlan)

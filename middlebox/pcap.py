@@ -14,7 +14,7 @@ import struct
 from pathlib import Path
 from typing import Iterator
 
-from tunnelwall.errors import TunnelwallError
+from tunnelwall.base.errors import TunnelwallError
 
 ETHERNET, RAW, RAW_IPV4, SLL, SLL2 = 1, 101, 228, 113, 276
 _FAKE_ETH = b"\x00" * 12

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tunnelwall.errors import TunnelwallError
+from tunnelwall.base.errors import TunnelwallError
 
 from .model import Role, Topology
 

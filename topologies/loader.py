@@ -25,8 +25,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tunnelwall import yamlsrc
-from tunnelwall.errors import SourceError
+from tunnelwall.base import yamlsrc
+from tunnelwall.base.errors import SourceError
+from tunnelwall.base.units import parse_bandwidth
 
 from .model import (KNOWN_SERVICES, ROLE_ALIASES, CensorSite, Endpoint, Link, Node, Role, Route,
                     Topology)
@@ -42,7 +43,6 @@ MAX_SWITCH_NAME = 8
 MAX_NODE_NAME = 24
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 IFACE_RE = re.compile(r"^[a-z][a-z0-9]{0,11}$")
-BANDWIDTH_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmg]?)(bit|bps)?\s*$", re.I)
 NETEM_KEYS = {"delay", "loss", "jitter", "corrupt", "duplicate", "reorder"}
 
 
@@ -210,28 +210,6 @@ def _endpoint(ctx: _Ctx, line: int, link_name: str, text: Any, nodes: dict[str, 
     if iface and not IFACE_RE.match(iface):
         raise ctx.fail(line, f"link {link_name}: bad interface name '{iface}'")
     return Endpoint(node_name, iface or None)
-
-
-def parse_bandwidth(value: Any) -> float:
-    """'100Mbit' / '1gbit' / '500kbit' / 100 (Mbit/s) -> Mbit/s."""
-    if isinstance(value, bool):
-        raise ValueError(value)
-    if isinstance(value, (int, float)):
-        if value <= 0:
-            raise ValueError(value)
-        return float(value)
-    m = BANDWIDTH_RE.match(str(value))
-    if not m:
-        raise ValueError(value)
-    number, prefix, unit = float(m.group(1)), m.group(2).lower(), (m.group(3) or "bit").lower()
-    mbit = number * {"k": 1e-3, "": 1e-6, "m": 1.0, "g": 1e3}[prefix]
-    if prefix == "" and m.group(3) is None:
-        mbit = number  # a bare number means Mbit/s
-    if unit == "bps":
-        mbit *= 8
-    if mbit <= 0:
-        raise ValueError(value)
-    return mbit
 
 
 def _link(ctx: _Ctx, links: yamlsrc.Sequence, index: int, nodes: dict[str, Node]) -> Link:

@@ -21,8 +21,8 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 
-from tunnelwall.errors import EnvironmentProblem, TunnelwallError
-from tunnelwall.runstate import BRIDGE_LABEL, NETNS_PREFIX, RunState
+from tunnelwall.base.errors import EnvironmentProblem, TunnelwallError
+from tunnelwall.base.runstate import BRIDGE_LABEL, NETNS_PREFIX, RunState
 
 from .model import Role, Topology
 
@@ -142,7 +142,7 @@ class MininetBackend:
         images = {}
         if any(n.image for n in topo.hosts()):
             # Every image is checked before anything is created.
-            from tunnelwall import images as image_store
+            from tunnelwall.topologies import images as image_store
             images = {n.name: image_store.resolve(n.image) for n in topo.hosts() if n.image}
         _require_ovs()
         net = self.Mininet(topo=None, build=False, controller=None, autoSetMacs=False)
@@ -201,7 +201,8 @@ class MininetBackend:
         own; Mininet's links are then made in its network namespace. The
         run's log directory is mounted at the same path, so tool work dirs
         are the same inside and out."""
-        from tunnelwall import engine, procs
+        from tunnelwall.topologies import dockerd as engine
+        from tunnelwall.base import procs
         name = f"tw-{self.state.run_id}-{node.name}"
         self.state.add("containers", name)
         logs = str(self.state.logs)

@@ -2,6 +2,6 @@
 
 import sys
 
-from tunnelwall.cli import main
+from tunnelwall.cli.main import main
 
 sys.exit(main())

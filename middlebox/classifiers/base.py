@@ -37,6 +37,18 @@ DONE = _Done()   # the classifier has seen enough of this flow and found nothing
 C2S, S2C = 0, 1  # packet directions: client -> server, server -> client
 
 
+class StreamView:
+    """What a stream-reading classifier is fed: the packet's fields, with
+    the payload replaced by the direction's in-order bytes so far."""
+
+    __slots__ = ("payload", "full", "proto", "flags", "seq", "ack", "sport", "dport", "src", "dst")
+
+    def __init__(self, pkt, data: bytes, full: bool):
+        self.payload, self.full = data, full
+        self.proto, self.flags, self.seq, self.ack = pkt.proto, pkt.flags, pkt.seq, pkt.ack
+        self.sport, self.dport, self.src, self.dst = pkt.sport, pkt.dport, pkt.src, pkt.dst
+
+
 class ParamError(ValueError):
     """A classifier parameter in a profile is wrong; the profile loader adds file:line."""
 
@@ -51,6 +63,15 @@ class Classifier:
     sees_inside_tunnels: ClassVar[bool] = False   # keeps going after another protocol is identified
     policy: ClassVar[bool] = False          # True: only runs when a rule matches its protocol
     reports: ClassVar[frozenset] = frozenset()   # protocols it can report (for policy classifiers)
+    # True: on TCP it is fed the reassembled byte stream of the direction
+    # (``pkt.payload`` is everything delivered in order so far, ``pkt.full``
+    # says the censor's reassembly limit was reached) instead of single
+    # packets, wherever the profile reassembles (``tcp.reassemble``).
+    reads_stream: ClassVar[bool] = False
+    # Data packets (both directions) this classifier may need before it can
+    # decide; the engine keeps a flow under inspection for the largest budget
+    # of its classifiers or the profile's ``inspect_packets``, whichever is more.
+    budget: int = 0
 
     def __init__(self, params: dict | None = None):
         params = dict(params or {})

@@ -78,8 +78,11 @@ class OpenVPN(Classifier):
 
     def configure(self):
         # The ACK filter finds OpenVPN inside other tunnels (e.g. TLS), so it
-        # must outlive another classifier's identification of the flow.
+        # must outlive another classifier's identification of the flow, and
+        # it needs 100 client data packets (the paper: flows of >= 150
+        # packets), more than a profile's usual inspection budget.
         self.sees_inside_tunnels = bool(self.params["ack_filter"])
+        self.budget = 300 if self.params["ack_filter"] else 0
 
     def start(self, flow):
         return _State()

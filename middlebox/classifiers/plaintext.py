@@ -12,46 +12,11 @@
 from __future__ import annotations
 
 import re
-import struct
+
+from tunnelwall.base.dnsmsg import parse_dns_query
 
 from ..packet import TCP, UDP
 from .base import C2S, DONE, Classifier, Detection
-
-LABEL = re.compile(rb"^[A-Za-z0-9_*-]{1,63}$")
-
-
-def parse_dns_query(payload: bytes) -> dict | None:
-    """Query name and type of a DNS query message, or None."""
-    if len(payload) < 17:
-        return None
-    ident, flags, qd, an, ns, ar = struct.unpack_from(">6H", payload, 0)
-    if flags & 0x8000 or (flags >> 11) & 0xF != 0 or qd != 1 or an or ns or ar > 1:
-        return None
-    pos, labels = 12, []
-    while True:
-        if pos >= len(payload):
-            return None
-        n = payload[pos]
-        if n == 0:
-            pos += 1
-            break
-        if n > 63 or pos + 1 + n > len(payload):
-            return None
-        label = payload[pos + 1:pos + 1 + n]
-        if not LABEL.match(label):
-            return None
-        labels.append(label.decode("ascii").lower())
-        pos += 1 + n
-    if pos + 4 > len(payload) or not labels:
-        return None
-    qtype, qclass = struct.unpack_from(">HH", payload, pos)
-    if qclass not in (1, 255):
-        return None
-    rest = len(payload) - pos - 4
-    if (ar == 0 and rest != 0) or (ar == 1 and rest < 11):
-        return None
-    return {"id": ident, "qname": ".".join(labels), "qtype": qtype, "question_end": pos + 4}
-
 
 class DNS(Classifier):
     name = "dns"
@@ -67,39 +32,55 @@ class DNS(Classifier):
 
 
 SSH_BANNER = re.compile(rb"^SSH-(2\.0|1\.99|1\.5)-[\x21-\x7e]+")
+SSH_MAX_BANNER = 255          # RFC 4253 section 4.2: the identification line is at most 255 bytes
 
 
 class SSH(Classifier):
     name = "ssh"
     transports = frozenset({TCP})
+    reads_stream = True
 
     def start(self, flow):
         return [0]
 
     def update(self, seen, flow, pkt, direction):
-        if not pkt.payload:
+        data = pkt.payload
+        if not data:
             return None
-        m = SSH_BANNER.match(pkt.payload)
-        if m:
+        m = SSH_BANNER.match(data)
+        if m and (b"\n" in data or getattr(pkt, "full", True) or len(data) >= SSH_MAX_BANNER):
             return Detection("ssh", "banner", 1.0, {"banner": m.group(0).decode("ascii")})
+        if b"SSH-".startswith(data[:4]) and b"\n" not in data and len(data) < SSH_MAX_BANNER \
+                and not getattr(pkt, "full", True):
+            return None                       # a banner may still be coming in this direction
         seen[0] += 1
         return DONE if seen[0] >= 2 else None
 
 
 HTTP_REQUEST = re.compile(rb"^(GET|POST|HEAD|PUT|DELETE|OPTIONS|CONNECT|PATCH) \S+ HTTP/1\.[01]\r\n")
-HOST_HEADER = re.compile(rb"\r\nhost:[ \t]*([^\r\n:]+)", re.I)
+HTTP_START = re.compile(rb"^[A-Z]{1,7}( [^\r\n]*)?$")      # what may still grow into a request line
+HOST_HEADER = re.compile(rb"\r\nhost:[ \t]*([^\r\n:]+)(?=[\r:])", re.I)
+HTTP_MAX_HEAD = 8192
 
 
 class HTTP(Classifier):
+    """Reads the reassembled request: a request line split from its Host
+    header, or a Host header split over segments, is still read whole."""
+
     name = "http"
     transports = frozenset({TCP})
+    reads_stream = True
 
     def update(self, state, flow, pkt, direction):
         if direction != C2S or not pkt.payload:
             return None
-        m = HTTP_REQUEST.match(pkt.payload)
+        data = pkt.payload[:HTTP_MAX_HEAD]
+        final = getattr(pkt, "full", True) or len(data) >= HTTP_MAX_HEAD
+        m = HTTP_REQUEST.match(data)
         if not m:
-            return DONE
-        host = HOST_HEADER.search(pkt.payload)
+            return None if not final and HTTP_START.match(data) else DONE
+        host = HOST_HEADER.search(data)
+        if host is None and b"\r\n\r\n" not in data and not final:
+            return None                       # the headers go on in a later segment
         return Detection("http", "request", 1.0,
                          {"method": m.group(1).decode(), "host": host.group(1).decode("ascii", "replace").lower() if host else None})

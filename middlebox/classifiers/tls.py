@@ -6,8 +6,16 @@ Sources: RFC 8446 section 4.1.2 (ClientHello layout), RFC 6066 section 3
 (Bock et al., GFW Report, "Exposing and Circumventing China's Censorship of
 ESNI", 2020); keyword/SNI hits put the 3-tuple in a 90 s penalty box.
 
-Only the first client data packet is parsed (as the GFW does); a
-ClientHello split across segments is parsed as far as it goes.
+The classifier reads the client's reassembled byte stream (see
+:mod:`middlebox.stream`), so a ClientHello split over TCP segments, in or
+out of order, is read whole, as the GFW has done since at least 2024
+(GFWeb, Hoang et al., USENIX Security 2024). A ClientHello split over
+several TLS *records* is a separate matter: parameter ``records`` (default
+false) reassembles the handshake message across records; off, the censor
+reads only the first record, as the GFW still did in 2024, while some
+Chinese ISPs reset such ClientHellos by December 2025 (net4people issue
+550). A name cut short by the end of the bytes is never reported as a
+shorter name.
 
 Tor (``Tor`` classifier): little-t tor's client hello names a random
 ``www.<base32>.com|net`` server and offers no ALPN. This is a heuristic of
@@ -28,7 +36,8 @@ EXT_SNI, EXT_ALPN, EXT_SUPPORTED_VERSIONS, EXT_ESNI, EXT_ECH = 0, 16, 43, 0xFFCE
 
 
 def parse_client_hello_body(body: bytes) -> dict | None:
-    """Parse a ClientHello handshake body (after the 4-byte handshake header)."""
+    """Parse a ClientHello handshake body (after the 4-byte handshake header).
+    A body cut short yields what it holds; ``truncated`` says so."""
     try:
         pos = 2 + 32                                   # legacy_version, random
         sid_len = body[pos]
@@ -39,10 +48,13 @@ def parse_client_hello_body(body: bytes) -> dict | None:
         comp_len = body[pos]
         pos += 1 + comp_len
         info = {"version": struct.unpack_from(">H", body, 0)[0], "ciphers": ciphers, "extensions": [],
-                "sni": None, "alpn": []}
+                "sni": None, "alpn": [], "truncated": False}
         if pos + 2 > len(body):
+            info["truncated"] = pos < len(body) or len(body) < 4 + 32
             return info
-        ext_end = min(len(body), pos + 2 + struct.unpack_from(">H", body, pos)[0])
+        declared_end = pos + 2 + struct.unpack_from(">H", body, pos)[0]
+        ext_end = min(len(body), declared_end)
+        info["truncated"] = declared_end > len(body)
         pos += 2
         while pos + 4 <= ext_end:
             etype, elen = struct.unpack_from(">HH", body, pos)
@@ -50,7 +62,8 @@ def parse_client_hello_body(body: bytes) -> dict | None:
             info["extensions"].append(etype)
             if etype == EXT_SNI and len(data) >= 5 and data[2] == 0:
                 name_len = struct.unpack_from(">H", data, 3)[0]
-                info["sni"] = data[5:5 + name_len].decode("ascii", "replace").lower()
+                if 5 + name_len <= len(data):             # never a name cut short
+                    info["sni"] = data[5:5 + name_len].decode("ascii", "replace").lower()
             elif etype == EXT_ALPN and len(data) >= 2:
                 p = 2
                 while p < len(data):
@@ -63,23 +76,71 @@ def parse_client_hello_body(body: bytes) -> dict | None:
         return None
 
 
-def parse_client_hello(payload: bytes) -> dict | None:
-    """ClientHello fields from a TLS record, or None if it is not one."""
-    if len(payload) < 9 or payload[0] != 0x16 or payload[1] != 0x03 or payload[5] != 0x01:
+def client_hello_message(data: bytes, records: bool = True) -> tuple[bytes | None, bool]:
+    """The ClientHello handshake message (4-byte header and body) at the
+    start of a client's TLS byte stream, and whether it is complete.
+
+    (None, _): the bytes are not a TLS handshake starting with a ClientHello.
+    (msg, False): more bytes are needed. With *records* false only the first
+    record is read, and the message ends with it."""
+    msg, pos = b"", 0
+    while pos + 5 <= len(data):
+        if data[pos] != 0x16 or data[pos + 1] != 0x03:
+            return (None, True) if pos == 0 else (msg, True)
+        length = struct.unpack_from(">H", data, pos + 3)[0]
+        fragment = data[pos + 5:pos + 5 + length]
+        msg += fragment
+        if len(msg) >= 1 and msg[0] != 0x01:
+            return None, True
+        if len(msg) >= 4:
+            need = 4 + struct.unpack_from(">I", b"\0" + msg[1:4])[0]
+            if len(msg) >= need:
+                return msg[:need], True
+        if len(fragment) < length:
+            return msg, False                  # the record itself is not all here yet
+        if not records:
+            return msg, True                   # the censor reads one record only
+        pos += 5 + length
+    if pos == 0 and data and (data[0] != 0x16 or (len(data) > 1 and data[1] != 0x03)):
+        return None, True
+    return msg, False
+
+
+def parse_client_hello(payload: bytes, records: bool = True) -> dict | None:
+    """ClientHello fields from the start of a TLS stream, or None if it is not one."""
+    msg, _complete = client_hello_message(payload, records)
+    if not msg or len(msg) < 4:
         return None
-    return parse_client_hello_body(payload[9:9 + struct.unpack_from(">I", b"\0" + payload[6:9])[0]])
+    return parse_client_hello_body(msg[4:])
+
+
+def read_client_hello(pkt, records: bool):
+    """For classifiers: the parsed ClientHello in *pkt*'s bytes, None to
+    wait for more, or DONE when it is not (or can no longer be) one."""
+    if not pkt.payload:
+        return None
+    final = getattr(pkt, "full", True)       # a single packet (no reassembly) is all there is
+    msg, complete = client_hello_message(pkt.payload, records)
+    if msg is None:
+        return DONE
+    if not complete and not final:
+        return None
+    hello = parse_client_hello_body(msg[4:]) if len(msg) >= 4 else None
+    return DONE if hello is None else hello
 
 
 class TLS(Classifier):
     name = "tls"
     transports = frozenset({TCP})
+    reads_stream = True
+    DEFAULTS = {"records": False}
 
     def update(self, state, flow, pkt, direction):
-        if direction != C2S or not pkt.payload:
+        if direction != C2S:
             return None
-        hello = parse_client_hello(pkt.payload)
-        if hello is None:
-            return DONE
+        hello = read_client_hello(pkt, self.params["records"])
+        if hello is None or hello is DONE:
+            return hello
         detail = {"sni": hello["sni"], "alpn": hello["alpn"]}
         if EXT_ESNI in hello["extensions"]:
             return Detection("tls", "esni", 1.0, detail)
@@ -94,12 +155,15 @@ TOR_SNI = re.compile(r"^www\.[a-z2-7]{4,25}\.(com|net)$")
 class Tor(Classifier):
     name = "tor"
     transports = frozenset({TCP})
+    reads_stream = True
 
     def update(self, state, flow, pkt, direction):
-        if direction != C2S or not pkt.payload:
+        if direction != C2S:
             return None
-        hello = parse_client_hello(pkt.payload)
-        if hello is None or not hello["sni"]:
+        hello = read_client_hello(pkt, True)
+        if hello is None or hello is DONE:
+            return hello
+        if not hello["sni"]:
             return DONE
         if TOR_SNI.match(hello["sni"]) and not hello["alpn"]:
             return Detection("tor", "tls-fingerprint", 0.6, {"sni": hello["sni"]})

@@ -1,8 +1,8 @@
 """Classic VPN protocols: IPsec (IKE, ESP), L2TP, PPTP (+ enhanced GRE).
 
-Signatures follow the RFCs and nDPI's dissectors (digest in
-shared/censor-rules.md, "Other protocol signatures"); the structure is
-checked, never the port alone:
+Signatures follow the RFCs and nDPI's dissectors (``src/lib/protocols``:
+``ipsec.c``, ``l2tp.c``, ``pptp.c``); the structure is checked, never the
+port alone:
 
 * IKE (RFC 2408 section 3.1, RFC 7296 section 3.1): 28-byte header, version
   byte at offset 17 is 0x10 (IKEv1) or 0x20 (IKEv2), the length field at

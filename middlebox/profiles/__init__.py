@@ -10,19 +10,22 @@ path. Errors name file and line::
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunnelwall import yamlsrc
-from tunnelwall.errors import SourceError, TunnelwallError
+from tunnelwall.base import yamlsrc
+from tunnelwall.base.errors import SourceError, TunnelwallError
+
+from ..stream import TcpModel
 
 PROFILE_DIR = Path(__file__).resolve().parent
 ACTIONS = ("allow", "log", "drop", "reset", "throttle", "forge-dns", "probe")
 BLOCKING = ("drop", "reset")
 TOP_KEYS = {"name", "description", "period", "sources", "fail", "placement", "inspect_packets", "seed",
-            "lists", "params", "rules", "probe"}
+            "lists", "params", "rules", "probe", "tcp", "flows"}
 RULE_KEYS = {"name", "match", "action", "probability", "residual", "rate", "answer", "log", "description",
              "source", "then"}
 MATCH_KEYS = {"protocol", "signal", "sni", "qname", "host", "server_ip", "server_port", "transport",
@@ -36,8 +39,8 @@ class Match:
     sni: tuple[str, ...] | None = None          # domain suffixes
     qname: tuple[str, ...] | None = None
     host: tuple[str, ...] | None = None
-    server_ips: tuple[ipaddress.IPv4Network, ...] | None = None
-    client_ips: tuple[ipaddress.IPv4Network, ...] | None = None
+    server_ips: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None = None
+    client_ips: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None = None
     server_ports: frozenset[int] | None = None
     transport: str | None = None
     min_confidence: float = 0.0
@@ -76,6 +79,15 @@ class ProbeSettings:
 
 
 @dataclass
+class FlowSettings:
+    """The censor's flow table and how long its verdicts hold on the switch."""
+    max: int = 65536            # flows tracked at once; the least recently active are evicted beyond it
+    idle_timeout: float = 300.0  # seconds without packets before a flow is forgotten
+    rule_idle_timeout: int = 60  # seconds an allow rule stays on the switch without packets; a
+                                 # flow that comes back is re-announced (blocking rules never idle out)
+
+
+@dataclass
 class Profile:
     name: str
     rules: list[Rule]
@@ -89,6 +101,8 @@ class Profile:
     lists: dict[str, list[str]] = field(default_factory=dict)
     params: dict[str, dict] = field(default_factory=dict)
     probe: ProbeSettings = field(default_factory=ProbeSettings)
+    tcp: TcpModel = field(default_factory=TcpModel)
+    flows: FlowSettings = field(default_factory=FlowSettings)
     source: str = ""
 
 
@@ -118,8 +132,8 @@ def _str_list(path: str, value: Any, line: int, what: str) -> list[str]:
 
 
 def from_data(data: Any, path: str) -> Profile:
-    from middlebox.classifiers import CLASSIFIERS
-    from middlebox.classifiers.base import ParamError
+    from tunnelwall.middlebox.classifiers import CLASSIFIERS
+    from tunnelwall.middlebox.classifiers.base import ParamError
 
     yamlsrc.check_mapping(data, path, "a profile", TOP_KEYS, required=("name", "rules"))
     prof = Profile(name=str(data["name"]), rules=[], description=str(data.get("description", "")),
@@ -160,6 +174,10 @@ def from_data(data: Any, path: str) -> Profile:
         prof.params[cname] = dict(cparams)
     if "probe" in data:
         prof.probe = _probe(path, data)
+    if "tcp" in data:
+        prof.tcp = _tcp(path, data)
+    if "flows" in data:
+        prof.flows = _flows(path, data)
     rules = data["rules"]
     if not isinstance(rules, yamlsrc.Sequence):
         raise _fail(path, data.line_of("rules"), "rules: expected a list")
@@ -184,6 +202,46 @@ def _probe(path: str, data) -> ProbeSettings:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise _fail(path, spec.line_of(key), f"probe.{key}: expected a non-negative number")
         setattr(out, key, int(value) if key == "count" else float(value))
+    return out
+
+
+def _tcp(path: str, data) -> TcpModel:
+    """The censor's TCP model (see :mod:`middlebox.stream` for each field's meaning and source)."""
+    spec = data["tcp"]
+    fields = {f: v for f, v in TcpModel().__dict__.items()}
+    if not isinstance(spec, yamlsrc.Mapping):
+        raise _fail(path, data.line_of("tcp"), f"tcp: expected a mapping ({', '.join(fields)})")
+    out = {}
+    for key, value in spec.items():
+        line = spec.line_of(key)
+        if key not in fields:
+            raise _fail(path, line, f"tcp: unknown field '{key}' (one of: {', '.join(fields)})")
+        default = fields[key]
+        if isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise _fail(path, line, f"tcp.{key}: expected true or false")
+        elif isinstance(default, int):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise _fail(path, line, f"tcp.{key}: expected a positive whole number")
+        elif value not in TcpModel.CHOICES[key]:
+            raise _fail(path, line, f"tcp.{key}: '{value}' must be one of {', '.join(TcpModel.CHOICES[key])}")
+        out[key] = value
+    return TcpModel(**out)
+
+
+def _flows(path: str, data) -> FlowSettings:
+    spec = data["flows"]
+    out = FlowSettings()
+    if not isinstance(spec, yamlsrc.Mapping):
+        raise _fail(path, data.line_of("flows"), "flows: expected a mapping (max, idle_timeout, rule_idle_timeout)")
+    for key, value in spec.items():
+        line = spec.line_of(key)
+        if key not in out.__dict__:
+            raise _fail(path, line, f"flows: unknown field '{key}' (max, idle_timeout, rule_idle_timeout)")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 \
+                or (key != "idle_timeout" and not isinstance(value, int)):
+            raise _fail(path, line, f"flows.{key}: expected a positive {'number' if key == 'idle_timeout' else 'whole number'}")
+        setattr(out, key, value)
     return out
 
 
@@ -216,7 +274,7 @@ def _rule(path: str, line: int, spec: Any, prof: Profile) -> Rule:
     if action == "throttle":
         if "rate" not in spec:
             raise _fail(path, line, f"rule '{name}': throttle needs 'rate' (e.g. 256kbit)")
-        from topologies.loader import parse_bandwidth
+        from tunnelwall.base.units import parse_bandwidth
         try:
             rule.rate_kbit = max(1, int(parse_bandwidth(spec["rate"]) * 1000))
         except ValueError:
@@ -238,7 +296,7 @@ def _rule(path: str, line: int, spec: Any, prof: Profile) -> Rule:
 
 
 def _match(path: str, spec, rule: str, prof: Profile) -> Match:
-    from middlebox.classifiers import PROTOCOLS
+    from tunnelwall.middlebox.classifiers import PROTOCOLS
 
     m = spec.get("match")
     if not isinstance(m, yamlsrc.Mapping) or not m:
@@ -271,9 +329,9 @@ def _match(path: str, spec, rule: str, prof: Profile) -> Match:
             nets = []
             for entry in _str_list(path, value, line, f"rule '{rule}': match.{key}"):
                 try:
-                    nets.append(ipaddress.IPv4Network(entry, strict=False))
+                    nets.append(ipaddress.ip_network(entry, strict=False))
                 except ValueError:
-                    raise _fail(path, line, f"rule '{rule}': '{entry}' is not an IPv4 address or CIDR") from None
+                    raise _fail(path, line, f"rule '{rule}': '{entry}' is not an IP address or CIDR") from None
             setattr(out, "server_ips" if key == "server_ip" else "client_ips", tuple(nets))
         elif key == "server_port":
             out.server_ports = frozenset(_ports(path, line, rule, value))
@@ -313,13 +371,18 @@ def apply_overrides(profile: Profile, overrides: list[str]) -> Profile:
     """Apply ``RULE.FIELD=VALUE`` overrides (e.g. ``fet.probability=1``) in place.
 
     For tests and exercises that need a deterministic censor: the published
-    FET block rate is 26.3%, a regression test wants 100%."""
+    FET block rate is 26.3%, a regression test wants 100%. ``tcp.FIELD=VALUE``
+    and ``flows.FIELD=VALUE`` set the censor's TCP model and flow settings
+    (e.g. ``flows.rule_idle_timeout=2`` so a test need not idle for a minute)."""
     by_name = {r.name: r for r in profile.rules}
     for item in overrides:
         left, sep, value = item.partition("=")
         rule_name, dot, field_name = left.rpartition(".")
         if not sep or not dot:
             raise TunnelwallError(f"override '{item}': write RULE.FIELD=VALUE, e.g. fet.probability=1")
+        if rule_name in ("tcp", "flows") and rule_name not in by_name:
+            _override_setting(profile, item, rule_name, field_name, value)
+            continue
         if rule_name not in by_name:
             raise TunnelwallError(f"override '{item}': profile '{profile.name}' has no rule '{rule_name}' "
                                   f"(rules: {', '.join(by_name)})")
@@ -349,3 +412,16 @@ def apply_overrides(profile: Profile, overrides: list[str]) -> Profile:
             raise TunnelwallError(f"override '{item}': bad value for {field_name}") from None
         setattr(rule, field_name, parsed)
     return profile
+
+
+def _override_setting(profile: Profile, item: str, section: str, field_name: str, value: str) -> None:
+    """``tcp.FIELD=VALUE`` / ``flows.FIELD=VALUE``, checked like the YAML is."""
+    text = f"{section}:\n  {field_name}: {value}\n"
+    try:
+        parsed = yamlsrc.load("<override>", text)
+        if section == "tcp":
+            profile.tcp = dataclasses.replace(profile.tcp, **{field_name: getattr(_tcp("<override>", parsed), field_name)})
+        else:
+            setattr(profile.flows, field_name, getattr(_flows("<override>", parsed), field_name))
+    except TunnelwallError as err:
+        raise TunnelwallError(f"override '{item}': {str(err).split(': ', 1)[-1]}") from None

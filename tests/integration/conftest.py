@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tunnelwall.cleanup import existing_ifaces, existing_netns, labelled_bridges
-from tunnelwall.runstate import STATE_DIR, active_run
+from tunnelwall.runtime.cleanup import existing_ifaces, existing_netns, labelled_bridges
+from tunnelwall.base.runstate import STATE_DIR, active_run
 
 ROOT = Path(__file__).resolve().parents[2]
 TUNNELWALL = [sys.executable, "-m", "tunnelwall"]
@@ -33,7 +33,7 @@ def ours() -> dict:
     pids = []
     for line in subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout.splitlines():
         pid, _, args = line.strip().partition(" ")
-        if any(k in args for k in ("controller.run", "middlebox.daemon", "tunnelwall.webserver")):
+        if any(k in args for k in ("controller.run", "middlebox.daemon", "services.webserver")):
             pids.append((int(pid), args))
     return {"netns": sorted(n for n in existing_netns() if n.startswith("tw-")),
             "bridges": sorted(labelled_bridges()),

@@ -9,7 +9,7 @@ from conftest import assert_nothing_left, tw
 
 from tunnelwall.harness import spec
 from tunnelwall.harness.runner import PASSED, run_tool
-from tunnelwall.runstate import active_run
+from tunnelwall.base.runstate import active_run
 
 
 def test_classify_a_capture_of_real_tools(tmp_path):

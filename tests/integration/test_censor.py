@@ -8,11 +8,11 @@ import urllib.request
 import pytest
 from conftest import assert_nothing_left, in_node, tw
 
-from controller.verdictlog import read as read_verdicts
-from tunnelwall.api import Api
+from tunnelwall.controller.verdictlog import read as read_verdicts
+from tunnelwall.runtime.api import Api
 from tunnelwall.harness import spec
 from tunnelwall.harness.runner import BLOCKED, PASSED, run_tool
-from tunnelwall.runstate import active_run
+from tunnelwall.base.runstate import active_run
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_log_only_passes_everything_and_logs_the_right_rule(censored):
                                        "--set", "fet.residual=4"]], indirect=True)
 def test_residual_blocking_of_the_server_port_then_expiry(censored):
     # A TCP server on the VPN host's port 8388 that answers anything.
-    server = subprocess.Popen(["ip", "netns", "exec", "tw-vpn", "python3", "-m", "tunnelwall.webserver",
+    server = subprocess.Popen(["ip", "netns", "exec", "tw-vpn", "python3", "-m", "tunnelwall.services.webserver",
                                "--http", "8388"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.8)

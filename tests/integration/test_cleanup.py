@@ -7,7 +7,7 @@ import time
 
 from conftest import ROOT, TUNNELWALL, assert_nothing_left, ours, tw
 
-from tunnelwall.runstate import active_run
+from tunnelwall.base.runstate import active_run
 
 
 def test_sigkill_during_up_then_cleanup():

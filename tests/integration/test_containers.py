@@ -5,11 +5,11 @@ import subprocess
 import pytest
 from conftest import ROOT, assert_nothing_left, in_node, tw
 
-from tunnelwall import engine
-from tunnelwall.api import Api
+from tunnelwall.topologies import dockerd as engine
+from tunnelwall.runtime.api import Api
 from tunnelwall.harness import spec
 from tunnelwall.harness.runner import BLOCKED, PASSED, RunOptions, run_tool
-from tunnelwall.runstate import active_run
+from tunnelwall.base.runstate import active_run
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -6,7 +6,7 @@ import json
 import pytest
 from conftest import assert_nothing_left, tw
 
-from tunnelwall import exercises
+from tunnelwall.classroom import exercises
 
 
 @pytest.mark.parametrize("name", sorted(exercises.catalogue()))

@@ -12,10 +12,10 @@ import time
 import pytest
 from conftest import assert_nothing_left, in_node, tw
 
-from tunnelwall.api import Api
+from tunnelwall.runtime.api import Api
 from tunnelwall.harness import spec
 from tunnelwall.harness.runner import BLOCKED, PASSED, RunOptions, run_tool
-from tunnelwall.runstate import active_run
+from tunnelwall.base.runstate import active_run
 
 FETCH = "curl -sk -o /dev/null -w '%{http_code}' --connect-timeout 2 --max-time 4 https://198.18.0.10/bytes/1000"
 

@@ -7,7 +7,7 @@ from conftest import assert_nothing_left, tw
 
 from tunnelwall.harness import spec
 from tunnelwall.harness.runner import ToolRun
-from tunnelwall.runstate import active_run
+from tunnelwall.base.runstate import active_run
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import itertools
 import pytest
 from conftest import assert_nothing_left, in_node, tw
 
-import topologies
-from topologies.model import Role
+from tunnelwall import topologies
+from tunnelwall.topologies.model import Role
 
 
 def addressed_hosts(topo):

@@ -11,7 +11,7 @@ from conftest import assert_nothing_left, tw
 from tunnelwall.harness import spec
 from tunnelwall.harness.runner import BLOCKED, run_tool
 from tunnelwall.harness.verify import _post_result
-from tunnelwall.runstate import active_run
+from tunnelwall.base.runstate import active_run
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import ssl
 import struct
 
-from middlebox.classifiers.base import C2S, DONE
-from middlebox.flow import Flow
-from middlebox.packet import TCP, UDP, Packet, ip_bytes
+from tunnelwall.middlebox.classifiers.base import C2S, DONE
+from tunnelwall.middlebox.flow import Flow
+from tunnelwall.middlebox.packet import TCP, UDP, Packet, ip_bytes
 
 CLIENT, SERVER = ip_bytes("10.0.0.11"), ip_bytes("198.18.0.20")
 

@@ -5,9 +5,9 @@ import struct
 
 from builders import C2S, DONE, TCP, client_hello, handmade_client_hello, run, sni_extension
 
-from middlebox.classifiers.plaintext import DNS, HTTP, SSH, parse_dns_query
-from middlebox.classifiers.quic import QUIC, client_initial_keys, decrypt_initial
-from middlebox.classifiers.tls import TLS, Tor, parse_client_hello
+from tunnelwall.middlebox.classifiers.plaintext import DNS, HTTP, SSH, parse_dns_query
+from tunnelwall.middlebox.classifiers.quic import QUIC, client_initial_keys, decrypt_initial
+from tunnelwall.middlebox.classifiers.tls import TLS, Tor, parse_client_hello
 
 
 def test_real_client_hello_sni_and_alpn():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tunnelwall.errors import SourceError, TunnelwallError
+from tunnelwall.base.errors import SourceError, TunnelwallError
 from tunnelwall.harness import spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,7 +83,7 @@ def test_unknown_tool_name():
 
 
 def test_profile_overrides():
-    from middlebox import profiles
+    from tunnelwall.middlebox import profiles
     p = profiles.apply_overrides(profiles.load("gfw"), ["fet.probability=1", "fet.residual=5"])
     fet = next(r for r in p.rules if r.name == "fet")
     assert fet.probability == 1.0 and fet.residual == 5.0

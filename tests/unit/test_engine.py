@@ -10,11 +10,11 @@ import pytest
 from builders import client_hello
 from hypothesis import given, settings, strategies as st
 
-from middlebox import profiles
-from middlebox.engine import Engine
-from middlebox.offline import classify_pcap
-from middlebox.pcap import PcapError, Writer, frames
-from tunnelwall.errors import SourceError, TunnelwallError
+from tunnelwall.middlebox import profiles
+from tunnelwall.middlebox.engine import Engine
+from tunnelwall.middlebox.offline import classify_pcap
+from tunnelwall.middlebox.pcap import PcapError, Writer, frames
+from tunnelwall.base.errors import SourceError, TunnelwallError
 
 BAD = Path(__file__).resolve().parents[1] / "fixtures" / "bad_profiles"
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from tunnelwall import exercises
-from tunnelwall.errors import SourceError, TunnelwallError
+from tunnelwall.classroom import exercises
+from tunnelwall.base.errors import SourceError, TunnelwallError
 
 GOOD = """name: x
 title: X

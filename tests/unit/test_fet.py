@@ -5,7 +5,7 @@ import random
 import pytest
 from builders import C2S, DONE, TCP, run
 
-from middlebox.classifiers.fet import FET, exemption, popcount_per_byte
+from tunnelwall.middlebox.classifiers.fet import FET, exemption, popcount_per_byte
 
 # Non-printable bytes with known popcounts: 0x83 -> 3, 0xF0 -> 4, 0xF8 -> 5.
 # 'U' (0x55) is printable with popcount 4, so it leaves the average alone.

@@ -4,8 +4,8 @@ from scapy.layers.dns import DNS, DNSQR
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-from middlebox.inject import dns_answer, tcp_resets
-from middlebox.packet import parse_ethernet
+from tunnelwall.middlebox.inject import dns_answer, tcp_resets
+from tunnelwall.middlebox.packet import parse_ethernet
 
 C_MAC, S_MAC = "02:00:00:00:00:0c", "02:00:00:00:00:05"
 

@@ -2,7 +2,7 @@
 
 import random
 
-from middlebox.prober import RANDOM_LENGTHS, Reaction, build_probes, fingerprint
+from tunnelwall.middlebox.prober import RANDOM_LENGTHS, Reaction, build_probes, fingerprint
 
 
 def test_probe_set_follows_the_papers():

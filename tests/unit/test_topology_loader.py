@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-import topologies
-from topologies import loader
-from topologies.model import Role
-from tunnelwall.errors import SourceError, TunnelwallError
+from tunnelwall import topologies
+from tunnelwall.topologies import loader
+from tunnelwall.topologies.model import Role
+from tunnelwall.base.errors import SourceError, TunnelwallError
 
 BAD = Path(__file__).resolve().parents[1] / "fixtures" / "bad_topologies"
 

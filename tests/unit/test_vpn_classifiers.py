@@ -7,9 +7,9 @@ import struct
 import pytest
 from builders import C2S, DONE, TCP, run
 
-from middlebox.classifiers.openvpn import OpenVPN, header_bytes
-from middlebox.classifiers.vpn import IPsec, L2TP, PPTP, parse_ike
-from middlebox.classifiers.wireguard import WireGuard, message_type
+from tunnelwall.middlebox.classifiers.openvpn import OpenVPN, header_bytes
+from tunnelwall.middlebox.classifiers.vpn import IPsec, L2TP, PPTP, parse_ike
+from tunnelwall.middlebox.classifiers.wireguard import WireGuard, message_type
 
 S2C = 1
 

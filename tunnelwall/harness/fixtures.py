@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from ..errors import TunnelwallError
-from ..runstate import RunState
+from tunnelwall.base.errors import TunnelwallError
+from tunnelwall.base.runstate import RunState
 
 __all__ = ["Testbed", "tunnelwall_testbed", "tunnelwall_factory", "pytest_addoption", "pytest_configure"]
 
@@ -53,14 +53,14 @@ class Testbed:
 
     def run_tool(self, tool, bytes: int = 2_000_000, client: str | None = None, server: str | None = None):
         """Run a tool (built-in name, YAML path or ToolSpec) and return its ToolResult."""
-        from .runner import RunOptions, run_tool
-        from .spec import ToolSpec, load
+        from tunnelwall.harness.runner import RunOptions, run_tool
+        from tunnelwall.harness.spec import ToolSpec, load
         spec = tool if isinstance(tool, ToolSpec) else load(str(tool))
         return run_tool(self.state, spec, RunOptions(bytes=bytes, client_node=client, server_node=server))
 
     def exec(self, node: str, command: str, timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess:
         """Run a shell command in a node's namespace."""
-        from topologies.mininet_backend import netns_name
+        from tunnelwall.topologies.mininet_backend import netns_name
         res = subprocess.run(["ip", "netns", "exec", netns_name(node), "sh", "-c", command], capture_output=True,
                              text=True, timeout=timeout)
         if check and res.returncode != 0:
@@ -69,9 +69,9 @@ class Testbed:
 
     def spawn(self, node: str, argv: list[str], name: str | None = None):
         """Start your own daemon (server or client) on a node; stopped at teardown."""
-        from topologies.mininet_backend import netns_name
+        from tunnelwall.topologies.mininet_backend import netns_name
 
-        from .. import procs
+        from tunnelwall.base import procs
         return procs.spawn(self.state, name or Path(argv[0]).name, argv, netns=netns_name(node))
 
     def ip(self, node: str) -> str:
@@ -81,11 +81,11 @@ class Testbed:
         raise KeyError(node)
 
     def verdicts(self, since: float = 0.0) -> list[dict]:
-        from ..api import Api
+        from tunnelwall.runtime.api import Api
         return Api(self.state).verdicts(since)
 
     def reload(self, profile: str) -> dict:
-        from ..api import Api
+        from tunnelwall.runtime.api import Api
         return Api(self.state).reload(profile)
 
 
@@ -96,7 +96,7 @@ class _Factory:
 
     def __call__(self, profile: str | None = None, topology: str | None = None, overrides=None, seed=None,
                  placement=None) -> Testbed:
-        from ..network import UpOptions, require_root, up
+        from tunnelwall.runtime.network import UpOptions, require_root, up
         if os.geteuid() != 0:
             pytest.fail("tunnelwall testbeds need root (network namespaces and Open vSwitch)")
         require_root()
@@ -111,7 +111,7 @@ class _Factory:
         return Testbed(state)
 
     def teardown(self) -> None:
-        from ..cleanup import teardown
+        from tunnelwall.runtime.cleanup import teardown
         while self.running:
             teardown(self.running.pop())
 

@@ -8,7 +8,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .runner import BLOCKED, DEGRADED, ERROR, PASSED, ToolResult
+from tunnelwall.harness.runner import BLOCKED, DEGRADED, ERROR, PASSED, ToolResult
 
 COLOURS = {PASSED: "#2e7d32", BLOCKED: "#c62828", DEGRADED: "#ef6c00", ERROR: "#6a1b9a"}
 COLUMNS = ["profile", "tool", "outcome", "connected", "bytes", "detected", "rule", "detection", "mbit/s", "probing"]

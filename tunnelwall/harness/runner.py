@@ -21,12 +21,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from topologies.mininet_backend import netns_name
+from tunnelwall.topologies.mininet_backend import netns_name
 
-from .. import procs
-from ..errors import TunnelwallError
-from ..runstate import RunState
-from .spec import Ready, Side, ToolSpec
+from tunnelwall.base import procs
+from tunnelwall.base.errors import TunnelwallError
+from tunnelwall.base.runstate import RunState
+from tunnelwall.harness.spec import Ready, Side, ToolSpec
 
 PASSED, BLOCKED, DEGRADED, ERROR = "PASSED", "BLOCKED", "DEGRADED", "ERROR"
 
@@ -170,7 +170,7 @@ class ToolRun:
         return False
 
     def _is_ready(self, ready: Ready, ns: str, log: Path) -> bool:
-        from ..network import listening
+        from tunnelwall.runtime.network import listening
         if ready.tcp and not listening(ns, int(self.render(ready.tcp))):
             return False
         if ready.udp and not listening(ns, int(self.render(ready.udp)), udp=True):
@@ -333,7 +333,7 @@ def _await_probe(state: RunState, run: ToolRun, since: float, api) -> dict | Non
     server still runs) for the prober's result."""
     if not state.api:
         return None
-    from ..api import Api
+    from tunnelwall.runtime.api import Api
     api = api or Api(state)
     peers = {run.values["client_ip"], run.values["server_ip"]}
     try:
@@ -361,7 +361,7 @@ def _blocking_verdict_probe(state: RunState, run: ToolRun, since: float, api):
     the tool's client and server since *since*, or None."""
     if not state.api:
         return None
-    from ..api import Api
+    from tunnelwall.runtime.api import Api
     api = api or Api(state)
     peers = {run.values["client_ip"], run.values["server_ip"]}
 
@@ -379,7 +379,7 @@ def _blocking_verdict_probe(state: RunState, run: ToolRun, since: float, api):
 def _attach_verdicts(result: ToolResult, state: RunState, run: ToolRun, since: float, api) -> None:
     if not state.api:
         return
-    from ..api import Api
+    from tunnelwall.runtime.api import Api
     api = api or Api(state)
     time.sleep(0.2)   # let the last verdicts reach the controller
     try:

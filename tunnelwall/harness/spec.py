@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunnelwall import yamlsrc
-from tunnelwall.errors import SourceError, TunnelwallError
+from tunnelwall.base import yamlsrc
+from tunnelwall.base.errors import SourceError, TunnelwallError
 
 BUILTIN_DIR = Path(__file__).resolve().parents[1] / "tools"
 BUILTIN_VARS = {"server_ip", "client_ip", "web_ip", "workdir", "bytes", "id", "server_node", "client_node",

@@ -6,9 +6,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from ..errors import TunnelwallError
-from . import spec as specs
-from .runner import ERROR, RunOptions, ToolResult, run_tool
+from tunnelwall.base.errors import TunnelwallError
+from tunnelwall.harness import spec as specs
+from tunnelwall.harness.runner import ERROR, RunOptions, ToolResult, run_tool
 
 DEFAULT_TOOLS = ["https", "openvpn-udp", "openvpn-tcp", "openvpn-tls-crypt", "wireguard", "shadowsocks", "obfs4",
                  "stunnel", "ssh", "v2ray-vmess"]
@@ -30,9 +30,9 @@ def progress(msg: str) -> None:
 
 
 def verify(opts: VerifyOptions, say=progress) -> list[ToolResult]:
-    from ..network import UpOptions, down, up
+    from tunnelwall.runtime.network import UpOptions, down, up
     tool_specs = [specs.load(t) for t in opts.tools]       # all errors before any network exists
-    from middlebox import profiles
+    from tunnelwall.middlebox import profiles
     for p in opts.profiles:
         profiles.apply_overrides(profiles.load(p), opts.overrides)
     results: list[ToolResult] = []
@@ -61,7 +61,7 @@ def verify(opts: VerifyOptions, say=progress) -> list[ToolResult]:
 
 def _post_result(state, result: ToolResult) -> None:
     """Show the result in the live view (best effort: the matrix does not depend on it)."""
-    from ..api import Api
+    from tunnelwall.runtime.api import Api
     try:
         Api(state).call("/api/results", {"result": {k: v for k, v in result.as_dict().items()
                                                     if k not in ("verdicts", "log")}})

@@ -14,8 +14,8 @@ import argparse
 import json
 import sys
 
-from . import __version__
-from .errors import TunnelwallError
+from tunnelwall import __version__
+from tunnelwall.base.errors import TunnelwallError
 
 
 def _print_table(rows: list[dict], columns: list[str], out=sys.stdout) -> None:
@@ -26,8 +26,8 @@ def _print_table(rows: list[dict], columns: list[str], out=sys.stdout) -> None:
 
 
 def cmd_validate(args) -> int:
-    import topologies
-    from middlebox import profiles
+    from tunnelwall import topologies
+    from tunnelwall.middlebox import profiles
     for item in args.files:
         if item.endswith((".yaml", ".yml")) and "profiles" in item or args.profile:
             p = profiles.load(item)
@@ -39,7 +39,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_up(args) -> int:
-    from .network import UpOptions, up
+    from tunnelwall.runtime.network import UpOptions, up
     state = up(UpOptions(topology=args.topology, profile=args.profile, no_censor=args.no_censor,
                          placement=args.placement, seed=args.seed, overrides=args.set or []))
     print(f"run {state.run_id}: '{state.layout['topology']}' is up in {state.files['up_seconds']}s"
@@ -50,7 +50,7 @@ def cmd_up(args) -> int:
     print("  nodes: " + ", ".join(f"{n} ({i['role']})" for n, i in state.layout["nodes"].items()))
     print("  try:   tunnelwall exec c1 -- ping -c1 198.18.0.10    |    tunnelwall down")
     if args.cli:
-        from .network import down
+        from tunnelwall.runtime.network import down
         try:
             _mininet_like_cli(state)
         finally:
@@ -64,7 +64,7 @@ def _mininet_like_cli(state) -> None:
     import shlex
     import subprocess
 
-    from topologies.mininet_backend import netns_name
+    from tunnelwall.topologies.mininet_backend import netns_name
     nodes = state.layout["nodes"]
     print("tunnelwall CLI: 'NODE COMMAND' runs COMMAND on NODE (e.g. 'c1 ping -c1 198.18.0.10'); "
           "'nodes' lists nodes; 'exit' tears the network down.")
@@ -89,15 +89,15 @@ def _mininet_like_cli(state) -> None:
 
 
 def cmd_down(args) -> int:
-    from .network import down
+    from tunnelwall.runtime.network import down
     removed = down()
     print(f"down: removed {len(removed)} resources" if removed else "down: no run was up")
     return 0
 
 
 def cmd_cleanup(args) -> int:
-    from .cleanup import cleanup_all
-    from .network import require_root
+    from tunnelwall.runtime.cleanup import cleanup_all
+    from tunnelwall.runtime.network import require_root
     require_root()
     removed = cleanup_all()
     for item in removed:
@@ -107,7 +107,7 @@ def cmd_cleanup(args) -> int:
 
 
 def cmd_inspect(args) -> int:
-    from .runstate import active_run
+    from tunnelwall.base.runstate import active_run
     state = active_run()
     if state is None:
         print("no run is up" if args.format == "table" else json.dumps({"run": None}))
@@ -128,7 +128,7 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_exec(args) -> int:
-    from .network import exec_in
+    from tunnelwall.runtime.network import exec_in
     if not args.command:
         raise TunnelwallError("exec: give a command after '--', e.g. tunnelwall exec c1 -- ping -c1 198.18.0.10")
     cmd = args.command[1:] if args.command[0] == "--" else args.command
@@ -203,8 +203,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _load_verb_modules() -> None:
     import importlib
-    for mod in ("tunnelwall.classify_cli", "tunnelwall.probe_cli", "tunnelwall.exercise_cli", "tunnelwall.images_cli",
-                "tunnelwall.harness.cli"):
+    for mod in ("tunnelwall.cli.classify", "tunnelwall.cli.probe", "tunnelwall.cli.exercise", "tunnelwall.cli.images",
+                "tunnelwall.cli.verify"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as err:
@@ -215,5 +215,5 @@ def _load_verb_modules() -> None:
 if __name__ == "__main__":
     # Run as a module, this file would be a second copy of tunnelwall.cli
     # that the verb modules do not register with: use the real one.
-    from tunnelwall.cli import main as _main
+    from tunnelwall.cli.main import main as _main
     sys.exit(_main())

@@ -7,14 +7,14 @@ import os
 import subprocess
 import sys
 
-from .cli import _print_table, verb
-from .errors import TunnelwallError
+from tunnelwall.cli.main import _print_table, verb
+from tunnelwall.base.errors import TunnelwallError
 
 
 def cmd_probe(args) -> int:
-    from topologies.mininet_backend import netns_name
+    from tunnelwall.topologies.mininet_backend import netns_name
 
-    from .runstate import active_run
+    from tunnelwall.base.runstate import active_run
     state = active_run()
     if state is None:
         raise TunnelwallError("no run is up (tunnelwall up TOPO)")
@@ -27,7 +27,7 @@ def cmd_probe(args) -> int:
     replay = args.replay
     if args.replay_random:
         replay = os.urandom(args.replay_random).hex()
-    res = subprocess.run(["ip", "netns", "exec", netns_name(node), sys.executable, "-m", "middlebox.prober",
+    res = subprocess.run(["ip", "netns", "exec", netns_name(node), sys.executable, "-m", "tunnelwall.middlebox.prober",
                           "--once", args.target, "--replay", replay, "--count", str(args.count),
                           "--timeout", str(args.timeout)], capture_output=True, text=True, timeout=args.timeout + 60)
     if res.returncode != 0:

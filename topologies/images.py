@@ -16,8 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import engine, yamlsrc
-from .errors import EnvironmentProblem, SourceError, TunnelwallError
+from tunnelwall.topologies import dockerd as engine
+from tunnelwall.base import yamlsrc
+from tunnelwall.base.errors import EnvironmentProblem, SourceError, TunnelwallError
 
 RECIPES = Path(__file__).resolve().parents[1] / "images" / "images.yaml"
 

@@ -11,13 +11,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import topologies
-from topologies.mininet_backend import MininetBackend, netns_name
-from topologies.model import Topology
+from tunnelwall import topologies
+from tunnelwall.topologies.mininet_backend import MininetBackend, netns_name
+from tunnelwall.topologies.model import Topology
 
-from . import cleanup, procs
-from .errors import EnvironmentProblem, TunnelwallError
-from .runstate import RunState, active_run, new_run
+from tunnelwall.runtime import cleanup
+from tunnelwall.base import procs
+from tunnelwall.base.errors import EnvironmentProblem, TunnelwallError
+from tunnelwall.base.runstate import RunState, active_run, new_run
 
 
 @dataclass
@@ -55,7 +56,7 @@ def up(opts: UpOptions, say=print) -> RunState:
     topo = topologies.resolve(opts.topology)
     profile = None
     if topo.censor and not opts.no_censor:
-        from middlebox import profiles
+        from tunnelwall.middlebox import profiles
         profile = profiles.apply_overrides(profiles.load(opts.profile or topo.censor.profile), opts.overrides)
     elif opts.profile and not topo.censor:
         raise TunnelwallError(f"topology '{topo.name}' has no censor section, so --profile cannot apply")
@@ -70,7 +71,7 @@ def up(opts: UpOptions, say=print) -> RunState:
             controller_addr = None
             censor = None
             if profile is not None:
-                from . import censor as censor_mod
+                from tunnelwall.runtime import censor as censor_mod
                 censor = censor_mod.CensorRuntime(state, topo, profile, placement=opts.placement, seed=opts.seed,
                                                   overrides=opts.overrides)
                 controller_addr = censor.start_controller()
@@ -84,7 +85,7 @@ def up(opts: UpOptions, say=print) -> RunState:
             state.files["up_seconds"] = round(time.monotonic() - t0, 3)
             state.save()
             if censor is not None:
-                procs.spawn(state, "supervisor", [sys.executable, "-m", "tunnelwall.supervisor",
+                procs.spawn(state, "supervisor", [sys.executable, "-m", "tunnelwall.runtime.supervisor",
                                                   "--run", state.run_id])
     except BaseException as err:
         cleanup.teardown(state)
@@ -122,7 +123,7 @@ def start_services(state: RunState, topo: Topology) -> None:
         zone.update({name: str(web.primary_ip()) for name in FAMOUS_NAMES})
     for node in topo.hosts():
         if "dns" in node.services:
-            rec = procs.spawn(state, f"dns-{node.name}", [sys.executable, "-m", "tunnelwall.dnsserver", "--zone",
+            rec = procs.spawn(state, f"dns-{node.name}", [sys.executable, "-m", "tunnelwall.services.dnsserver", "--zone",
                                                          ",".join(f"{k}={v}" for k, v in zone.items()),
                                                          "--delay", str(DNS_DELAY)], netns=netns_name(node.name),
                               host_binaries=True)
@@ -130,7 +131,7 @@ def start_services(state: RunState, topo: Topology) -> None:
         if not ({"http", "https"} & set(node.services)):
             continue
         ns = netns_name(node.name)
-        argv = [sys.executable, "-m", "tunnelwall.webserver"]
+        argv = [sys.executable, "-m", "tunnelwall.services.webserver"]
         if "http" in node.services:
             argv += ["--http", "80"]
         if "https" in node.services:

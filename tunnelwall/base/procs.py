@@ -11,8 +11,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from .errors import EnvironmentProblem, TunnelwallError
-from .runstate import STATE_DIR, ProcessRecord, RunState
+from tunnelwall.base.errors import EnvironmentProblem, TunnelwallError
+from tunnelwall.base.runstate import STATE_DIR, ProcessRecord, RunState
 
 
 def starttime(pid: int) -> int | None:

@@ -7,8 +7,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .errors import TunnelwallError
-from .runstate import RunState, active_run
+from tunnelwall.base.errors import TunnelwallError
+from tunnelwall.base.runstate import RunState, active_run
 
 
 class Api:

@@ -15,9 +15,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from . import procs
-from .errors import EnvironmentProblem
-from .runstate import STATE_DIR, ProcessRecord
+from tunnelwall.base import procs
+from tunnelwall.base.errors import EnvironmentProblem
+from tunnelwall.base.runstate import STATE_DIR, ProcessRecord
 
 SOCKET = "/run/tunnelwall-docker.sock"
 DATA_ROOT = "/var/lib/tunnelwall/docker"

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from .cli import _print_table, verb
+from tunnelwall.cli.main import _print_table, verb
 
 
 def cmd_images(args) -> int:
-    from . import engine, images
-    from .network import require_root
+    from tunnelwall.topologies import dockerd as engine
+    from tunnelwall.topologies import images
+    from tunnelwall.runtime.network import require_root
     require_root()
     recipes = images.recipes()
     if args.action == "build":

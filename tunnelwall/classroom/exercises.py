@@ -29,13 +29,14 @@ from pathlib import Path
 
 import yaml
 
-from topologies.mininet_backend import netns_name
+from tunnelwall.topologies.mininet_backend import netns_name
 
-from . import procs, yamlsrc
-from .errors import SourceError, TunnelwallError
-from .runstate import RunState
+from tunnelwall.base import procs
+from tunnelwall.base import yamlsrc
+from tunnelwall.base.errors import SourceError, TunnelwallError
+from tunnelwall.base.runstate import RunState
 
-EXERCISE_DIR = Path(__file__).resolve().parents[1] / "exercises"
+EXERCISE_DIR = Path(__file__).resolve().parents[2] / "exercises"
 KEYS = {"name", "title", "topology", "profile", "overrides", "placement", "goal", "hints", "checks", "solutions"}
 CHECK_KINDS = ("forward", "answer")
 
@@ -124,7 +125,7 @@ def answers_dir(state: RunState, override: str | None = None) -> Path:
 
 
 def start(ex: Exercise, seed: int | None = None) -> RunState:
-    from .network import UpOptions, up
+    from tunnelwall.runtime.network import UpOptions, up
     state = up(UpOptions(topology=ex.topology, profile=ex.profile, overrides=ex.overrides, placement=ex.placement,
                          seed=seed))
     state.files["exercise"] = ex.name
@@ -144,8 +145,8 @@ def _require(ex: Exercise, state: RunState | None) -> RunState:
 
 def solve(ex: Exercise, state: RunState, which: str, hosts: list[str] | None = None) -> list[str]:
     """Run the scripted solution on each student host; returns what it did."""
-    from .harness import spec as specs
-    from .harness.runner import RunOptions, ToolRun
+    from tunnelwall.harness import spec as specs
+    from tunnelwall.harness.runner import RunOptions, ToolRun
     state = _require(ex, state)
     if which not in ex.solutions:
         raise TunnelwallError(f"exercise '{ex.name}' has no '{which}' solution")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import textwrap
 
-from .cli import _print_table, verb
-from .errors import TunnelwallError
+from tunnelwall.cli.main import _print_table, verb
+from tunnelwall.base.errors import TunnelwallError
 
 
 def cmd_exercise(args) -> int:
-    from . import exercises
-    from .runstate import active_run
+    from tunnelwall.classroom import exercises
+    from tunnelwall.base.runstate import active_run
     if args.action == "list":
         rows = [{"exercise": n, "title": exercises.load(n).title} for n in exercises.catalogue()]
         _print_table(rows, ["exercise", "title"])

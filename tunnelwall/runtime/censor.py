@@ -11,13 +11,13 @@ import socket
 import sys
 import time
 
-from middlebox.profiles import Profile
-from topologies.mininet_backend import ControllerAddress, netns_name, plan_layout
-from topologies.model import Topology
+from tunnelwall.middlebox.profiles import Profile
+from tunnelwall.topologies.mininet_backend import ControllerAddress, netns_name, plan_layout
+from tunnelwall.topologies.model import Topology
 
-from . import procs
-from .errors import TunnelwallError
-from .runstate import STATE_DIR, RunState
+from tunnelwall.base import procs
+from tunnelwall.base.errors import TunnelwallError
+from tunnelwall.base.runstate import STATE_DIR, RunState
 
 
 def free_port() -> int:
@@ -49,6 +49,7 @@ class CensorRuntime:
         self.config = {
             "dpid": border["dpid"], "ports": border["ports"], "middlebox_port": mbox_ports[0],
             "placement": self.placement, "fail": self.profile.fail, "profile": self.profile.name,
+            "rule_idle_timeout": self.profile.flows.rule_idle_timeout,
             "socket": str(STATE_DIR / f"{self.state.run_id}.sock"),
             "verdict_log": str(logs / "verdicts.jsonl"),
             "of_port": free_port(), "api_port": free_port(), "api_token": token,
@@ -71,7 +72,7 @@ class CensorRuntime:
         self.state.files.update({"verdict_log": self.config["verdict_log"], "socket": self.config["socket"],
                                  "placement": self.placement, "controller_config": str(config_file)})
         self.state.save()
-        rec = procs.spawn(self.state, "controller", [sys.executable, "-m", "controller.run",
+        rec = procs.spawn(self.state, "controller", [sys.executable, "-m", "tunnelwall.controller.run",
                                                      "--config", str(config_file)])
         _wait_port(self.config["of_port"], rec, "controller")
         _wait_port(self.config["api_port"], rec, "controller API")
@@ -84,19 +85,19 @@ class CensorRuntime:
                   "placement": self.placement, "socket": self.config["socket"], "overrides": self.overrides}
         config_file = self.state.logs / "middlebox.json"
         config_file.write_text(json.dumps(config, indent=1))
-        rec = procs.spawn(self.state, "middlebox", [sys.executable, "-m", "middlebox.daemon",
+        rec = procs.spawn(self.state, "middlebox", [sys.executable, "-m", "tunnelwall.middlebox.daemon",
                                                     "--config", str(config_file)],
                           netns=netns_name(site.middlebox))
         wait_censor_ready(self.state, rec)
         if site.prober:
             address = str(self.topo.nodes[site.prober].primary_ip())
-            procs.spawn(self.state, "prober", [sys.executable, "-m", "middlebox.prober", "--socket",
+            procs.spawn(self.state, "prober", [sys.executable, "-m", "tunnelwall.middlebox.prober", "--socket",
                                                self.config["socket"], "--source", address],
                         netns=netns_name(site.prober))
 
 
 def wait_censor_ready(state: RunState, rec=None, timeout: float = 30.0) -> dict:
-    from .api import Api
+    from tunnelwall.runtime.api import Api
     api = Api(state)
     deadline = time.monotonic() + timeout
     health = {}

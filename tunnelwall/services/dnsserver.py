@@ -1,12 +1,12 @@
 """The outside world's DNS server (UDP and TCP 53), and a small query helper.
 
-``python -m tunnelwall.dnsserver --zone www.twitter.com=198.18.0.10,... [--delay 0.05]``
+``python -m tunnelwall.services.dnsserver --zone www.twitter.com=198.18.0.10,... [--delay 0.05]``
 
 ``--delay`` holds every answer back, as if the resolver were far away:
 censors that inject forged answers win the race because the real answer
 comes from abroad (the GFW's forged answers arrive first; FOCI 2014).
 
-``python -m tunnelwall.dnsserver --query NAME --server IP [--tcp]`` prints
+``python -m tunnelwall.services.dnsserver --query NAME --server IP [--tcp]`` prints
 the first A record it gets back.
 """
 
@@ -20,20 +20,14 @@ import sys
 import threading
 import time
 
-from middlebox.classifiers.plaintext import parse_dns_query
+from tunnelwall.base.dnsmsg import build_answer, parse_dns_query
 
 
 def answer(query: bytes, zone: dict[str, str]) -> bytes | None:
     parsed = parse_dns_query(query)
     if parsed is None:
         return None
-    question = query[12:parsed["question_end"]]
-    address = zone.get(parsed["qname"]) if parsed["qtype"] == 1 else None
-    flags = 0x8180 if address else 0x8183          # NOERROR / NXDOMAIN, recursion available
-    body = struct.pack("!6H", parsed["id"], flags, 1, 1 if address else 0, 0, 0) + question
-    if address:
-        body += struct.pack("!HHHIH", 0xC00C, 1, 1, 300, 4) + socket.inet_aton(address)
-    return body
+    return build_answer(query, zone.get(parsed["qname"]) if parsed["qtype"] == 1 else None)
 
 
 def serve(zone: dict[str, str], delay: float) -> None:

@@ -16,8 +16,8 @@ import argparse
 import sys
 import time
 
-from . import procs
-from .runstate import STATE_DIR, RunState
+from tunnelwall.base import procs
+from tunnelwall.base.runstate import STATE_DIR, RunState
 
 WATCHED = ("controller", "middlebox", "prober")
 INTERVAL = 0.25

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import sys
 
-from .cli import _print_table, verb
+from tunnelwall.cli.main import _print_table, verb
 
 
 def cmd_classify(args) -> int:
-    from middlebox import profiles
-    from middlebox.offline import classify_pcap
+    from tunnelwall.middlebox import profiles
+    from tunnelwall.middlebox.offline import classify_pcap
     profile = profiles.load(args.profile)
     result = classify_pcap(args.pcap, profile, seed=args.seed)
     rows = [r.as_dict() for r in result.flows]

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from .errors import SourceError
+from tunnelwall.base.errors import SourceError
 
 
 class Mapping(dict):
@@ -98,7 +98,7 @@ def load(path: str | Path, text: str | None = None) -> Any:
 def find(spec: str, catalogue: dict[str, Path], kind: str, hint: str = "") -> Path:
     """A catalogue name or a path to a YAML file -> the file; unknown names
     get one line listing what exists."""
-    from .errors import TunnelwallError
+    from tunnelwall.base.errors import TunnelwallError
     path = Path(spec)
     if path.suffix in (".yaml", ".yml"):
         return path

@@ -2,7 +2,7 @@
 
 ``GET /bytes/N`` returns N pseudo-random bytes (incompressible, so a tunnel
 cannot make a transfer look faster than it is); ``GET /`` a short page.
-Run as ``python -m tunnelwall.webserver --http 80 --https 443 --cert C --key K``.
+Run as ``python -m tunnelwall.services.webserver --http 80 --https 443 --cert C --key K``.
 """
 
 from __future__ import annotations

@@ -6,14 +6,14 @@ import json
 import sys
 import time
 
-from ..cli import _print_table, verb
-from ..errors import TunnelwallError
+from tunnelwall.cli.main import _print_table, verb
+from tunnelwall.base.errors import TunnelwallError
 
 
 def cmd_verify(args) -> int:
-    from . import report
-    from .runner import ERROR
-    from .verify import DEFAULT_TOOLS, VerifyOptions, verify
+    from tunnelwall.harness import report
+    from tunnelwall.harness.runner import ERROR
+    from tunnelwall.harness.verify import DEFAULT_TOOLS, VerifyOptions, verify
     opts = VerifyOptions(profiles=_split(args.profile), tools=_split(args.tools) if args.tools else list(DEFAULT_TOOLS),
                          topology=args.topology, bytes=args.bytes, seed=args.seed, overrides=args.set or [],
                          placement=args.placement)
@@ -59,7 +59,7 @@ def _expectations(items: list[str]) -> dict:
 
 
 def cmd_tools(args) -> int:
-    from . import spec
+    from tunnelwall.harness import spec
     rows = []
     for name, path in spec.builtin().items():
         s = spec.load(str(path))

@@ -17,8 +17,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from . import procs
-from .runstate import BRIDGE_LABEL, STATE_DIR, RunState, all_runs
+from tunnelwall.base import procs
+from tunnelwall.base.runstate import BRIDGE_LABEL, STATE_DIR, RunState, all_runs
 
 
 def _quiet(argv: list[str]) -> subprocess.CompletedProcess:
@@ -95,7 +95,7 @@ def teardown(state: RunState, log=print) -> list[str]:
 
 
 def _remove_containers(state: RunState) -> list[str]:
-    from . import engine
+    from tunnelwall.topologies import dockerd as engine
     removed = []
     for ns in state.netns:
         (procs.CONTAINER_DIR / ns).unlink(missing_ok=True)
@@ -121,7 +121,7 @@ def cleanup_all(log=print) -> list[str]:
     for state in all_runs():
         known_runs.add(state.run_id)
         removed += teardown(state, log)
-    from . import engine
+    from tunnelwall.topologies import dockerd as engine
     removed += engine.stop()     # our labelled containers, then our dockerd
     for bridge, run_id in labelled_bridges().items():
         _quiet(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", bridge])

@@ -1,0 +1,1 @@
+"""Classroom exercises: loading, starting, scripted solutions and checks."""
