@@ -176,12 +176,19 @@ class TunnelwallController(app_manager.OSKenApp):
                   "server_port": req["port"], "rule": req.get("rule"), "fingerprint": msg["fingerprint"],
                   "confirmed": msg["confirmed"], "reactions": msg["reactions"]}
         if msg["confirmed"]:
-            # Confirmed: the server's port is blocked for every client (Alice et al. 2020, section 6).
+            # Confirmed: the server's port is blocked for every client (Alice et al. 2020, section 6),
+            # silently on the switch (then: drop), or by the middlebox answering
+            # new connections with RSTs (then: reset), which a switch cannot do.
+            then = req.get("then") or "drop"
             block = {"transport": "tcp", "client": "*", "server": req["server"], "server_port": req["port"],
-                     "rule": f"{req.get('rule')}+probe",
+                     "rule": f"{req.get('rule')}+probe", "action": then,
                      "until": now + float(req["residual"]) if req.get("residual") else float("inf")}
             self.blocks[("tcp", "*", req["server"], req["port"])] = block
-            if self.datapath is not None:
+            if then == "reset":
+                self.channel.send("middlebox", {"type": "block-server", "transport": "tcp", "server": req["server"],
+                                                "port": req["port"], "seconds": req.get("residual"),
+                                                "rule": block["rule"], "action": "reset"})
+            elif self.datapath is not None:
                 self.datapath.send_msg(pipeline.residual_flow(self.datapath, block, req.get("residual")))
             record["blocked"] = True
         self.probes.append(record)

@@ -34,7 +34,7 @@ import time
 
 from . import inject, profiles
 from .engine import Engine
-from .packet import parse_ethernet
+from .packet import ip_bytes, parse_ethernet
 
 ETH_P_ALL = 0x0003
 SOL_PACKET = 263                 # not exported by Python's socket module
@@ -226,6 +226,10 @@ class Middlebox:
                 continue
             if msg.get("type") == "reload":
                 self.reload(msg.get("profile", ""))
+            elif msg.get("type") == "block-server":
+                self.engine.block_server(6 if msg.get("transport", "tcp") == "tcp" else 17, ip_bytes(msg["server"]),
+                                         int(msg["port"]), msg.get("seconds"), msg.get("rule", "probe"),
+                                         msg.get("action", "drop"), time.time())
         return True
 
     def reload(self, name: str) -> None:

@@ -46,6 +46,7 @@ from .stream import SEQ_MOD, HALF, Stream
 # Identifications that exclude every other protocol of the flow (a valid
 # ClientHello is not an OpenVPN reset); FET and Tor are not among them.
 EXCLUSIVE = frozenset({"tls", "http", "ssh", "dns", "quic", "wireguard", "ipsec", "l2tp", "pptp", "openvpn"})
+ANY_CLIENT = b"*"             # residual-block key of a server blocked for every client (after probing)
 EVICT_SAMPLE = 8             # when the table is full: evict the least recently active of this many oldest
 PACKETS_PER_DATA = 4         # a flow stops being inspected after this many packets per data-packet budget
 
@@ -107,7 +108,8 @@ class Engine:
         self.flows: dict[bytes, tuple[Flow, int]] = {}
         self.live = 0                                   # flows in the table
         self.expiry: deque[tuple[float, Flow]] = deque()
-        self.residual: dict[tuple[int, bytes, bytes, int], tuple[float, Rule]] = {}
+        # Residual blocks: (proto, client or ANY_CLIENT, server, port) -> (until, rule, action)
+        self.residual: dict[tuple[int, bytes, bytes, int], tuple[float, Rule, str]] = {}
         self.pending: list[Verdict] = []
         self.tcp = profile.tcp
         self.max_flows = profile.flows.max
@@ -181,6 +183,8 @@ class Engine:
         flow.packets += 1
         flow.bytes += size if size > 0 else 0
         flow.last_ts = ts
+        if self.expiry[0][0] <= ts:          # never empty while a flow is alive
+            self._expire(ts)
         if direction == C2S:
             flow.c2s_packets += 1
         else:
@@ -336,14 +340,16 @@ class Engine:
 
     def _admit(self, flow: Flow, ts: float) -> None:
         """Decisions made on a flow's first packet: residual blocks, address rules."""
-        client, server, sport = flow.client, flow.server, flow.server_port
-        # Residual blocking of the server 3-tuple (client IP, server IP, server port).
-        rkey = (flow.proto, client, server, sport)
-        blocked = self.residual.get(rkey)
-        if blocked is not None:
-            until, rule = blocked
+        # Residual blocking of the server 3-tuple (client IP, server IP, server
+        # port), or of the server for every client once probing confirmed it.
+        for client in (flow.client, ANY_CLIENT):
+            rkey = (flow.proto, client, flow.server, flow.server_port)
+            blocked = self.residual.get(rkey)
+            if blocked is None:
+                continue
+            until, rule, action = blocked
             if ts < until:
-                self._verdict(flow, rule, None, ts, action="drop", residual=None,
+                self._verdict(flow, rule, None, ts, action=action, residual=None,
                               note=f"residual block from rule '{rule.name}' ({until - ts:.0f}s left)")
                 return
             del self.residual[rkey]
@@ -441,7 +447,8 @@ class Engine:
             v.residual = rule.residual if residual == -1.0 else residual
             v.rate_kbit, v.answer, v.then = rule.rate_kbit, rule.answer, rule.then
             if rule.residual and v.action in ("drop", "reset"):
-                self.residual[(flow.proto, flow.client, flow.server, flow.server_port)] = (ts + rule.residual, rule)
+                self.residual[(flow.proto, flow.client, flow.server, flow.server_port)] = (ts + rule.residual, rule,
+                                                                                            "drop")
         flow.verdict = v
         flow.blocking = v.blocks
         flow.done = True
@@ -512,7 +519,7 @@ class Engine:
             else:
                 self.expiry.append((due, flow))
         if len(self.residual) > 1024:            # expired blocks are also dropped when looked up
-            for rkey in [k for k, (until, _r) in self.residual.items() if until <= now]:
+            for rkey in [k for k, (until, _r, _a) in self.residual.items() if until <= now]:
                 del self.residual[rkey]
 
     def _evict_one(self, now: float) -> None:
@@ -539,7 +546,17 @@ class Engine:
         """Every flow in the table, once."""
         return [flow for flow, direction in self.flows.values() if direction == C2S]
 
+    def block_server(self, proto: int, server: bytes, port: int, seconds: float | None, rule_name: str,
+                     action: str, now: float) -> None:
+        """Block *server*:*port* for every client (a server the prober
+        confirmed): new flows to it get *action* (``drop``, or ``reset`` for
+        a censor that answers them with RSTs) for *seconds* (None: the run)."""
+        from .profiles import Match
+        until = float("inf") if seconds is None else now + seconds
+        self.residual[(proto, ANY_CLIENT, server, port)] = (until, Rule(rule_name, Match(), action), action)
+
     def active_blocks(self, now: float) -> list[dict]:
-        return [{"transport": "tcp" if proto == TCP else "udp", "client": ip_text(c), "server": ip_text(s),
-                 "server_port": port, "rule": rule.name, "seconds_left": round(until - now, 1)}
-                for (proto, c, s, port), (until, rule) in self.residual.items() if until > now]
+        return [{"transport": "tcp" if proto == TCP else "udp", "client": "*" if c == ANY_CLIENT else ip_text(c),
+                 "server": ip_text(s), "server_port": port, "rule": rule.name, "action": action,
+                 "seconds_left": round(until - now, 1)}
+                for (proto, c, s, port), (until, rule, action) in self.residual.items() if until > now]

@@ -13,7 +13,7 @@ import struct
 
 from tunnelwall.base.dnsmsg import build_answer
 
-from .packet import ACK, RST, TCP, UDP, Packet
+from .packet import ACK, FIN, RST, SYN, TCP, UDP, Packet
 
 
 def checksum(data: bytes) -> int:
@@ -55,10 +55,12 @@ def tcp_segment(eth_src: bytes, eth_dst: bytes, src: bytes, dst: bytes, sport: i
 
 
 def tcp_resets(trigger: Packet) -> list[bytes]:
-    """RST+ACK to both ends of the trigger's connection."""
+    """RST+ACK to both ends of the trigger's connection. SYN and FIN take
+    one sequence number each: a RST answering a SYN must acknowledge ISN+1
+    or the client, in SYN-SENT, ignores it (RFC 9293 section 3.10.7.3)."""
     if trigger.proto != TCP:
         return []
-    end = trigger.seq + len(trigger.payload)
+    end = trigger.seq + len(trigger.payload) + (1 if trigger.flags & SYN else 0) + (1 if trigger.flags & FIN else 0)
     to_sender = tcp_segment(trigger.eth_dst, trigger.eth_src, trigger.dst, trigger.src, trigger.dport,
                             trigger.sport, trigger.ack, end, RST | ACK, vlan=trigger.vlan)
     to_receiver = tcp_segment(trigger.eth_src, trigger.eth_dst, trigger.src, trigger.dst, trigger.sport,

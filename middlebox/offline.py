@@ -1,4 +1,14 @@
-"""Offline classification of a capture: the engine over a pcap file."""
+"""Offline classification of a capture: the engine over a pcap file.
+
+The live censor and this share one engine and one fast path
+(:meth:`Engine.fast`); here it reads the memory-mapped file in place, so a
+decided flow's packet is never copied. Every flow is reported, including
+those the engine let go of (idle, table full, or replaced by a new
+connection on the same 5-tuple), with packet and byte counts for the whole
+flow. ``on_flow`` streams each flow's report as soon as the engine is done
+with it, so a caller that does not keep them needs memory only for the flows
+alive at once.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +16,7 @@ import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from .engine import Engine
 from .flow import Flow
@@ -37,58 +48,58 @@ class FlowReport:
 class Result:
     flows: list[FlowReport]
     stats: dict = field(default_factory=dict)
+    counts: Counter = field(default_factory=Counter)     # (protocol, rule, action) -> flows
 
     def summary(self) -> list[dict]:
-        counts = Counter((r.flow.protocol or "-", (r.flow.verdict.rule if r.flow.verdict else None) or "-",
-                          r.flow.verdict.action if r.flow.verdict else "allow") for r in self.flows)
         return [{"protocol": p, "rule": rule, "action": a, "flows": n}
-                for (p, rule, a), n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
+                for (p, rule, a), n in sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))]
 
 
-def classify_pcap(path: str | Path, profile: Profile, seed: int | None = None) -> Result:
-    engine = Engine(profile, seed=seed)
+def classify_pcap(path: str | Path, profile: Profile, seed: int | None = None,
+                  on_flow: Callable[[FlowReport], None] | None = None) -> Result:
+    """Classify every packet of *path*. With *on_flow*, each flow's report
+    goes there (in the order the engine finishes with them) instead of into
+    ``Result.flows``; the summary and stats are complete either way."""
+    result = Result([])
+
+    def finished(flow: Flow) -> None:
+        report = FlowReport(flow)
+        v = flow.verdict
+        result.counts[(flow.protocol or "-", (v.rule if v else None) or "-", v.action if v else "allow")] += 1
+        if on_flow is not None:
+            on_flow(report)
+        else:
+            result.flows.append(report)
+
+    engine = Engine(profile, seed=seed, on_evict=finished)
     data, endian, tick, linktype = open_pcap(path)
     if linktype == ETHERNET:
         _run_ethernet(engine, data, endian, tick)
     else:
         for ts, frame in frames(path):
             engine.feed(frame, ts)
-    seen, flows = set(), []
-    for flow, _direction in engine.flows.values():
-        if id(flow) not in seen:
-            seen.add(id(flow))
-            flows.append(FlowReport(flow))
-    flows.sort(key=lambda r: r.flow.first_ts)
-    return Result(flows, dict(engine.stats))
+    for flow in sorted(engine.all_flows(), key=lambda f: f.first_ts):
+        finished(flow)
+    if on_flow is None:
+        result.flows.sort(key=lambda r: r.flow.first_ts)
+    result.stats = {**engine.stats, "flows_live_at_end": engine.live, **{f"defrag_{k}": v for k, v in engine.defrag.stats.items()}}
+    return result
 
 
 def _run_ethernet(engine: Engine, data, endian: str, tick: float) -> None:
-    """The engine's fast path, unrolled over a memory-mapped Ethernet pcap:
-    a decided flow's packet costs a header read, a 13-byte key and one dict
-    lookup; only packets of undecided flows are cut out and parsed."""
-    caplen_of = struct.Struct(endian + "8xI").unpack_from
-    stamp = struct.Struct(endian + "II").unpack_from
-    flows_get = engine.flows.get
-    feed = engine.feed
-    offset, end = 24, len(data)
-    fast = blocked = 0
+    """Every record through the engine's fast path on the mapped file; only
+    packets it does not take are cut out and parsed."""
+    header = struct.Struct(endian + "III").unpack_from        # ts_sec, ts_frac, caplen
+    fast, slow = engine.fast, engine.feed_slow
+    offset, end, n = 24, len(data), 0
     while offset + 16 <= end:
-        caplen = caplen_of(data, offset)[0]
+        sec, frac, caplen = header(data, offset)
         start = offset + 16
         offset = start + caplen
         if offset > end:
             break
-        if data[start + 12:start + 15] == b"\x08\x00\x45" and caplen >= 38:
-            entry = flows_get(data[start + 23:start + 24] + data[start + 26:start + 38])
-            if entry is not None:
-                flow = entry[0]
-                if flow.done:
-                    flow.packets += 1
-                    fast += 1
-                    if flow.blocking:
-                        blocked += 1
-                    continue
-        sec, frac = stamp(data, start - 16)
-        feed(data[start:offset], sec + frac * tick)
-    engine.stats["packets"] += fast
-    engine.stats["blocked_packets"] += blocked
+        n += 1
+        ts = sec + frac * tick
+        if fast(data, start, offset, ts) is None:
+            slow(data[start:offset], ts)
+    engine.stats["packets"] += n

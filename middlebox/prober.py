@@ -26,6 +26,12 @@ Fingerprints (``fingerprint``):
   here: obfs4proxy, and also shadowsocks-libev 3.3.5 (Debian 12), which no
   longer closes at 50 bytes;
 * ``silent``: no data, no threshold (reported, not confirmed).
+
+A probe whose TCP connection never came up (refused, or no SYN/ACK before
+the timeout: a server that drops the prober's packets) is ``refused`` or
+``no-connection`` and says nothing about the server's protocol; only probes
+that connected are fingerprinted, so a host that merely filters the prober
+is never "confirmed".
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ RANDOM_LENGTHS = (8, 12, 16, 22, 33, 41, 49, 221)
 class Reaction:
     probe: str
     sent: int              # bytes sent
-    kind: str              # data / fin / rst / timeout / refused
+    kind: str              # data / fin / rst / timeout (connected, then silent) / refused / no-connection
     received: int = 0      # bytes received before the end
     seconds: float = 0.0
 
@@ -98,13 +104,16 @@ def build_probes(first_payload: bytes | None, count: int, rng: random.Random) ->
 
 def run_probe(server: str, port: int, name: str, payload: bytes, timeout: float, source: str | None = None) -> Reaction:
     t0 = time.monotonic()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock = socket.socket(socket.AF_INET6 if ":" in server else socket.AF_INET, socket.SOCK_STREAM)
     sock.settimeout(min(timeout, 3.0))
     received = 0
     try:
         if source:
             sock.bind((source, 0))
-        sock.connect((server, port))
+        try:
+            sock.connect((server, port))
+        except (socket.timeout, TimeoutError):
+            return Reaction(name, 0, "no-connection", 0, round(time.monotonic() - t0, 3))
         sock.sendall(payload)
         sock.settimeout(timeout)
         while True:
@@ -148,7 +157,7 @@ def probe_server(server: str, port: int, first_payload: bytes | None, count: int
 
 def fingerprint(reactions: list[Reaction]) -> tuple[str, bool]:
     """(fingerprint name, confirmed) from a server's reactions."""
-    reached = [r for r in reactions if r.kind != "refused"]
+    reached = [r for r in reactions if r.kind not in ("refused", "no-connection")]
     if not reached:
         return "unreachable", False
     if any(r.kind == "data" for r in reached):

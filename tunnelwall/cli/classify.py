@@ -12,13 +12,15 @@ def cmd_classify(args) -> int:
     from tunnelwall.middlebox import profiles
     from tunnelwall.middlebox.offline import classify_pcap
     profile = profiles.load(args.profile)
-    result = classify_pcap(args.pcap, profile, seed=args.seed)
-    rows = [r.as_dict() for r in result.flows]
     if args.format == "json":
-        for row in rows:
-            print(json.dumps(row))
+        # One line per flow as soon as the engine is done with it: memory
+        # stays bounded by the flows alive at once, however long the capture.
+        result = classify_pcap(args.pcap, profile, seed=args.seed,
+                               on_flow=lambda report: print(json.dumps(report.as_dict())))
         print(json.dumps({"summary": result.summary(), "stats": result.stats}))
         return 0
+    result = classify_pcap(args.pcap, profile, seed=args.seed)
+    rows = [r.as_dict() for r in result.flows]
     shown = rows if args.limit <= 0 else rows[:args.limit]
     table = [{"flow": f"{r['transport']} {r['client']}:{r['client_port']} > {r['server']}:{r['server_port']}",
               "protocol": r["protocol"] or "-", "rule": r["rule"] or "-",
