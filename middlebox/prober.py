@@ -108,7 +108,7 @@ def run_probe(server: str, port: int, name: str, payload: bytes, timeout: float,
     sock.settimeout(min(timeout, 3.0))
     received = 0
     try:
-        if source:
+        if source and (":" in source) == (":" in server):
             sock.bind((source, 0))
         try:
             sock.connect((server, port))

@@ -33,7 +33,7 @@ from .model import (KNOWN_SERVICES, ROLE_ALIASES, CensorSite, Endpoint, Link, No
                     Topology)
 
 TOP_KEYS = {"name", "description", "censor", "nodes", "links"}
-NODE_KEYS = {"role", "ip", "interfaces", "gateway", "routes", "services", "image", "kind"}
+NODE_KEYS = {"role", "ip", "interfaces", "gateway", "ip6", "interfaces6", "gateway6", "routes", "services", "image"}
 LINK_KEYS = {"endpoints", "bandwidth", "name"}
 CENSOR_KEYS = {"switch", "middlebox", "profile", "placement", "prober"}
 PLACEMENTS = ("tap", "inline")
@@ -121,7 +121,7 @@ def _node(ctx: _Ctx, parent: yamlsrc.Mapping, name: Any, spec: Any) -> Node:
     if role.is_switch:
         if len(name) > MAX_SWITCH_NAME:
             raise ctx.fail(line, f"node '{name}': switch names are at most {MAX_SWITCH_NAME} characters (Linux interface names are limited to 15 bytes)")
-        for key in ("ip", "interfaces", "gateway", "routes", "services", "image"):
+        for key in ("ip", "interfaces", "gateway", "ip6", "interfaces6", "gateway6", "routes", "services", "image"):
             if key in spec:
                 raise ctx.fail(spec.line_of(key), f"node '{name}': a {role.value} has no '{key}' (switches work at layer 2)")
         return node
@@ -137,8 +137,24 @@ def _node(ctx: _Ctx, parent: yamlsrc.Mapping, name: Any, spec: Any) -> Node:
             if not isinstance(ifname, str) or not IFACE_RE.match(ifname):
                 raise ctx.fail(ifaces.line_of(ifname), f"node '{name}': bad interface name '{ifname}' (e.g. eth0)")
             node.interfaces[ifname] = None if addr is None else _iface_addr(ctx, ifaces.line_of(ifname), name, f"interfaces.{ifname}", addr)
+    if "ip6" in spec and "interfaces6" in spec:
+        raise ctx.fail(spec.line_of("ip6"), f"node '{name}': give either 'ip6' (shorthand for eth0) or 'interfaces6', not both")
+    if "ip6" in spec:
+        node.interfaces6["eth0"] = _iface_addr(ctx, spec.line_of("ip6"), name, "ip6", spec["ip6"], 6)
+    if "interfaces6" in spec:
+        ifaces = spec["interfaces6"]
+        if not isinstance(ifaces, yamlsrc.Mapping):
+            raise ctx.fail(spec.line_of("interfaces6"), f"node '{name}': interfaces6 must map interface name -> IPv6 address (e.g. eth0: fd00::1/64)")
+        for ifname, addr in ifaces.items():
+            if ifname not in node.interfaces:
+                raise ctx.fail(ifaces.line_of(ifname), f"node '{name}': interfaces6.{ifname}: no such interface under 'interfaces'")
+            node.interfaces6[ifname] = _iface_addr(ctx, ifaces.line_of(ifname), name, f"interfaces6.{ifname}", addr, 6)
+    if node.interfaces6 and not node.interfaces:
+        raise ctx.fail(node.line, f"node '{name}': IPv6 addresses go with IPv4 ones (dual stack): give 'ip' too")
     if "gateway" in spec:
         node.gateway = _address(ctx, spec.line_of("gateway"), name, "gateway", spec["gateway"])
+    if "gateway6" in spec:
+        node.gateway6 = _address(ctx, spec.line_of("gateway6"), name, "gateway6", spec["gateway6"], 6)
     if "routes" in spec:
         node.routes = _routes(ctx, spec, name)
     if "services" in spec:
@@ -158,25 +174,30 @@ def _node(ctx: _Ctx, parent: yamlsrc.Mapping, name: Any, spec: Any) -> Node:
     return node
 
 
-def _iface_addr(ctx: _Ctx, line: int, node: str, field: str, value: Any):
+def _iface_addr(ctx: _Ctx, line: int, node: str, field: str, value: Any, version: int = 4):
     text = str(value)
     if "/" not in text:
-        raise ctx.fail(line, f"node '{node}': {field}: '{text}' needs a prefix length, e.g. {text}/24")
+        raise ctx.fail(line, f"node '{node}': {field}: '{text}' needs a prefix length, e.g. {text}/{24 if version == 4 else 64}")
     try:
-        addr = ipaddress.IPv4Interface(text)
+        addr = (ipaddress.IPv4Interface if version == 4 else ipaddress.IPv6Interface)(text)
     except ValueError:
-        raise ctx.fail(line, f"node '{node}': {field}: '{text}' is not an IPv4 address with prefix (e.g. 10.0.0.1/24)") from None
+        example = "10.0.0.1/24" if version == 4 else "fd00::1/64"
+        raise ctx.fail(line, f"node '{node}': {field}: '{text}' is not an IPv{version} address with prefix (e.g. {example})") from None
+    if version == 6:
+        if addr.ip.is_link_local or addr.ip.is_multicast or addr.ip == addr.network.network_address:
+            raise ctx.fail(line, f"node '{node}': {field}: {addr.ip} cannot be an interface's address here")
+        return addr
     if addr.ip == addr.network.network_address or addr.ip == addr.network.broadcast_address:
         if addr.network.prefixlen < 31:
             raise ctx.fail(line, f"node '{node}': {field}: {addr.ip} is the network or broadcast address of {addr.network}")
     return addr
 
 
-def _address(ctx: _Ctx, line: int, node: str, field: str, value: Any):
+def _address(ctx: _Ctx, line: int, node: str, field: str, value: Any, version: int = 4):
     try:
-        return ipaddress.IPv4Address(str(value))
+        return (ipaddress.IPv4Address if version == 4 else ipaddress.IPv6Address)(str(value))
     except ValueError:
-        raise ctx.fail(line, f"node '{node}': {field}: '{value}' is not an IPv4 address") from None
+        raise ctx.fail(line, f"node '{node}': {field}: '{value}' is not an IPv{version} address") from None
 
 
 def _routes(ctx: _Ctx, spec: yamlsrc.Mapping, node: str) -> list[Route]:
@@ -189,10 +210,10 @@ def _routes(ctx: _Ctx, spec: yamlsrc.Mapping, node: str) -> list[Route]:
         if not isinstance(route, yamlsrc.Mapping) or set(route) != {"to", "via"}:
             raise ctx.fail(line, f"node '{node}': each route needs exactly 'to' and 'via'")
         try:
-            net = ipaddress.IPv4Network(str(route["to"]))
+            net = ipaddress.ip_network(str(route["to"]))
         except ValueError:
-            raise ctx.fail(route.line_of("to"), f"node '{node}': route to '{route['to']}' is not an IPv4 network") from None
-        out.append(Route(net, _address(ctx, route.line_of("via"), node, "route via", route["via"])))
+            raise ctx.fail(route.line_of("to"), f"node '{node}': route to '{route['to']}' is not an IP network") from None
+        out.append(Route(net, _address(ctx, route.line_of("via"), node, "route via", route["via"], net.version)))
     return out
 
 
@@ -309,19 +330,22 @@ def _censor(ctx: _Ctx, data: yamlsrc.Mapping, nodes: dict[str, Node], links: lis
 def _check_addressing(ctx: _Ctx, topo: Topology) -> None:
     seen: dict[str, str] = {}
     for node in topo.hosts():
-        for iface, addr in node.interfaces.items():
-            if addr is None:
-                continue
-            key = str(addr.ip)
-            if key in seen:
-                raise ctx.fail(node.field_lines.get("ip", node.field_lines.get("interfaces", node.line)), f"node '{node.name}': address {addr.ip} on {iface} is already used by {seen[key]}")
-            seen[key] = f"{node.name}:{iface}"
-        nets = [a.network for a in node.addresses()]
-        gw_line = node.field_lines.get("gateway", node.line)
-        if node.gateway is not None and not any(node.gateway in n for n in nets):
-            raise ctx.fail(gw_line, f"node '{node.name}': gateway {node.gateway} is not in any of its subnets ({', '.join(map(str, nets)) or 'none'})")
+        for field_name, table in (("ip", node.interfaces), ("ip6", node.interfaces6)):
+            for iface, addr in table.items():
+                if addr is None:
+                    continue
+                key = str(addr.ip)
+                if key in seen:
+                    where = node.field_lines.get(field_name, node.field_lines.get(
+                        "interfaces" if field_name == "ip" else "interfaces6", node.line))
+                    raise ctx.fail(where, f"node '{node.name}': address {addr.ip} on {iface} is already used by {seen[key]}")
+                seen[key] = f"{node.name}:{iface}"
+        nets = [a.network for a in node.addresses()] + [a.network for a in node.interfaces6.values()]
+        for gw_field, gw in (("gateway", node.gateway), ("gateway6", node.gateway6)):
+            if gw is not None and not any(gw.version == n.version and gw in n for n in nets):
+                raise ctx.fail(node.field_lines.get(gw_field, node.line), f"node '{node.name}': {gw_field} {gw} is not in any of its subnets ({', '.join(map(str, nets)) or 'none'})")
         for route in node.routes:
-            if not any(route.via in n for n in nets):
+            if not any(route.via.version == n.version and route.via in n for n in nets):
                 raise ctx.fail(node.field_lines.get("routes", node.line), f"node '{node.name}': route to {route.to} via {route.via}: {route.via} is not in any of its subnets")
         if node.role is Role.MIDDLEBOX and node.addresses():
             raise ctx.fail(node.line, f"node '{node.name}': the middlebox sniffs its port and needs no address")

@@ -70,7 +70,10 @@ def plan_layout(topo: Topology, controlled: bool = False) -> dict:
         layout["nodes"][node.name] = {
             "role": node.role.value, "netns": netns_name(node.name), "index": index,
             "gateway": str(node.gateway) if node.gateway else None,
-            "interfaces": {iface: {"mac": host_mac(index, i), "address": str(addr) if addr else None, "peer": None}
+            "gateway6": str(node.gateway6) if node.gateway6 else None,
+            "interfaces": {iface: {"mac": host_mac(index, i), "address": str(addr) if addr else None,
+                                   "address6": str(node.interfaces6[iface]) if iface in node.interfaces6 else None,
+                                   "peer": None}
                            for i, (iface, addr) in enumerate(node.interfaces.items())}}
     for index, node in enumerate(topo.switches(), start=1):
         layout["switches"][node.name] = {"bridge": bridge_name(node.name), "dpid": index, "role": node.role.value,
@@ -94,7 +97,8 @@ def plan_layout(topo: Topology, controlled: bool = False) -> dict:
             if node.is_switch:
                 layout["switches"][node.name]["ports"][str(port)] = {
                     "iface": iface, "mac": mac, "peer": peer.name, "peer_mac": peer_mac,
-                    "peer_ips": [str(a.ip) for a in peer.addresses()] if not peer.is_switch else [],
+                    "peer_ips": [str(a.ip) for a in [*peer.addresses(), *peer.interfaces6.values()]]
+                    if not peer.is_switch else [],
                     "peer_role": peer.role.value}
             else:
                 layout["nodes"][node.name]["interfaces"][iface]["peer"] = peer.name
@@ -220,22 +224,37 @@ class MininetBackend:
 
     def _configure_hosts(self, mn_nodes: dict) -> None:
         for node in self.topo.hosts():
-            cmds = ["sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1",
+            # IPv6 is on everywhere (the censor inspects it like IPv4); no
+            # router advertisements or autoconfiguration: addresses and routes
+            # are the topology's. Only the middlebox's sniffing port stays
+            # silent: it must never send anything of its own.
+            forward = 1 if node.role.forwards else 0
+            cmds = ["sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0 "
+                    "net.ipv6.conf.default.accept_ra=0 net.ipv6.conf.default.autoconf=0 "
+                    f"net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.forwarding={forward}",
                     "ip link set lo up"]
             for iface, addr in node.interfaces.items():
                 # Mininet leaves a default address on some interfaces; start clean.
-                cmds.append(f"ip addr flush dev {iface}")
+                cmds.append(f"ip -4 addr flush dev {iface}")
                 cmds.append(f"ethtool -K {iface} tx off >/dev/null 2>&1")
+                cmds.append(f"sysctl -qw net.ipv6.conf.{iface}.accept_ra=0 net.ipv6.conf.{iface}.autoconf=0 "
+                            f"net.ipv6.conf.{iface}.accept_dad=0")
                 if addr is not None:
                     cmds.append(f"ip addr add {addr} dev {iface}")
+                if iface in node.interfaces6:
+                    cmds.append(f"ip -6 addr add {node.interfaces6[iface]} dev {iface} nodad")
                 cmds.append(f"ip link set {iface} up")
             if node.role is Role.MIDDLEBOX:
-                cmds.append(f"ip link set {next(iter(node.interfaces))} promisc on")
+                port = next(iter(node.interfaces))
+                cmds.append(f"sysctl -qw net.ipv6.conf.{port}.disable_ipv6=1")
+                cmds.append(f"ip link set {port} promisc on")
             if node.gateway:
                 cmds.append(f"ip route replace default via {node.gateway}")
+            if node.gateway6:
+                cmds.append(f"ip -6 route replace default via {node.gateway6}")
             for route in node.routes:
-                cmds.append(f"ip route replace {route.to} via {route.via}")
-            cmds.append(f"sysctl -qw net.ipv4.ip_forward={1 if node.role.forwards else 0}")
+                cmds.append(f"ip {'-6 ' if route.to.version == 6 else ''}route replace {route.to} via {route.via}")
+            cmds.append(f"sysctl -qw net.ipv4.ip_forward={forward}")
             script = " && ".join(cmds)
             res = subprocess.run(["ip", "netns", "exec", netns_name(node.name), "sh", "-c", script],
                                  capture_output=True, text=True)

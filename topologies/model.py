@@ -45,8 +45,8 @@ KNOWN_SERVICES = ("http", "https", "dns")
 
 @dataclass(frozen=True)
 class Route:
-    to: IPv4Network
-    via: IPv4Address
+    to: IPv4Network | ipaddress.IPv6Network
+    via: IPv4Address | ipaddress.IPv6Address
 
 
 @dataclass
@@ -56,6 +56,9 @@ class Node:
     # interface name -> address (None: no IP, e.g. the middlebox's sniffing port)
     interfaces: dict[str, IPv4Interface | None] = field(default_factory=dict)
     gateway: IPv4Address | None = None
+    # IPv6, beside IPv4 (dual stack): interface name -> address, and the v6 default gateway
+    interfaces6: dict[str, ipaddress.IPv6Interface] = field(default_factory=dict)
+    gateway6: ipaddress.IPv6Address | None = None
     routes: list[Route] = field(default_factory=list)
     services: list[str] = field(default_factory=list)
     image: str | None = None          # set: the node is a container (images/)
@@ -72,6 +75,9 @@ class Node:
     def primary_ip(self) -> IPv4Address | None:
         addrs = self.addresses()
         return addrs[0].ip if addrs else None
+
+    def primary_ip6(self) -> ipaddress.IPv6Address | None:
+        return next(iter(self.interfaces6.values())).ip if self.interfaces6 else None
 
 
 @dataclass(frozen=True)
@@ -130,6 +136,6 @@ class Topology:
     def node_for_ip(self, ip: str | IPv4Address) -> Node | None:
         ip = ipaddress.ip_address(str(ip))
         for node in self.hosts():
-            if any(a.ip == ip for a in node.addresses()):
+            if any(a.ip == ip for a in [*node.addresses(), *node.interfaces6.values()]):
                 return node
         return None

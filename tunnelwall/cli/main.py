@@ -116,14 +116,15 @@ def cmd_inspect(args) -> int:
     for name, info in state.layout.get("nodes", {}).items():
         for iface, i in info["interfaces"].items():
             rows.append({"node": name, "role": info["role"], "netns": info["netns"], "iface": iface,
-                         "address": i["address"] or "-", "mac": i["mac"], "peer": i["peer"]})
+                         "address": i["address"] or "-", "address6": i.get("address6") or "-",
+                         "mac": i["mac"], "peer": i["peer"]})
     if args.format == "json":
         print(json.dumps({"run": state.run_id, "topology": state.topology, "profile": state.profile,
                           "status": state.status, "log_dir": state.log_dir, "layout": state.layout,
                           "processes": [p.__dict__ for p in state.processes]}, indent=1))
     else:
         print(f"run {state.run_id}  topology {state.topology}  profile {state.profile or '-'}  status {state.status}")
-        _print_table(rows, ["node", "role", "netns", "iface", "address", "mac", "peer"])
+        _print_table(rows, ["node", "role", "netns", "iface", "address", "address6", "mac", "peer"])
     return 0
 
 

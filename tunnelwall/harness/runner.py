@@ -65,6 +65,7 @@ class RunOptions:
     bytes: int = 2_000_000
     client_node: str | None = None
     server_node: str | None = None
+    ipv6: bool = False             # address the server and the web server by their IPv6 addresses
 
 
 def _default_node(state: RunState, role: str, prefer: str | None = None) -> str:
@@ -77,11 +78,17 @@ def _default_node(state: RunState, role: str, prefer: str | None = None) -> str:
     raise TunnelwallError(f"the topology has no {role} node")
 
 
-def _ip(state: RunState, node: str) -> str:
+def _ip(state: RunState, node: str, ipv6: bool = False) -> str:
+    key = "address6" if ipv6 else "address"
     for iface in state.layout["nodes"][node]["interfaces"].values():
-        if iface["address"]:
-            return iface["address"].split("/")[0]
-    raise TunnelwallError(f"node '{node}' has no address")
+        if iface.get(key):
+            return iface[key].split("/")[0]
+    raise TunnelwallError(f"node '{node}' has no {'IPv6 ' if ipv6 else ''}address")
+
+
+def _host(address: str) -> str:
+    """An address as the host part of a URL or HOST:PORT (RFC 3986: IPv6 in brackets)."""
+    return f"[{address}]" if ":" in address else address
 
 
 def _web_node(state: RunState, server: str) -> str:
@@ -106,8 +113,11 @@ class ToolRun:
         short = secrets.token_hex(2)
         self.workdir = state.logs / "tools" / f"{spec.name}-{short}"
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.values = {"server_ip": _ip(state, self.server), "client_ip": _ip(state, self.client),
-                       "web_ip": _ip(state, _web_node(state, self.server)), "workdir": str(self.workdir),
+        v6 = self.opts.ipv6
+        server_ip, web_ip = _ip(state, self.server, v6), _ip(state, _web_node(state, self.server), v6)
+        self.values = {"server_ip": server_ip, "client_ip": _ip(state, self.client, v6), "web_ip": web_ip,
+                       "server_host": _host(server_ip), "web_host": _host(web_ip), "family": 6 if v6 else 4,
+                       "workdir": str(self.workdir),
                        "bytes": self.opts.bytes, "id": short, "server_node": self.server,
                        "client_node": self.client, "python": sys.executable,
                        "spec_dir": str(Path(spec.source).resolve().parent),

@@ -31,7 +31,7 @@ from tunnelwall.base import yamlsrc
 from tunnelwall.base.errors import SourceError, TunnelwallError
 
 BUILTIN_DIR = Path(__file__).resolve().parents[1] / "tools"
-BUILTIN_VARS = {"server_ip", "client_ip", "web_ip", "workdir", "bytes", "id", "server_node", "client_node",
+BUILTIN_VARS = {"server_ip", "client_ip", "web_ip", "server_host", "web_host", "family", "workdir", "bytes", "id", "server_node", "client_node",
                 "python", "spec_dir", "tools_dir"}
 VAR = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 TOP_KEYS = {"name", "description", "requires", "vars", "prepare", "server", "client", "traffic",

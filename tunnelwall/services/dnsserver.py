@@ -21,6 +21,7 @@ import threading
 import time
 
 from tunnelwall.base.dnsmsg import build_answer, parse_dns_query
+from tunnelwall.services.dualstack import DualStack
 
 
 def answer(query: bytes, zone: dict[str, str]) -> bytes | None:
@@ -48,8 +49,13 @@ def serve(zone: dict[str, str], delay: float) -> None:
                     time.sleep(delay)
                     self.wfile.write(struct.pack("!H", len(reply)) + reply)
 
-    for server in (socketserver.ThreadingUDPServer(("0.0.0.0", 53), Udp),
-                   socketserver.ThreadingTCPServer(("0.0.0.0", 53), Tcp)):
+    class Udp6(DualStack, socketserver.ThreadingUDPServer):
+        pass
+
+    class Tcp6(DualStack, socketserver.ThreadingTCPServer):
+        pass
+
+    for server in (Udp6(("::", 53), Udp), Tcp6(("::", 53), Tcp)):
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True).start()
     print(f"dns: {len(zone)} names, answers delayed {delay * 1000:.0f} ms", flush=True)

@@ -13,6 +13,8 @@ import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tunnelwall.services.dualstack import DualStack
+
 CHUNK = os.urandom(1 << 16)
 MAX_BYTES = 1 << 31
 
@@ -52,6 +54,10 @@ class Handler(BaseHTTPRequestHandler):
         print(f"{self.client_address[0]} {fmt % args}", flush=True)
 
 
+class DualStackServer(DualStack, ThreadingHTTPServer):
+    """Listens on IPv6 and IPv4 at once."""
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--http", type=int, default=0)
@@ -61,9 +67,9 @@ def main() -> None:
     args = ap.parse_args()
     servers = []
     if args.http:
-        servers.append(ThreadingHTTPServer(("0.0.0.0", args.http), Handler))
+        servers.append(DualStackServer(("::", args.http), Handler))
     if args.https:
-        srv = ThreadingHTTPServer(("0.0.0.0", args.https), Handler)
+        srv = DualStackServer(("::", args.https), Handler)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(args.cert, args.key)
         srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
