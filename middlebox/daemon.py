@@ -198,7 +198,8 @@ class Middlebox:
             return
         print(f"middlebox: {verdict.flow} -> {verdict.action} ({verdict.rule}) at packet {verdict.packet_index}",
               flush=True)
-        trigger = parse_ethernet(frame)
+        # A fragmented trigger is answered as the whole datagram it belonged to.
+        trigger = self.engine.reassembled if self.engine.fragments else parse_ethernet(frame)
         if trigger is None:
             return
         forged = []

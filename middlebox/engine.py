@@ -116,6 +116,7 @@ class Engine:
         self.idle = profile.flows.idle_timeout
         self.defrag = Defragmenter()
         self.fragments: list[bytes] | None = None       # frames of the datagram the last feed completed
+        self.reassembled: Packet | None = None          # ... and that datagram, whole (injection replies to it)
         self.on_evict = on_evict                        # called with each flow the engine lets go of
         self.address_rules = [r for r in profile.rules if not r.match.needs_detection]
         self.detection_rules = [r for r in profile.rules if r.match.needs_detection]
@@ -202,7 +203,7 @@ class Engine:
     def _packet(self, pkt: Packet, ts: float) -> Flow | None:
         if pkt.frag is not None:
             whole, frames = self.defrag.add(pkt, ts)
-            self.fragments = frames
+            self.fragments, self.reassembled = frames, whole
             if whole is None:
                 self.stats["fragments_held"] += 1
                 return None

@@ -57,15 +57,20 @@ def tcp_segment(eth_src: bytes, eth_dst: bytes, src: bytes, dst: bytes, sport: i
 def tcp_resets(trigger: Packet) -> list[bytes]:
     """RST+ACK to both ends of the trigger's connection. SYN and FIN take
     one sequence number each: a RST answering a SYN must acknowledge ISN+1
-    or the client, in SYN-SENT, ignores it (RFC 9293 section 3.10.7.3)."""
+    or the client, in SYN-SENT, ignores it (RFC 9293 section 3.10.7.3).
+    The receiver gets two: one at the trigger's first byte (it never got the
+    trigger: inline, or lost) and one after it (it did: tap). A host accepts
+    only a RST at exactly the next byte it expects (RFC 5961 section 3), and
+    the GFW likewise sends several RSTs with different sequence numbers."""
     if trigger.proto != TCP:
         return []
     end = trigger.seq + len(trigger.payload) + (1 if trigger.flags & SYN else 0) + (1 if trigger.flags & FIN else 0)
     to_sender = tcp_segment(trigger.eth_dst, trigger.eth_src, trigger.dst, trigger.src, trigger.dport,
                             trigger.sport, trigger.ack, end, RST | ACK, vlan=trigger.vlan)
-    to_receiver = tcp_segment(trigger.eth_src, trigger.eth_dst, trigger.src, trigger.dst, trigger.sport,
-                              trigger.dport, end, trigger.ack, RST | ACK, vlan=trigger.vlan)
-    return [to_sender, to_receiver]
+    to_receiver = [tcp_segment(trigger.eth_src, trigger.eth_dst, trigger.src, trigger.dst, trigger.sport,
+                               trigger.dport, seq, trigger.ack, RST | ACK, vlan=trigger.vlan)
+                   for seq in sorted({trigger.seq, end})]
+    return [to_sender, *to_receiver]
 
 
 def dns_answer(query: Packet, answer_ip: str, ttl: int = 300) -> bytes | None:

@@ -14,16 +14,17 @@ from .openvpn import OpenVPN
 from .plaintext import DNS, HTTP, SSH
 from .quic import QUIC
 from .tls import TLS, Tor
+from .tlsintls import TLSinTLS
 from .vpn import L2TP, PPTP, IPsec
 from .wireguard import WireGuard
 
 # Order matters only for ties: specific protocol signatures come before the
 # generic FET test, so a flow that is both reports the specific one first.
 CLASSIFIERS: dict[str, type[Classifier]] = {c.name: c for c in (
-    OpenVPN, WireGuard, IPsec, L2TP, PPTP, SSH, TLS, Tor, QUIC, DNS, HTTP, Allowlist, FET)}
+    OpenVPN, WireGuard, IPsec, L2TP, PPTP, SSH, TLS, Tor, QUIC, DNS, HTTP, Allowlist, TLSinTLS, FET)}
 
 PROTOCOLS = frozenset({"openvpn", "wireguard", "ipsec", "l2tp", "pptp", "ssh", "tls", "tor", "quic", "dns",
-                       "http", "non-allowlisted", "fet"})
+                       "http", "non-allowlisted", "tls-in-tls", "fet"})
 
 
 def make_classifiers(params: dict[str, dict], protocols: set[str] | None = None) -> list[Classifier]:

@@ -425,3 +425,38 @@ def _override_setting(profile: Profile, item: str, section: str, field_name: str
             setattr(profile.flows, field_name, getattr(_flows("<override>", parsed), field_name))
     except TunnelwallError as err:
         raise TunnelwallError(f"override '{item}': {str(err).split(': ', 1)[-1]}") from None
+
+
+def describe_rule(rule: Rule) -> str:
+    """One rule in words, e.g. "a TLS ClientHello naming twitter.com (and 6
+    more) -> RST both ends; 3-tuple blocked 90 s"."""
+    m = rule.match
+    what = []
+    if m.protocols:
+        what.append("/".join(sorted(m.protocols)))
+    if m.signals:
+        what.append("signal " + "/".join(sorted(m.signals)))
+    for key in ("sni", "host", "qname"):
+        names = getattr(m, key)
+        if names:
+            what.append(f"{key} {names[0]}" + (f" (and {len(names) - 1} more)" if len(names) > 1 else ""))
+    if m.transport:
+        what.append(f"over {m.transport}")
+    if m.server_ports is not None:
+        ports = sorted(m.server_ports)
+        what.append(f"server port {ports[0]}" if len(ports) == 1 else f"server ports {ports[0]}-{ports[-1]}"
+                    if ports[-1] - ports[0] + 1 == len(ports) else f"server ports {', '.join(map(str, ports[:5]))}")
+    if m.server_ips:
+        what.append("servers in " + ", ".join(map(str, m.server_ips[:3])) + (" ..." if len(m.server_ips) > 3 else ""))
+    if m.client_ips:
+        what.append("clients in " + ", ".join(map(str, m.client_ips[:3])))
+    action = {"allow": "allow", "log": "log only", "drop": "drop silently", "reset": "RST both ends",
+              "throttle": f"throttle to {rule.rate_kbit} kbit/s", "forge-dns": f"forge a DNS answer ({rule.answer})",
+              "probe": f"actively probe the server, then {rule.then} it if confirmed"}[rule.action]
+    extra = []
+    if rule.probability < 1:
+        extra.append(f"with probability {rule.probability:g}")
+    if rule.residual:
+        extra.append(f"3-tuple blocked {rule.residual:g} s")
+    text = f"{' '.join(what) or 'any flow'} -> {action}" + (f" ({', '.join(extra)})" if extra else "")
+    return text + (f"  [{rule.source}]" if rule.source else "")

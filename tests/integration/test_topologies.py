@@ -71,12 +71,19 @@ def test_testbed_is_isolated_from_the_host_network():
     try:
         routes = in_node("c1", "ip -4 route").stdout
         assert "default via 10.0.0.1" in routes
-        # The ISP router's only routes are its two subnets: anything else is unreachable.
-        isp_routes = in_node("isp", "ip -4 route").stdout.strip().splitlines()
-        assert sorted(r.split()[0] for r in isp_routes) == ["10.0.0.0/24", "198.18.0.0/24"], isp_routes
-        # An address outside the topology (TEST-NET-3, never routed) is unreachable from the client.
-        res = in_node("c1", "ping -c1 -W1 203.0.113.1")
-        assert res.returncode != 0
+        # The ISP router's default route points at the exchange router, a
+        # topology node; the exchange router's only routes are its subnets and
+        # the clients' network: anything else is unreachable.
+        isp_routes = in_node("isp", "ip -4 route").stdout
+        assert "default via 198.18.254.2 dev eth1" in isp_routes
+        ix_routes = in_node("ix", "ip -4 route").stdout.strip().splitlines()
+        assert sorted(r.split()[0] for r in ix_routes) == ["10.0.0.0/8", "198.18.0.0/24", "198.18.254.0/24"], ix_routes
+        ix6 = in_node("ix", "ip -6 route").stdout
+        assert "default" not in ix6 and "fd00::/8 via 2001:db8:18:254::1" in ix6
+        # Addresses outside the topology (TEST-NET-3 and an unused documentation
+        # prefix, never routed) are unreachable from the client.
+        assert in_node("c1", "ping -c1 -W1 203.0.113.1").returncode != 0
+        assert in_node("c1", "ping -6 -c1 -W1 2001:db8:ffff::1").returncode != 0
         # No interface of any node is in the host's namespace or bridged to a host interface.
         import subprocess
         bridges = subprocess.run(["ovs-vsctl", "list-ports", "tw-border"], capture_output=True, text=True).stdout.split()

@@ -13,8 +13,8 @@ C_MAC, S_MAC = "02:00:00:00:00:0c", "02:00:00:00:00:05"
 def test_rst_pair_has_the_right_sequence_numbers_and_valid_checksums():
     trigger = bytes(Ether(src=C_MAC, dst=S_MAC) / IP(src="10.0.0.11", dst="198.18.0.10") /
                     TCP(sport=40000, dport=443, flags="PA", seq=1000, ack=5000) / (b"x" * 100))
-    to_client, to_server = (Ether(f) for f in tcp_resets(parse_ethernet(trigger)))
-    for pkt in (to_client, to_server):
+    to_client, server_at_start, to_server = (Ether(f) for f in tcp_resets(parse_ethernet(trigger)))
+    for pkt in (to_client, server_at_start, to_server):
         assert pkt[TCP].flags == "RA"
         ip_sum, tcp_sum = pkt[IP].chksum, pkt[TCP].chksum
         del pkt[IP].chksum, pkt[TCP].chksum
@@ -25,6 +25,8 @@ def test_rst_pair_has_the_right_sequence_numbers_and_valid_checksums():
     assert to_client[Ether].dst == C_MAC and to_client[Ether].src == S_MAC
     assert to_client[TCP].seq == 5000 and to_client[TCP].ack == 1100
     assert to_server[TCP].seq == 1100 and to_server[IP].dst == "198.18.0.10"
+    # The server may not have the trigger (inline, it was held back): a RST at its first byte too.
+    assert server_at_start[TCP].seq == 1000 and server_at_start[IP].dst == "198.18.0.10"
 
 
 def test_forged_dns_answer():

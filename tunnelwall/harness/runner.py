@@ -234,7 +234,7 @@ class ToolRun:
 
     def _fetch(self, size: int | None) -> tuple[int, float, str]:
         url = self.spec.render(self.spec.url, self.values if size is None else {**self.values, "bytes": size})
-        cmd = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_total}",
+        cmd = ["curl", "-g", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_total}",
                "--max-time", str(int(self.spec.traffic_timeout)), "--connect-timeout", "8",
                # A blocked transfer stalls: give up after 6 s below 1 byte/s.
                "--speed-limit", "1", "--speed-time", "6"]

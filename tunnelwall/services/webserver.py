@@ -72,7 +72,10 @@ def main() -> None:
         srv = DualStackServer(("::", args.https), Handler)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(args.cert, args.key)
-        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+        # The handshake runs in each connection's thread, not in accept():
+        # a client whose ClientHello never completes (the censor held it back)
+        # must not stall the server for everyone else.
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True, do_handshake_on_connect=False)
         servers.append(srv)
     for srv in servers:
         srv.daemon_threads = True

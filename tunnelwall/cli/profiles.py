@@ -1,0 +1,51 @@
+"""``tunnelwall profiles`` and ``tunnelwall profiles show NAME``: the censor
+profiles, their period and sources, and their rules in words."""
+
+from __future__ import annotations
+
+import json
+
+from tunnelwall.cli.main import _print_table, verb
+
+
+def cmd_profiles(args) -> int:
+    from tunnelwall.middlebox import profiles
+    if args.action == "show":
+        if not args.name:
+            from tunnelwall.base.errors import TunnelwallError
+            raise TunnelwallError("profiles show: give a profile name, e.g. tunnelwall profiles show gfw")
+        p = profiles.load(args.name)
+        if args.format == "json":
+            print(json.dumps({"name": p.name, "period": p.period, "sources": p.sources, "description": p.description,
+                              "rules": [{"name": r.name, "action": r.action, "words": profiles.describe_rule(r)}
+                                        for r in p.rules]}, indent=1))
+            return 0
+        print(f"{p.name}: {p.description}")
+        print(f"period: {p.period or '-'}")
+        for source in p.sources:
+            print(f"source: {source}")
+        t = p.tcp
+        print(f"tcp: reassembly {'on' if t.reassemble else 'off'}, RST -> {t.rst}, FIN -> {t.fin}, "
+              f"checksums {'checked' if t.check_checksum else 'not checked'}; fail {p.fail}")
+        for rule in p.rules:
+            print(f"  {rule.name}: {profiles.describe_rule(rule)}")
+        return 0
+    rows = []
+    for name in profiles.available():
+        p = profiles.load(name)
+        rows.append({"profile": name, "period": p.period or "-", "rules": len(p.rules),
+                     "alias_of": profiles.ALIASES.get(name, ""), "sources": len(p.sources)})
+    if args.format == "json":
+        print(json.dumps(rows, indent=1))
+    else:
+        _print_table(rows, ["profile", "period", "rules", "sources", "alias_of"])
+    return 0
+
+
+@verb
+def add_profiles(sub) -> None:
+    p = sub.add_parser("profiles", help="list censor profiles, or show one's rules in words")
+    p.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_profiles)
