@@ -159,6 +159,7 @@ class TunnelwallController(app_manager.OSKenApp):
             return {"requested": False, "why": "already being probed"}
         probe = self.config.get("probe", {})
         req = {"type": "probe", "server": f["server"], "port": f["server_port"], "rule": verdict.get("rule"),
+               "protocol": verdict.get("protocol"),
                "then": verdict.get("then") or "drop", "residual": verdict.get("residual"),
                "first_payload": verdict.get("first_payload", ""), "delay": probe.get("delay", 0.5),
                "count": probe.get("count", 10), "timeout": probe.get("timeout", 3.0),

@@ -143,6 +143,8 @@ def verdict_flows(dp, verdict: dict, meter_ids: tuple[int, int] | None = None,
         return []
     if proto in (TCP, UDP) and not (f["client_port"] and f["server_port"]):
         return []          # fragments match with ports 0 on the switch: never let a rule catch them
+    if verdict["action"] == "freeze":
+        return []          # the middlebox counts the flow's bytes; it sends a drop verdict at the threshold
     action = verdict["action"]
     goto = parser.OFPInstructionGotoTable(TABLE_FORWARD)
     mods = []

@@ -164,8 +164,9 @@ class Middlebox:
             verdicts = self.engine.drain()
             for verdict in verdicts:
                 self.on_verdict(verdict, frame, flow)
-            if not verdicts and flow is not None and flow.done and now - flow.announced >= REANNOUNCE_EVERY:
-                self.reannounce(flow, now)
+            if (not verdicts and flow is not None and flow.done and now - flow.announced >= REANNOUNCE_EVERY
+                    and flow.verdict.action != "freeze" and flow.client_port and flow.server_port):
+                self.reannounce(flow, now)      # only flows the switch can hold a rule for
         except Exception as err:   # noqa: BLE001 - one bad packet must not stop the censor
             self.errors += 1
             print(f"middlebox: error on a {len(frame)}-byte frame: {type(err).__name__}: {err}", flush=True)
@@ -204,7 +205,8 @@ class Middlebox:
             return
         forged = []
         if verdict.action == "reset":
-            forged = inject.tcp_resets(trigger)
+            shape = verdict.resets or {}
+            forged = inject.tcp_resets(trigger, shape.get("count", 1), shape.get("windows"))
         elif verdict.action == "forge-dns" and verdict.answer:
             answer = inject.dns_answer(trigger, verdict.answer)
             forged = [answer] if answer else []

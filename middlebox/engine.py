@@ -45,7 +45,7 @@ from .stream import SEQ_MOD, HALF, Stream
 
 # Identifications that exclude every other protocol of the flow (a valid
 # ClientHello is not an OpenVPN reset); FET and Tor are not among them.
-EXCLUSIVE = frozenset({"tls", "http", "ssh", "dns", "quic", "wireguard", "ipsec", "l2tp", "pptp", "openvpn"})
+EXCLUSIVE = frozenset({"tls", "http", "ssh", "dns", "quic", "dtls", "wireguard", "ipsec", "l2tp", "pptp", "openvpn"})
 ANY_CLIENT = b"*"             # residual-block key of a server blocked for every client (after probing)
 EVICT_SAMPLE = 8             # when the table is full: evict the least recently active of this many oldest
 PACKETS_PER_DATA = 4         # a flow stops being inspected after this many packets per data-packet budget
@@ -63,6 +63,8 @@ class Verdict:
     rate_kbit: int | None = None
     answer: str | None = None
     then: str | None = None
+    after_bytes: int | None = None
+    resets: dict | None = None
     detection: Detection | None = None
     note: str = ""
     time: float = 0.0
@@ -77,7 +79,7 @@ class Verdict:
         out = {"time": round(self.time, 6), "flow": self.flow.as_dict(), "protocol": self.protocol,
                "rule": self.rule, "action": self.action, "packet_index": self.packet_index,
                "ms": round(self.ms, 3)}
-        for key in ("residual", "rate_kbit", "answer", "then"):
+        for key in ("residual", "rate_kbit", "answer", "then", "after_bytes", "resets"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
         if self.detection is not None:
@@ -118,8 +120,8 @@ class Engine:
         self.fragments: list[bytes] | None = None       # frames of the datagram the last feed completed
         self.reassembled: Packet | None = None          # ... and that datagram, whole (injection replies to it)
         self.on_evict = on_evict                        # called with each flow the engine lets go of
-        self.address_rules = [r for r in profile.rules if not r.match.needs_detection]
-        self.detection_rules = [r for r in profile.rules if r.match.needs_detection]
+        self.address_rules = [r for r in profile.rules if not r.needs_detection]
+        self.detection_rules = [r for r in profile.rules if r.needs_detection]
         self.stats = {"packets": 0, "non_ip": 0, "flows": 0, "verdicts": 0, "blocked_packets": 0,
                       "fragments_held": 0, "untracked": 0, "ignored_segments": 0, "evicted_idle": 0,
                       "evicted_full": 0}
@@ -190,9 +192,27 @@ class Engine:
             flow.c2s_packets += 1
         else:
             flow.s2c_packets += 1
+            if flow.freeze_at and size > 0:
+                self._freeze_count(flow, size, ts)
         if flow.blocking:
             self.stats["blocked_packets"] += 1
         return flow
+
+    def _freeze_count(self, flow: Flow, size: int, ts: float) -> None:
+        """A frozen flow (Russia's TSPU since 2025: TLS to datacenter ranges
+        stops after about 16 KB from the server, no RST): count the server's
+        bytes; past the threshold the flow is dropped, with a verdict of its own."""
+        flow.s2c_bytes += size
+        if flow.s2c_bytes < flow.freeze_at:
+            return
+        first = flow.verdict
+        flow.freeze_at = 0
+        v = Verdict(flow=flow.id, action="drop", rule=first.rule, protocol=first.protocol, packet_index=flow.packets,
+                    ms=(ts - flow.first_ts) * 1000.0, time=ts,
+                    note=f"frozen: {flow.s2c_bytes} bytes from the server, threshold reached")
+        flow.verdict, flow.blocking = v, True
+        self.stats["verdicts"] += 1
+        self.pending.append(v)
 
     def drain(self) -> list[Verdict]:
         """Verdicts reached since the last call."""
@@ -317,6 +337,8 @@ class Engine:
             flow.c2s_packets += 1
         else:
             flow.s2c_packets += 1
+            if flow.freeze_at and pkt.payload:
+                self._freeze_count(flow, len(pkt.payload), ts)
         if flow.done and flow.blocking:
             self.stats["blocked_packets"] += 1
 
@@ -392,8 +414,10 @@ class Engine:
 
     def _classify(self, flow: Flow, pkt: Packet, view: StreamView | None, direction: int, ts: float,
                   streaming: bool) -> None:
-        finished = []
+        finished = set()
         for clf, state in flow.states.items():
+            if clf in finished:
+                continue
             if streaming and clf.reads_stream:
                 if view is None:
                     continue                              # nothing new in order for it
@@ -402,7 +426,7 @@ class Engine:
                 result = clf.update(state, flow, pkt, direction)
             if result is None:
                 continue
-            finished.append(clf)
+            finished.add(clf)
             if result is DONE:
                 continue
             flow.detections.append(result)
@@ -411,11 +435,8 @@ class Engine:
                 return
             if result.protocol in EXCLUSIVE and result.confidence >= 0.9:
                 # A positive identification rules out the other protocols;
-                # only classifiers that look inside tunnels keep going.
-                for other in flow.states:
-                    if not other.sees_inside_tunnels:
-                        finished.append(other)
-                break
+                # only classifiers that look inside tunnels go on (this packet too).
+                finished.update(other for other in flow.states if not other.sees_inside_tunnels)
         for clf in finished:
             flow.states.pop(clf, None)
 
@@ -447,6 +468,10 @@ class Engine:
         if rule is not None and action is None:
             v.residual = rule.residual if residual == -1.0 else residual
             v.rate_kbit, v.answer, v.then = rule.rate_kbit, rule.answer, rule.then
+            v.after_bytes, v.resets = rule.after_bytes, rule.resets
+            if v.action == "freeze":
+                flow.freeze_at = rule.after_bytes
+                flow.s2c_bytes = 0
             if rule.residual and v.action in ("drop", "reset"):
                 self.residual[(flow.proto, flow.client, flow.server, flow.server_port)] = (ts + rule.residual, rule,
                                                                                             "drop")
@@ -459,9 +484,21 @@ class Engine:
         self.pending.append(v)
 
     # -- matching -------------------------------------------------------
-    @staticmethod
-    def _address_match(rule: Rule, flow: Flow) -> bool:
-        m = rule.match
+    def _address_match(self, rule: Rule, flow: Flow) -> bool:
+        if not self._addresses_fit(rule.match, flow):
+            return False
+        return rule.unless is None or rule.unless.needs_detection or not self._addresses_fit(rule.unless, flow)
+
+    def _addresses_fit(self, m, flow: Flow) -> bool:
+        if m.ip_version is not None and m.ip_version != (6 if len(flow.server) == 16 else 4):
+            return False
+        if m.sport_gt_dport is not None and m.sport_gt_dport != (flow.client_port > flow.server_port):
+            return False
+        if m.direction is not None:
+            client_in, server_in = self._inside(flow.client), self._inside(flow.server)
+            crossing = (client_in and not server_in) if m.direction == "outbound" else (server_in and not client_in)
+            if not crossing:
+                return False
         if m.transport and m.transport != ("tcp" if flow.proto == TCP else "udp" if flow.proto == UDP else None):
             return False
         if m.server_ports is not None and flow.server_port not in m.server_ports:
@@ -476,8 +513,16 @@ class Engine:
                 return False
         return True
 
+    def _inside(self, address: bytes) -> bool:
+        ip = ipaddress.ip_address(address)
+        return any(ip in net for net in self.profile.inside)
+
     def _detection_match(self, rule: Rule, flow: Flow, det: Detection) -> bool:
-        m = rule.match
+        if not self._detection_fits(rule.match, flow, det):
+            return False
+        return rule.unless is None or not self._detection_fits(rule.unless, flow, det)
+
+    def _detection_fits(self, m, flow: Flow, det: Detection) -> bool:
         if m.protocols is not None and det.protocol not in m.protocols:
             return False
         if m.signals is not None and det.signal not in m.signals:
@@ -490,7 +535,11 @@ class Engine:
                 name = (det.detail.get(key) or "").lower().rstrip(".")
                 if not name or not any(name_matches(name, d) for d in wanted):
                     return False
-        return self._address_match(rule, flow)
+        for key in ("ja3", "ja4"):
+            wanted = getattr(m, key)
+            if wanted is not None and det.detail.get(key) not in wanted:
+                return False
+        return self._addresses_fit(m, flow)
 
     # -- housekeeping ---------------------------------------------------
     def _forget(self, flow: Flow, why: str = "") -> None:

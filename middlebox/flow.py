@@ -40,7 +40,8 @@ class Flow:
     __slots__ = ("key", "proto", "client", "server", "client_port", "server_port", "first_ts", "last_ts",
                  "packets", "c2s_packets", "s2c_packets", "c2s_data", "s2c_data", "bytes", "states",
                  "detections", "verdict", "done", "blocking", "first_c2s_payload", "first_s2c_payload", "history",
-                 "spared", "notes", "client_isn", "streams", "fins", "closed", "announced", "evicted")
+                 "spared", "notes", "client_isn", "streams", "fins", "closed", "announced", "evicted", "freeze_at",
+                 "s2c_bytes")
 
     def __init__(self, key: bytes, proto: int, client: bytes, client_port: int, server: bytes,
                  server_port: int, ts: float):
@@ -68,6 +69,8 @@ class Flow:
         self.closed = False
         self.announced = 0.0                  # when the live middlebox last sent this flow's verdict
         self.evicted = ""                     # why the engine let go of it ("idle", "full"), if it did
+        self.freeze_at = 0                    # freeze verdict: drop once the server has sent this many bytes
+        self.s2c_bytes = 0                    # server->client payload bytes (counted while freeze_at is set)
 
     @property
     def id(self) -> FlowId:

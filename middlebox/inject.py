@@ -47,30 +47,37 @@ def ethernet(eth_src: bytes, eth_dst: bytes, family: int, l3: bytes, vlan: bytes
 
 
 def tcp_segment(eth_src: bytes, eth_dst: bytes, src: bytes, dst: bytes, sport: int, dport: int, seq: int,
-                ack: int, flags: int, payload: bytes = b"", ttl: int = 64, vlan: bytes = b"") -> bytes:
-    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4, flags, 0, 0, 0) + payload
+                ack: int, flags: int, payload: bytes = b"", ttl: int = 64, vlan: bytes = b"", window: int = 0) -> bytes:
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4, flags, window, 0, 0) + payload
     csum = l4_checksum(src, dst, TCP, tcp)
     tcp = tcp[:16] + struct.pack("!H", csum) + tcp[18:]
     return ethernet(eth_src, eth_dst, 6 if len(src) == 16 else 4, ip_header(src, dst, TCP, tcp, ttl), vlan)
 
 
-def tcp_resets(trigger: Packet) -> list[bytes]:
+def tcp_resets(trigger: Packet, count: int = 1, windows: list[int] | None = None) -> list[bytes]:
     """RST+ACK to both ends of the trigger's connection. SYN and FIN take
     one sequence number each: a RST answering a SYN must acknowledge ISN+1
     or the client, in SYN-SENT, ignores it (RFC 9293 section 3.10.7.3).
     The receiver gets two: one at the trigger's first byte (it never got the
     trigger: inline, or lost) and one after it (it did: tap). A host accepts
     only a RST at exactly the next byte it expects (RFC 5961 section 3), and
-    the GFW likewise sends several RSTs with different sequence numbers."""
+    the GFW likewise sends several RSTs with different sequence numbers.
+
+    *count* and *windows* shape what the sender gets: the GFW's port-443
+    event of 2025-08-20 sent 3 RST+ACK per trigger with windows 1980-1982
+    (gfw.report); the window of the i-th is ``windows[0] + i`` up to
+    ``windows[1]``."""
     if trigger.proto != TCP:
         return []
     end = trigger.seq + len(trigger.payload) + (1 if trigger.flags & SYN else 0) + (1 if trigger.flags & FIN else 0)
-    to_sender = tcp_segment(trigger.eth_dst, trigger.eth_src, trigger.dst, trigger.src, trigger.dport,
-                            trigger.sport, trigger.ack, end, RST | ACK, vlan=trigger.vlan)
+    low, high = windows or (0, 0)
+    to_sender = [tcp_segment(trigger.eth_dst, trigger.eth_src, trigger.dst, trigger.src, trigger.dport,
+                             trigger.sport, trigger.ack, end, RST | ACK, vlan=trigger.vlan, window=min(low + i, high))
+                 for i in range(count)]
     to_receiver = [tcp_segment(trigger.eth_src, trigger.eth_dst, trigger.src, trigger.dst, trigger.sport,
                                trigger.dport, seq, trigger.ack, RST | ACK, vlan=trigger.vlan)
                    for seq in sorted({trigger.seq, end})]
-    return [to_sender, *to_receiver]
+    return [*to_sender, *to_receiver]
 
 
 def dns_answer(query: Packet, answer_ip: str, ttl: int = 300) -> bytes | None:

@@ -25,7 +25,9 @@ Fingerprints (``fingerprint``):
 * ``probe-resistant``: no data and no close: every probe timed out. Measured
   here: obfs4proxy, and also shadowsocks-libev 3.3.5 (Debian 12), which no
   longer closes at 50 bytes;
-* ``silent``: no data, no threshold (reported, not confirmed).
+* ``silent``: no data, no threshold (reported, not confirmed);
+* ``tor``: it answered a Tor VERSIONS cell over TLS with one of its own: a
+  Tor relay or bridge (the GFW's Tor probe, Ensafi et al., IMC 2015).
 
 A probe whose TCP connection never came up (refused, or no SYN/ACK before
 the timeout: a server that drops the prober's packets) is ``refused`` or
@@ -52,7 +54,7 @@ RANDOM_LENGTHS = (8, 12, 16, 22, 33, 41, 49, 221)
 class Reaction:
     probe: str
     sent: int              # bytes sent
-    kind: str              # data / fin / rst / timeout (connected, then silent) / refused / no-connection
+    kind: str              # data / fin / rst / timeout (connected, then silent) / refused / no-connection / tor
     received: int = 0      # bytes received before the end
     seconds: float = 0.0
 
@@ -80,10 +82,21 @@ def _tls_probe() -> bytes:
     return outgoing.read()
 
 
-def build_probes(first_payload: bytes | None, count: int, rng: random.Random) -> list[tuple[str, bytes]]:
-    """The probes to send, most informative first (the profile's ``count`` cuts the list)."""
+# The GFW's Tor probe (Ensafi et al., IMC 2015, section 5): a TLS connection
+# that speaks Tor's link protocol. A VERSIONS cell (circuit id 0, command 7,
+# versions 3-5; tor-spec section 4.1) is answered by a Tor relay or bridge
+# with its own VERSIONS cell; no other server does that.
+TOR_PROBE = "tor-versions"
+TOR_VERSIONS_CELL = b"\x00\x00\x07\x00\x06\x00\x03\x00\x04\x00\x05"
+
+
+def build_probes(first_payload: bytes | None, count: int, rng: random.Random,
+                 tor: bool = False) -> list[tuple[str, bytes]]:
+    """The probes to send, most informative first (the profile's ``count``
+    cuts the list). A suspected Tor bridge gets the Tor probe first."""
     replay = first_payload or b""
-    candidates = [
+    candidates = [(TOR_PROBE, TOR_VERSIONS_CELL)] if tor else []
+    candidates += [
         ("replay", replay),
         ("random-8", rng.randbytes(8)),
         ("random-221", rng.randbytes(221)),
@@ -114,6 +127,8 @@ def run_probe(server: str, port: int, name: str, payload: bytes, timeout: float,
             sock.connect((server, port))
         except (socket.timeout, TimeoutError):
             return Reaction(name, 0, "no-connection", 0, round(time.monotonic() - t0, 3))
+        if name == TOR_PROBE:
+            return _tor_probe(sock, payload, timeout, t0)
         sock.sendall(payload)
         sock.settimeout(timeout)
         while True:
@@ -138,11 +153,27 @@ def run_probe(server: str, port: int, name: str, payload: bytes, timeout: float,
     return Reaction(name, len(payload), kind, received, round(time.monotonic() - t0, 3))
 
 
+def _tor_probe(sock: socket.socket, cell: bytes, timeout: float, t0: float) -> Reaction:
+    """TLS (any certificate: bridges have self-signed ones), then a VERSIONS cell."""
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    try:
+        tls = ctx.wrap_socket(sock, server_hostname="www.example.com")
+        tls.settimeout(timeout)
+        tls.sendall(cell)
+        reply = tls.recv(512)
+    except (ssl.SSLError, OSError):
+        return Reaction(TOR_PROBE, len(cell), "rst", 0, round(time.monotonic() - t0, 3))
+    kind = "tor" if reply[:3] == b"\x00\x00\x07" else ("data" if reply else "fin")
+    return Reaction(TOR_PROBE, len(cell), kind, len(reply), round(time.monotonic() - t0, 3))
+
+
 def probe_server(server: str, port: int, first_payload: bytes | None, count: int, timeout: float,
-                 seed: int = 0, source: str | None = None) -> list[Reaction]:
+                 seed: int = 0, source: str | None = None, tor: bool = False) -> list[Reaction]:
     """All probes at once (the GFW probes from many addresses in parallel)."""
     rng = random.Random(seed)
-    probes = build_probes(first_payload, count, rng)
+    probes = build_probes(first_payload, count, rng, tor)
     results: list[Reaction | None] = [None] * len(probes)
 
     def one(i, name, data):
@@ -160,6 +191,8 @@ def fingerprint(reactions: list[Reaction]) -> tuple[str, bool]:
     reached = [r for r in reactions if r.kind not in ("refused", "no-connection")]
     if not reached:
         return "unreachable", False
+    if any(r.kind == "tor" for r in reached):
+        return "tor", True
     if any(r.kind == "data" for r in reached):
         return "normal", False
     closed = [r.sent for r in reached if r.kind in ("fin", "rst")]
@@ -205,7 +238,8 @@ def main() -> int:
         time.sleep(max(0.0, float(req.get("delay", 0.0))))
         first = bytes.fromhex(req.get("first_payload") or "")
         reactions = probe_server(req["server"], int(req["port"]), first, int(req.get("count", 10)),
-                                 float(req.get("timeout", 3.0)), int(req.get("seed", 0)), args.source)
+                                 float(req.get("timeout", 3.0)), int(req.get("seed", 0)), args.source,
+                                 tor=req.get("protocol") == "tor")
         name, confirmed = fingerprint(reactions)
         print(f"prober: {req['server']}:{req['port']} -> {name} (confirmed={confirmed})", flush=True)
         send({"type": "probe-result", "request": {k: v for k, v in req.items() if k != "first_payload"},

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from .allowlist import Allowlist
 from .base import Classifier, Detection
+from .dtls import DTLS
 from .fet import FET
 from .openvpn import OpenVPN
 from .plaintext import DNS, HTTP, SSH
@@ -18,12 +19,14 @@ from .tlsintls import TLSinTLS
 from .vpn import L2TP, PPTP, IPsec
 from .wireguard import WireGuard
 
-# Order matters only for ties: specific protocol signatures come before the
-# generic FET test, so a flow that is both reports the specific one first.
+# Order matters: specific protocol signatures come before the generic FET
+# test, so a flow that is both reports the specific one first. TLS's
+# identification ends the other classifiers of a flow, except those that look
+# inside it (Tor's fingerprint, TLS-in-TLS): a Tor link is TLS too.
 CLASSIFIERS: dict[str, type[Classifier]] = {c.name: c for c in (
-    OpenVPN, WireGuard, IPsec, L2TP, PPTP, SSH, TLS, Tor, QUIC, DNS, HTTP, Allowlist, TLSinTLS, FET)}
+    OpenVPN, WireGuard, IPsec, L2TP, PPTP, SSH, TLS, Tor, QUIC, DTLS, DNS, HTTP, Allowlist, TLSinTLS, FET)}
 
-PROTOCOLS = frozenset({"openvpn", "wireguard", "ipsec", "l2tp", "pptp", "ssh", "tls", "tor", "quic", "dns",
+PROTOCOLS = frozenset({"openvpn", "wireguard", "ipsec", "l2tp", "pptp", "ssh", "tls", "tor", "quic", "dtls", "dns",
                        "http", "non-allowlisted", "tls-in-tls", "fet"})
 
 

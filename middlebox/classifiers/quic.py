@@ -24,7 +24,8 @@ except ImportError:   # pragma: no cover - python3-cryptography is a dependency
 
 from ..packet import UDP
 from .base import C2S, DONE, Classifier, Detection
-from .tls import parse_client_hello_body
+from .fingerprint import ja3, ja4
+from .tls import EXT_ECH, parse_client_hello_body
 
 QUIC_V1 = 0x00000001
 INITIAL_SALT_V1 = bytes.fromhex("38762cf7f55934b34d179ae6a4c80cadccbb7f0a")
@@ -143,4 +144,5 @@ class QUIC(Classifier):
         hello = parse_client_hello_body(stream[4:])
         if hello is None:
             return DONE
-        return Detection("quic", "initial", 1.0, {"sni": hello["sni"], "alpn": hello["alpn"]})
+        detail = {"sni": hello["sni"], "alpn": hello["alpn"], "ja3": ja3(hello), "ja4": ja4(hello, "q")}
+        return Detection("quic", "ech" if EXT_ECH in hello["extensions"] else "initial", 1.0, detail)

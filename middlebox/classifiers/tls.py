@@ -31,24 +31,32 @@ import struct
 
 from ..packet import TCP
 from .base import C2S, DONE, Classifier, Detection
+from .fingerprint import ja3, ja4
 
 EXT_SNI, EXT_ALPN, EXT_SUPPORTED_VERSIONS, EXT_ESNI, EXT_ECH = 0, 16, 43, 0xFFCE, 0xFE0D
+EXT_GROUPS, EXT_POINT_FORMATS, EXT_SIGALGS = 10, 11, 13
 
 
-def parse_client_hello_body(body: bytes) -> dict | None:
-    """Parse a ClientHello handshake body (after the 4-byte handshake header).
-    A body cut short yields what it holds; ``truncated`` says so."""
+def parse_client_hello_body(body: bytes, dtls: bool = False) -> dict | None:
+    """Parse a ClientHello handshake body (after the handshake header; for
+    DTLS, RFC 6347 section 4.2.1, a cookie follows the session id). A body
+    cut short yields what it holds; ``truncated`` says so. Also collects what
+    JA3/JA4 fingerprints need: groups, point formats, signature algorithms,
+    supported versions."""
     try:
         pos = 2 + 32                                   # legacy_version, random
         sid_len = body[pos]
         pos += 1 + sid_len
+        if dtls:
+            pos += 1 + body[pos]                       # cookie
         cs_len = struct.unpack_from(">H", body, pos)[0]
         ciphers = [struct.unpack_from(">H", body, pos + 2 + i)[0] for i in range(0, cs_len - 1, 2)]
         pos += 2 + cs_len
         comp_len = body[pos]
         pos += 1 + comp_len
         info = {"version": struct.unpack_from(">H", body, 0)[0], "ciphers": ciphers, "extensions": [],
-                "sni": None, "alpn": [], "truncated": False}
+                "sni": None, "alpn": [], "truncated": False, "groups": [], "point_formats": [], "sigalgs": [],
+                "versions": []}
         if pos + 2 > len(body):
             info["truncated"] = pos < len(body) or len(body) < 4 + 32
             return info
@@ -70,6 +78,14 @@ def parse_client_hello_body(body: bytes) -> dict | None:
                     n = data[p]
                     info["alpn"].append(data[p + 1:p + 1 + n].decode("ascii", "replace"))
                     p += 1 + n
+            elif etype in (EXT_GROUPS, EXT_SIGALGS) and len(data) >= 2:
+                n = min(struct.unpack_from(">H", data, 0)[0], len(data) - 2)
+                info["groups" if etype == EXT_GROUPS else "sigalgs"] = \
+                    [struct.unpack_from(">H", data, 2 + i)[0] for i in range(0, n - 1, 2)]
+            elif etype == EXT_POINT_FORMATS and data:
+                info["point_formats"] = list(data[1:1 + data[0]])
+            elif etype == EXT_SUPPORTED_VERSIONS and data:
+                info["versions"] = [struct.unpack_from(">H", data, 1 + i)[0] for i in range(0, min(data[0], len(data) - 1) - 1, 2)]
             pos += 4 + elen
         return info
     except (IndexError, struct.error):
@@ -141,7 +157,7 @@ class TLS(Classifier):
         hello = read_client_hello(pkt, self.params["records"])
         if hello is None or hello is DONE:
             return hello
-        detail = {"sni": hello["sni"], "alpn": hello["alpn"]}
+        detail = {"sni": hello["sni"], "alpn": hello["alpn"], "ja3": ja3(hello), "ja4": ja4(hello, "t")}
         if EXT_ESNI in hello["extensions"]:
             return Detection("tls", "esni", 1.0, detail)
         if EXT_ECH in hello["extensions"]:
@@ -156,6 +172,7 @@ class Tor(Classifier):
     name = "tor"
     transports = frozenset({TCP})
     reads_stream = True
+    sees_inside_tunnels = True          # a Tor link is TLS: it goes on after TLS is identified
 
     def update(self, state, flow, pkt, direction):
         if direction != C2S:

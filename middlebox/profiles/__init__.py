@@ -22,14 +22,16 @@ from tunnelwall.base.errors import SourceError, TunnelwallError
 from ..stream import TcpModel
 
 PROFILE_DIR = Path(__file__).resolve().parent
-ACTIONS = ("allow", "log", "drop", "reset", "throttle", "forge-dns", "probe")
+ACTIONS = ("allow", "log", "drop", "reset", "throttle", "forge-dns", "probe", "freeze")
+# Names that stand for another profile: "gfw" is the GFW as it is now.
+ALIASES = {"gfw": "gfw-2025"}
 BLOCKING = ("drop", "reset")
 TOP_KEYS = {"name", "description", "period", "sources", "fail", "placement", "inspect_packets", "seed",
-            "lists", "params", "rules", "probe", "tcp", "flows"}
-RULE_KEYS = {"name", "match", "action", "probability", "residual", "rate", "answer", "log", "description",
-             "source", "then"}
-MATCH_KEYS = {"protocol", "signal", "sni", "qname", "host", "server_ip", "server_port", "transport",
-              "min_confidence", "client_ip"}
+            "lists", "params", "rules", "probe", "tcp", "flows", "inside", "confidence"}
+RULE_KEYS = {"name", "match", "unless", "action", "probability", "residual", "rate", "answer", "log", "description",
+             "source", "then", "after_bytes", "resets"}
+MATCH_KEYS = {"protocol", "signal", "sni", "qname", "host", "server_ip", "server_net", "server_port", "transport",
+              "min_confidence", "client_ip", "sport_gt_dport", "direction", "ip_version", "ja3", "ja4"}
 
 
 @dataclass
@@ -44,10 +46,16 @@ class Match:
     server_ports: frozenset[int] | None = None
     transport: str | None = None
     min_confidence: float = 0.0
+    sport_gt_dport: bool | None = None     # QUIC SNI blocking: only when source port > destination port
+    direction: str | None = None           # outbound: client inside, server outside (profile's `inside`)
+    ip_version: int | None = None
+    ja3: tuple[str, ...] | None = None     # ClientHello fingerprints (TLS, QUIC, DTLS)
+    ja4: tuple[str, ...] | None = None
 
     @property
     def needs_detection(self) -> bool:
-        return any(x is not None for x in (self.protocols, self.signals, self.sni, self.qname, self.host))
+        return any(x is not None for x in (self.protocols, self.signals, self.sni, self.qname, self.host,
+                                          self.ja3, self.ja4))
 
 
 @dataclass
@@ -60,6 +68,9 @@ class Rule:
     rate_kbit: int | None = None        # throttle
     answer: str | None = None           # forge-dns: the forged A record
     then: str | None = None             # probe: action once probing confirms (drop/reset)
+    after_bytes: int | None = None      # freeze: server->client bytes let through before the silent drop
+    resets: dict | None = None          # reset: {count: N, windows: [LOW, HIGH]} of the injected RST+ACKs
+    unless: Match | None = None         # the rule does not apply where this matches (allowlists)
     log: bool = True
     description: str = ""
     source: str = ""
@@ -68,6 +79,10 @@ class Rule:
     @property
     def blocks(self) -> bool:
         return self.action in BLOCKING
+
+    @property
+    def needs_detection(self) -> bool:
+        return self.match.needs_detection or (self.unless is not None and self.unless.needs_detection)
 
 
 @dataclass
@@ -101,13 +116,16 @@ class Profile:
     lists: dict[str, list[str]] = field(default_factory=dict)
     params: dict[str, dict] = field(default_factory=dict)
     probe: ProbeSettings = field(default_factory=ProbeSettings)
+    inside: tuple = ()              # the censored country's networks (for direction: outbound)
+    confidence: str = ""            # how well the model is established (e.g. "user reports")
     tcp: TcpModel = field(default_factory=TcpModel)
     flows: FlowSettings = field(default_factory=FlowSettings)
     source: str = ""
 
 
 def available() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(PROFILE_DIR.glob("*.yaml"))}
+    found = {p.stem: p for p in sorted(PROFILE_DIR.glob("*.yaml"))}
+    return {**found, **{alias: found[target] for alias, target in ALIASES.items() if target in found}}
 
 
 def load(spec: str) -> Profile:
@@ -148,6 +166,16 @@ def from_data(data: Any, path: str) -> Profile:
     if placement is not None and placement not in ("tap", "inline"):
         raise _fail(path, data.line_of("placement"), f"placement: '{placement}' must be 'tap' or 'inline'")
     prof.placement = placement
+    if "inside" in data:
+        nets = []
+        for entry in _str_list(path, data["inside"], data.line_of("inside"), "inside"):
+            try:
+                nets.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                raise _fail(path, data.line_of("inside"), f"inside: '{entry}' is not an IP network") from None
+        prof.inside = tuple(nets)
+    if "confidence" in data:
+        prof.confidence = str(data["confidence"])
     for key in ("inspect_packets", "seed"):
         if key in data:
             if not isinstance(data[key], int) or isinstance(data[key], bool) or data[key] < (1 if key == "inspect_packets" else 0):
@@ -261,6 +289,26 @@ def _rule(path: str, line: int, spec: Any, prof: Profile) -> Rule:
     rule = Rule(name=name, match=_match(path, spec, name, prof), action=action, line=line,
                 log=bool(spec.get("log", True)), description=str(spec.get("description", "")),
                 source=str(spec.get("source", "")))
+    if "unless" in spec:
+        rule.unless = _match(path, spec, name, prof, section="unless")
+    if action == "freeze":
+        n = spec.get("after_bytes")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise _fail(path, spec.line_of("after_bytes") if "after_bytes" in spec else line,
+                        f"rule '{name}': freeze needs 'after_bytes', a positive whole number (e.g. 16384)")
+        rule.after_bytes = n
+    elif "after_bytes" in spec:
+        raise _fail(path, spec.line_of("after_bytes"), f"rule '{name}': 'after_bytes' only applies to action freeze")
+    if "resets" in spec:
+        r = spec["resets"]
+        ok = (action == "reset" and isinstance(r, yamlsrc.Mapping) and set(r) <= {"count", "windows"}
+              and isinstance(r.get("count", 1), int) and 1 <= r.get("count", 1) <= 10
+              and (r.get("windows") is None or (isinstance(r["windows"], list) and len(r["windows"]) == 2
+                                                 and all(isinstance(w, int) and 0 <= w <= 65535 for w in r["windows"]))))
+        if not ok:
+            raise _fail(path, spec.line_of("resets"), f"rule '{name}': resets is {{count: 1-10, windows: [LOW, HIGH]}} "
+                                                      f"and only applies to action reset")
+        rule.resets = {"count": r.get("count", 1), "windows": list(r["windows"]) if r.get("windows") else None}
     if "probability" in spec:
         p = spec["probability"]
         if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
@@ -295,13 +343,13 @@ def _rule(path: str, line: int, spec: Any, prof: Profile) -> Rule:
     return rule
 
 
-def _match(path: str, spec, rule: str, prof: Profile) -> Match:
+def _match(path: str, spec, rule: str, prof: Profile, section: str = "match") -> Match:
     from tunnelwall.middlebox.classifiers import PROTOCOLS
 
-    m = spec.get("match")
+    m = spec.get(section)
     if not isinstance(m, yamlsrc.Mapping) or not m:
-        raise _fail(path, spec.line_of("match") if "match" in spec else spec.line,
-                    f"rule '{rule}': 'match' must be a non-empty mapping (e.g. {{protocol: openvpn}})")
+        raise _fail(path, spec.line_of(section) if section in spec else spec.line,
+                    f"rule '{rule}': '{section}' must be a non-empty mapping (e.g. {{protocol: openvpn}})")
     out = Match()
     for key, value in m.items():
         line = m.line_of(key)
@@ -325,14 +373,31 @@ def _match(path: str, spec, rule: str, prof: Profile) -> Match:
                 else:
                     names.append(entry.lower().rstrip("."))
             setattr(out, key, tuple(names))
-        elif key in ("server_ip", "client_ip"):
+        elif key in ("server_ip", "server_net", "client_ip"):
             nets = []
-            for entry in _str_list(path, value, line, f"rule '{rule}': match.{key}"):
+            for entry in _expand(path, line, rule, prof, _str_list(path, value, line, f"rule '{rule}': match.{key}")):
                 try:
                     nets.append(ipaddress.ip_network(entry, strict=False))
                 except ValueError:
                     raise _fail(path, line, f"rule '{rule}': '{entry}' is not an IP address or CIDR") from None
-            setattr(out, "server_ips" if key == "server_ip" else "client_ips", tuple(nets))
+            setattr(out, "client_ips" if key == "client_ip" else "server_ips", tuple(nets))
+        elif key == "sport_gt_dport":
+            if not isinstance(value, bool):
+                raise _fail(path, line, f"rule '{rule}': sport_gt_dport must be true or false")
+            out.sport_gt_dport = value
+        elif key == "direction":
+            if value not in ("outbound", "inbound"):
+                raise _fail(path, line, f"rule '{rule}': direction must be outbound or inbound")
+            if not prof.inside:
+                raise _fail(path, line, f"rule '{rule}': direction needs the profile's 'inside' networks")
+            out.direction = value
+        elif key == "ip_version":
+            if value not in (4, 6):
+                raise _fail(path, line, f"rule '{rule}': ip_version must be 4 or 6")
+            out.ip_version = value
+        elif key in ("ja3", "ja4"):
+            setattr(out, key, tuple(v.lower() for v in _expand(path, line, rule, prof,
+                                                              _str_list(path, value, line, f"rule '{rule}': match.{key}"))))
         elif key == "server_port":
             out.server_ports = frozenset(_ports(path, line, rule, value))
         elif key == "transport":
@@ -343,6 +408,19 @@ def _match(path: str, spec, rule: str, prof: Profile) -> Match:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise _fail(path, line, f"rule '{rule}': min_confidence must be between 0 and 1")
             out.min_confidence = float(value)
+    return out
+
+
+def _expand(path: str, line: int, rule: str, prof: Profile, entries: list[str]) -> list[str]:
+    """Entries with "@list" references replaced by the list's entries."""
+    out = []
+    for entry in entries:
+        if entry.startswith("@"):
+            if entry[1:] not in prof.lists:
+                raise _fail(path, line, f"rule '{rule}': unknown list '{entry}' (define it under 'lists')")
+            out += prof.lists[entry[1:]]
+        else:
+            out.append(entry)
     return out
 
 
@@ -427,36 +505,61 @@ def _override_setting(profile: Profile, item: str, section: str, field_name: str
         raise TunnelwallError(f"override '{item}': {str(err).split(': ', 1)[-1]}") from None
 
 
-def describe_rule(rule: Rule) -> str:
-    """One rule in words, e.g. "a TLS ClientHello naming twitter.com (and 6
-    more) -> RST both ends; 3-tuple blocked 90 s"."""
-    m = rule.match
+def describe_match(m: Match) -> str:
+    """A rule's match in words, e.g. "tls sni twitter.com (and 6 more) outbound"."""
     what = []
     if m.protocols:
         what.append("/".join(sorted(m.protocols)))
     if m.signals:
         what.append("signal " + "/".join(sorted(m.signals)))
-    for key in ("sni", "host", "qname"):
+    for key in ("sni", "host", "qname", "ja3", "ja4"):
         names = getattr(m, key)
         if names:
             what.append(f"{key} {names[0]}" + (f" (and {len(names) - 1} more)" if len(names) > 1 else ""))
+    if m.ip_version:
+        what.append(f"IPv{m.ip_version}")
     if m.transport:
         what.append(f"over {m.transport}")
     if m.server_ports is not None:
         ports = sorted(m.server_ports)
-        what.append(f"server port {ports[0]}" if len(ports) == 1 else f"server ports {ports[0]}-{ports[-1]}"
-                    if ports[-1] - ports[0] + 1 == len(ports) else f"server ports {', '.join(map(str, ports[:5]))}")
+        if len(ports) == 1:
+            what.append(f"server port {ports[0]}")
+        elif ports[-1] - ports[0] + 1 == len(ports):
+            what.append(f"server ports {ports[0]}-{ports[-1]}")
+        else:
+            what.append(f"server ports {', '.join(map(str, ports[:5]))}" + (" ..." if len(ports) > 5 else ""))
     if m.server_ips:
         what.append("servers in " + ", ".join(map(str, m.server_ips[:3])) + (" ..." if len(m.server_ips) > 3 else ""))
     if m.client_ips:
         what.append("clients in " + ", ".join(map(str, m.client_ips[:3])))
-    action = {"allow": "allow", "log": "log only", "drop": "drop silently", "reset": "RST both ends",
-              "throttle": f"throttle to {rule.rate_kbit} kbit/s", "forge-dns": f"forge a DNS answer ({rule.answer})",
-              "probe": f"actively probe the server, then {rule.then} it if confirmed"}[rule.action]
+    if m.sport_gt_dport:
+        what.append("source port > destination port")
+    if m.direction:
+        what.append(f"{m.direction} (crossing the border)")
+    return " ".join(what) or "any flow"
+
+
+ACTION_WORDS = {"allow": "allow", "log": "log only", "drop": "drop silently", "reset": "RST both ends",
+                "throttle": "throttle to {rate_kbit} kbit/s", "forge-dns": "forge a DNS answer ({answer})",
+                "probe": "actively probe the server, then {then} it if confirmed",
+                "freeze": "let {after_bytes} bytes from the server through, then drop silently"}
+
+
+def describe_rule(rule: Rule) -> str:
+    """One rule in words, e.g. "tls sni twitter.com (and 6 more) -> RST both
+    ends (3-tuple blocked 90 s)"."""
+    text = describe_match(rule.match)
+    if rule.unless is not None:
+        text += f", unless {describe_match(rule.unless)}"
+    action = ACTION_WORDS[rule.action].format(rate_kbit=rule.rate_kbit, answer=rule.answer, then=rule.then,
+                                              after_bytes=rule.after_bytes)
     extra = []
     if rule.probability < 1:
         extra.append(f"with probability {rule.probability:g}")
     if rule.residual:
         extra.append(f"3-tuple blocked {rule.residual:g} s")
-    text = f"{' '.join(what) or 'any flow'} -> {action}" + (f" ({', '.join(extra)})" if extra else "")
+    if rule.resets:
+        extra.append(f"{rule.resets['count']} RST+ACK" + (f", windows {rule.resets['windows'][0]}-{rule.resets['windows'][1]}"
+                                                          if rule.resets.get("windows") else ""))
+    text = f"{text} -> {action}" + (f" ({', '.join(extra)})" if extra else "")
     return text + (f"  [{rule.source}]" if rule.source else "")

@@ -30,7 +30,7 @@ def test_classify_a_capture_of_real_tools(tmp_path):
     finally:
         tw("down")
     assert_nothing_left()
-    res = tw("classify", str(pcap), "--profile", "gfw", "--format", "json", "--seed", "1")
+    res = tw("classify", str(pcap), "--profile", "gfw-2022", "--format", "json", "--seed", "1")
     flows = [json.loads(line) for line in res.stdout.splitlines()]
     summary = flows.pop()["summary"]
     assert summary

@@ -17,7 +17,7 @@ from tunnelwall.base.runstate import active_run
 
 @pytest.fixture
 def censored(request):
-    args = request.param if hasattr(request, "param") else ["isp", "--profile", "gfw"]
+    args = request.param if hasattr(request, "param") else ["isp", "--profile", "gfw-2022"]
     tw("up", *args)
     state = active_run()
     yield state
@@ -30,7 +30,7 @@ def border_flows() -> str:
                           text=True).stdout
 
 
-@pytest.mark.parametrize("censored", [["isp", "--profile", "gfw"]], indirect=True)
+@pytest.mark.parametrize("censored", [["isp", "--profile", "gfw-2022"]], indirect=True)
 def test_gfw_blocks_wireguard_and_openvpn_passes_https(censored):
     https = run_tool(censored, spec.load("https"))
     assert https.outcome == PASSED and https.bytes_through == https.bytes_expected
@@ -61,7 +61,7 @@ def test_log_only_passes_everything_and_logs_the_right_rule(censored):
     assert "actions=drop" not in border_flows().replace("priority=0 actions=drop", "")
 
 
-@pytest.mark.parametrize("censored", [["isp", "--profile", "gfw", "--set", "fet.probability=1",
+@pytest.mark.parametrize("censored", [["isp", "--profile", "gfw-2022", "--set", "fet.probability=1",
                                        "--set", "fet.residual=4"]], indirect=True)
 def test_residual_blocking_of_the_server_port_then_expiry(censored):
     # A TCP server on the VPN host's port 8388 that answers anything.
@@ -100,7 +100,7 @@ def test_tap_placement_still_blocks_after_the_verdict(censored):
     assert https.outcome == PASSED
 
 
-@pytest.mark.parametrize("censored", [["minimal", "--profile", "gfw"]], indirect=True)
+@pytest.mark.parametrize("censored", [["minimal", "--profile", "gfw-2022"]], indirect=True)
 def test_rest_api_token_loopback_and_hot_reload(censored):
     port = censored.api["port"]
     with pytest.raises(urllib.error.HTTPError) as err:
@@ -113,7 +113,7 @@ def test_rest_api_token_loopback_and_hot_reload(censored):
     local_addresses = [line.split()[3] for line in listening.splitlines()]
     assert local_addresses == [f"127.0.0.1:{port}"], listening
     api = Api(censored)
-    assert api.health()["profile"] == "gfw"
+    assert api.health()["profile"] == "gfw-2022"
     blocked = run_tool(censored, spec.load("wireguard"), )
     assert blocked.outcome == BLOCKED
     assert api.reload("log-only")["profile"] == "log-only"

@@ -25,7 +25,7 @@ def test_sigkill_during_up_then_cleanup():
 
 
 def test_sigkill_every_process_then_cleanup():
-    tw("up", "isp", "--profile", "gfw")
+    tw("up", "isp", "--profile", "gfw-2022")
     state = active_run()
     assert {p.name for p in state.processes} >= {"controller", "middlebox", "web-web"}
     for rec in state.processes:

@@ -39,7 +39,7 @@ def test_wireguard_between_containers_across_the_censor():
         opts = RunOptions(client_node="cc", server_node="vpnc")
         passed = run_tool(state, spec.load("wireguard"), opts)
         assert passed.outcome == PASSED and passed.rule == "wireguard" and passed.action == "log", passed.error
-        Api(state).reload("gfw")
+        Api(state).reload("gfw-2022")
         blocked = run_tool(state, spec.load("wireguard"), opts)
         assert blocked.outcome == BLOCKED and blocked.rule == "wireguard"
     finally:

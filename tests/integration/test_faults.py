@@ -55,7 +55,7 @@ def complete_lines(path):
     return [json.loads(line) for line in text.splitlines()]
 
 
-@pytest.mark.parametrize("run,expect_while_down", [(["isp", "--profile", "gfw"], "closed"),
+@pytest.mark.parametrize("run,expect_while_down", [(["isp", "--profile", "gfw-2022"], "closed"),
                                                   (["isp", "--profile", "log-only"], "open")],
                          indirect=["run"])
 def test_middlebox_killed_fails_as_declared_then_restarts(run, expect_while_down):
@@ -77,7 +77,7 @@ def test_middlebox_killed_fails_as_declared_then_restarts(run, expect_while_down
     complete_lines(run.files["verdict_log"])
 
 
-@pytest.mark.parametrize("run", [["isp", "--profile", "gfw"]], indirect=True)
+@pytest.mark.parametrize("run", [["isp", "--profile", "gfw-2022"]], indirect=True)
 def test_middlebox_killed_during_a_transfer_the_allowed_flow_continues(run):
     results = {}
     transfer = threading.Thread(target=lambda: results.update(
@@ -92,7 +92,7 @@ def test_middlebox_killed_during_a_transfer_the_allowed_flow_continues(run):
     complete_lines(run.files["verdict_log"])
 
 
-@pytest.mark.parametrize("run", [["isp", "--profile", "gfw", "--set", "fet.probability=1",
+@pytest.mark.parametrize("run", [["isp", "--profile", "gfw-2022", "--set", "fet.probability=1",
                                   "--set", "fet.residual=60"]], indirect=True)
 def test_controller_killed_restarts_with_its_residual_blocks(run):
     ss = run_tool(run, spec.load("shadowsocks"))
@@ -114,7 +114,7 @@ def test_controller_killed_restarts_with_its_residual_blocks(run):
     assert run_tool(active_run(), spec.load("wireguard")).outcome == BLOCKED
 
 
-@pytest.mark.parametrize("run,fail", [(["isp", "--profile", "gfw"], "closed"),
+@pytest.mark.parametrize("run,fail", [(["isp", "--profile", "gfw-2022"], "closed"),
                                       (["isp", "--profile", "log-only"], "open")], indirect=["run"])
 def test_while_the_controller_is_down_the_border_fails_as_declared(run, fail):
     """The window between the controller's death and its restart: OVS keeps
@@ -141,7 +141,7 @@ def test_while_the_controller_is_down_the_border_fails_as_declared(run, fail):
     assert run_tool(active_run(), spec.load("wireguard")).outcome == (BLOCKED if fail == "closed" else PASSED)
 
 
-@pytest.mark.parametrize("run", [["isp", "--profile", "gfw"]], indirect=True)
+@pytest.mark.parametrize("run", [["isp", "--profile", "gfw-2022"]], indirect=True)
 def test_open_vswitch_restart_then_enforcement_resumes(run):
     assert run_tool(run, spec.load("wireguard")).outcome == BLOCKED
     res = subprocess.run(["/usr/share/openvswitch/scripts/ovs-ctl", "restart", "--system-id=random"],

@@ -55,7 +55,7 @@ def test_reactions_of_real_servers(servers, capsys):
 
 
 def test_gfw_probes_spared_fet_servers_and_blocks_confirmed_ones(tmp_path):
-    tw("verify", "--profile", "gfw", "--tools", "https,shadowsocks,obfs4", "--set", "fet.probability=0",
+    tw("verify", "--profile", "gfw-2022", "--tools", "https,shadowsocks,obfs4", "--set", "fet.probability=0",
        "--report", str(tmp_path), "--expect", "https=PASSED", "--expect", "shadowsocks=BLOCKED",
        "--expect", "obfs4=BLOCKED", timeout=600)
     results = {r["tool"]: r for r in json.loads((tmp_path / "results.json").read_text())["results"]}

@@ -7,19 +7,19 @@ from conftest import assert_nothing_left, tw
 
 
 def test_verify_matrix_gfw_and_log_only(tmp_path):
-    res = tw("verify", "--profile", "gfw,log-only", "--tools", "https,openvpn-udp,wireguard,shadowsocks",
+    res = tw("verify", "--profile", "gfw-2022,log-only", "--tools", "https,openvpn-udp,wireguard,shadowsocks",
              "--set", "fet.probability=1", "--seed", "7", "--report", str(tmp_path),
-             "--expect", "gfw/openvpn-udp=BLOCKED", "--expect", "gfw/wireguard=BLOCKED",
-             "--expect", "gfw/shadowsocks=BLOCKED", "--expect", "https=PASSED",
+             "--expect", "gfw-2022/openvpn-udp=BLOCKED", "--expect", "gfw-2022/wireguard=BLOCKED",
+             "--expect", "gfw-2022/shadowsocks=BLOCKED", "--expect", "https=PASSED",
              "--expect", "log-only/openvpn-udp=PASSED", "--expect", "log-only/wireguard=PASSED",
              "--expect", "log-only/shadowsocks=PASSED", timeout=900)
     assert "PROFILE" in res.stdout and "[8/8]" in res.stderr      # table, and progress while running
     data = json.loads((tmp_path / "results.json").read_text())
     got = {(r["profile"], r["tool"]): r for r in data["results"]}
-    assert got[("gfw", "openvpn-udp")]["rule"] == "openvpn"
-    assert got[("gfw", "wireguard")]["rule"] == "wireguard"
-    assert got[("gfw", "shadowsocks")]["rule"] == "fet"           # FET with probability forced to 1
-    assert got[("gfw", "https")]["outcome"] == "PASSED" and not got[("gfw", "https")]["detected"]
+    assert got[("gfw-2022", "openvpn-udp")]["rule"] == "openvpn"
+    assert got[("gfw-2022", "wireguard")]["rule"] == "wireguard"
+    assert got[("gfw-2022", "shadowsocks")]["rule"] == "fet"           # FET with probability forced to 1
+    assert got[("gfw-2022", "https")]["outcome"] == "PASSED" and not got[("gfw-2022", "https")]["detected"]
     for tool, rule in (("openvpn-udp", "openvpn"), ("wireguard", "wireguard"), ("shadowsocks", "fet")):
         r = got[("log-only", tool)]
         assert r["outcome"] == "PASSED" and r["detected"] and r["rule"] == rule and r["action"] == "log"

@@ -21,7 +21,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic
 def test_live_view_shows_a_blocked_flow(tmp_path):
     chromium = shutil.which("chromium")
     assert chromium, "chromium is installed by scripts/setup.sh"
-    tw("up", "isp", "--profile", "gfw")
+    tw("up", "isp", "--profile", "gfw-2022")
     try:
         state = active_run()
         result = run_tool(state, spec.load("wireguard"))

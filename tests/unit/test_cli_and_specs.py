@@ -21,7 +21,8 @@ def test_validate_catalogue_and_profiles():
     res = cli("validate", "topologies/isp.yaml", "topologies/classroom.yaml", "star:50")
     assert res.returncode == 0 and res.stdout.count(": ok") == 3
     catalogue = sorted((ROOT / "middlebox" / "profiles").glob("*.yaml"))
-    assert {"gfw", "tspu", "tspu-2021", "iran-whitelist", "log-only"} <= {p.stem for p in catalogue}
+    assert {"gfw-2022", "gfw-2025", "gfw-2025-08-443", "tspu", "tspu-2021", "tspu-2025", "iran-whitelist", "iran-2026",
+            "log-only"} <= {p.stem for p in catalogue}
     res = cli("validate", "--profile", *[str(p) for p in catalogue])
     assert res.returncode == 0 and res.stdout.count(": ok") == len(catalogue)
 
@@ -84,10 +85,10 @@ def test_unknown_tool_name():
 
 def test_profile_overrides():
     from tunnelwall.middlebox import profiles
-    p = profiles.apply_overrides(profiles.load("gfw"), ["fet.probability=1", "fet.residual=5"])
+    p = profiles.apply_overrides(profiles.load("gfw-2022"), ["fet.probability=1", "fet.residual=5"])
     fet = next(r for r in p.rules if r.name == "fet")
     assert fet.probability == 1.0 and fet.residual == 5.0
     for bad, words in (("fet.probability=2", "bad value"), ("nope.probability=1", "no rule 'nope'"),
                        ("fet.colour=red", "cannot be overridden"), ("fetprobability", "RULE.FIELD=VALUE")):
         with pytest.raises(TunnelwallError, match=words):
-            profiles.apply_overrides(profiles.load("gfw"), [bad])
+            profiles.apply_overrides(profiles.load("gfw-2022"), [bad])

@@ -80,7 +80,7 @@ def test_residual_block_of_server_3tuple_then_expiry():
 
 
 def test_probability_is_seeded_and_near_the_published_rate():
-    gfw = profiles.load("gfw")
+    gfw = profiles.load("gfw-2022")
 
     def outcomes(seed):
         engine = Engine(gfw, seed=seed)
@@ -109,7 +109,7 @@ def test_log_only_logs_and_never_blocks():
 
 
 def test_negative_controls_under_gfw():
-    engine = Engine(profiles.load("gfw"))
+    engine = Engine(profiles.load("gfw-2022"))
     tls = tcp_flow(engine, 41000, 443, client_hello("www.example.org", ["h2"]))
     http = tcp_flow(engine, 41001, 80, b"GET / HTTP/1.1\r\nHost: www.example.org\r\n\r\n")
     ssh = tcp_flow(engine, 41002, 22, b"SSH-2.0-OpenSSH_9.2p1\r\n")
@@ -121,7 +121,7 @@ def test_negative_controls_under_gfw():
 
 
 def test_sni_blocklist_resets_with_penalty_box():
-    engine = Engine(profiles.load("gfw"))
+    engine = Engine(profiles.load("gfw-2022"))
     f = tcp_flow(engine, 42000, 443, client_hello("www.twitter.com"))
     assert f.verdict.rule == "sni-blocklist" and f.verdict.action == "reset" and f.verdict.residual == 90
 
@@ -140,7 +140,7 @@ def test_tspu_2021_throttles_by_a_loose_sni_glob(sni, throttled):
         assert f.verdict is None or f.verdict.action != "throttle"
 
 def test_dns_poisoning_verdict_carries_the_forged_answer():
-    engine = Engine(profiles.load("gfw"))
+    engine = Engine(profiles.load("gfw-2022"))
     q = struct.pack(">6H", 1, 0x100, 1, 0, 0, 0) + b"\x03www\x07twitter\x03com\x00\x00\x01\x00\x01"
     f = engine.feed(frame(C, S, 42001, 53, q), 0)
     assert f.verdict.action == "forge-dns" and f.verdict.answer == "198.19.255.254"
@@ -175,33 +175,33 @@ rules:
 
 
 def test_truncated_and_bogus_frames():
-    engine = Engine(profiles.load("gfw"))
+    engine = Engine(profiles.load("gfw-2022"))
     good = frame(C, S, 1, 2, b"payload", proto="tcp")
     for cut in range(len(good)):
         engine.feed(good[:cut], 0)
     # Fresh engines below: a decided flow's packets take the fast path and are not parsed at all.
     bogus_total = bytearray(good)
     bogus_total[16:18] = b"\xff\xff"                 # IP total length past the frame
-    assert Engine(profiles.load("gfw")).feed(bytes(bogus_total), 0).packets == 1
+    assert Engine(profiles.load("gfw-2022")).feed(bytes(bogus_total), 0).packets == 1
     bogus_ihl = bytearray(good)
     bogus_ihl[14] = 0x42                             # IHL 8 bytes (< 20)
-    assert Engine(profiles.load("gfw")).feed(bytes(bogus_ihl), 0) is None
+    assert Engine(profiles.load("gfw-2022")).feed(bytes(bogus_ihl), 0) is None
     bogus_doff = bytearray(good)
     bogus_doff[14 + 20 + 12] = 0xF0                  # TCP data offset 60 > segment
-    assert Engine(profiles.load("gfw")).feed(bytes(bogus_doff), 0) is None
+    assert Engine(profiles.load("gfw-2022")).feed(bytes(bogus_doff), 0) is None
 
 
 @settings(max_examples=400, deadline=None)
 @given(st.binary(max_size=300))
 def test_random_frames_never_raise(data):
-    Engine(profiles.load("gfw")).feed(b"\x02" * 12 + b"\x08\x00" + data, 0)
+    Engine(profiles.load("gfw-2022")).feed(b"\x02" * 12 + b"\x08\x00" + data, 0)
 
 
 @settings(max_examples=400, deadline=None)
 @given(st.sampled_from(["udp", "tcp"]), st.integers(0, 65535), st.binary(max_size=400),
        st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), max_size=6))
 def test_mutated_frames_never_raise(proto, port, payload, mutations):
-    engine = Engine(profiles.load("gfw"))
+    engine = Engine(profiles.load("gfw-2022"))
     base = bytearray(frame(C, S, 40000, port, payload, proto=proto))
     engine.feed(bytes(base), 0)
     for pos, value in mutations:
@@ -242,7 +242,7 @@ def test_pcap_roundtrip_and_errors(tmp_path):
     with Writer(path) as w:
         w.write(1.5, frame(C, S, 40000, 51820, b"\x01\x00\x00\x00" + os.urandom(144)))
     assert [ts for ts, _ in frames(path)] == [1.5]
-    result = classify_pcap(path, profiles.load("gfw"))
+    result = classify_pcap(path, profiles.load("gfw-2022"))
     assert result.flows[0].as_dict()["rule"] == "wireguard"
     (tmp_path / "bad.pcap").write_bytes(b"not a pcap file at all....")
     with pytest.raises(PcapError, match="not a pcap file"):

@@ -123,6 +123,6 @@ def test_wheel_installs_only_tunnelwall(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"tunnelwall"}
-    for data in ("tunnelwall/middlebox/profiles/gfw.yaml", "tunnelwall/topologies/isp.yaml",
+    for data in ("tunnelwall/middlebox/profiles/gfw-2025.yaml", "tunnelwall/topologies/isp.yaml",
                  "tunnelwall/controller/web/index.html", "tunnelwall/tools/wireguard.yaml"):
         assert data in names

@@ -1,0 +1,73 @@
+"""JA3 and JA4 fingerprints of a parsed ClientHello (TLS, QUIC, DTLS).
+
+Censors filter by them: Russia's TSPU has dropped Snowflake's default DTLS
+ClientHello (pion/dtls) by its JA4 since 2026-03-30, while DTLS 1.3 passes.
+Rules match them with ``match: {ja4: [...]}`` or ``{ja3: [...]}``.
+
+* JA3 (Althouse, Atkinson, Atkins; Salesforce 2017): MD5 of
+  ``version,ciphers,extensions,groups,point_formats``, each list as decimal
+  values joined by ``-``, GREASE values (RFC 8701) left out.
+* JA4 (FoxIO, 2023, the ``JA4`` part of JA4+): ``a_b_c`` where ``a`` is the
+  transport (``t`` TCP, ``q`` QUIC, ``d`` DTLS), the highest version offered
+  (``13``, ``12``, ..., or ``d1``/``d2``/``d3`` for DTLS), ``d`` if an SNI is
+  present else ``i``, the number of ciphers and of extensions (two digits
+  each, GREASE left out), and the first and last character of the first
+  ALPN value (``00`` without ALPN); ``b`` is the first 12 hex digits of the
+  SHA-256 of the sorted ciphers (4-digit hex, comma-separated); ``c`` the
+  same of the sorted extensions without SNI and ALPN, then ``_`` and the
+  signature algorithms in their order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+TLS_VERSIONS = {0x0304: "13", 0x0303: "12", 0x0302: "11", 0x0301: "10", 0x0300: "s3",
+                0xFEFC: "d3", 0xFEFD: "d2", 0xFEFF: "d1"}
+
+
+def is_grease(value: int) -> bool:
+    return value & 0x0F0F == 0x0A0A and value >> 8 == value & 0xFF
+
+
+def ja3_string(hello: dict) -> str:
+    def part(values):
+        return "-".join(str(v) for v in values if not is_grease(v))
+    return ",".join((str(hello["version"]), part(hello["ciphers"]), part(hello["extensions"]),
+                     part(hello.get("groups", [])), part(hello.get("point_formats", []))))
+
+
+def ja3(hello: dict) -> str:
+    return hashlib.md5(ja3_string(hello).encode()).hexdigest()
+
+
+def _hash12(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12] if text else "000000000000"
+
+
+def ja4(hello: dict, transport: str) -> str:
+    versions = [v for v in hello.get("versions") or [] if not is_grease(v)]
+    if versions:
+        # DTLS numbers count down (0xfefd is 1.2, 0xfefc is 1.3): rank by the TLS_VERSIONS order.
+        order = list(TLS_VERSIONS)
+        best = min(versions, key=lambda v: order.index(v) if v in TLS_VERSIONS else len(order))
+    else:
+        best = hello["version"]
+    version = TLS_VERSIONS.get(best, "00")
+    ciphers = [c for c in hello["ciphers"] if not is_grease(c)]
+    extensions = [e for e in hello["extensions"] if not is_grease(e)]
+    alpn = hello["alpn"][0] if hello["alpn"] else ""
+    if not alpn:
+        alpn_code = "00"
+    elif alpn[0].isalnum() and alpn[-1].isalnum() and alpn.isascii():
+        alpn_code = alpn[0] + alpn[-1]
+    else:
+        raw = alpn.encode()
+        alpn_code = raw[:1].hex()[0] + raw[-1:].hex()[-1]
+    a = (f"{transport}{version}{'d' if hello['sni'] else 'i'}{min(len(ciphers), 99):02d}"
+         f"{min(len(extensions), 99):02d}{alpn_code}")
+    b = _hash12(",".join(f"{c:04x}" for c in sorted(ciphers)))
+    ext_text = ",".join(f"{e:04x}" for e in sorted(e for e in extensions if e not in (0x0000, 0x0010)))
+    sigalgs = ",".join(f"{s:04x}" for s in hello.get("sigalgs", []))
+    c = _hash12(ext_text + ("_" + sigalgs if sigalgs else ""))
+    return f"{a}_{b}_{c}"
