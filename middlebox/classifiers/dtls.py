@@ -31,7 +31,7 @@ def parse_dtls_client_hello(payload: bytes) -> dict | None:
     if version not in DTLS_VERSIONS or epoch != 0 or 13 + length > len(payload):
         return None
     hs = payload[13:13 + length]
-    if hs[0] != 1:                                   # ClientHello
+    if len(hs) < 12 or hs[0] != 1:                   # a whole handshake header, of a ClientHello
         return None
     frag_offset = int.from_bytes(hs[6:9], "big")
     frag_len = int.from_bytes(hs[9:12], "big")

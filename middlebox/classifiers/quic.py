@@ -131,7 +131,9 @@ def _crypto_stream(frames: bytes) -> bytes:
 class QUIC(Classifier):
     name = "quic"
     transports = frozenset({UDP})
-    DEFAULTS = {"require_sport_gt_dport": True}
+    # The GFW's port-order condition belongs to its rule (match: sport_gt_dport);
+    # this switch makes the classifier itself blind to the other order.
+    DEFAULTS = {"require_sport_gt_dport": False}
 
     def update(self, state, flow, pkt, direction):
         if direction != C2S or not pkt.payload:

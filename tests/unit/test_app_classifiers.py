@@ -90,10 +90,13 @@ def test_quic_initial_sni():
     assert result.protocol == "quic" and result.detail["sni"] == "www.youtube.com"
 
 
-def test_quic_gfw_only_when_source_port_greater():
+def test_quic_port_order_is_a_rule_matter_unless_asked():
+    """The GFW reads QUIC only when sport > dport; the profiles say so in the
+    rule (sport_gt_dport). The classifier identifies QUIC either way, unless
+    its own parameter asks for the censor's blind spot."""
     packet = quic_initial("www.youtube.com")
-    assert run(QUIC(), [(C2S, packet)], cport=400, sport=443)[0] is DONE
-    assert run(QUIC({"require_sport_gt_dport": False}), [(C2S, packet)], cport=400, sport=443)[0].protocol == "quic"
+    assert run(QUIC(), [(C2S, packet)], cport=400, sport=443)[0].protocol == "quic"
+    assert run(QUIC({"require_sport_gt_dport": True}), [(C2S, packet)], cport=400, sport=443)[0] is DONE
 
 
 def test_quic_corrupted_is_not_quic():
