@@ -78,6 +78,7 @@ def classify_pcap(path: str | Path, profile: Profile, seed: int | None = None,
     else:
         for ts, frame in frames(path):
             engine.feed(frame, ts)
+            engine.pending.clear()
     for flow in sorted(engine.all_flows(), key=lambda f: f.first_ts):
         finished(flow)
     if on_flow is None:
@@ -90,7 +91,7 @@ def _run_ethernet(engine: Engine, data, endian: str, tick: float) -> None:
     """Every record through the engine's fast path on the mapped file; only
     packets it does not take are cut out and parsed."""
     header = struct.Struct(endian + "III").unpack_from        # ts_sec, ts_frac, caplen
-    fast, slow = engine.fast, engine.feed_slow
+    fast, slow, pending = engine.fast, engine.feed_slow, engine.pending
     offset, end, n = 24, len(data), 0
     while offset + 16 <= end:
         sec, frac, caplen = header(data, offset)
@@ -102,4 +103,8 @@ def _run_ethernet(engine: Engine, data, endian: str, tick: float) -> None:
         ts = sec + frac * tick
         if fast(data, start, offset, ts) is None:
             slow(data[start:offset], ts)
+        if pending:
+            # Verdicts are kept on their flows; the live daemon drains this
+            # list, offline nobody would, and it would grow with the capture.
+            pending.clear()
     engine.stats["packets"] += n
