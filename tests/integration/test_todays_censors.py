@@ -50,3 +50,53 @@ def test_tspu_freezes_tls_to_a_listed_datacenter_near_16_kb(run):
     # What the server got through before the freeze: 16 KB and at most one segment more.
     passed = int(frozen[1]["note"].split("frozen: ")[1].split(" ")[0])
     assert 16_384 <= passed < 16_384 + 1_500
+
+
+@pytest.mark.parametrize("run", [["--profile", "gfw-2025"]], indirect=True)
+def test_real_tor_client_to_a_bridge_is_detected_probed_and_blocked(run, tmp_path):
+    """tor 0.4.9 as a bridge on vpn and as a client on c1 (UseBridges): the
+    client's link handshake looks like Tor (random www.<base32>.com SNI), the
+    prober speaks Tor's link protocol to the bridge, the bridge answers, and
+    the bridge's port is blocked for everyone."""
+    import shutil
+    import subprocess
+    import time
+    from pathlib import Path
+    if shutil.which("tor") is None:
+        pytest.fail("tor is not installed: scripts/setup.sh installs it")
+    conf = {"bridge": ["BridgeRelay 1", "ORPort 198.18.0.20:9001", "PublishServerDescriptor 0", "AssumeReachable 1",
+                       "ExitRelay 0", "SocksPort 0"],
+            "client": ["UseBridges 1", "Bridge 198.18.0.20:9001", "SocksPort 127.0.0.1:9050"]}
+    procs = []
+    try:
+        for role, node in (("bridge", "vpn"), ("client", "c1")):
+            data = tmp_path / role
+            data.mkdir(mode=0o700)
+            (tmp_path / f"{role}.conf").write_text("\n".join([f"DataDirectory {data}", "Log notice stdout",
+                                                               *conf[role]]) + "\n")
+            log = open(tmp_path / f"{role}.log", "w")
+            procs.append(subprocess.Popen(["ip", "netns", "exec", f"tw-{node}", "tor", "-f",
+                                           str(tmp_path / f"{role}.conf")], stdout=log, stderr=subprocess.STDOUT))
+            if role == "bridge":
+                deadline = time.monotonic() + 30
+                while "Opened OR listener" not in (tmp_path / "bridge.log").read_text():
+                    assert time.monotonic() < deadline, (tmp_path / "bridge.log").read_text()[-2000:]
+                    time.sleep(0.1)
+        verdicts = Path(run.files["verdict_log"])
+        deadline = time.monotonic() + 40
+        while not any(v.get("type") == "probe" and v.get("confirmed") for v in read_verdicts(verdicts)):
+            assert time.monotonic() < deadline, (tmp_path / "client.log").read_text()[-2000:]
+            time.sleep(0.2)
+        log = read_verdicts(verdicts)
+        suspicion = next(v for v in log if v.get("rule") == "tor" and v.get("action") == "probe")
+        sni = suspicion["detection"]["detail"]["sni"]
+        assert sni.startswith("www.") and sni.endswith((".com", ".net"))
+        probe = next(v for v in log if v.get("type") == "probe")
+        assert probe["fingerprint"] == "tor" and probe["server_port"] == 9001
+        # The bridge is now blocked for every client, not only c1.
+        res = in_node("c2", "timeout 5 bash -c 'echo > /dev/tcp/198.18.0.20/9001' && echo open || echo closed")
+        assert res.stdout.strip() == "closed"
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(timeout=10)
