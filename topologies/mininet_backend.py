@@ -21,6 +21,7 @@ from __future__ import annotations
 import subprocess
 from dataclasses import dataclass
 
+from tunnelwall.base import procs
 from tunnelwall.base.errors import EnvironmentProblem, TunnelwallError
 from tunnelwall.base.runstate import BRIDGE_LABEL, NETNS_PREFIX, RunState
 
@@ -202,14 +203,17 @@ class MininetBackend:
 
     def _start_container(self, node, image: str) -> int:
         """A container node: Docker runs the image with no network of its
-        own; Mininet's links are then made in its network namespace. The
-        run's log directory is mounted at the same path, so tool work dirs
-        are the same inside and out."""
+        own; Mininet's links are then made in its network namespace. Only the
+        run's tool work directories are mounted (at the same path, so they are
+        the same inside and out): never the run's log directory, which holds
+        the controller's configuration and the REST API's token."""
         from tunnelwall.topologies import dockerd as engine
-        from tunnelwall.base import procs
+
         name = f"tw-{self.state.run_id}-{node.name}"
         self.state.add("containers", name)
-        logs = str(self.state.logs)
+        tools = self.state.logs / "tools"
+        tools.mkdir(parents=True, exist_ok=True)
+        logs = str(tools)
         container = engine.client().containers.run(
             image, command=["sleep", "infinity"], name=name, hostname=node.name, detach=True,
             network_mode="none", labels={engine.LABEL: self.state.run_id},
@@ -256,7 +260,8 @@ class MininetBackend:
                 cmds.append(f"ip {'-6 ' if route.to.version == 6 else ''}route replace {route.to} via {route.via}")
             cmds.append(f"sysctl -qw net.ipv4.ip_forward={forward}")
             script = " && ".join(cmds)
-            res = subprocess.run(["ip", "netns", "exec", netns_name(node.name), "sh", "-c", script],
+            # The host's tools configure the node's network namespace (a container's too).
+            res = subprocess.run(procs.in_netns(netns_name(node.name), ["sh", "-c", script], host_binaries=True),
                                  capture_output=True, text=True)
             if res.returncode != 0:
                 raise TunnelwallError(f"node '{node.name}': configuring interfaces failed: "

@@ -1,6 +1,7 @@
 """Issue 6: Docker containers as topology nodes, next to namespace hosts."""
 
 import subprocess
+from pathlib import Path
 
 import pytest
 from conftest import ROOT, assert_nothing_left, in_node, tw
@@ -36,6 +37,12 @@ def test_wireguard_between_containers_across_the_censor():
         out = subprocess.run([".venv/bin/tunnelwall", "exec", "cc", "--", "cat", "/etc/hostname"], cwd=ROOT,
                              capture_output=True, text=True).stdout.strip()
         assert out == "cc"
+        # A student or a tool on a container node cannot read the censor's API token or config.
+        token = state.api["token_file"]
+        for secret in (token, str(Path(state.log_dir) / "controller.json")):
+            res = subprocess.run([".venv/bin/tunnelwall", "exec", "cc", "--", "cat", secret], cwd=ROOT,
+                                 capture_output=True, text=True)
+            assert res.returncode != 0 and Path(token).read_text() not in res.stdout
         opts = RunOptions(client_node="cc", server_node="vpnc")
         passed = run_tool(state, spec.load("wireguard"), opts)
         assert passed.outcome == PASSED and passed.rule == "wireguard" and passed.action == "log", passed.error

@@ -24,10 +24,15 @@ def test_esni_and_ech_extensions():
     assert run(TLS(), [(C2S, ech)], proto=TCP)[0].signal == "ech"
 
 
-def test_truncated_client_hello_does_not_raise():
+def test_truncated_client_hello_never_yields_a_short_name():
     full = client_hello("www.example.org")
+    names = set()
     for cut in range(0, len(full), 7):
-        parse_client_hello(full[:cut])
+        hello = parse_client_hello(full[:cut])
+        if hello is not None:
+            names.add(hello["sni"])
+            assert hello["truncated"] or cut >= len(full)
+    assert names == {None, "www.example.org"}          # a name appears whole once all its bytes are there
 
 
 def test_not_tls():

@@ -66,6 +66,7 @@ BAD_TOOLS = {
     "bad_ready.yaml": (4, "server.ready: give one of tcp, udp, log or command"),
     "bad_capture.yaml": (3, "captures.port: log is 'server' or 'client'"),
     "bad_requests.yaml": (4, "traffic: requests must be a whole number 1..20, not '0'"),
+    "hostile_name.yaml": (1, "name: '../escape the logs' must be lowercase letters"),
 }
 
 
@@ -92,3 +93,24 @@ def test_profile_overrides():
                        ("fet.colour=red", "cannot be overridden"), ("fetprobability", "RULE.FIELD=VALUE")):
         with pytest.raises(TunnelwallError, match=words):
             profiles.apply_overrides(profiles.load("gfw-2022"), [bad])
+
+
+def test_hostile_captured_value_is_refused_before_any_shell_sees_it(tmp_path):
+    """A value a running program prints (a tool's output is not trusted) is
+    substituted into commands only if no shell would interpret it."""
+    from tunnelwall.harness.runner import ToolError, ToolRun
+    from tunnelwall.harness.spec import SAFE_VALUE
+    for hostile in ("$(touch /tmp/pwned)", "a;b", "`id`", "x y", "a'b", "a\nb", "../.."[:0] or "|"):
+        assert not SAFE_VALUE.match(hostile), hostile
+    for fine in ("Zm9vYmFy+/=", "198.18.0.20:4433", "AbC-_1,iat-mode=0"):
+        assert SAFE_VALUE.match(fine), fine
+    tool = tmp_path / "t.yaml"
+    tool.write_text("name: t\ncaptures: {secret: {file: out.txt, regex: 'secret=(.*)'}}\n"
+                    "traffic: {url: 'http://{web_ip}/{secret}'}\n")
+    run = ToolRun.__new__(ToolRun)                      # only the capture step, on a work dir of our own
+    run.spec, run.workdir = spec.load(str(tool)), tmp_path
+    run.values = {"web_ip": "198.18.0.10"}
+    (tmp_path / "out.txt").write_text("secret=$(touch /tmp/pwned)\n")
+    with pytest.raises(ToolError, match="not safe in a command"):
+        run.capture()
+    assert "secret" not in run.values

@@ -73,10 +73,10 @@ def test_residual_block_of_server_3tuple_then_expiry():
     assert again.verdict.action == "drop" and "residual" in again.verdict.note and again.verdict.packet_index == 1
     # Another port of the same server is not affected.
     other = tcp_flow(engine, 40002, 443, client_hello("ok.example"), t0=101)
-    assert other.verdict is None or not other.verdict.blocks
+    assert not other.blocking
     # After the timeout the same 3-tuple works again.
     later = tcp_flow(engine, 40003, 8388, b"GET / HTTP/1.1\r\n\r\n", t0=181)
-    assert later.verdict is None or not later.verdict.blocks
+    assert not later.blocking
 
 
 def test_probability_is_seeded_and_near_the_published_rate():
@@ -116,7 +116,7 @@ def test_negative_controls_under_gfw():
     dns = engine.feed(frame(C, S, 41003, 53, struct.pack(">6H", 1, 0x100, 1, 0, 0, 0) + b"\x07example\x03org\x00\x00\x01\x00\x01"), 0)
     for f, proto in ((tls, "tls"), (http, "http"), (ssh, "ssh"), (dns, "dns")):
         assert f.protocol == proto
-        assert f.verdict is None or not f.verdict.blocks, (proto, f.verdict)
+        assert not f.blocking, (proto, f.verdict)
         assert not any(d.protocol in ("fet", "openvpn", "wireguard") for d in f.detections)
 
 
@@ -137,7 +137,7 @@ def test_tspu_2021_throttles_by_a_loose_sni_glob(sni, throttled):
     if throttled:
         assert f.verdict.rule == "twitter-throttle" and f.verdict.action == "throttle" and f.verdict.rate_kbit == 130
     else:
-        assert f.verdict is None or f.verdict.action != "throttle"
+        assert f.verdict.action == "allow" and not f.blocking
 
 def test_dns_poisoning_verdict_carries_the_forged_answer():
     engine = Engine(profiles.load("gfw-2022"))
@@ -149,11 +149,11 @@ def test_dns_poisoning_verdict_carries_the_forged_answer():
 def test_iran_allowlist():
     engine = Engine(profiles.load("iran-whitelist"))
     ok = tcp_flow(engine, 43000, 443, client_hello("a.example"))
-    assert ok.verdict is None or not ok.verdict.blocks
+    assert not ok.blocking
     bad = tcp_flow(engine, 43001, 443, b"\x05\x01\x00" + os.urandom(30))      # SOCKS5 on 443
     assert bad.verdict.rule == "protocol-allowlist" and bad.verdict.residual == 60
     elsewhere = tcp_flow(engine, 43002, 8443, b"\x05\x01\x00" + os.urandom(30), server="198.18.0.21")
-    assert elsewhere.verdict is None or not elsewhere.verdict.blocks
+    assert not elsewhere.blocking
 
 
 def test_address_rules_decide_on_the_first_packet():
@@ -168,7 +168,7 @@ rules:
     hit = engine.feed(frame(C, "198.18.7.9", 40000, 8050, b"x"), 0)
     miss = engine.feed(frame(C, "198.18.7.9", 40001, 22, b"x"), 0)
     assert hit.verdict.rule == "blocked-range" and hit.verdict.packet_index == 1
-    assert miss.verdict is None or miss.verdict.rule is None
+    assert (miss.verdict.action, miss.verdict.rule, miss.blocking) == ("allow", None, False)
 
 
 # -- malformed input never raises
@@ -194,7 +194,25 @@ def test_truncated_and_bogus_frames():
 @settings(max_examples=400, deadline=None)
 @given(st.binary(max_size=300))
 def test_random_frames_never_raise(data):
-    Engine(profiles.load("gfw-2022")).feed(b"\x02" * 12 + b"\x08\x00" + data, 0)
+    engine = Engine(profiles.load("gfw-2022"))
+    flow = engine.feed(b"\x02" * 12 + b"\x08\x00" + data, 0)
+    _invariants(engine)
+    assert engine.stats["packets"] == 1
+    if flow is None:        # not IP, or a fragment held for its datagram
+        assert engine.stats["non_ip"] + engine.stats["fragments_held"] == 1
+    else:
+        assert flow.packets == 1 and flow in engine.all_flows()
+
+
+def _invariants(engine: Engine) -> None:
+    """What must hold after any input: every flow under both its keys, the
+    count right, decided flows with a verdict and blocking only if it blocks."""
+    flows = engine.all_flows()
+    assert engine.live == len(flows) and len(engine.flows) == 2 * engine.live
+    for f in flows:
+        assert engine.flows[f.key][0] is f
+        assert (f.verdict is not None) == f.done
+        assert f.blocking == (f.verdict is not None and f.verdict.blocks)
 
 
 @settings(max_examples=400, deadline=None)
@@ -208,6 +226,8 @@ def test_mutated_frames_never_raise(proto, port, payload, mutations):
         if pos < len(base):
             base[pos] = value
         engine.feed(bytes(base), 0.1)
+        _invariants(engine)
+    assert engine.stats["packets"] == 1 + len(mutations)
 
 
 # -- profiles and pcap files

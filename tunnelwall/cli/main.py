@@ -64,6 +64,7 @@ def _mininet_like_cli(state) -> None:
     import shlex
     import subprocess
 
+    from tunnelwall.base import procs
     from tunnelwall.topologies.mininet_backend import netns_name
     nodes = state.layout["nodes"]
     print("tunnelwall CLI: 'NODE COMMAND' runs COMMAND on NODE (e.g. 'c1 ping -c1 198.18.0.10'); "
@@ -85,7 +86,7 @@ def _mininet_like_cli(state) -> None:
         if words[0] not in nodes:
             print(f"unknown node '{words[0]}' (nodes: {' '.join(nodes)})")
             continue
-        subprocess.run(["ip", "netns", "exec", netns_name(words[0]), "sh", "-c", " ".join(words[1:])])
+        subprocess.run(procs.in_netns(netns_name(words[0]), ["sh", "-c", " ".join(words[1:])]))
 
 
 def cmd_down(args) -> int:

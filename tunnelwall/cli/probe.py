@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from tunnelwall.cli.main import _print_table, verb
+from tunnelwall.base import procs
 from tunnelwall.base.errors import TunnelwallError
 
 
@@ -27,9 +28,11 @@ def cmd_probe(args) -> int:
     replay = args.replay
     if args.replay_random:
         replay = os.urandom(args.replay_random).hex()
-    res = subprocess.run(["ip", "netns", "exec", netns_name(node), sys.executable, "-m", "tunnelwall.middlebox.prober",
-                          "--once", args.target, "--replay", replay, "--count", str(args.count),
-                          "--timeout", str(args.timeout)], capture_output=True, text=True, timeout=args.timeout + 60)
+    argv = [sys.executable, "-m", "tunnelwall.middlebox.prober", "--once", args.target, "--replay", replay,
+            "--count", str(args.count), "--timeout", str(args.timeout)]
+    # The prober is tunnelwall's own program: the host's, in the node's namespace.
+    res = subprocess.run(procs.in_netns(netns_name(node), argv, host_binaries=True), capture_output=True, text=True,
+                         timeout=args.timeout + 60)
     if res.returncode != 0:
         raise TunnelwallError(f"prober failed: {res.stderr.strip().splitlines()[-1:] or res.returncode}")
     result = json.loads(res.stdout)

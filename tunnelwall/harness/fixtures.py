@@ -59,9 +59,10 @@ class Testbed:
         return run_tool(self.state, spec, RunOptions(bytes=bytes, client_node=client, server_node=server))
 
     def exec(self, node: str, command: str, timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess:
-        """Run a shell command in a node's namespace."""
+        """Run a shell command on a node (inside the container, for a container node)."""
+        from tunnelwall.base import procs
         from tunnelwall.topologies.mininet_backend import netns_name
-        res = subprocess.run(["ip", "netns", "exec", netns_name(node), "sh", "-c", command], capture_output=True,
+        res = subprocess.run(procs.in_netns(netns_name(node), ["sh", "-c", command]), capture_output=True,
                              text=True, timeout=timeout)
         if check and res.returncode != 0:
             raise AssertionError(f"{node}: '{command}' failed ({res.returncode}): {res.stderr.strip()}")
@@ -98,7 +99,7 @@ class _Factory:
                  placement=None) -> Testbed:
         from tunnelwall.runtime.network import UpOptions, require_root, up
         if os.geteuid() != 0:
-            pytest.fail("tunnelwall testbeds need root (network namespaces and Open vSwitch)")
+            pytest.skip("tunnelwall testbeds need root (network namespaces and Open vSwitch)")
         require_root()
         opts = UpOptions(topology=topology or self.config.getoption("--tunnelwall-topology") or "isp",
                          profile=profile or self.config.getoption("--tunnelwall-profile") or "gfw",

@@ -26,7 +26,7 @@ from tunnelwall.topologies.mininet_backend import netns_name
 from tunnelwall.base import procs
 from tunnelwall.base.errors import TunnelwallError
 from tunnelwall.base.runstate import RunState
-from tunnelwall.harness.spec import Ready, Side, ToolSpec
+from tunnelwall.harness.spec import SAFE_VALUE, Ready, Side, ToolSpec
 
 PASSED, BLOCKED, DEGRADED, ERROR = "PASSED", "BLOCKED", "DEGRADED", "ERROR"
 
@@ -216,7 +216,12 @@ class ToolRun:
                 except FileNotFoundError:
                     m = None
                 if m:
-                    self.values[name] = m.group(1)
+                    value = m.group(1)
+                    if not SAFE_VALUE.match(value):
+                        raise ToolError(f"capture '{name}': the value {value[:60]!r} has characters that are not "
+                                        f"safe in a command (allowed: letters, digits and + / = : . , _ @ % -)",
+                                        procs.tail(path))
+                    self.values[name] = value
                     break
                 if time.monotonic() > deadline:
                     raise ToolError(f"capture '{name}': /{cap['regex']}/ not found in {path.name}",

@@ -34,6 +34,10 @@ BUILTIN_DIR = Path(__file__).resolve().parents[1] / "tools"
 BUILTIN_VARS = {"server_ip", "client_ip", "web_ip", "server_host", "web_host", "family", "workdir", "bytes", "id", "server_node", "client_node",
                 "python", "spec_dir", "tools_dir"}
 VAR = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+TOOL_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")
+# What a captured value may contain: it comes from a running program's output
+# and is substituted into shell commands, so nothing a shell would interpret.
+SAFE_VALUE = re.compile(r"^[A-Za-z0-9+/=:.,_@%-]{1,4096}$")
 TOP_KEYS = {"name", "description", "requires", "vars", "prepare", "server", "client", "traffic",
             "server_node", "client_node", "extends", "captures"}
 SIDE_KEYS = {"run", "env", "setup", "ready"}
@@ -195,7 +199,13 @@ def from_data(data, path: str) -> ToolSpec:
     requests = traffic.get("requests", 1)
     if not isinstance(requests, int) or isinstance(requests, bool) or not 1 <= requests <= 20:
         raise SourceError(path, traffic.line_of("requests"), f"traffic: requests must be a whole number 1..20, not '{requests}'")
-    spec = ToolSpec(name=str(data["name"]), description=str(data.get("description", "")), requires=list(requires),
+    name = str(data["name"])
+    if not TOOL_NAME.match(name):
+        # The name becomes a directory under the run's log folder and part of
+        # process names: no spaces, no slashes, no leading dot.
+        raise SourceError(path, data.line_of("name"), f"name: '{name}' must be lowercase letters, digits, '.', '_' "
+                                                      f"or '-', starting with a letter or digit (at most 40)")
+    spec = ToolSpec(name=name, description=str(data.get("description", "")), requires=list(requires),
                     vars={str(k): str(v) for k, v in variables.items()}, prepare=_text(path, data, "prepare"),
                     server=_side(path, data, "server"), client=_side(path, data, "client"),
                     url=str(traffic["url"]), socks5=traffic.get("socks5"), proxy_user=traffic.get("proxy_user"),
