@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,23 @@ def tw(*args, timeout=300, check=True) -> subprocess.CompletedProcess:
     if check and res.returncode != 0:
         raise AssertionError(f"tunnelwall {' '.join(args)} exited {res.returncode}:\n{res.stdout}\n{res.stderr}")
     return res
+
+
+def wait_for(condition, seconds: float, what: str):
+    """Poll *condition* until it returns something true; fail after *seconds*.
+    Tests wait for what they need, never for a fixed time."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {seconds}s waiting for {what}")
+
+
+def listening(node: str, port: int) -> bool:
+    """Something accepts TCP connections on *port* of *node*."""
+    return f":{port} " in in_node(node, "ss -Htln").stdout
 
 
 def in_node(node: str, command: str, timeout: float = 60) -> subprocess.CompletedProcess:

@@ -3,7 +3,6 @@
 import json
 import signal
 import subprocess
-import time
 
 from conftest import assert_nothing_left, tw
 
@@ -18,14 +17,13 @@ def test_classify_a_capture_of_real_tools(tmp_path):
     try:
         state = active_run()
         dump = subprocess.Popen(["ip", "netns", "exec", "tw-c1", "tcpdump", "-i", "eth0", "-U", "-s", "0", "-w",
-                                 str(pcap), "ip"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(1.0)
+                                 str(pcap), "ip"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        assert "listening on" in dump.stderr.readline()      # tcpdump says so once its capture is open
         tools = ["openvpn-udp", "openvpn-tcp", "wireguard", "shadowsocks", "https"]
         for tool in tools:
             result = run_tool(state, spec.load(tool), )
             assert result.outcome == PASSED, (tool, result.error)
-        time.sleep(0.5)
-        dump.send_signal(signal.SIGINT)
+        dump.send_signal(signal.SIGINT)           # -U wrote every packet as it came; SIGINT flushes the rest
         dump.wait(timeout=10)
     finally:
         tw("down")

@@ -6,7 +6,7 @@ import urllib.error
 import urllib.request
 
 import pytest
-from conftest import assert_nothing_left, in_node, tw
+from conftest import assert_nothing_left, in_node, listening, tw, wait_for
 
 from tunnelwall.controller.verdictlog import read as read_verdicts
 from tunnelwall.runtime.api import Api
@@ -68,24 +68,24 @@ def test_residual_blocking_of_the_server_port_then_expiry(censored):
     server = subprocess.Popen(["ip", "netns", "exec", "tw-vpn", "python3", "-m", "tunnelwall.services.webserver",
                                "--http", "8388"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        time.sleep(0.8)
+        wait_for(lambda: listening("vpn", 8388), 10, "the test server on vpn:8388")
         fetch = "curl -s -o /dev/null -w '%{http_code}' --connect-timeout 2 --max-time 3 http://198.18.0.20:8388/"
         assert in_node("c1", fetch).stdout == "200"               # plain HTTP: exempt (Ex5), allowed
         # A fully encrypted first packet triggers the FET rule (probability forced to 1).
         trigger = ("python3 -c \"import socket,os; s=socket.create_connection(('198.18.0.20',8388),2); "
                    "s.send(os.urandom(300)); s.close()\"")
         in_node("c1", trigger)
-        time.sleep(0.3)
-        blocks = Api(censored).blocks()
-        assert any(b["server_port"] == 8388 and b["rule"] == "fet" for b in blocks), blocks
+        wait_for(lambda: any(b["server_port"] == 8388 and b["rule"] == "fet" for b in Api(censored).blocks()), 5,
+                 "the residual block")
+        blocked_at = time.monotonic()
         # A new, innocent connection to the same server port now fails ...
         assert in_node("c1", fetch).stdout != "200"
         assert "tcp,nw_src=10.0.0.11,nw_dst=198.18.0.20,tp_dst=8388" in border_flows()
         # ... while another client is not affected (the block is the client's 3-tuple) ...
         assert in_node("c2", fetch).stdout == "200"
-        # ... and after the residual timeout it works again.
-        time.sleep(4.5)
-        assert in_node("c1", fetch).stdout == "200"
+        # ... and after the residual timeout (4 s) it works again, not before.
+        wait_for(lambda: in_node("c1", fetch).stdout == "200", 12, "the residual block to expire")
+        assert time.monotonic() - blocked_at > 3
     finally:
         server.terminate()
         server.wait()

@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from conftest import assert_nothing_left, in_node, tw
+from conftest import assert_nothing_left, in_node, tw, wait_for
 
 from tunnelwall.runtime.api import Api
 from tunnelwall.harness import spec
@@ -64,8 +64,7 @@ def test_middlebox_killed_fails_as_declared_then_restarts(run, expect_while_down
     assert in_node("c1", FETCH).stdout == "200"
     os.kill(supervisor.pid, signal.SIGSTOP)          # hold the restart back to observe the gap
     os.kill(middlebox.pid, signal.SIGKILL)
-    time.sleep(0.7)
-    assert Api(run).health()["middlebox_connected"] is False
+    wait_for(lambda: Api(run).health()["middlebox_connected"] is False, 5, "the controller to notice")
     code = in_node("c2", FETCH).stdout
     assert (code == "200") == (expect_while_down == "open"), code
     os.kill(supervisor.pid, signal.SIGCONT)
@@ -83,7 +82,9 @@ def test_middlebox_killed_during_a_transfer_the_allowed_flow_continues(run):
     transfer = threading.Thread(target=lambda: results.update(
         https=run_tool(run, spec.load("https"), RunOptions(bytes=150_000_000))))
     transfer.start()
-    time.sleep(0.8)
+    # Kill once the transfer's flow has its verdict, i.e. runs on its switch rule.
+    wait_for(lambda: any(v["flow"]["server_port"] == 443 and v["action"] == "allow" for v in Api(run).verdicts()),
+             10, "the transfer's verdict")
     os.kill(active_run().process("middlebox").pid, signal.SIGKILL)
     transfer.join(timeout=120)
     assert results["https"].outcome == PASSED, results["https"].error
@@ -100,9 +101,8 @@ def test_controller_killed_restarts_with_its_residual_blocks(run):
     lines_before = complete_lines(run.files["verdict_log"])
     controller = run.process("controller")
     os.kill(controller.pid, signal.SIGKILL)
-    time.sleep(0.5)
+    wait_for(lambda: active_run().process("controller").pid != controller.pid, 30, "the restarted controller")
     wait_ready(run, timeout=30)
-    assert active_run().process("controller").pid != controller.pid
     blocks = Api(active_run()).blocks()
     assert any(b["server_port"] == 8388 and b["rule"] == "fet" and b["seconds_left"] > 30 for b in blocks), blocks
     flows = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "tw-border"], capture_output=True,
@@ -125,7 +125,7 @@ def test_while_the_controller_is_down_the_border_fails_as_declared(run, fail):
     supervisor, controller, middlebox = (run.process(n) for n in ("supervisor", "controller", "middlebox"))
     os.kill(supervisor.pid, signal.SIGSTOP)
     os.kill(controller.pid, signal.SIGKILL)
-    time.sleep(0.5)
+    wait_for(lambda: not os.path.exists(f"/proc/{controller.pid}"), 5, "the controller to be gone")
     outage_start = time.time()
     assert in_node("c2", FETCH).stdout == "200"
     wg = run_tool(run, spec.load("wireguard"))

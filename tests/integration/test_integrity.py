@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import assert_nothing_left, in_node, tw
+from conftest import assert_nothing_left, in_node, tw, wait_for
 
 from tunnelwall.base.runstate import active_run
 from tunnelwall.controller.verdictlog import read as read_verdicts
@@ -22,16 +22,6 @@ WIRE = f"{sys.executable} {Path(__file__).with_name('wire.py')}"
 WEB4, WEB6, VPN4, VPN6 = "198.18.0.10", "2001:db8:18::10", "198.18.0.20", "2001:db8:18::20"
 WG_INIT = "01000000" + "ab" * 144
 WG_DATA = "04000000" + "cd" * 60
-
-
-def wait_for(condition, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {seconds}s waiting for {what}")
 
 
 @pytest.fixture(params=["inline", "tap"])
@@ -94,7 +84,8 @@ def test_wireguard_stays_blocked_after_idling_past_the_rule_timeout(gfw):
         wait_for(lambda: any(v["rule"] == "wireguard" for v in read_verdicts(log)), 5, "the wireguard verdict")
         before = listener.count()
         assert before <= 1                   # tap: the first packet may pass, as on-path censors let it
-        # Idle for twice the rule timeout (2 s): an allow rule would be gone by now.
+        # Idle for twice the rule timeout (2 s): an allow rule would be gone by
+        # now. (This wait is the scenario itself, not synchronisation.)
         time.sleep(4)
         for _ in range(5):
             send("c1", VPN4, 51820, 40404, WG_DATA)

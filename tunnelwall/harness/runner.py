@@ -391,14 +391,28 @@ def _blocking_verdict_probe(state: RunState, run: ToolRun, since: float, api):
     return probe
 
 
+def _settled_verdicts(api, since: float, seconds: float = 1.0) -> list[dict]:
+    """The verdicts since *since*, once the list stops growing: the last
+    ones are still on their way from the middlebox when the tool stops. Two
+    equal answers 50 ms apart, or *seconds* at most."""
+    deadline = time.monotonic() + seconds
+    verdicts = api.verdicts(since=since - 0.001)
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        again = api.verdicts(since=since - 0.001)
+        if len(again) == len(verdicts):
+            return again
+        verdicts = again
+    return verdicts
+
+
 def _attach_verdicts(result: ToolResult, state: RunState, run: ToolRun, since: float, api) -> None:
     if not state.api:
         return
     from tunnelwall.runtime.api import Api
     api = api or Api(state)
-    time.sleep(0.2)   # let the last verdicts reach the controller
     try:
-        verdicts = api.verdicts(since=since - 0.001)
+        verdicts = _settled_verdicts(api, since)
     except TunnelwallError:
         return
     peers = {run.values["client_ip"], run.values["server_ip"]}
