@@ -32,6 +32,7 @@ from tunnelwall.base.units import parse_bandwidth
 from .model import (KNOWN_SERVICES, ROLE_ALIASES, CensorSite, Endpoint, Link, Node, Role, Route,
                     Topology)
 
+SCHEMA = Path(__file__).resolve().parent / "schema.json"
 TOP_KEYS = {"name", "description", "censor", "nodes", "links"}
 NODE_KEYS = {"role", "ip", "interfaces", "gateway", "ip6", "interfaces6", "gateway6", "routes", "services", "image"}
 LINK_KEYS = {"endpoints", "bandwidth", "name"}
@@ -68,6 +69,7 @@ def loads(text: str, path: str = "<string>") -> Topology:
 def from_data(data: Any, path: str) -> Topology:
     ctx = _Ctx(path)
     yamlsrc.check_mapping(data, path, "a topology", TOP_KEYS)
+    yamlsrc.validate(data, yamlsrc.load_schema(SCHEMA), path)
     default_name = re.sub(r"[^a-z0-9_-]", "", Path(path).stem.lower()) or "topology"
     name = data.get("name", default_name)
     if not isinstance(name, str) or not NAME_RE.match(name.replace("-", "_")):

@@ -154,6 +154,7 @@ def from_data(data: Any, path: str) -> Profile:
     from tunnelwall.middlebox.classifiers.base import ParamError
 
     yamlsrc.check_mapping(data, path, "a profile", TOP_KEYS, required=("name", "rules"))
+    yamlsrc.validate(data, yamlsrc.load_schema(PROFILE_DIR / "schema.json"), path)
     prof = Profile(name=str(data["name"]), rules=[], description=str(data.get("description", "")),
                    period=str(data.get("period", "")), source=path)
     if "sources" in data:

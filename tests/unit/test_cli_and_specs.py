@@ -31,7 +31,7 @@ def test_validate_catalogue_and_profiles():
     (["validate", "tests/fixtures/bad_topologies/link_unknown_node.yaml"],
      "tests/fixtures/bad_topologies/link_unknown_node.yaml:7: link 'r9-s1': unknown node 'r9'"),
     (["validate", "--profile", "tests/fixtures/bad_profiles/unknown_action.yaml"],
-     "tests/fixtures/bad_profiles/unknown_action.yaml:5: rule 'fet': unknown action 'block'"),
+     "tests/fixtures/bad_profiles/unknown_action.yaml:5: rules.0.action: 'block' must be one of"),
     (["validate", "nosuch"], "unknown topology 'nosuch'"),
     (["classify", "README.md"], "README.md: not a pcap file"),
     (["classify", "nosuch.pcap"], "nosuch.pcap: cannot read"),

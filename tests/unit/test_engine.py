@@ -234,13 +234,13 @@ def test_mutated_frames_never_raise(proto, port, payload, mutations):
 
 
 PROFILE_CASES = {
-    "unknown_action.yaml": (5, "unknown action 'block'"),
+    "unknown_action.yaml": (5, "rules.0.action: 'block' must be one of: allow, log, drop"),
     "unknown_protocol.yaml": (5, "unknown protocol 'openvnp'"),
-    "bad_probability.yaml": (6, "probability must be between 0 and 1"),
+    "bad_probability.yaml": (6, "rules.0.probability: 1.5 is out of range (maximum 1)"),
     "unknown_list.yaml": (6, "unknown list '@blockd'"),
     "unknown_param.yaml": (3, "unknown parameter(s) popcount_lo"),
     "throttle_without_rate.yaml": (3, "throttle needs 'rate'"),
-    "bad_fail_mode.yaml": (2, "must be 'open' or 'closed'"),
+    "bad_fail_mode.yaml": (2, "fail: 'maybe' must be one of: open, closed"),
 }
 
 

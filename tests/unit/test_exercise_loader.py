@@ -26,8 +26,8 @@ def test_catalogue_loads_with_three_fetches_per_forward_check():
 
 
 @pytest.mark.parametrize("text,line,words", [
-    (GOOD + "  - kind: forward\n    url: u\n    bytes: 1\n    repeat: 0\n", 10, "check #2: repeat must be a whole number 1..20, not '0'"),
-    (GOOD + "  - kind: guess\n", 10, "check #2: kind must be one of forward, answer"),
+    (GOOD + "  - kind: forward\n    url: u\n    bytes: 1\n    repeat: 0\n", 13, "checks.1.repeat: 0 is out of range (minimum 1)"),
+    (GOOD + "  - kind: guess\n", 10, "checks.1.kind: 'guess' must be one of: forward, answer"),
     (GOOD.replace("goal: get through\n", ""), 1, "missing 'goal'"),
     (GOOD + "hint: typo\n", 10, "unknown key 'hint'"),
     (GOOD + "  - kind: answer\n    key: k\n", 10, "check #2: an answer check needs key and expect"),

@@ -18,7 +18,7 @@ CASES = {
     "not_mapping.yaml": (1, "must be a mapping"),
     "missing_nodes.yaml": (1, "missing 'nodes'"),
     "unknown_top_key.yaml": (4, "unknown top-level key 'linkz'"),
-    "unknown_role.yaml": (4, "unknown role 'clinet'"),
+    "unknown_role.yaml": (4, "nodes.c1.role: 'clinet' must be one of: client, router"),
     "unknown_node_field.yaml": (5, "unknown field 'adress'"),
     "bad_address.yaml": (3, "'10.0.0.300/24' is not an IPv4 address"),
     "address_without_prefix.yaml": (5, "needs a prefix length"),

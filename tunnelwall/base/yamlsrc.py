@@ -124,3 +124,87 @@ def check_mapping(data: Any, path: str, what: str, allowed: set[str] | frozenset
         if key not in data:
             raise SourceError(path, data.line, f"missing '{key}'")
     return data
+
+
+# -- JSON Schema, with errors at the YAML line -------------------------------
+#
+# Each YAML kind (topology, profile, tool, exercise) ships a JSON Schema next
+# to its loader; editors use it, and so does the loader, through
+# ``validate``: the schema says what keys and types there are, the loader
+# checks only what a schema cannot (addresses in subnets, references between
+# nodes). jsonschema is the well-kept implementation; what we add is the
+# mapping of an error's path back to the line of the YAML node.
+
+_SCHEMAS: dict[str, Any] = {}
+
+
+def load_schema(path: str | Path) -> dict:
+    key = str(path)
+    if key not in _SCHEMAS:
+        import json
+        _SCHEMAS[key] = json.loads(Path(path).read_text())
+    return _SCHEMAS[key]
+
+
+def validate(data: Any, schema: dict, path: str) -> None:
+    """Raise SourceError("FILE:LINE: message") for the first way *data*
+    breaks *schema* (the deepest, most specific error)."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(data), key=_relevance)
+    if error is None:
+        return
+    node, line = data, line_of(data, 1)
+    parents = list(error.absolute_path)
+    for step in parents:
+        if isinstance(node, (Mapping, Sequence)):
+            line = node.line_of(step) or line
+        try:
+            node = node[step]
+        except (KeyError, IndexError, TypeError):
+            break
+    if error.validator == "additionalProperties" and isinstance(node, Mapping):
+        extra = [k for k in node if k not in error.schema.get("properties", {})]
+        if extra:
+            line = node.line_of(extra[0])          # the line of the unknown key itself
+    raise SourceError(path, line, _message(error, parents))
+
+
+def _relevance(error):
+    # Prefer deep errors, and among them ones about keys and values rather
+    # than a failed anyOf.
+    return -len(error.absolute_path), error.validator in ("anyOf", "oneOf")
+
+
+def _where(parents: list) -> str:
+    return ".".join(str(p) for p in parents)
+
+
+def _message(error, parents: list) -> str:
+    where = _where(parents)
+    prefix = f"{where}: " if where else ""
+    kind, value, schema = error.validator, error.instance, error.schema
+    if kind == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        extra = sorted(set(value) - set(allowed)) if isinstance(value, dict) else []
+        what = f"unknown field '{extra[0]}'" if extra else "unknown field"
+        return f"{prefix}{what} (expected one of: {', '.join(allowed)})" if allowed else f"{prefix}{what}"
+    if kind == "required":
+        missing = [k for k in error.validator_value if not isinstance(value, dict) or k not in value]
+        return f"{prefix}missing '{missing[0] if missing else error.validator_value[0]}'"
+    if kind == "enum":
+        return f"{prefix}'{value}' must be one of: {', '.join(map(str, error.validator_value))}"
+    if kind == "type":
+        wanted = error.validator_value
+        wanted = " or ".join(wanted) if isinstance(wanted, list) else wanted
+        names = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "a whole number",
+                 "number": "a number", "boolean": "true or false", "null": "nothing"}
+        return f"{prefix}expected {names.get(wanted, wanted)}, got {value!r}"
+    if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum", "minItems", "maxItems",
+                "minProperties", "minLength", "maxLength"):
+        return f"{prefix}{value!r} is out of range ({kind} {error.validator_value})"
+    if kind == "pattern":
+        hint = schema.get("description")
+        return f"{prefix}'{value}' is not valid here" + (f" ({hint})" if hint else "")
+    return f"{prefix}{error.message}"

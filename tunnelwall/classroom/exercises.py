@@ -81,6 +81,7 @@ def load(name: str) -> Exercise:
     path = str(path)
     yamlsrc.check_mapping(data, path, "an exercise", KEYS,
                           required=("name", "title", "topology", "profile", "goal", "checks"), top_level=False)
+    yamlsrc.validate(data, yamlsrc.load_schema(Path(__file__).resolve().parent / "exercise.schema.json"), path)
     profile = str(data["profile"])
     if profile.endswith((".yaml", ".yml")):
         profile = str(Path(path).parent / profile)

@@ -38,6 +38,7 @@ TOOL_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")
 # What a captured value may contain: it comes from a running program's output
 # and is substituted into shell commands, so nothing a shell would interpret.
 SAFE_VALUE = re.compile(r"^[A-Za-z0-9+/=:.,_@%-]{1,4096}$")
+SCHEMA = Path(__file__).resolve().parent / "tool.schema.json"
 TOP_KEYS = {"name", "description", "requires", "vars", "prepare", "server", "client", "traffic",
             "server_node", "client_node", "extends", "captures"}
 SIDE_KEYS = {"run", "env", "setup", "ready"}
@@ -179,6 +180,7 @@ def from_data(data, path: str) -> ToolSpec:
     if "extends" in data:
         data = _extend(data, path)
     yamlsrc.check_mapping(data, path, "a tool definition", TOP_KEYS, required=("name", "traffic"))
+    yamlsrc.validate(data, yamlsrc.load_schema(SCHEMA), path)
     requires = data.get("requires", [])
     if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
         raise SourceError(path, data.line_of("requires"), "requires: expected a list of program names")
