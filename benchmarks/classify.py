@@ -26,9 +26,10 @@ from tunnelwall.middlebox.offline import classify_pcap  # noqa: E402
 from tunnelwall.middlebox.pcap import Writer  # noqa: E402
 
 
-def _frame(src: bytes, dst: bytes, sport: int, dport: int, payload: bytes, tcp: bool, flags: int = 0x18) -> bytes:
+def _frame(src: bytes, dst: bytes, sport: int, dport: int, payload: bytes, tcp: bool, flags: int = 0x18,
+           seq: int = 1, ack: int = 1) -> bytes:
     if tcp:
-        l4 = struct.pack(">HHIIBBHHH", sport, dport, 1, 1, 0x50, flags, 65535, 0, 0) + payload
+        l4 = struct.pack(">HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 0x50, flags, 65535, 0, 0) + payload
     else:
         l4 = struct.pack(">HHHH", sport, dport, 8 + len(payload), 0) + payload
     ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 0, 0, 64, 6 if tcp else 17, 0, src, dst)
@@ -57,15 +58,29 @@ def generate(path: Path, packets: int, flows: int, seed: int = 1) -> int:
                      "openvpn": bytes([7 << 3]) + random_block[:40],
                      "dns": struct.pack(">6H", i & 0xFFFF, 0x100, 1, 0, 0, 0) + b"\x07example\x03org\x00\x00\x01\x00\x01",
                      "bulk-udp": random_block[:1000]}[kind]
-            frames = [_frame(client, server, cport, sport, first, tcp)]
+            # TCP flows open with a handshake and number their bytes, as the
+            # censor's TCP model expects (a flow without one is not inspected).
+            cseq, sseq = 1000 + i, 5000 + i
+            frames = []
+            if tcp:
+                frames += [_frame(client, server, cport, sport, b"", True, 0x02, cseq, 0),
+                           _frame(server, client, sport, cport, b"", True, 0x12, sseq, cseq + 1),
+                           _frame(client, server, cport, sport, b"", True, 0x10, cseq + 1, sseq + 1)]
+                cseq, sseq = cseq + 1, sseq + 1
+            frames.append(_frame(client, server, cport, sport, first, tcp, seq=cseq, ack=sseq))
+            cseq += len(first)
             # Later packets: every one different (real ciphertext never repeats),
             # two server packets of ~1200 bytes for each client packet of ~600.
-            for n in range(1, per_flow):
+            for n in range(1, per_flow - len(frames) + 1):
                 at = rng.randrange(2800)
                 if n % 3:
-                    frames.append(_frame(server, client, sport, cport, random_block[at:at + 1200], tcp))
+                    data = random_block[at:at + 1200]
+                    frames.append(_frame(server, client, sport, cport, data, tcp, seq=sseq, ack=cseq))
+                    sseq += len(data)
                 else:
-                    frames.append(_frame(client, server, cport, sport, random_block[at:at + 600], tcp))
+                    data = random_block[at:at + 600]
+                    frames.append(_frame(client, server, cport, sport, data, tcp, seq=cseq, ack=sseq))
+                    cseq += len(data)
             for f in frames:
                 w.write(ts, f)
                 ts += 0.00001
@@ -77,7 +92,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--packets", type=int, default=1_000_000)
     ap.add_argument("--flows", type=int, default=20_000)
-    ap.add_argument("--profile", default="gfw")
+    ap.add_argument("--profile", default="gfw-2022")
     ap.add_argument("--keep", help="write the capture here and keep it")
     args = ap.parse_args()
     path = Path(args.keep) if args.keep else Path(tempfile.mkdtemp()) / "bench.pcap"

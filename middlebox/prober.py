@@ -47,6 +47,8 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 
+from tunnelwall.base.tlshello import client_hello
+
 RANDOM_LENGTHS = (8, 12, 16, 22, 33, 41, 49, 221)
 
 
@@ -70,18 +72,6 @@ def _changed(data: bytes, positions: list[int], rng: random.Random) -> bytes:
     return bytes(out)
 
 
-def _tls_probe() -> bytes:
-    import ssl
-    ctx = ssl.create_default_context()
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = ctx.wrap_bio(incoming, outgoing, server_hostname="www.example.org")
-    try:
-        obj.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
-    return outgoing.read()
-
-
 # The GFW's Tor probe (Ensafi et al., IMC 2015, section 5): a TLS connection
 # that speaks Tor's link protocol. A VERSIONS cell (circuit id 0, command 7,
 # versions 3-5; tor-spec section 4.1) is answered by a Tor relay or bridge
@@ -100,7 +90,7 @@ def build_probes(first_payload: bytes | None, count: int, rng: random.Random,
         ("replay", replay),
         ("random-8", rng.randbytes(8)),
         ("random-221", rng.randbytes(221)),
-        ("tls-client-hello", _tls_probe()),
+        ("tls-client-hello", client_hello("www.example.org")),
         ("http-get", b"GET / HTTP/1.1\r\nHost: www.example.org\r\n\r\n"),
         ("replay-byte0", _changed(replay, [0], rng)),
         ("random-49", rng.randbytes(49)),

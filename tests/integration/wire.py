@@ -19,11 +19,12 @@ from __future__ import annotations
 import os
 import random
 import socket
-import ssl
 import subprocess
 import sys
 import threading
 import time
+
+from tunnelwall.base.tlshello import client_hello
 
 
 def udp_listen(port: int, out: str) -> None:
@@ -56,17 +57,6 @@ def udp_send(ip: str, port: int, sport: int, payload: bytes, fragment: int = 0) 
     sock = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("::" if ":" in ip else "0.0.0.0", sport))
     sock.sendto(payload, (ip, port))
-
-
-def client_hello(sni: str) -> bytes:
-    ctx = ssl.create_default_context()
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = ctx.wrap_bio(incoming, outgoing, server_hostname=sni)
-    try:
-        obj.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
-    return outgoing.read()
 
 
 def tls_split(ip: str, sni: str, cuts: list[int]) -> str:

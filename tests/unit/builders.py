@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import ssl
 import struct
 
+from tunnelwall.base.tlshello import client_hello
 from tunnelwall.middlebox.classifiers.base import C2S, DONE
 from tunnelwall.middlebox.flow import Flow
 from tunnelwall.middlebox.packet import TCP, UDP, Packet, ip_bytes
@@ -36,20 +36,6 @@ def run(classifier, packets: list[tuple[int, bytes]], proto: int = UDP, cport: i
         if result is not None:
             return result, i
     return None, len(packets)
-
-
-def client_hello(sni: str | None, alpn: list[str] | None = None) -> bytes:
-    """A real ClientHello record from Python's ssl module (OpenSSL)."""
-    ctx = ssl.create_default_context()
-    if alpn:
-        ctx.set_alpn_protocols(alpn)
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = ctx.wrap_bio(incoming, outgoing, server_hostname=sni)
-    try:
-        obj.do_handshake()
-    except ssl.SSLWantReadError:
-        pass
-    return outgoing.read()
 
 
 def handmade_client_hello(extensions: list[tuple[int, bytes]]) -> bytes:

@@ -1,7 +1,8 @@
 """The record of one run: every resource tunnelwall creates, written down
-*before* it is created, so that ``tunnelwall cleanup`` can remove all of it
-even after the creating process was killed with SIGKILL, and touch nothing
-else.
+*before* it is created (a daemon: right after it starts, by PID and start
+time, which exist only then), so that ``tunnelwall cleanup`` can remove all
+of it even after the creating process was killed with SIGKILL, and touch
+nothing else.
 
 State lives in ``/run/tunnelwall`` (tmpfs: a reboot clears it together with
 the namespaces and bridges it describes); logs live in

@@ -16,13 +16,11 @@ import sys
 
 from tunnelwall import __version__
 from tunnelwall.base.errors import TunnelwallError
+from tunnelwall.base.table import format_table
 
 
 def _print_table(rows: list[dict], columns: list[str], out=sys.stdout) -> None:
-    widths = {c: max([len(c)] + [len(str(r.get(c, ""))) for r in rows]) for c in columns}
-    out.write("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip() + "\n")
-    for r in rows:
-        out.write("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns).rstrip() + "\n")
+    out.write(format_table(rows, columns) + "\n")
 
 
 def cmd_validate(args) -> int:

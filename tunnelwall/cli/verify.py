@@ -14,13 +14,18 @@ def cmd_verify(args) -> int:
     from tunnelwall.harness import report
     from tunnelwall.harness.runner import ERROR
     from tunnelwall.harness.verify import DEFAULT_TOOLS, VerifyOptions, verify
-    opts = VerifyOptions(profiles=_split(args.profile), tools=_split(args.tools) if args.tools else list(DEFAULT_TOOLS),
+    from tunnelwall.harness import spec
+    tools = _split(args.tools) if args.tools else list(DEFAULT_TOOLS)
+    if tools == ["all"]:
+        tools = list(spec.builtin())
+    opts = VerifyOptions(profiles=_split(args.profile), tools=tools,
                          topology=args.topology, bytes=args.bytes, seed=args.seed, overrides=args.set or [],
-                         placement=args.placement)
+                         placement=args.placement, ipv6=args.ipv6)
     expectations = _expectations(args.expect or [])
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     results = verify(opts)
     meta = {"started": started, "topology": opts.topology, "profiles": ",".join(opts.profiles),
+            "family": "IPv6" if opts.ipv6 else "IPv4",
             "bytes": opts.bytes, "seed": opts.seed, "overrides": " ".join(opts.overrides) or "-"}
     if args.format == "json":
         print(report.to_json(results, meta))
@@ -75,13 +80,15 @@ def cmd_tools(args) -> int:
 def add_verify(sub) -> None:
     p = sub.add_parser("verify", help="run circumvention tools through the censor and report what survives")
     p.add_argument("--profile", default="gfw", help="censor profile(s), comma-separated (default: gfw)")
-    p.add_argument("--tools", help="tools, comma-separated: built-in names or YAML paths (default: all built-in)")
+    p.add_argument("--tools", help="tools, comma-separated: built-in names or YAML paths; 'all' for every built-in "
+                                   "(default: the matrix's tools)")
     p.add_argument("--topology", default="isp", help="topology (default: isp)")
     p.add_argument("--bytes", type=int, default=2_000_000, help="bytes fetched through each tool (default 2 MB)")
     p.add_argument("--seed", type=int, help="seed for the profiles' probabilistic rules")
     p.add_argument("--set", action="append", metavar="RULE.FIELD=VALUE",
                    help="override a profile rule, e.g. --set fet.probability=1 (repeatable)")
     p.add_argument("--placement", choices=["tap", "inline"], help="override the censor placement")
+    p.add_argument("--ipv6", action="store_true", help="run the tools over IPv6 (the topology's IPv6 addresses)")
     p.add_argument("--expect", action="append", metavar="[PROFILE/]TOOL=OUTCOME",
                    help="fail (exit 1) unless TOOL's outcome is OUTCOME, e.g. gfw/wireguard=BLOCKED")
     p.add_argument("--format", choices=["table", "json"], default="table")

@@ -8,6 +8,7 @@ import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from tunnelwall.base.table import format_table
 from tunnelwall.harness.runner import BLOCKED, DEGRADED, ERROR, PASSED, ToolResult
 
 COLOURS = {PASSED: "#2e7d32", BLOCKED: "#c62828", DEGRADED: "#ef6c00", ERROR: "#6a1b9a"}
@@ -32,10 +33,7 @@ def rows(results: list[ToolResult]) -> list[dict]:
 
 
 def table(results: list[ToolResult]) -> str:
-    data = rows(results)
-    widths = {c: max([len(c)] + [len(str(r[c])) for r in data]) for c in COLUMNS}
-    lines = ["  ".join(c.upper().ljust(widths[c]) for c in COLUMNS).rstrip()]
-    lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in COLUMNS).rstrip() for r in data]
+    lines = [format_table(rows(results), COLUMNS)]
     errors = [r for r in results if r.outcome == ERROR]
     for r in errors:
         lines.append(f"\n{r.profile}/{r.tool}: ERROR: {r.error}")

@@ -128,6 +128,11 @@ class ToolRun:
     def render(self, text):
         return self.spec.render(text, self.values)
 
+    def own(self, verdicts: list[dict]) -> list[dict]:
+        """The verdicts on flows between this tool's client and server."""
+        peers = {self.values["client_ip"], self.values["server_ip"]}
+        return [v for v in verdicts if "flow" in v and {v["flow"]["client"], v["flow"]["server"]} == peers]
+
     # -- lifecycle -----------------------------------------------------
     def check_requirements(self) -> None:
         missing = [p for p in self.spec.requires if shutil.which(p) is None]
@@ -350,10 +355,9 @@ def _await_probe(state: RunState, run: ToolRun, since: float, api) -> dict | Non
         return None
     from tunnelwall.runtime.api import Api
     api = api or Api(state)
-    peers = {run.values["client_ip"], run.values["server_ip"]}
     try:
-        wanted = [v for v in api.verdicts(since=since - 0.001) if v["action"] == "probe"
-                  and {v["flow"]["client"], v["flow"]["server"]} == peers and v.get("probe", {}).get("requested")]
+        wanted = [v for v in run.own(api.verdicts(since=since - 0.001)) if v["action"] == "probe"
+                  and v.get("probe", {}).get("requested")]
     except TunnelwallError:
         return None
     if not wanted:
@@ -378,15 +382,12 @@ def _blocking_verdict_probe(state: RunState, run: ToolRun, since: float, api):
         return None
     from tunnelwall.runtime.api import Api
     api = api or Api(state)
-    peers = {run.values["client_ip"], run.values["server_ip"]}
-
     def probe():
         try:
             verdicts = api.verdicts(since=since - 0.001)
         except TunnelwallError:
             return None
-        times = [v["time"] for v in verdicts if v["action"] in ("drop", "reset")
-                 and {v["flow"]["client"], v["flow"]["server"]} == peers]
+        times = [v["time"] for v in run.own(verdicts) if v["action"] in ("drop", "reset")]
         return min(times) if times else None
     return probe
 
@@ -415,8 +416,7 @@ def _attach_verdicts(result: ToolResult, state: RunState, run: ToolRun, since: f
         verdicts = _settled_verdicts(api, since)
     except TunnelwallError:
         return
-    peers = {run.values["client_ip"], run.values["server_ip"]}
-    mine = [v for v in verdicts if {v["flow"]["client"], v["flow"]["server"]} == peers]
+    mine = run.own(verdicts)
     result.verdicts = mine
     for v in mine:
         note = v.get("note") or ""

@@ -11,7 +11,7 @@ from tunnelwall.harness import spec as specs
 from tunnelwall.harness.runner import ERROR, RunOptions, ToolResult, run_tool
 
 DEFAULT_TOOLS = ["https", "openvpn-udp", "openvpn-tcp", "openvpn-tls-crypt", "wireguard", "shadowsocks", "obfs4",
-                 "stunnel", "ssh", "v2ray-vmess"]
+                 "stunnel", "stunnel-https", "ssh", "v2ray-vmess"]
 
 
 @dataclass
@@ -23,7 +23,7 @@ class VerifyOptions:
     seed: int | None = None
     overrides: list[str] = field(default_factory=list)
     placement: str | None = None
-
+    ipv6: bool = False              # reach the servers by their IPv6 addresses
 
 def progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
@@ -47,7 +47,7 @@ def verify(opts: VerifyOptions, say=progress) -> list[ToolResult]:
                 n += 1
                 say(f"[{n}/{total}] {profile}: {spec.name} ...")
                 t0 = time.monotonic()
-                result = run_tool(state, spec, RunOptions(bytes=opts.bytes))
+                result = run_tool(state, spec, RunOptions(bytes=opts.bytes, ipv6=opts.ipv6))
                 detail = f"rule {result.rule}, packet {result.packets_to_detection}" if result.rule else \
                     (result.error if result.outcome == ERROR else "")
                 say(f"[{n}/{total}] {profile}: {spec.name}: {result.outcome}"
