@@ -221,6 +221,17 @@ class TunnelwallController(app_manager.OSKenApp):
                  "seconds_left": round(b["until"] - now, 1) if b["until"] != float("inf") else None}
                 for b in self.blocks.values()]
 
+    def clear_blocks(self) -> int:
+        """Lift every residual block, on the switch and in the middlebox (for
+        repeated trials: each starts with a censor that has no grudges)."""
+        count = len(self.blocks)
+        self.blocks.clear()
+        if self.datapath is not None:
+            self.datapath.send_msg(pipeline.delete_cookie(self.datapath, pipeline.COOKIE_RESIDUAL))
+        self.channel.send("middlebox", {"type": "clear-blocks"})
+        self.note("residual blocks cleared", count=count)
+        return count
+
     def middlebox_changed(self, connected) -> None:
         self.middlebox = connected
         self.note("middlebox connected" if connected else

@@ -63,6 +63,8 @@ class RestApi:
                 return self._reply(start_response, 200, [v for v in app.verdicts if v["time"] > since])
             if path == "/api/blocks" and method == "GET":
                 return self._reply(start_response, 200, app.active_blocks())
+            if path == "/api/blocks/clear" and method == "POST":
+                return self._reply(start_response, 200, {"cleared": app.clear_blocks()})
             if path == "/api/topology" and method == "GET":
                 return self._reply(start_response, 200, app.config.get("topology", {"nodes": [], "links": []}))
             if path == "/api/results" and method == "GET":

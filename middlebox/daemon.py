@@ -229,6 +229,8 @@ class Middlebox:
                 continue
             if msg.get("type") == "reload":
                 self.reload(msg.get("profile", ""))
+            elif msg.get("type") == "clear-blocks":
+                self.engine.residual.clear()
             elif msg.get("type") == "block-server":
                 self.engine.block_server(6 if msg.get("transport", "tcp") == "tcp" else 17, ip_bytes(msg["server"]),
                                          int(msg["port"]), msg.get("seconds"), msg.get("rule", "probe"),

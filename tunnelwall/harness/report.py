@@ -42,8 +42,11 @@ def table(results: list[ToolResult]) -> str:
     return "\n".join(lines)
 
 
-def to_json(results: list[ToolResult], meta: dict) -> str:
-    return json.dumps({"meta": meta, "results": [r.as_dict() for r in results]}, indent=1, default=str)
+def to_json(results: list[ToolResult], meta: dict, summary: list[dict] | None = None) -> str:
+    out = {"schema": "tunnelwall-results/2", "meta": meta, "results": [r.as_dict() for r in results]}
+    if summary:
+        out["summary"] = summary
+    return json.dumps(out, indent=1, default=str)
 
 
 def junit(results: list[ToolResult], meta: dict) -> str:
@@ -123,11 +126,12 @@ tr.error td:nth-child(3) {{ color: {COLOURS[ERROR]}; font-weight: bold; }}
 """
 
 
-def write_all(results: list[ToolResult], meta: dict, directory: str | Path) -> dict[str, Path]:
+def write_all(results: list[ToolResult], meta: dict, directory: str | Path,
+              summary: list[dict] | None = None) -> dict[str, Path]:
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     files = {"json": d / "results.json", "junit": d / "junit.xml", "html": d / "report.html"}
-    files["json"].write_text(to_json(results, meta))
+    files["json"].write_text(to_json(results, meta, summary))
     files["junit"].write_text(junit(results, meta))
     files["html"].write_text(html_report(results, meta))
     return files

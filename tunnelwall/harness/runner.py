@@ -54,6 +54,7 @@ class ToolResult:
     error: str = ""
     log: str = ""
     verdicts: list = field(default_factory=list)
+    trial: int = 1                                   # which of verify --trials N this was
     description: str = ""
 
     def as_dict(self) -> dict:
@@ -66,6 +67,7 @@ class RunOptions:
     client_node: str | None = None
     server_node: str | None = None
     ipv6: bool = False             # address the server and the web server by their IPv6 addresses
+    requests: int | None = None    # override the tool's traffic.requests (1: one connection per trial)
 
 
 def _default_node(state: RunState, role: str, prefer: str | None = None) -> str:
@@ -236,10 +238,11 @@ class ToolRun:
     def traffic(self) -> tuple[int, float, str]:
         """(bytes received, seconds, error) of the measured fetch through the
         tool, after the spec's small warm-up requests."""
-        for i in range(self.spec.requests - 1):
+        requests = self.opts.requests or self.spec.requests
+        for i in range(requests - 1):
             got, _seconds, err = self._fetch(WARMUP_BYTES)
             if err or got < WARMUP_BYTES:
-                return 0, 0.0, f"request {i + 1} of {self.spec.requests}: {err or f'{got} of {WARMUP_BYTES} bytes'}"
+                return 0, 0.0, f"request {i + 1} of {requests}: {err or f'{got} of {WARMUP_BYTES} bytes'}"
         return self._fetch(None)
 
     def _fetch(self, size: int | None) -> tuple[int, float, str]:

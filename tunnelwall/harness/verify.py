@@ -24,6 +24,9 @@ class VerifyOptions:
     overrides: list[str] = field(default_factory=list)
     placement: str | None = None
     ipv6: bool = False              # reach the servers by their IPv6 addresses
+    trials: int = 1                 # runs of each tool, on the same testbed
+    keep_residual: bool = False     # keep residual blocks from one trial to the next
+    requests: int | None = None     # override each tool's traffic.requests
 
 def progress(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
@@ -36,7 +39,7 @@ def verify(opts: VerifyOptions, say=progress) -> list[ToolResult]:
     for p in opts.profiles:
         profiles.apply_overrides(profiles.load(p), opts.overrides)
     results: list[ToolResult] = []
-    total = len(opts.profiles) * len(tool_specs)
+    total = len(opts.profiles) * len(tool_specs) * opts.trials
     n = 0
     for profile in opts.profiles:
         say(f"[{profile}] bringing up {opts.topology} ...")
@@ -44,19 +47,32 @@ def verify(opts: VerifyOptions, say=progress) -> list[ToolResult]:
                              placement=opts.placement))
         try:
             for spec in tool_specs:
-                n += 1
-                say(f"[{n}/{total}] {profile}: {spec.name} ...")
-                t0 = time.monotonic()
-                result = run_tool(state, spec, RunOptions(bytes=opts.bytes, ipv6=opts.ipv6))
-                detail = f"rule {result.rule}, packet {result.packets_to_detection}" if result.rule else \
-                    (result.error if result.outcome == ERROR else "")
-                say(f"[{n}/{total}] {profile}: {spec.name}: {result.outcome}"
-                    f"{' (' + detail + ')' if detail else ''} in {time.monotonic() - t0:.1f}s")
-                results.append(result)
-                _post_result(state, result)
+                for trial in range(1, opts.trials + 1):
+                    n += 1
+                    label = f"{spec.name}" + (f" trial {trial}/{opts.trials}" if opts.trials > 1 else "")
+                    say(f"[{n}/{total}] {profile}: {label} ...")
+                    t0 = time.monotonic()
+                    result = run_tool(state, spec, RunOptions(bytes=opts.bytes, ipv6=opts.ipv6,
+                                                              requests=opts.requests))
+                    result.trial = trial
+                    detail = f"rule {result.rule}, packet {result.packets_to_detection}" if result.rule else \
+                        (result.error if result.outcome == ERROR else "")
+                    say(f"[{n}/{total}] {profile}: {label}: {result.outcome}"
+                        f"{' (' + detail + ')' if detail else ''} in {time.monotonic() - t0:.1f}s")
+                    results.append(result)
+                    _post_result(state, result)
+                    if opts.trials > 1 and not opts.keep_residual:
+                        _clear_blocks(state)
         finally:
             down()
     return results
+
+
+def _clear_blocks(state) -> None:
+    """Between trials: a fresh censor's memory, so trials are independent."""
+    from tunnelwall.runtime.api import Api
+    if state.api:
+        Api(state).clear_blocks()
 
 
 def _post_result(state, result: ToolResult) -> None:

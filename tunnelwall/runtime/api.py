@@ -46,5 +46,8 @@ class Api:
     def blocks(self) -> list[dict]:
         return self.call("/api/blocks")
 
+    def clear_blocks(self) -> int:
+        return self.call("/api/blocks/clear", {})["cleared"]
+
     def reload(self, profile: str) -> dict:
         return self.call("/api/profile", {"profile": profile})

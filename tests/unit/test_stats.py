@@ -1,0 +1,36 @@
+"""Block rates with Wilson intervals over trials (harness/stats.py)."""
+
+import pytest
+
+from tunnelwall.harness.runner import BLOCKED, ERROR, PASSED, ToolResult
+from tunnelwall.harness.stats import summarize, wilson
+
+
+@pytest.mark.parametrize("k,n,lo,hi", [(0, 10, 0.0, 0.2775), (5, 10, 0.2366, 0.7634), (10, 10, 0.7225, 1.0),
+                                       (53, 200, 0.2087, 0.3302)])
+def test_wilson_interval_matches_the_formula(k, n, lo, hi):
+    got = wilson(k, n)
+    assert got == pytest.approx((lo, hi), abs=5e-4)
+
+
+def test_wilson_narrows_with_n_and_always_holds_the_point_estimate():
+    widths = [wilson(n // 4, n)[1] - wilson(n // 4, n)[0] for n in (20, 80, 320)]
+    assert widths[0] > widths[1] > widths[2]
+    for k in range(0, 21):
+        lo, hi = wilson(k, 20)
+        assert lo <= k / 20 <= hi
+
+
+def result(outcome, packet=None, mbit=0.0):
+    return ToolResult(tool="ss", profile="gfw-2022", outcome=outcome, packets_to_detection=packet,
+                      ms_to_detection=1.0 if packet else None, mbit_s=mbit)
+
+
+def test_summary_counts_blocked_trials_and_leaves_errors_out():
+    runs = [result(BLOCKED, 4), result(BLOCKED, 5), result(PASSED, mbit=100.0), result(PASSED, mbit=200.0),
+            result(ERROR)]
+    (row,) = summarize(runs, seconds=60)
+    assert (row["trials"], row["errors"], row["blocked"], row["block_rate"]) == (4, 1, 2, 0.5)
+    assert row["ci95"] == [round(x, 4) for x in wilson(2, 4)]
+    assert row["detection_packet"] == [4, 4.5, 5] and row["mbit_s_median"] == 150.0
+    assert row["trials_per_minute"] == 5.0
