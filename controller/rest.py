@@ -6,12 +6,23 @@ Every ``/api/`` call needs the token (``Authorization: Bearer TOKEN``, or
 * ``GET  /api/health``   switch/middlebox connected, profile, placement
 * ``GET  /api/verdicts`` recent verdicts (``?since=EPOCH``)
 * ``GET  /api/blocks``   active residual blocks with seconds left
+* ``POST /api/blocks/clear`` lift them all (between the trials of ``verify --trials``)
 * ``GET  /api/probes``   active probing results (fingerprint, reactions)
 * ``GET  /api/events``   switch/middlebox up/down, reloads
 * ``POST /api/profile``  ``{"profile": "log-only"}``: hot reload
 * ``GET  /api/topology`` nodes and links, for the live view
 * ``GET|POST /api/results`` tool results of ``verify`` runs, for the live view
 * ``GET  /``             the live view (HTML, no external resources; ``?token=``)
+
+Routing is a table of (method, path) in one function rather than os-ken's
+WSGI router (``os_ken.app.wsgi``: ``WSGIApplication`` + ``ControllerBase``
+on the Routes library). That router runs only as an os-ken application
+context, listening where os-ken's global ``wsapi_host``/``wsapi_port``
+options say, while this API needs a port chosen per run next to the
+OpenFlow one and the token checked before any route; with a dozen fixed
+paths and no path parameters, the router would add a dependency and a
+second configuration path for no gain. Revisit if the API grows routes
+with parameters.
 """
 
 from __future__ import annotations

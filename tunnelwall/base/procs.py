@@ -173,3 +173,22 @@ def run(argv: list[str], netns: str | None = None, timeout: float = 30, check: b
         msg = (res.stderr or res.stdout).strip().splitlines()
         raise TunnelwallError(f"'{' '.join(full)}' failed: {msg[-1] if msg else 'exit ' + str(res.returncode)}")
     return res
+
+
+def wait_started(rec: ProcessRecord | None, ready, timeout: float, what: str):
+    """Poll *ready* until it returns something true, and return it. Fails
+    with the daemon's log as soon as *rec*'s process exits, or after
+    *timeout* seconds: spawning a daemon and waiting for it is one pattern
+    (the controller's ports, the censor's readiness, a service's port)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = ready()
+        if value:
+            return value
+        if rec is not None and exited(rec) is not None:
+            raise TunnelwallError(f"{rec.name} exited during start-up ({what}); its log ({rec.log}):\n"
+                                  f"{tail(rec.log)}")
+        if time.monotonic() >= deadline:
+            raise TunnelwallError(f"{what}: not after {timeout:.0f}s"
+                                  + (f"; log {rec.log}:\n{tail(rec.log)}" if rec is not None else ""))
+        time.sleep(0.05)

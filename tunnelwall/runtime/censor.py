@@ -9,7 +9,6 @@ import os
 import secrets
 import socket
 import sys
-import time
 
 from tunnelwall.middlebox.profiles import Profile
 from tunnelwall.topologies.mininet_backend import ControllerAddress, netns_name, plan_layout
@@ -99,32 +98,19 @@ class CensorRuntime:
 def wait_censor_ready(state: RunState, rec=None, timeout: float = 30.0) -> dict:
     from tunnelwall.runtime.api import Api
     api = Api(state)
-    deadline = time.monotonic() + timeout
-    health = {}
-    while time.monotonic() < deadline:
+
+    def health():
         try:
-            health = api.health()
-            if health["switch_connected"] and health["middlebox_connected"]:
-                return health
+            h = api.health()
         except TunnelwallError:
-            pass
-        if rec is not None and procs.exited(rec) is not None:
-            raise TunnelwallError(f"{rec.name} exited during start-up; its log ({rec.log}):\n{procs.tail(rec.log)}")
-        time.sleep(0.1)
-    ctl = state.process("controller")
-    raise TunnelwallError(f"the censor did not become ready in {timeout:.0f}s ({health or 'API not answering'}); "
-                          f"controller log:\n{procs.tail(ctl.log if ctl else None)}")
+            return None
+        return h if h["switch_connected"] and h["middlebox_connected"] else None
+    return procs.wait_started(rec, health, timeout, "the censor (switch and middlebox connected)")
 
 
 def _wait_port(port: int, rec, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def accepting():
         with socket.socket() as s:
             s.settimeout(0.2)
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        if procs.exited(rec) is not None:
-            raise TunnelwallError(f"{what} exited during start-up; its log ({rec.log}):\n{procs.tail(rec.log)}")
-        time.sleep(0.05)
-    raise TunnelwallError(f"{what} is not listening on 127.0.0.1:{port} after {timeout:.0f}s; "
-                          f"log {rec.log}:\n{procs.tail(rec.log)}")
+            return s.connect_ex(("127.0.0.1", port)) == 0
+    procs.wait_started(rec, accepting, timeout, f"{what} listening on 127.0.0.1:{port}")

@@ -163,15 +163,7 @@ def listening(netns: str | None, port: int, udp: bool = False) -> bool:
 
 
 def wait_listening(netns: str | None, port: int, rec=None, timeout: float = 10.0, udp: bool = False) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if listening(netns, port, udp):
-            return
-        if rec is not None and procs.exited(rec) is not None:
-            raise TunnelwallError(f"{rec.name} exited before listening on port {port}:\n{procs.tail(rec.log)}")
-        time.sleep(0.05)
-    raise TunnelwallError(f"nothing listens on port {port} in {netns} after {timeout:.0f}s"
-                          + (f"; log {rec.log}:\n{procs.tail(rec.log)}" if rec else ""))
+    procs.wait_started(rec, lambda: listening(netns, port, udp), timeout, f"port {port} listening in {netns}")
 
 
 def exec_in(node: str, argv: list[str], timeout: float | None = None, state: RunState | None = None):
