@@ -15,17 +15,20 @@ ROOT = Path(__file__).resolve().parents[2]
 TUNNELWALL = [sys.executable, "-m", "tunnelwall"]
 
 
+NOT_ROOT = "integration tests need root (they create namespaces and OVS bridges); as another user only the unit tests run"
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if "integration" in str(item.fspath):
             item.add_marker(pytest.mark.integration)
+            if os.geteuid() != 0:
+                # Skipped before any fixture runs (module fixtures build images, bring testbeds up).
+                item.add_marker(pytest.mark.skip(reason=NOT_ROOT))
 
 
 @pytest.fixture(autouse=True)
 def _root_and_clean_slate():
-    if os.geteuid() != 0:
-        pytest.skip("integration tests need root (they create namespaces and OVS bridges); "
-                    "as another user only the unit tests run")
     assert active_run() is None, "a tunnelwall run is already up: run 'tunnelwall cleanup' first"
     yield
 
