@@ -131,9 +131,12 @@ class ToolRun:
         return self.spec.render(text, self.values)
 
     def own(self, verdicts: list[dict]) -> list[dict]:
-        """The verdicts on flows between this tool's client and server."""
-        peers = {self.values["client_ip"], self.values["server_ip"]}
-        return [v for v in verdicts if "flow" in v and {v["flow"]["client"], v["flow"]["server"]} == peers]
+        """The verdicts on flows between this tool's client and its server,
+        or the web server it fetches from (the control, https, talks to it
+        directly)."""
+        client = self.values["client_ip"]
+        servers = {self.values["server_ip"], self.values["web_ip"]}
+        return [v for v in verdicts if "flow" in v and v["flow"]["client"] == client and v["flow"]["server"] in servers]
 
     # -- lifecycle -----------------------------------------------------
     def check_requirements(self) -> None:
