@@ -13,6 +13,8 @@ bench: setup
 	.venv/bin/python benchmarks/bringup.py
 	.venv/bin/python benchmarks/throughput.py
 	.venv/bin/python benchmarks/classify.py
+	.venv/bin/python benchmarks/memory.py
+	.venv/bin/python benchmarks/tlsintls.py
 	.venv/bin/python benchmarks/fuzz.py
 	.venv/bin/python benchmarks/classroom.py
 cleanup:

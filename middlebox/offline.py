@@ -73,7 +73,7 @@ def classify_pcap(path: str | Path, profile: Profile, seed: int | None = None,
 
     engine = Engine(profile, seed=seed, on_evict=finished)
     data, endian, tick, linktype = open_pcap(path)
-    if linktype == ETHERNET:
+    if linktype == ETHERNET and endian != "pcapng":
         _run_ethernet(engine, data, endian, tick)
     else:
         for ts, frame in frames(path):

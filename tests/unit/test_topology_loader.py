@@ -101,3 +101,19 @@ def test_unknown_topology_name():
                                        ("2.5mbit", 2.5), ("1MBps", 8)])
 def test_bandwidth_parsing(text, mbit):
     assert loader.parse_bandwidth(text) == pytest.approx(mbit)
+
+
+def test_graph_shows_every_node_link_address_and_the_censor():
+    from tunnelwall.topologies import graph
+    topo = topologies.resolve("isp")
+    mermaid = graph.to_mermaid(topo)
+    lines = mermaid.splitlines()
+    assert lines[0] == "flowchart LR"
+    for name in topo.nodes:
+        assert sum(1 for line in lines if line.startswith(f"  {name}[") or line.startswith(f"  {name}([")) == 1, name
+    assert sum(1 for line in lines if " --- " in line) == len(topo.links)
+    assert "censor: gfw, inline" in mermaid and "2001:db8:18::10/64" in mermaid and "198.18.0.10/24" in mermaid
+    assert lines[-1] == "  class border,censor,prober censor"
+    dot = graph.to_dot(topologies.resolve("classroom"))
+    assert dot.startswith('graph "classroom" {') and dot.rstrip().endswith("}")
+    assert dot.count(" -- ") == len(topologies.resolve("classroom").links) and 'label="50 Mbit/s"' in dot

@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
 def _load_verb_modules() -> None:
     import importlib
     for mod in ("tunnelwall.cli.classify", "tunnelwall.cli.probe", "tunnelwall.cli.exercise", "tunnelwall.cli.images",
-                "tunnelwall.cli.profiles",
+                "tunnelwall.cli.profiles", "tunnelwall.cli.capture", "tunnelwall.cli.graph",
                 "tunnelwall.cli.verify"):
         try:
             importlib.import_module(mod)

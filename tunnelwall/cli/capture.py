@@ -1,0 +1,52 @@
+"""``tunnelwall capture NODE[:IFACE] [-w FILE]``: record a node's traffic as pcapng."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tunnelwall.base import procs
+from tunnelwall.base.errors import TunnelwallError
+from tunnelwall.cli.main import verb
+
+
+def cmd_capture(args) -> int:
+    from tunnelwall.base.runstate import active_run
+    from tunnelwall.runtime.network import require_root
+    from tunnelwall.topologies.mininet_backend import netns_name
+    require_root()
+    state = active_run()
+    if state is None:
+        raise TunnelwallError("capture: no run is up (tunnelwall up TOPO)")
+    node, _, iface = args.target.partition(":")
+    nodes = state.layout.get("nodes", {})
+    if node not in nodes:
+        raise TunnelwallError(f"capture: no node '{node}' in the running topology (nodes: {', '.join(nodes)})")
+    ifaces = list(nodes[node]["interfaces"])
+    iface = iface or ifaces[0]
+    if iface not in ifaces:
+        raise TunnelwallError(f"capture: node '{node}' has no interface '{iface}' (it has {', '.join(ifaces)})")
+    out = Path(args.write) if args.write else \
+        state.logs / "captures" / f"{node}-{iface}-{time.strftime('%Y%m%d-%H%M%S')}.pcapng"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "tunnelwall.runtime.capture", "--iface", iface, "--out", str(out.resolve()),
+            "--count", str(args.count), "--seconds", str(args.seconds)]
+    print(f"capture: {node}:{iface} -> {out} (Ctrl-C ends it)", file=sys.stderr)
+    try:
+        res = subprocess.run(procs.in_netns(netns_name(node), argv, host_binaries=True))
+    except KeyboardInterrupt:
+        res = None
+    print(str(out))
+    return 0 if res is None or res.returncode == 0 else res.returncode
+
+
+@verb
+def add_capture(sub) -> None:
+    p = sub.add_parser("capture", help="record a node's traffic as pcapng (Wireshark and classify read it)")
+    p.add_argument("target", metavar="NODE[:IFACE]")
+    p.add_argument("-w", "--write", metavar="FILE", help="output file (default: the run's log folder, captures/)")
+    p.add_argument("-c", "--count", type=int, default=0, help="stop after this many frames")
+    p.add_argument("--seconds", type=float, default=0.0, help="stop after this many seconds")
+    p.set_defaults(func=cmd_capture)
