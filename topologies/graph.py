@@ -19,7 +19,16 @@ def _label(topo: Topology, name: str) -> list[str]:
 
 
 def _link_label(link) -> str:
-    return f"{link.bandwidth_mbit:g} Mbit/s" if link.bandwidth_mbit else ""
+    parts = [f"{link.bandwidth_mbit:g} Mbit/s"] if link.bandwidth_mbit else []
+    c = link.conditions
+    if c is not None:
+        if c.delay_ms:
+            parts.append(f"{c.delay_ms:g} ms" + (f" ±{c.jitter_ms:g}" if c.jitter_ms else ""))
+        if c.loss:
+            parts.append(f"{c.loss:.1%} loss")
+        if c.loss_burst:
+            parts.append("burst loss")
+    return ", ".join(parts)
 
 
 def to_mermaid(topo: Topology) -> str:

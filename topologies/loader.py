@@ -29,13 +29,15 @@ from tunnelwall.base import yamlsrc
 from tunnelwall.base.errors import SourceError
 from tunnelwall.base.units import parse_bandwidth
 
-from .model import (KNOWN_SERVICES, ROLE_ALIASES, CensorSite, Endpoint, Link, Node, Role, Route,
+from .model import (KNOWN_SERVICES, ROLE_ALIASES, CensorSite, Endpoint, Link, LinkConditions, Node, Role, Route,
                     Topology)
 
 SCHEMA = Path(__file__).resolve().parent / "schema.json"
 TOP_KEYS = {"name", "description", "censor", "nodes", "links"}
 NODE_KEYS = {"role", "ip", "interfaces", "gateway", "ip6", "interfaces6", "gateway6", "routes", "services", "image"}
-LINK_KEYS = {"endpoints", "bandwidth", "name"}
+LINK_KEYS = {"endpoints", "bandwidth", "name", "delay", "jitter", "jitter_distribution", "loss", "loss_burst",
+             "duplicate", "corrupt", "reorder"}
+CONDITION_KEYS = LINK_KEYS - {"endpoints", "bandwidth", "name"}
 CENSOR_KEYS = {"switch", "middlebox", "profile", "placement", "prober"}
 PLACEMENTS = ("tap", "inline")
 # Linux interface names are at most 15 bytes; a switch's ports are named
@@ -44,7 +46,7 @@ MAX_SWITCH_NAME = 8
 MAX_NODE_NAME = 24
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 IFACE_RE = re.compile(r"^[a-z][a-z0-9]{0,11}$")
-NETEM_KEYS = {"delay", "loss", "jitter", "corrupt", "duplicate", "reorder"}
+NETEM_KEYS = {"delay", "loss", "jitter", "corrupt", "duplicate", "reorder", "loss_burst", "jitter_distribution"}
 
 
 class _Ctx:
@@ -107,7 +109,7 @@ def _node(ctx: _Ctx, parent: yamlsrc.Mapping, name: Any, spec: Any) -> Node:
         raise ctx.fail(line, f"node '{name}': settings must be a mapping (e.g. {{role: client}})")
     for key in spec:
         if key in NETEM_KEYS:
-            raise ctx.fail(spec.line_of(key), f"node '{name}': '{key}' belongs on a link, and needs sch_netem")
+            raise ctx.fail(spec.line_of(key), f"node '{name}': '{key}' belongs on a link")
         if key not in NODE_KEYS:
             raise ctx.fail(spec.line_of(key), f"node '{name}': unknown field '{key}' (expected one of: {', '.join(sorted(NODE_KEYS))})")
     role_text = spec.get("role")
@@ -245,8 +247,6 @@ def _link(ctx: _Ctx, links: yamlsrc.Sequence, index: int, nodes: dict[str, Node]
     if isinstance(eps, yamlsrc.Sequence) and len(eps) == 2:
         shown = f"'{str(eps[0]).split(':')[0]}-{str(eps[1]).split(':')[0]}'"
     for key in spec:
-        if key in NETEM_KEYS:
-            raise ctx.fail(spec.line_of(key), f"link {shown}: '{key}' needs the sch_netem qdisc, which this kernel does not have; only 'bandwidth' (HTB) is supported")
         if key not in LINK_KEYS:
             raise ctx.fail(spec.line_of(key), f"link {shown}: unknown field '{key}' (expected one of: {', '.join(sorted(LINK_KEYS))})")
     if not isinstance(eps, yamlsrc.Sequence) or len(eps) != 2:
@@ -264,7 +264,63 @@ def _link(ctx: _Ctx, links: yamlsrc.Sequence, index: int, nodes: dict[str, Node]
             bandwidth = parse_bandwidth(spec["bandwidth"])
         except ValueError:
             raise ctx.fail(spec.line_of("bandwidth"), f"link {shown}: bandwidth '{spec['bandwidth']}' is not a rate like 100Mbit, 1Gbit or 512kbit") from None
-    return Link(a, b, bandwidth, line)
+    conditions = _conditions(ctx, spec, shown) if CONDITION_KEYS & set(spec) else None
+    if conditions is not None and nodes[a.node].is_switch and nodes[b.node].is_switch:
+        raise ctx.fail(line, f"link {shown}: delay, loss and the like go on a link with a node at one end "
+                             f"(the conditions are applied at that node's interface)")
+    return Link(a, b, bandwidth, line, conditions)
+
+
+DURATION_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(us|ms|s)?\s*$")
+PERCENT_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*%\s*$")
+
+
+def _milliseconds(ctx: _Ctx, spec, key: str, shown: str) -> float:
+    value = spec[key]
+    m = None if isinstance(value, bool) else DURATION_RE.match(str(value))
+    if m is None:
+        raise ctx.fail(spec.line_of(key), f"link {shown}: {key} '{value}' is not a duration like 50ms, 0.2s or 20 (ms)")
+    number = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0, None: 1.0}[m.group(2)]
+    if number > 10_000:
+        raise ctx.fail(spec.line_of(key), f"link {shown}: {key} {value} is longer than 10 s")
+    return number
+
+
+def _probability(ctx: _Ctx, where, key: str, shown: str, value=None) -> float:
+    value = where[key] if value is None else value
+    m = None if isinstance(value, bool) else PERCENT_RE.match(str(value))
+    if m is not None:
+        p = float(m.group(1)) / 100
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        p = float(value)
+    else:
+        p = -1.0
+    if not 0 <= p <= 1:
+        raise ctx.fail(where.line_of(key), f"link {shown}: {key} '{value}' is not a probability like 1% or 0.01")
+    return p
+
+
+def _conditions(ctx: _Ctx, spec, shown: str) -> LinkConditions:
+    fields = {}
+    for key in ("delay", "jitter"):
+        if key in spec:
+            fields[f"{key}_ms"] = _milliseconds(ctx, spec, key, shown)
+    if "jitter_distribution" in spec:
+        if spec["jitter_distribution"] not in ("uniform", "normal"):
+            raise ctx.fail(spec.line_of("jitter_distribution"), f"link {shown}: jitter_distribution is uniform or normal")
+        fields["jitter_distribution"] = spec["jitter_distribution"]
+    for key in ("loss", "duplicate", "corrupt", "reorder"):
+        if key in spec:
+            fields[key] = _probability(ctx, spec, key, shown)
+    if "loss_burst" in spec:
+        burst = spec["loss_burst"]
+        if not isinstance(burst, yamlsrc.Mapping) or set(burst) != {"p", "r"}:
+            raise ctx.fail(spec.line_of("loss_burst"), f"link {shown}: loss_burst is {{p: GOOD_TO_BAD, r: BAD_TO_GOOD}} "
+                                                      f"(Gilbert-Elliott), e.g. {{p: 1%, r: 25%}}")
+        fields["loss_burst"] = (_probability(ctx, burst, "p", shown), _probability(ctx, burst, "r", shown))
+    if fields.get("jitter_ms", 0) > fields.get("delay_ms", 0):
+        raise ctx.fail(spec.line_of("jitter"), f"link {shown}: jitter is larger than the delay")
+    return LinkConditions(**fields)
 
 
 def _assign_interfaces(ctx: _Ctx, nodes: dict[str, Node], links: list[Link]) -> None:

@@ -19,6 +19,7 @@ root-side veth is recorded in the run state before it is created.
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 from dataclasses import dataclass
 
 from tunnelwall.base import procs
@@ -62,6 +63,26 @@ def port_mac(switch_index: int, port: int) -> str:
     return f"02:74:77:ff:{switch_index:02x}:{port & 0xff:02x}"
 
 
+NETEM_FIELDS = {"delay_ms", "jitter_ms", "loss"}      # what Mininet's TCLink passes to netem
+
+
+def netem_available() -> bool:
+    """Whether this kernel has the netem qdisc (loaded, or loadable)."""
+    if Path("/sys/module/sch_netem").exists():
+        return True
+    subprocess.run(["modprobe", "-q", "sch_netem"], capture_output=True)
+    return Path("/sys/module/sch_netem").exists()
+
+
+def conditions_mode(conditions, netem: bool | None = None) -> str:
+    """How a link's conditions are applied: ``netem`` where the kernel has it
+    and the conditions are ones Mininet's TCLink passes to it (delay, jitter,
+    loss), else the userspace ``relay`` (:mod:`topologies.relay`)."""
+    netem = netem_available() if netem is None else netem
+    used = {k for k, v in conditions.__dict__.items() if v not in (0.0, None, "uniform")}
+    return "netem" if netem and used <= NETEM_FIELDS else "relay"
+
+
 def plan_layout(topo: Topology, controlled: bool = False) -> dict:
     """Names, MACs, addresses and switch port numbers of *topo*, computed
     without touching the kernel: the controller's forwarding table is built
@@ -103,8 +124,14 @@ def plan_layout(topo: Topology, controlled: bool = False) -> dict:
                     "peer_role": peer.role.value}
             else:
                 layout["nodes"][node.name]["interfaces"][iface]["peer"] = peer.name
-        layout["links"].append({"ends": [{"node": n.name, "iface": i, "port": p, "mac": m} for n, i, p, m in ends],
-                                "bandwidth_mbit": link.bandwidth_mbit})
+        entry = {"ends": [{"node": n.name, "iface": i, "port": p, "mac": m} for n, i, p, m in ends],
+                 "bandwidth_mbit": link.bandwidth_mbit}
+        if link.conditions is not None:
+            host_end = next(e for e in ends if not e[0].is_switch)
+            entry["conditions"] = link.conditions.as_dict()
+            entry["conditions_by"] = conditions_mode(link.conditions)
+            entry["relay"] = {"node": host_end[0].name, "iface": host_end[1]}
+        layout["links"].append(entry)
     return layout
 
 
@@ -183,10 +210,28 @@ class MininetBackend:
             if link["bandwidth_mbit"]:
                 cls = self.shaped_link_cls
                 params = {"bw": link["bandwidth_mbit"]}
+            names, macs = [a["iface"], b["iface"]], [a["mac"], b["mac"]]
+            if link.get("conditions_by") == "netem":
+                c = link["conditions"]
+                cls = self.shaped_link_cls
+                params.update({k: v for k, v in (("delay", f"{c.get('delay_ms', 0)}ms"),
+                                                 ("jitter", f"{c['jitter_ms']}ms" if c.get("jitter_ms") else None),
+                                                 ("loss", c.get("loss", 0) * 100 or None)) if v})
+            elif link.get("conditions_by") == "relay":
+                # The link ends in IFr; the node's own IF is the far end of a
+                # veth pair inside the node, and the relay copies between them.
+                i = 0 if a["node"] == link["relay"]["node"] and a["port"] is None else 1
+                # IFr never sends frames of its own; it gets a MAC of its own all the same.
+                names[i], macs[i] = names[i] + "r", "06" + macs[i][2:]
             net.addLink(mn_nodes[a["node"]], mn_nodes[b["node"]], port1=a["port"], port2=b["port"],
-                        intfName1=a["iface"], intfName2=b["iface"], addr1=a["mac"], addr2=b["mac"], cls=cls, **params)
-        self._configure_hosts(mn_nodes)
+                        intfName1=names[0], intfName2=names[1], addr1=macs[0], addr2=macs[1], cls=cls, **params)
+        relays = [link for link in layout["links"] if link.get("conditions_by") == "relay"]
+        self._configure_hosts(mn_nodes, {(r["relay"]["node"], r["relay"]["iface"]):
+                                         layout["nodes"][r["relay"]["node"]]["interfaces"][r["relay"]["iface"]]["mac"]
+                                         for r in relays})
         _tx_off_root(root_ifaces)
+        for link in relays:
+            self._start_relay(link, layout)
         for node in topo.switches():
             sw = mn_nodes[node.name]
             censored = layout["switches"][node.name]["controlled"]
@@ -226,7 +271,22 @@ class MininetBackend:
         (procs.CONTAINER_DIR / netns_name(node.name)).write_text(str(pid))
         return pid
 
-    def _configure_hosts(self, mn_nodes: dict) -> None:
+    def _start_relay(self, link: dict, layout: dict) -> None:
+        """The userspace relay of a link with conditions, in its node's namespace."""
+        import json
+        import sys
+        node, iface = link["relay"]["node"], link["relay"]["iface"]
+        seed = sum(ord(ch) for ch in f"{node}:{iface}")
+        rec = procs.spawn(self.state, f"relay-{node}-{iface}",
+                          [sys.executable, "-m", "tunnelwall.topologies.relay", "--a", f"{iface}p", "--b", f"{iface}r",
+                           "--conditions", json.dumps(link["conditions"]), "--seed", str(seed)],
+                          netns=netns_name(node), host_binaries=True)
+        procs.wait_started(rec, lambda: "relaying" in Path(rec.log).read_text(errors="replace"), 10,
+                           f"the link relay on {node}:{iface}")
+
+    def _configure_hosts(self, mn_nodes: dict, relayed: dict | None = None) -> None:
+        """*relayed*: (node, interface) -> MAC of the interfaces behind a link relay."""
+        relayed = relayed or {}
         for node in self.topo.hosts():
             # IPv6 is on everywhere (the censor inspects it like IPv4); no
             # router advertisements or autoconfiguration: addresses and routes
@@ -237,6 +297,16 @@ class MininetBackend:
                     "net.ipv6.conf.default.accept_ra=0 net.ipv6.conf.default.autoconf=0 "
                     f"net.ipv6.conf.default.accept_dad=0 net.ipv6.conf.all.forwarding={forward}",
                     "ip link set lo up"]
+            for iface in node.interfaces:
+                if (node.name, iface) in relayed:
+                    # IF <-> IFp inside the node; the relay copies IFp <-> IFr. Neither
+                    # relay end may send anything of its own: no IPv6, no address.
+                    cmds += [f"ip link add {iface} address {relayed[(node.name, iface)]} type veth peer name {iface}p",
+                             *(f"sysctl -qw net.ipv6.conf.{x}.disable_ipv6=1" for x in (f"{iface}p", f"{iface}r")),
+                             # arp off: the node's kernel must not answer ARP on the relay's ends
+                             # with their MACs (its addresses are all "local" to them too).
+                             *(f"ip link set {x} arp off promisc on up" for x in (f"{iface}p", f"{iface}r")),
+                             *(f"ethtool -K {x} tx off >/dev/null 2>&1" for x in (f"{iface}p", f"{iface}r"))]
             for iface, addr in node.interfaces.items():
                 # Mininet leaves a default address on some interfaces; start clean.
                 cmds.append(f"ip -4 addr flush dev {iface}")

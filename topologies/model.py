@@ -89,12 +89,34 @@ class Endpoint:
         return f"{self.node}:{self.interface}" if self.interface else self.node
 
 
+@dataclass(frozen=True)
+class LinkConditions:
+    """What a real path does to packets, on one link, in both directions
+    (netem's vocabulary): delay and its jitter in milliseconds, and
+    probabilities (0..1) of loss, duplication, corruption and reordering.
+    ``loss_burst`` (p, r) is a Gilbert-Elliott channel: p the chance to go
+    from the good state to the bad one (where every packet is lost), r the
+    chance to come back."""
+    delay_ms: float = 0.0
+    jitter_ms: float = 0.0
+    jitter_distribution: str = "uniform"      # uniform | normal
+    loss: float = 0.0
+    loss_burst: tuple[float, float] | None = None
+    duplicate: float = 0.0
+    corrupt: float = 0.0
+    reorder: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v not in (0.0, None, "uniform")}
+
+
 @dataclass
 class Link:
     a: Endpoint
     b: Endpoint
     bandwidth_mbit: float | None = None
     line: int = 0
+    conditions: LinkConditions | None = None
 
     @property
     def name(self) -> str:

@@ -23,7 +23,7 @@ CASES = {
     "bad_address.yaml": (3, "'10.0.0.300/24' is not an IPv4 address"),
     "address_without_prefix.yaml": (5, "needs a prefix length"),
     "link_unknown_node.yaml": (7, "unknown node 'r9'"),
-    "link_netem.yaml": (8, "sch_netem"),
+    "link_conditions_between_switches.yaml": (8, "delay, loss and the like go on a link with a node at one end"),
     "bad_bandwidth.yaml": (7, "bandwidth 'fast'"),
     "duplicate_address.yaml": (6, "already used by c1:eth0"),
     "gateway_off_subnet.yaml": (6, "gateway 10.9.9.1 is not in any of its subnets"),

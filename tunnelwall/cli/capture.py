@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -33,13 +34,21 @@ def cmd_capture(args) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "tunnelwall.runtime.capture", "--iface", iface, "--out", str(out.resolve()),
             "--count", str(args.count), "--seconds", str(args.seconds)]
+    print(str(out), flush=True)
     print(f"capture: {node}:{iface} -> {out} (Ctrl-C ends it)", file=sys.stderr)
+    child = subprocess.Popen(procs.in_netns(netns_name(node), argv, host_binaries=True), stdout=sys.stderr)
+
+    def stop(_sig, _frame):
+        child.terminate()              # the capture flushes and closes its file on SIGTERM
+    old = signal.signal(signal.SIGTERM, stop)
     try:
-        res = subprocess.run(procs.in_netns(netns_name(node), argv, host_binaries=True))
+        code = child.wait()
     except KeyboardInterrupt:
-        res = None
-    print(str(out))
-    return 0 if res is None or res.returncode == 0 else res.returncode
+        child.terminate()
+        code = child.wait()
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    return 0 if code in (0, -signal.SIGTERM) else code
 
 
 @verb

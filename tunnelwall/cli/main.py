@@ -46,6 +46,8 @@ def cmd_up(args) -> int:
     if state.api:
         print(f"  controller API: http://127.0.0.1:{state.api['port']}/  (token in {state.api['token_file']})")
     print("  nodes: " + ", ".join(f"{n} ({i['role']})" for n, i in state.layout["nodes"].items()))
+    for line in _condition_lines(state):
+        print(f"  link {line}")
     print("  try:   tunnelwall exec c1 -- ping -c1 198.18.0.10    |    tunnelwall down")
     if args.cli:
         from tunnelwall.runtime.network import down
@@ -87,6 +89,18 @@ def _mininet_like_cli(state) -> None:
         subprocess.run(procs.in_netns(netns_name(words[0]), ["sh", "-c", " ".join(words[1:])]))
 
 
+def _condition_lines(state) -> list[str]:
+    """Links with delay, loss and the like, and what applies them (netem or the userspace relay)."""
+    out = []
+    for link in state.layout.get("links", []):
+        if link.get("conditions"):
+            a, b = link["ends"]
+            out.append(f"{a['node']}-{b['node']}: {link['conditions']} by {link['conditions_by']}"
+                       + (" (sch_netem is not in this kernel: a userspace relay on "
+                          f"{link['relay']['node']}:{link['relay']['iface']})" if link["conditions_by"] == "relay" else ""))
+    return out
+
+
 def cmd_down(args) -> int:
     from tunnelwall.runtime.network import down
     removed = down()
@@ -124,6 +138,8 @@ def cmd_inspect(args) -> int:
     else:
         print(f"run {state.run_id}  topology {state.topology}  profile {state.profile or '-'}  status {state.status}")
         _print_table(rows, ["node", "role", "netns", "iface", "address", "address6", "mac", "peer"])
+        for line in _condition_lines(state):
+            print(f"link {line}")
     return 0
 
 

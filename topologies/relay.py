@@ -1,0 +1,151 @@
+"""A link's conditions in userspace, for kernels without ``sch_netem``.
+
+A link with ``delay``, ``loss`` and the like gets a relay at its node's end:
+the node's interface ``IF`` is one end of a veth pair inside the node
+(``IF`` <-> ``IFp``), the link itself ends in ``IFr``, and this process, in
+the node's namespace, copies frames between ``IFp`` and ``IFr`` through a
+:class:`Conditioner`, in both directions. It is transparent at layer 2
+(addresses and MACs are the node's own), so nothing else in the topology
+knows it is there. Where the kernel has ``sch_netem`` the backend uses that
+instead (``tc qdisc ... netem``); ``up`` and ``inspect`` say which.
+
+The conditions follow netem's meaning: every frame is delayed by ``delay``
+plus a jitter drawn uniformly from [-jitter, +jitter] or normally with
+sd = jitter; ``loss`` drops at random, ``loss_burst`` (p, r) drops in bursts
+by a Gilbert-Elliott channel (good -> bad with p, bad -> good with r, every
+frame lost while bad); ``duplicate`` sends a frame twice, ``corrupt`` flips one
+random bit after the Ethernet header, and ``reorder`` sends that share of
+frames at once, ahead of the delayed ones. Draws come from a seeded RNG.
+
+Written in Python because the relay only runs where the kernel cannot do it
+and its cost is per packet on one link; benchmarks/linkconditions.py
+measures its accuracy and throughput beside the unimpaired link.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import random
+import select
+import signal
+import socket
+import sys
+import time
+
+ETH_P_ALL = 0x0003
+SOL_PACKET, PACKET_IGNORE_OUTGOING = 263, 23
+
+
+class Conditioner:
+    """Pure: a frame in, the frames to send and after how many seconds out."""
+
+    def __init__(self, conditions: dict, rng: random.Random):
+        self.delay = conditions.get("delay_ms", 0.0) / 1000.0
+        self.jitter = conditions.get("jitter_ms", 0.0) / 1000.0
+        self.normal = conditions.get("jitter_distribution", "uniform") == "normal"
+        self.loss = conditions.get("loss", 0.0)
+        burst = conditions.get("loss_burst")
+        self.burst = tuple(burst) if burst else None
+        self.bad = False                      # Gilbert-Elliott state
+        self.duplicate = conditions.get("duplicate", 0.0)
+        self.corrupt = conditions.get("corrupt", 0.0)
+        self.reorder = conditions.get("reorder", 0.0)
+        self.rng = rng
+
+    def process(self, frame: bytes) -> list[tuple[float, bytes]]:
+        rng = self.rng
+        if self.burst is not None:
+            p, r = self.burst
+            self.bad = (rng.random() >= r) if self.bad else (rng.random() < p)
+            if self.bad:
+                return []
+        if self.loss and rng.random() < self.loss:
+            return []
+        if self.corrupt and len(frame) > 14 and rng.random() < self.corrupt:
+            pos = rng.randrange(14, len(frame))
+            frame = frame[:pos] + bytes((frame[pos] ^ (1 << rng.randrange(8)),)) + frame[pos + 1:]
+        copies = 2 if self.duplicate and rng.random() < self.duplicate else 1
+        if self.reorder and rng.random() < self.reorder:
+            return [(0.0, frame)] * copies
+        return [(self._delay(), frame) for _ in range(copies)]
+
+    def _delay(self) -> float:
+        if not self.jitter:
+            return self.delay
+        j = self.rng.gauss(0.0, self.jitter) if self.normal else self.rng.uniform(-self.jitter, self.jitter)
+        return max(0.0, self.delay + j)
+
+
+def _port(iface: str) -> socket.socket:
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    sock.bind((iface, 0))
+    try:
+        sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+    except OSError:
+        pass
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    sock.setblocking(False)
+    return sock
+
+
+def relay(a: str, b: str, conditions: dict, seed: int = 0) -> None:
+    ports = {a: _port(a), b: _port(b)}
+    other = {a: ports[b], b: ports[a]}
+    conditioners = {a: Conditioner(conditions, random.Random(seed)), b: Conditioner(conditions, random.Random(seed + 1))}
+    queue: list[tuple[float, int, socket.socket, bytes]] = []     # (due, order, out socket, frame)
+    order = 0
+    running = {"yes": True}
+    signal.signal(signal.SIGTERM, lambda *_: running.update(yes=False))
+    by_fd = {sock.fileno(): name for name, sock in ports.items()}
+    print(f"relaying {a} <-> {b}: {json.dumps(conditions)}", flush=True)
+    while running["yes"]:
+        now = time.monotonic()
+        while queue and queue[0][0] <= now:
+            _due, _n, out, frame = heapq.heappop(queue)
+            try:
+                out.send(frame)
+            except OSError:
+                pass                          # a full queue drops, as a link would
+        timeout = max(0.0, queue[0][0] - now) if queue else 0.5
+        try:
+            readable, _, _ = select.select(list(ports.values()), [], [], timeout)
+        except InterruptedError:
+            continue
+        for sock in readable:
+            name = by_fd[sock.fileno()]
+            for _ in range(64):               # drain a burst before looking at the clock again
+                try:
+                    frame = sock.recv(65535)
+                except (BlockingIOError, InterruptedError):
+                    break
+                now = time.monotonic()
+                for delay, out_frame in conditioners[name].process(frame):
+                    if delay <= 0:                    # no delay, or reordered ahead of the queue
+                        try:
+                            other[name].send(out_frame)
+                        except OSError:
+                            pass
+                    else:
+                        order += 1
+                        heapq.heappush(queue, (now + delay, order, other[name], out_frame))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--a", required=True, help="the node's side (IFp)")
+    ap.add_argument("--b", required=True, help="the link's side (IFr)")
+    ap.add_argument("--conditions", required=True, help="JSON, as LinkConditions.as_dict()")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    try:
+        relay(args.a, args.b, json.loads(args.conditions), args.seed)
+    except OSError as err:
+        print(f"relay: {err}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
