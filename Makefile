@@ -15,6 +15,7 @@ bench: setup
 	.venv/bin/python benchmarks/classify.py
 	.venv/bin/python benchmarks/memory.py
 	.venv/bin/python benchmarks/tlsintls.py
+	.venv/bin/python benchmarks/linkconditions.py
 	.venv/bin/python benchmarks/fuzz.py
 	.venv/bin/python benchmarks/classroom.py
 cleanup:
