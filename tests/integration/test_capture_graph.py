@@ -53,7 +53,7 @@ links:
   - endpoints: ["c1:eth0", "border"]
   - endpoints: ["censor:eth0", "border"]
   - endpoints: ["near:eth0", "border"]
-  - {endpoints: ["far:eth0", "border"], delay: 25ms, jitter: 1ms}
+  - {endpoints: ["far:eth0", "border"], delay: 25ms, jitter: 1ms, loss: 1%}
   - {endpoints: ["lossy:eth0", "border"], loss: 10%}
 """
 
@@ -74,7 +74,7 @@ def test_link_conditions_in_userspace_delay_loss_and_a_tool_still_passes(tmp_pat
     try:
         # 25 ms each way at the far server: 50 ms round trip, within a millisecond at the median.
         rtts = ping_rtts("c1", "10.0.0.30", 200)
-        assert len(rtts) >= 195 and abs(rtts[len(rtts) // 2] - 50.0) < 1.5, rtts[:5]
+        assert len(rtts) >= 180 and abs(rtts[len(rtts) // 2] - 50.0) < 1.5, rtts[:5]      # 1 % loss each way
         near = ping_rtts("c1", "10.0.0.20", 50)
         assert near[len(near) // 2] < 5
         # 10 % loss each way: 19 % of pings lost over 500, within the binomial interval.
@@ -82,7 +82,7 @@ def test_link_conditions_in_userspace_delay_loss_and_a_tool_still_passes(tmp_pat
         received = int(res.stdout.split(" packets transmitted, ")[1].split(" ")[0])
         lo, hi = wilson(500 - received, 500, z=3.29)                         # 99.9 %
         assert lo <= 1 - 0.9 ** 2 <= hi, received
-        # A tool through the delayed path passes under log-only.
+        # A tool through the delayed, lossy path passes under log-only.
         state = active_run()
         # The https control fetches from the "web" server, here the first server other
         # than the tool's: with the tool's server "near", that is "far".
