@@ -19,8 +19,8 @@ from tunnelwall.base.errors import TunnelwallError
 from tunnelwall.base.table import format_table
 
 
-def _print_table(rows: list[dict], columns: list[str], out=sys.stdout) -> None:
-    out.write(format_table(rows, columns) + "\n")
+def _print_table(rows: list[dict], columns: list[str], out=None) -> None:
+    (out or sys.stdout).write(format_table(rows, columns) + "\n")
 
 
 def cmd_validate(args) -> int:
@@ -220,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
 def _load_verb_modules() -> None:
     import importlib
     for mod in ("tunnelwall.cli.classify", "tunnelwall.cli.probe", "tunnelwall.cli.exercise", "tunnelwall.cli.images",
-                "tunnelwall.cli.profiles", "tunnelwall.cli.capture", "tunnelwall.cli.graph",
+                "tunnelwall.cli.profiles", "tunnelwall.cli.capture", "tunnelwall.cli.graph", "tunnelwall.cli.compare",
                 "tunnelwall.cli.verify"):
         try:
             importlib.import_module(mod)
