@@ -22,10 +22,12 @@ def test_fet_block_rate_reproduces_the_published_figure(tmp_path):
     assert out["schema"] == "tunnelwall-results/2" and len(out["results"]) == TRIALS
     (row,) = out["summary"]
     assert row["trials"] == TRIALS and row["errors"] == 0
-    # Every trial is one connection and one draw: blocked by the FET rule, or spared and logged.
+    # Every trial is one connection and at most one draw: blocked by the FET rule,
+    # spared and logged (fet-probe), or exempt (about 1.3 % of random first
+    # packets look printable enough: Ex2/Ex3) and allowed without a rule.
     for r in out["results"]:
         rules = [v["rule"] for v in r["verdicts"]]
-        assert rules in (["fet"], ["fet-probe"]), rules
+        assert rules in (["fet"], ["fet-probe"], [None]), rules
         assert (r["outcome"] == "BLOCKED") == (rules == ["fet"])
     lo, hi = wilson(row["blocked"], row["trials"], z=2.576)
     assert lo <= PUBLISHED <= hi, (row, lo, hi)

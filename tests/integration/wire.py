@@ -67,13 +67,19 @@ def tls_split(ip: str, sni: str, cuts: list[int]) -> str:
     for a, b in zip(bounds, bounds[1:]):
         sock.sendall(hello[a:b])
         time.sleep(0.05)        # one segment per piece (Nagle is off; this keeps the kernel from merging them)
+    # Read until the connection ends or goes quiet: an on-path censor (tap)
+    # races the server, so its RST may come after the server's first answer.
+    got = b""
     try:
-        data = sock.recv(4096)
-        return "data" if data else "eof"
+        while True:
+            data = sock.recv(4096)
+            if not data:
+                return "data" if got else "eof"
+            got += data
     except ConnectionResetError:
         return "reset"
     except socket.timeout:
-        return "timeout"
+        return "data" if got else "timeout"
     finally:
         sock.close()
 
