@@ -18,7 +18,7 @@ def _label(topo: Topology, name: str) -> list[str]:
     return lines
 
 
-def _link_label(link) -> str:
+def link_label(link) -> str:
     parts = [f"{link.bandwidth_mbit:g} Mbit/s"] if link.bandwidth_mbit else []
     c = link.conditions
     if c is not None:
@@ -41,7 +41,7 @@ def to_mermaid(topo: Topology) -> str:
         shape = ("([", "])") if node.role in (Role.SWITCH, Role.BORDER_SWITCH) else ("[", "]")
         out.append(f'  {name}{shape[0]}"{text}"{shape[1]}')
     for link in topo.links:
-        label = _link_label(link)
+        label = link_label(link)
         out.append(f"  {link.a.node} ---" + (f"|{label}| " if label else " ") + link.b.node)
     if censor_nodes:
         out.append("  classDef censor fill:#fdd,stroke:#c00")
@@ -63,7 +63,7 @@ def to_dot(topo: Topology) -> str:
             attrs.append('color="#cc0000", style=filled, fillcolor="#ffdddd"')
         out.append(f'  "{name}" [{", ".join(attrs)}];')
     for link in topo.links:
-        label = _link_label(link)
+        label = link_label(link)
         out.append(f'  "{link.a.node}" -- "{link.b.node}"' + (f' [label="{label}"]' if label else "") + ";")
     out.append("}")
     return "\n".join(out) + "\n"

@@ -37,6 +37,7 @@ def test_live_view_shows_a_blocked_flow(tmp_path):
         assert "middlebox connected" in dom and "switch connected" in dom
         assert 'class="result BLOCKED"' in dom                       # the per-tool chart
         assert "<circle" in dom and "censor" in dom                  # the topology graph
+        assert "2001:db8:18::10" in dom                               # with the IPv6 addresses, as tunnelwall graph
         # Without the token the page loads but the API refuses it.
         dom = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile2'}", url],
                              capture_output=True, text=True, timeout=120).stdout

@@ -12,6 +12,7 @@ import sys
 
 from tunnelwall.middlebox.profiles import Profile
 from tunnelwall.topologies.mininet_backend import ControllerAddress, netns_name, plan_layout
+from tunnelwall.topologies.graph import link_label
 from tunnelwall.topologies.model import Topology
 
 from tunnelwall.base import procs
@@ -54,11 +55,13 @@ class CensorRuntime:
             "of_port": free_port(), "api_port": free_port(), "api_token": token,
             "probe": {"delay": self.profile.probe.delay, "count": self.profile.probe.count,
                       "timeout": self.profile.probe.timeout},
+            # The live view draws what `tunnelwall graph` draws: nodes, addresses, link conditions.
             "topology": {"name": self.topo.name,
                          "nodes": [{"name": n.name, "role": n.role.value,
-                                    "address": str(n.primary_ip()) if n.primary_ip() else None}
+                                    "address": str(n.primary_ip()) if n.primary_ip() else None,
+                                    "address6": str(n.primary_ip6()) if n.primary_ip6() else None}
                                    for n in self.topo.nodes.values()],
-                         "links": [[l.a.node, l.b.node] for l in self.topo.links]},
+                         "links": [[l.a.node, l.b.node, link_label(l)] for l in self.topo.links]},
         }
         if site.prober:
             port, info = next((int(p), i) for p, i in border["ports"].items() if i["peer"] == site.prober)
