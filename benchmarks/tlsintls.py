@@ -26,21 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--fetches", type=int, default=200)
     ap.add_argument("--tunnels", type=int, default=20)
     args = ap.parse_args()
     from tunnelwall.base.runstate import active_run
+    from tunnelwall.harness.stats import wilson
     from tunnelwall.controller.verdictlog import read
     from tunnelwall.harness import spec
     from tunnelwall.harness.runner import RunOptions, run_tool
