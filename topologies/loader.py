@@ -36,7 +36,7 @@ SCHEMA = Path(__file__).resolve().parent / "schema.json"
 TOP_KEYS = {"name", "description", "censor", "nodes", "links"}
 NODE_KEYS = {"role", "ip", "interfaces", "gateway", "ip6", "interfaces6", "gateway6", "routes", "services", "image"}
 LINK_KEYS = {"endpoints", "bandwidth", "name", "delay", "jitter", "jitter_distribution", "loss", "loss_burst",
-             "duplicate", "corrupt", "reorder"}
+             "duplicate", "corrupt", "reorder", "from_node", "to_node"}
 CONDITION_KEYS = LINK_KEYS - {"endpoints", "bandwidth", "name"}
 CENSOR_KEYS = {"switch", "middlebox", "profile", "placement", "prober"}
 PLACEMENTS = ("tap", "inline")
@@ -300,8 +300,16 @@ def _probability(ctx: _Ctx, where, key: str, shown: str, value=None) -> float:
     return p
 
 
-def _conditions(ctx: _Ctx, spec, shown: str) -> LinkConditions:
+def _conditions(ctx: _Ctx, spec, shown: str, nested: bool = False) -> LinkConditions:
     fields = {}
+    for side in ("from_node", "to_node"):
+        if side in spec:
+            sub_spec = spec[side]
+            if nested or not isinstance(sub_spec, yamlsrc.Mapping) or not sub_spec \
+                    or set(sub_spec) - (CONDITION_KEYS - {"from_node", "to_node"}):
+                raise ctx.fail(spec.line_of(side), f"link {shown}: {side} is a mapping of conditions for one "
+                                                   f"direction (delay, jitter, loss, ...), not nested")
+            fields[side] = _conditions(ctx, sub_spec, shown, nested=True)
     for key in ("delay", "jitter"):
         if key in spec:
             fields[f"{key}_ms"] = _milliseconds(ctx, spec, key, shown)

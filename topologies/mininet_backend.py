@@ -80,7 +80,7 @@ def conditions_mode(conditions, netem: bool | None = None) -> str:
     loss), else the userspace ``relay`` (:mod:`topologies.relay`)."""
     netem = netem_available() if netem is None else netem
     used = {k for k, v in conditions.__dict__.items() if v not in (0.0, None, "uniform")}
-    return "netem" if netem and used <= NETEM_FIELDS else "relay"
+    return "netem" if netem and used <= NETEM_FIELDS else "relay"      # per-direction conditions need the relay
 
 
 def plan_layout(topo: Topology, controlled: bool = False) -> dict:

@@ -105,9 +105,18 @@ class LinkConditions:
     duplicate: float = 0.0
     corrupt: float = 0.0
     reorder: float = 0.0
+    # Per direction, seen from the node at the link's end: what differs for
+    # frames the node sends (``from_node``, its upload) or receives (``to_node``).
+    from_node: "LinkConditions | None" = None
+    to_node: "LinkConditions | None" = None
 
     def as_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if v not in (0.0, None, "uniform")}
+        out = {k: v for k, v in self.__dict__.items()
+               if k not in ("from_node", "to_node") and v not in (0.0, None, "uniform")}
+        for side in ("from_node", "to_node"):
+            if getattr(self, side) is not None:
+                out[side] = getattr(self, side).as_dict()
+        return out
 
 
 @dataclass

@@ -78,6 +78,12 @@ class Conditioner:
         return max(0.0, self.delay + j)
 
 
+def one_way(conditions: dict, side: str) -> dict:
+    """The conditions of one direction: the link's, with that side's overrides."""
+    base = {k: v for k, v in conditions.items() if k not in ("from_node", "to_node")}
+    return {**base, **conditions.get(side, {})}
+
+
 def _port(iface: str) -> socket.socket:
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     sock.bind((iface, 0))
@@ -93,9 +99,12 @@ def _port(iface: str) -> socket.socket:
 def relay(a: str, b: str, conditions: dict, seed: int = 0) -> None:
     ports = {a: _port(a), b: _port(b)}
     other = {a: ports[b], b: ports[a]}
-    conditioners = {a: Conditioner(conditions, random.Random(seed)), b: Conditioner(conditions, random.Random(seed + 1))}
+    # a is the node's side: frames read there leave the node (from_node);
+    # frames read on b come to it (to_node).
+    directions = {a: one_way(conditions, "from_node"), b: one_way(conditions, "to_node")}
+    conditioners = {a: Conditioner(directions[a], random.Random(seed)), b: Conditioner(directions[b], random.Random(seed + 1))}
     # A link whose conditions ask for nothing (all zero) copies frames as they come.
-    identity = not any(v for k, v in conditions.items() if k != "jitter_distribution")
+    identity = not any(v for d in directions.values() for k, v in d.items() if k != "jitter_distribution")
     queue: list[tuple[float, int, socket.socket, bytes]] = []     # (due, order, out socket, frame)
     order = 0
     running = {"yes": True}

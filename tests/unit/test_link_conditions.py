@@ -96,3 +96,16 @@ def test_gilbert_elliott_losses_come_in_bursts():
             runs.append(run)
             run = 0
     assert abs(sum(runs) / len(runs) - 1 / 0.25) < 0.3               # mean burst 1 / r = 4 packets
+
+
+def test_conditions_per_direction_override_the_link_and_need_the_relay():
+    topo = load('  - endpoints: ["s1:eth0", "sw"]\n    delay: 10ms\n    to_node: {delay: 40ms, loss: 2%}\n')
+    c = topo.links[1].conditions
+    assert c.delay_ms == 10.0 and c.to_node == LinkConditions(delay_ms=40.0, loss=0.02) and c.from_node is None
+    assert conditions_mode(c, netem=True) == "relay"
+    from tunnelwall.topologies.relay import one_way
+    d = c.as_dict()
+    assert one_way(d, "from_node") == {"delay_ms": 10.0}
+    assert one_way(d, "to_node") == {"delay_ms": 40.0, "loss": 0.02}
+    with pytest.raises(SourceError, match="t.yaml:9: .*to_node is a mapping of conditions for one direction"):
+        load('  - endpoints: ["s1:eth0", "sw"]\n    to_node: {to_node: {delay: 1ms}}\n')
