@@ -63,3 +63,18 @@ def test_verify_rejects_bad_input_before_touching_the_network(tmp_path):
     res = tw("verify", "--tools", str(bad), check=False)
     assert res.returncode == 2 and f"{bad}:2: unknown variable {{nosuchvar}}" in res.stderr
     assert_nothing_left()
+
+
+def test_more_tools_move_data_and_get_past_the_fet_era_gfw(tmp_path):
+    """Issue 15, in part: simple-obfs (HTTP and TLS), Trojan and kcptun move
+    data under log-only, and get past gfw-2022 as they were built to: their
+    first packets look like HTTP or TLS (FET exemption Ex5), or travel over
+    UDP, which the FET rule does not read."""
+    tools = "shadowsocks-obfs-http,shadowsocks-obfs-tls,trojan,kcptun"
+    res = tw("verify", "--profile", "log-only,gfw-2022", "--tools", tools, "--bytes", "300000", "--format", "json",
+             "--expect", "shadowsocks-obfs-http=PASSED", "--expect", "shadowsocks-obfs-tls=PASSED",
+             "--expect", "trojan=PASSED", "--expect", "kcptun=PASSED", timeout=900)
+    out = json.loads(res.stdout)
+    assert len(out["results"]) == 8 and all(r["bytes_through"] == 300000 for r in out["results"])
+    first = {r["tool"]: r for r in out["results"] if r["profile"] == "gfw-2022"}
+    assert "fet" not in {v["rule"] for r in first.values() for v in r["verdicts"]}
