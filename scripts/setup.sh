@@ -12,7 +12,7 @@ ROOT=$PWD
 APT_PACKAGES=(
   mininet openvswitch-switch python3-os-ken python3-venv python3-pip python3-yaml python3-cryptography
   iproute2 iputils-ping ethtool tcpdump iperf3 curl openssl procps psmisc nftables
-  openvpn wireguard-tools wireguard-go shadowsocks-libev obfs4proxy stunnel4 tor
+  openvpn wireguard-tools wireguard-go shadowsocks-libev obfs4proxy stunnel4 tor trojan simple-obfs kcptun
   openssh-client openssh-server v2ray chromium docker.io debootstrap
 )
 
