@@ -32,13 +32,12 @@ import socket
 import sys
 import time
 
+from tunnelwall.base.rawsock import packet_socket
+
 from . import inject, profiles
 from .engine import Engine
 from .packet import ip_bytes, parse_ethernet
 
-ETH_P_ALL = 0x0003
-SOL_PACKET = 263                 # not exported by Python's socket module
-PACKET_IGNORE_OUTGOING = 23
 RECONNECT_EVERY = 0.25           # seconds between attempts while the controller is away
 PENDING_MAX = 10_000             # verdicts kept for a controller that is away
 REANNOUNCE_EVERY = 1.0           # seconds between re-announcements of one flow's verdict
@@ -46,15 +45,8 @@ RESETS_PER_FLOW = 8              # RST rounds per reset flow after the first (on
 
 
 def open_port(iface: str) -> socket.socket:
-    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-    sock.bind((iface, 0))
-    try:
-        # Never read back what we send (re-injected and forged frames).
-        sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
-    except OSError:
-        pass
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-    return sock
+    # Never read back what we send (re-injected and forged frames).
+    return packet_socket(iface)
 
 
 def connect_controller(path: str, timeout: float = 30.0) -> socket.socket:

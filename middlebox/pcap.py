@@ -137,17 +137,8 @@ def _tsresol(options: bytes, endian: str) -> float:
     return 1e-6
 
 
-class Writer:
-    """Minimal pcap writer (Ethernet, microseconds), for tests and benchmarks."""
-
-    def __init__(self, path: str | Path):
-        self.fh = open(path, "wb")
-        self.fh.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, ETHERNET))
-
-    def write(self, ts: float, frame: bytes) -> None:
-        sec = int(ts)
-        self.fh.write(struct.pack("<IIII", sec, int((ts - sec) * 1e6), len(frame), len(frame)))
-        self.fh.write(frame)
+class _FileWriter:
+    fh = None
 
     def close(self) -> None:
         self.fh.close()
@@ -159,7 +150,20 @@ class Writer:
         self.close()
 
 
-class PcapngWriter:
+class Writer(_FileWriter):
+    """Minimal pcap writer (Ethernet, microseconds), for tests and benchmarks."""
+
+    def __init__(self, path: str | Path):
+        self.fh = open(path, "wb")
+        self.fh.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, ETHERNET))
+
+    def write(self, ts: float, frame: bytes) -> None:
+        sec = int(ts)
+        self.fh.write(struct.pack("<IIII", sec, int((ts - sec) * 1e6), len(frame), len(frame)))
+        self.fh.write(frame)
+
+
+class PcapngWriter(_FileWriter):
     """pcapng with one section and one Ethernet interface, microsecond
     timestamps: what Wireshark opens by default."""
 
@@ -183,12 +187,3 @@ class PcapngWriter:
         units = int(round(ts * 1e6))
         self._block(6, struct.pack("<IIIII", 0, units >> 32, units & 0xFFFFFFFF, len(frame), len(frame)) + frame)
         self.fh.flush()
-
-    def close(self) -> None:
-        self.fh.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -34,8 +34,8 @@ import socket
 import sys
 import time
 
-ETH_P_ALL = 0x0003
-SOL_PACKET, PACKET_IGNORE_OUTGOING = 263, 23
+from tunnelwall.base.rawsock import packet_socket
+
 
 
 class Conditioner:
@@ -85,15 +85,7 @@ def one_way(conditions: dict, side: str) -> dict:
 
 
 def _port(iface: str) -> socket.socket:
-    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-    sock.bind((iface, 0))
-    try:
-        sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
-    except OSError:
-        pass
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-    sock.setblocking(False)
-    return sock
+    return packet_socket(iface, blocking=False)
 
 
 def relay(a: str, b: str, conditions: dict, seed: int = 0) -> None:

@@ -17,14 +17,13 @@ import socket
 import sys
 import time
 
+from tunnelwall.base.rawsock import packet_socket
 from tunnelwall.middlebox.pcap import PcapngWriter
 
-ETH_P_ALL = 0x0003
 
 
 def capture(iface: str, out: str, count: int = 0, seconds: float = 0.0) -> int:
-    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-    sock.bind((iface, 0))
+    sock = packet_socket(iface, ignore_outgoing=False)       # both directions
     sock.settimeout(0.5)
     stop = {"now": False}
 
