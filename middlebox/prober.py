@@ -1,7 +1,7 @@
 """The censor's active prober: it connects to a suspected proxy server from
 an address of its own and watches how the server reacts to probes.
 
-Sources (digest in shared/censor-rules.md):
+Sources:
 
 * Alice et al., "How China Detects and Blocks Shadowsocks", IMC 2020,
   sections 3-6: after a suspicious first data packet the GFW sends replays

@@ -1,7 +1,7 @@
 """Mininet backend: a :class:`Topology` becomes namespaces, veths and
 Open vSwitch bridges.
 
-Machine facts this module is built around (see DEVELOPERS.md):
+Machine facts this module is built around (README, "Machine facts"):
 
 * no openvswitch kernel module: bridges use the userspace datapath
   (``datapath_type=netdev``, Mininet ``datapath='user'``);
