@@ -34,3 +34,13 @@ def test_summary_counts_blocked_trials_and_leaves_errors_out():
     assert row["ci95"] == [round(x, 4) for x in wilson(2, 4)]
     assert row["detection_packet"] == [4, 4.5, 5] and row["mbit_s_median"] == 150.0
     assert row["trials_per_minute"] == 5.0
+
+
+def test_collateral_summary_counts_outcomes_per_class_with_intervals():
+    from tunnelwall.harness.collateral import Attempt, summarize as collateral_summary
+    attempts = [Attempt("https", "a", "ok"), Attempt("https", "b", "throttled"), Attempt("dns", "c", "poisoned"),
+                Attempt("dns", "d", "ok"), Attempt("http", "e", "ok")]
+    rows = {(r["class"], r["outcome"]): r for r in collateral_summary(attempts)}
+    assert rows[("https", "throttled")]["rate"] == 0.5 and rows[("https", "throttled")]["names"] == ["b"]
+    assert rows[("dns", "poisoned")]["hits"] == 1 and rows[("http", "blocked")]["hits"] == 0
+    assert ("https", "reset") not in rows                         # outcomes nobody had are left out

@@ -113,6 +113,12 @@ def down(say=print) -> list[str]:
 # to the first outside web server, and every node is <node>.tw.
 FAMOUS_NAMES = ("www.twitter.com", "twitter.com", "www.wikipedia.org", "www.youtube.com", "blocked.example",
                 "www.example.org", "example.org")
+# Ordinary names, on no profile's blocklist, for benign traffic (tunnelwall
+# collateral); some contain "t.co" (microsoft.com, reddit.com), which a loose
+# glob such as Russia's 2021 "*t.co*" catches.
+BENIGN_NAMES = ("www.example.org", "www.microsoft.com", "www.reddit.com", "news.example.com", "mail.example.net",
+                "cdn.example.org", "shop.example.com", "docs.example.org", "www.outlook.com", "portal.azure.com",
+                "www.bbc.co.uk", "weather.example.net", "www.github.com", "maps.example.org", "www.python.org")
 DNS_DELAY = 0.05   # the resolver is "abroad": forged answers from the border arrive first
 
 
@@ -120,7 +126,7 @@ def start_services(state: RunState, topo: Topology) -> None:
     web = next((n for n in topo.hosts() if "http" in n.services), None)
     zone = {f"{n.name}.tw": str(n.primary_ip()) for n in topo.hosts() if n.primary_ip()}
     if web is not None:
-        zone.update({name: str(web.primary_ip()) for name in FAMOUS_NAMES})
+        zone.update({name: str(web.primary_ip()) for name in FAMOUS_NAMES + BENIGN_NAMES})
     for node in topo.hosts():
         if "dns" in node.services:
             rec = procs.spawn(state, f"dns-{node.name}", [sys.executable, "-m", "tunnelwall.services.dnsserver", "--zone",
