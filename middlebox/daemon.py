@@ -182,13 +182,22 @@ class Middlebox:
         sent = self.resets_sent.get(flow.key, 0)
         if sent >= RESETS_PER_FLOW:
             return
-        trigger = parse_ethernet(frame)
+        trigger = self.trigger_of(frame)
         if trigger is not None and trigger.frag is None:
             self.resets_sent[flow.key] = sent + 1
             if len(self.resets_sent) > 10_000:
                 self.resets_sent.popitem(last=False)
-            for forged in inject.tcp_resets(trigger):
-                self.port.send(forged)
+            self.send_resets(flow.verdict, trigger)
+
+    def trigger_of(self, frame: bytes):
+        """The packet to answer: a fragmented trigger is the whole datagram it belonged to."""
+        return self.engine.reassembled if self.engine.fragments else parse_ethernet(frame)
+
+    def send_resets(self, verdict, trigger) -> None:
+        """RST+ACKs to both ends, shaped as the verdict's rule says (count, windows)."""
+        shape = verdict.resets or {}
+        for forged in inject.tcp_resets(trigger, shape.get("count", 1), shape.get("windows")):
+            self.port.send(forged)
 
     def reannounce(self, flow, now: float) -> None:
         """The flow came back to the middlebox after its verdict: its rule on
@@ -211,19 +220,15 @@ class Middlebox:
             return
         print(f"middlebox: {verdict.flow} -> {verdict.action} ({verdict.rule}) at packet {verdict.packet_index}",
               flush=True)
-        # A fragmented trigger is answered as the whole datagram it belonged to.
-        trigger = self.engine.reassembled if self.engine.fragments else parse_ethernet(frame)
+        trigger = self.trigger_of(frame)
         if trigger is None:
             return
-        forged = []
         if verdict.action == "reset":
-            shape = verdict.resets or {}
-            forged = inject.tcp_resets(trigger, shape.get("count", 1), shape.get("windows"))
+            self.send_resets(verdict, trigger)
         elif verdict.action == "forge-dns" and verdict.answer:
             answer = inject.dns_answer(trigger, verdict.answer)
-            forged = [answer] if answer else []
-        for f in forged:
-            self.port.send(f)
+            if answer:
+                self.port.send(answer)
 
     def on_control(self) -> bool:
         try:

@@ -487,7 +487,9 @@ class Engine:
     def _address_match(self, rule: Rule, flow: Flow) -> bool:
         if not self._addresses_fit(rule.match, flow):
             return False
-        return rule.unless is None or rule.unless.needs_detection or not self._addresses_fit(rule.unless, flow)
+        # Address rules have address-only exceptions (a rule whose `unless` needs a
+        # detection is a detection rule): judge them on the addresses too.
+        return rule.unless is None or not self._addresses_fit(rule.unless, flow)
 
     def _addresses_fit(self, m, flow: Flow) -> bool:
         if m.ip_version is not None and m.ip_version != (6 if len(flow.server) == 16 else 4):

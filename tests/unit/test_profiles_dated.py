@@ -100,7 +100,6 @@ def tunnel(conn: Conn, inner: bool):
         client(rec(0x14, 1) + rec(0x17, 53) + rec(0x17, 550))
         server(rec(0x17, 1199))
         client(rec(0x17, 205))
-        flow = None
         for _ in range(3):
             server(rec(0x17, 1019))
         return conn.data(c, rec(0x17, 40))
