@@ -18,5 +18,6 @@ bench: setup
 	.venv/bin/python benchmarks/linkconditions.py
 	.venv/bin/python benchmarks/fuzz.py
 	.venv/bin/python benchmarks/classroom.py
+	.venv/bin/python benchmarks/jobs.py
 cleanup:
 	.venv/bin/tunnelwall cleanup

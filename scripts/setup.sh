@@ -13,6 +13,8 @@ APT_PACKAGES=(
   mininet openvswitch-switch python3-os-ken python3-venv python3-pip python3-yaml python3-cryptography
   iproute2 iputils-ping ethtool tcpdump iperf3 curl openssl procps psmisc nftables
   openvpn wireguard-tools wireguard-go shadowsocks-libev obfs4proxy stunnel4 tor trojan simple-obfs kcptun
+  shadowsocks-v2ray-plugin iodine strongswan-charon strongswan-swanctl libcharon-extra-plugins
+  ocserv openconnect softether-vpnserver softether-vpnclient ppp pptpd pptp-linux xl2tpd
   openssh-client openssh-server v2ray chromium docker.io debootstrap
 )
 
@@ -29,7 +31,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # Debian starts these from their packages on some machines; tunnelwall starts
 # its own instances inside namespaces and needs none running on the host.
-for svc in openvpn shadowsocks-libev stunnel4 tor; do
+for svc in openvpn shadowsocks-libev stunnel4 tor ocserv softether-vpnserver softether-vpnclient iodined \
+           pptpd xl2tpd strongswan-starter; do
   systemctl disable --now "$svc" >/dev/null 2>&1 || true
 done
 

@@ -22,9 +22,9 @@ import subprocess
 from pathlib import Path
 from dataclasses import dataclass
 
-from tunnelwall.base import procs
+from tunnelwall.base import kernel, procs
 from tunnelwall.base.errors import EnvironmentProblem, TunnelwallError
-from tunnelwall.base.runstate import BRIDGE_LABEL, NETNS_PREFIX, RunState
+from tunnelwall.base.runstate import BRIDGE_LABEL, RunState, name_prefix
 
 from .model import Role, Topology
 
@@ -42,16 +42,19 @@ class ControllerAddress:
         return self.ip
 
 
-def bridge_name(switch: str) -> str:
-    return f"tw-{switch}"
+def bridge_name(switch: str, scope: str = "") -> str:
+    return f"{name_prefix(scope)}{switch}"
 
 
-def port_name(switch: str, port: int) -> str:
-    return f"tw-{switch}-{port}"
+def port_name(switch: str, port: int, scope: str = "") -> str:
+    return f"{name_prefix(scope)}{switch}-{port}"
 
 
-def netns_name(node: str) -> str:
-    return f"{NETNS_PREFIX}{node}"
+def netns_name(node: str, scope: str = "") -> str:
+    """The namespace of *node* in the run with *scope* ("" is the default
+    run; see runstate.name_prefix). With a RunState at hand, use
+    ``state.netns_of(node)``."""
+    return f"{name_prefix(scope)}{node}"
 
 
 def host_mac(host_index: int, iface_index: int) -> str:
@@ -68,10 +71,7 @@ NETEM_FIELDS = {"delay_ms", "jitter_ms", "loss"}      # what Mininet's TCLink pa
 
 def netem_available() -> bool:
     """Whether this kernel has the netem qdisc (loaded, or loadable)."""
-    if Path("/sys/module/sch_netem").exists():
-        return True
-    subprocess.run(["modprobe", "-q", "sch_netem"], capture_output=True)
-    return Path("/sys/module/sch_netem").exists()
+    return kernel.available("netem")
 
 
 def conditions_mode(conditions, netem: bool | None = None) -> str:
@@ -83,14 +83,14 @@ def conditions_mode(conditions, netem: bool | None = None) -> str:
     return "netem" if netem and used <= NETEM_FIELDS else "relay"      # per-direction conditions need the relay
 
 
-def plan_layout(topo: Topology, controlled: bool = False) -> dict:
+def plan_layout(topo: Topology, controlled: bool = False, scope: str = "") -> dict:
     """Names, MACs, addresses and switch port numbers of *topo*, computed
     without touching the kernel: the controller's forwarding table is built
     from this before the switch first connects, and ``deploy`` follows it."""
     layout = {"topology": topo.name, "nodes": {}, "switches": {}}
     for index, node in enumerate(topo.hosts(), start=1):
         layout["nodes"][node.name] = {
-            "role": node.role.value, "netns": netns_name(node.name), "index": index,
+            "role": node.role.value, "netns": netns_name(node.name, scope), "index": index,
             "gateway": str(node.gateway) if node.gateway else None,
             "gateway6": str(node.gateway6) if node.gateway6 else None,
             "interfaces": {iface: {"mac": host_mac(index, i), "address": str(addr) if addr else None,
@@ -98,7 +98,7 @@ def plan_layout(topo: Topology, controlled: bool = False) -> dict:
                                    "peer": None}
                            for i, (iface, addr) in enumerate(node.interfaces.items())}}
     for index, node in enumerate(topo.switches(), start=1):
-        layout["switches"][node.name] = {"bridge": bridge_name(node.name), "dpid": index, "role": node.role.value,
+        layout["switches"][node.name] = {"bridge": bridge_name(node.name, scope), "dpid": index, "role": node.role.value,
                                          "controlled": controlled and node.role is Role.BORDER_SWITCH,
                                          "ports": {}}
     # Port numbers follow link order; deploy() and the controller both read them from here.
@@ -112,7 +112,7 @@ def plan_layout(topo: Topology, controlled: bool = False) -> dict:
                 port = next_port[node.name]
                 next_port[node.name] += 1
                 sw_index = layout["switches"][node.name]["dpid"]
-                ends.append((node, port_name(node.name, port), port, port_mac(sw_index, port)))
+                ends.append((node, port_name(node.name, port, scope), port, port_mac(sw_index, port)))
             else:
                 ends.append((node, ep.interface, None, layout["nodes"][node.name]["interfaces"][ep.interface]["mac"]))
         for (node, iface, port, mac), (peer, _pi, _pp, peer_mac) in ((ends[0], ends[1]), (ends[1], ends[0])):
@@ -178,10 +178,10 @@ class MininetBackend:
             images = {n.name: image_store.resolve(n.image) for n in topo.hosts() if n.image}
         _require_ovs()
         net = self.Mininet(topo=None, build=False, controller=None, autoSetMacs=False)
-        layout = plan_layout(topo, controlled=controller is not None)
+        layout = plan_layout(topo, controlled=controller is not None, scope=state.scope)
         mn_nodes = {}
         for node in topo.hosts():
-            ns = netns_name(node.name)
+            ns = layout["nodes"][node.name]["netns"]
             state.add("netns", ns)
             if node.image:
                 pid = self._start_container(node, images[node.name])
@@ -268,7 +268,7 @@ class MininetBackend:
         container.reload()
         pid = int(container.attrs["State"]["Pid"])
         procs.CONTAINER_DIR.mkdir(parents=True, exist_ok=True)
-        (procs.CONTAINER_DIR / netns_name(node.name)).write_text(str(pid))
+        (procs.CONTAINER_DIR / netns_name(node.name, self.state.scope)).write_text(str(pid))
         return pid
 
     def _start_relay(self, link: dict, layout: dict) -> None:
@@ -280,7 +280,7 @@ class MininetBackend:
         rec = procs.spawn(self.state, f"relay-{node}-{iface}",
                           [sys.executable, "-m", "tunnelwall.topologies.relay", "--a", f"{iface}p", "--b", f"{iface}r",
                            "--conditions", json.dumps(link["conditions"]), "--seed", str(seed)],
-                          netns=netns_name(node), host_binaries=True)
+                          netns=netns_name(node, self.state.scope), host_binaries=True)
         procs.wait_started(rec, lambda: "relaying" in Path(rec.log).read_text(errors="replace"), 10,
                            f"the link relay on {node}:{iface}")
 
@@ -331,7 +331,8 @@ class MininetBackend:
             cmds.append(f"sysctl -qw net.ipv4.ip_forward={forward}")
             script = " && ".join(cmds)
             # The host's tools configure the node's network namespace (a container's too).
-            res = subprocess.run(procs.in_netns(netns_name(node.name), ["sh", "-c", script], host_binaries=True),
+            res = subprocess.run(procs.in_netns(netns_name(node.name, self.state.scope), ["sh", "-c", script],
+                                                host_binaries=True),
                                  capture_output=True, text=True)
             if res.returncode != 0:
                 raise TunnelwallError(f"node '{node.name}': configuring interfaces failed: "

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tunnelwall.runtime.cleanup import existing_ifaces, existing_netns, labelled_bridges
-from tunnelwall.base.runstate import STATE_DIR, active_run
+from tunnelwall.base.runstate import SCOPES, STATE_DIR, active_run
 
 ROOT = Path(__file__).resolve().parents[2]
 TUNNELWALL = [sys.executable, "-m", "tunnelwall"]
@@ -40,13 +40,18 @@ def ours() -> dict:
         pid, _, args = line.strip().partition(" ")
         if any(k in args for k in ("controller.run", "middlebox.daemon", "services.webserver")):
             pids.append((int(pid), args))
-    return {"netns": sorted(n for n in existing_netns() if n.startswith("tw-")),
+    return {"netns": sorted(n for n in existing_netns() if _our_name(n)),
             "bridges": sorted(labelled_bridges()),
-            "ifaces": sorted(i for i in existing_ifaces() if i.startswith("tw-")),
+            "ifaces": sorted(i for i in existing_ifaces() if _our_name(i)),
             "daemons": pids,
             # The Docker engine's record is machine-level: it outlives `down`, `cleanup` stops it.
             "state": sorted(str(p.relative_to(STATE_DIR)) for p in STATE_DIR.rglob("*")
                             if p.is_file() and p.name != "engine.json") if STATE_DIR.exists() else []}
+
+
+def _our_name(name: str) -> bool:
+    """tw-... for the default run, tS-... for a run in scope S."""
+    return name.startswith("tw-") or (len(name) > 3 and name[0] == "t" and name[1] in SCOPES and name[2] == "-")
 
 
 def assert_nothing_left() -> None:

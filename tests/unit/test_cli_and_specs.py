@@ -53,6 +53,34 @@ def test_every_builtin_tool_loads():
         assert s.url and s.description
 
 
+def test_requirements_name_the_missing_kernel_feature(monkeypatch):
+    """A tool that needs /dev/ppp on a kernel without PPP: the reason says
+    so (an ERROR with a reason, never a BLOCKED)."""
+    from tunnelwall.base import kernel
+    monkeypatch.setattr(kernel, "available", lambda f: f != "ppp")
+    pptp = spec.load("pptp")
+    assert "kernel:ppp" in pptp.requires
+    reasons = [r for r in pptp.unmet_requirements() if r.startswith("kernel")]
+    assert reasons == ["kernel feature 'ppp' (PPP (pppd needs /dev/ppp, module ppp_generic)) is not available "
+                       "on this kernel"]
+    monkeypatch.setattr(kernel, "available", lambda f: True)
+    assert not [r for r in spec.load("pptp").unmet_requirements() if r.startswith("kernel")]
+
+
+def test_unsupported_tool_is_an_error_with_its_reason(monkeypatch, tmp_path):
+    from tunnelwall.base import kernel
+    from tunnelwall.base.runstate import RunState
+    from tunnelwall.harness import runner
+    monkeypatch.setattr(kernel, "available", lambda f: f != "ppp")
+    state = RunState(run_id="t", profile="gfw", log_dir=str(tmp_path), layout={"nodes": {
+        "c1": {"role": "client", "interfaces": {"e": {"address": "10.0.0.2/24"}}},
+        "vpn": {"role": "server", "interfaces": {"e": {"address": "198.18.0.20/24"}}},
+        "web": {"role": "server", "interfaces": {"e": {"address": "198.18.0.10/24"}}}}})
+    result = runner.run_tool(state, spec.load("l2tp"))
+    assert result.outcome == runner.ERROR and result.unsupported
+    assert "cannot run here: kernel feature 'ppp'" in result.error
+
+
 def test_extends_merges_vars():
     tcp = spec.load("openvpn-tcp")
     assert tcp.vars["proto_server"] == "tcp-server" and tcp.vars["net"] == "10.97.0"
@@ -67,6 +95,7 @@ BAD_TOOLS = {
     "bad_capture.yaml": (3, "captures.port: log is 'server' or 'client'"),
     "bad_requests.yaml": (4, "traffic: requests must be a whole number 1..20, not '0'"),
     "hostile_name.yaml": (1, "name: '../escape the logs' must be lowercase letters"),
+    "unknown_kernel_feature.yaml": (2, "requires: unknown kernel feature 'ppx'"),
 }
 
 

@@ -124,5 +124,8 @@ def test_wheel_installs_only_tunnelwall(tmp_path):
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert tops == {"tunnelwall"}
     for data in ("tunnelwall/middlebox/profiles/gfw-2025.yaml", "tunnelwall/topologies/isp.yaml",
-                 "tunnelwall/controller/web/index.html", "tunnelwall/tools/wireguard.yaml"):
+                 "tunnelwall/controller/web/index.html", "tunnelwall/tools/wireguard.yaml",
+                 "tunnelwall/tools/private-state.sh", "tunnelwall/tools/vpnc-script.sh",
+                 "tunnelwall/harness/tool.schema.json", "tunnelwall/classroom/exercise.schema.json",
+                 "tunnelwall/middlebox/profiles/schema.json", "tunnelwall/topologies/schema.json"):
         assert data in names

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from tunnelwall.base.errors import EnvironmentProblem, TunnelwallError
@@ -123,22 +124,47 @@ def exited(rec: ProcessRecord) -> int | None:
 
 
 def stop(rec: ProcessRecord, timeout: float = 3.0) -> bool:
-    """SIGTERM, then SIGKILL after *timeout*; only if it is still the process we started."""
+    """SIGTERM, then SIGKILL after *timeout*; only if it is still the process we started.
+
+    A daemon we spawned leads its own process group (``spawn`` starts a new
+    session), so the signals go to that group while the leader is alive and
+    verified by its start time: children it forked (SoftEther's execsvc
+    forks its worker and the worker outlives a killed parent; ocserv forks
+    sec-mod) end with it. A group outlives its leader only while members
+    remain, and its ID cannot be reused as a PID meanwhile, so the SIGKILL
+    that follows reaches only what we started."""
     if not alive(rec):
         _reap(rec)
         return False
+    try:
+        group = os.getpgid(rec.pid) == rec.pid
+    except ProcessLookupError:
+        group = False
     for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 2.0)):
         try:
-            os.kill(rec.pid, sig)
+            if group:
+                os.killpg(rec.pid, sig)
+            else:
+                os.kill(rec.pid, sig)
         except ProcessLookupError:
             break
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             _reap(rec)
-            if not alive(rec):
+            if not alive(rec) and not (group and _group_exists(rec.pid)):
                 return True
             time.sleep(0.02)
     _reap(rec)
+    return True
+
+
+def _group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
     return True
 
 
@@ -192,3 +218,21 @@ def wait_started(rec: ProcessRecord | None, ready, timeout: float, what: str):
             raise TunnelwallError(f"{what}: not after {timeout:.0f}s"
                                   + (f"; log {rec.log}:\n{tail(rec.log)}" if rec is not None else ""))
         time.sleep(0.05)
+
+
+@contextmanager
+def signals_as_interrupts():
+    """SIGTERM and SIGHUP behave like Ctrl-C inside the block, so the code
+    that handles KeyboardInterrupt (tearing a network down) runs for them too."""
+    def raise_interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    import threading
+    if threading.current_thread() is not threading.main_thread():
+        yield                  # only the main thread can take signals
+        return
+    old = {s: signal.signal(s, raise_interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

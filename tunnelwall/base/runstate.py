@@ -19,10 +19,21 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from tunnelwall.base.errors import TunnelwallError
+
 STATE_DIR = Path(os.environ.get("TUNNELWALL_STATE_DIR", "/run/tunnelwall"))
 LOG_ROOT = Path(os.environ.get("TUNNELWALL_LOG_DIR", "/var/log/tunnelwall"))
 NETNS_PREFIX = "tw-"
 BRIDGE_LABEL = "tunnelwall-run"   # OVS bridge external_ids key marking our bridges
+# Several runs at once: the first (default) run's names start with "tw-"
+# (tw-c1, tw-border, tw-border-3); a further run gets a one-character scope
+# S and names starting with "tS-" (t1-c1, t1-border-3). One character keeps
+# every name the same length, within Linux's 15-byte interface names.
+SCOPES = "123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def name_prefix(scope: str = "") -> str:
+    return f"t{scope}-" if scope else NETNS_PREFIX
 
 
 @dataclass
@@ -38,6 +49,7 @@ class ProcessRecord:
 @dataclass
 class RunState:
     run_id: str
+    scope: str = ""            # "" for the default run, else one of SCOPES (see name_prefix)
     topology: str = ""
     profile: str | None = None
     status: str = "creating"   # creating -> up -> stopping
@@ -124,13 +136,41 @@ class RunState:
     def logs(self) -> Path:
         return Path(self.log_dir)
 
+    def netns_of(self, node: str) -> str:
+        """The network namespace of *node* in this run."""
+        info = self.layout.get("nodes", {}).get(node)
+        return info["netns"] if info and info.get("netns") else name_prefix(self.scope) + node
 
-def new_run(topology: str, profile: str | None) -> RunState:
-    run_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
-    log_dir = LOG_ROOT / run_id
-    log_dir.mkdir(parents=True, exist_ok=True)
-    state = RunState(run_id=run_id, topology=topology, profile=profile, log_dir=str(log_dir))
-    state.save()
+
+def new_run(topology: str, profile: str | None, scope: str | None = "") -> RunState:
+    """Record a new run. *scope*: "" (the default run), one of SCOPES, or
+    None for the first free one. Choosing and recording happen under one
+    lock, so two ``up`` calls at the same moment never get the same scope."""
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    # The lock is on the state directory itself: no lock file outlives the runs.
+    fd = os.open(STATE_DIR, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        taken = {r.scope: r for r in all_runs()}
+        if scope is None:
+            scope = next((s for s in ("",) + tuple(SCOPES) if s not in taken), None)
+            if scope is None:
+                raise TunnelwallError(f"all {len(SCOPES) + 1} run scopes are in use")
+        elif scope and (len(scope) != 1 or scope not in SCOPES):
+            raise TunnelwallError(f"scope '{scope}': one of {SCOPES} (or none for the default run)")
+        elif scope in taken:
+            other = taken[scope]
+            raise TunnelwallError(f"a run is already up in {'scope ' + scope if scope else 'the default scope'} "
+                                  f"({other.run_id}, topology {other.topology}); run 'tunnelwall "
+                                  f"{'--run ' + other.run_id + ' ' if scope else ''}down' first, or "
+                                  f"'tunnelwall up --scope auto' for another one beside it")
+        run_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+        log_dir = LOG_ROOT / run_id
+        log_dir.mkdir(parents=True, exist_ok=True)
+        state = RunState(run_id=run_id, scope=scope, topology=topology, profile=profile, log_dir=str(log_dir))
+        state.save()
+    finally:
+        os.close(fd)
     return state
 
 
@@ -145,6 +185,25 @@ def all_runs() -> list[RunState]:
     return runs
 
 
-def active_run() -> RunState | None:
+def active_run(which: str | None = None) -> RunState | None:
+    """The run a command acts on. *which* (or $TUNNELWALL_RUN, which the
+    CLI's --run sets): a run id, or a scope ("default" or one character).
+    Without it: the only run, or the default-scope run when there are
+    several; None when no run is up."""
+    which = which if which is not None else os.environ.get("TUNNELWALL_RUN") or None
     runs = all_runs()
-    return runs[-1] if runs else None
+    if which is not None:
+        for r in runs:
+            if which in (r.run_id, r.scope) or (which == "default" and r.scope == ""):
+                return r
+        raise TunnelwallError(f"no run '{which}' is up (up: {', '.join(_describe(r) for r in runs) or 'none'})")
+    if len(runs) <= 1:
+        return runs[0] if runs else None
+    default = [r for r in runs if r.scope == ""]
+    if default:
+        return default[0]
+    raise TunnelwallError(f"several runs are up ({', '.join(_describe(r) for r in runs)}): choose one with --run")
+
+
+def _describe(r: RunState) -> str:
+    return f"{r.run_id} [scope {r.scope or 'default'}, {Path(r.topology).stem}]"

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import yaml
 
-from tunnelwall.topologies.mininet_backend import netns_name
 
 from tunnelwall.base import procs
 from tunnelwall.base import yamlsrc
@@ -167,7 +166,7 @@ def solve(ex: Exercise, state: RunState, which: str, hosts: list[str] | None = N
         import sys
         for host in hosts:
             cmd = sol["command"].replace("{python}", sys.executable)
-            res = subprocess.run(procs.in_netns(netns_name(host), ["sh", "-c", cmd]), capture_output=True,
+            res = subprocess.run(procs.in_netns(state.netns_of(host), ["sh", "-c", cmd]), capture_output=True,
                                  text=True, timeout=60)
             value = res.stdout.strip()
             (answers_dir(state) / f"{host}.yaml").write_text(yaml.safe_dump({sol["answer_key"]: value}))
@@ -205,15 +204,15 @@ def check(ex: Exercise, state: RunState, answers: str | None = None) -> list[Out
     state = _require(ex, state)
     directory = answers_dir(state, answers)
     with ThreadPoolExecutor(max_workers=16) as pool:
-        per_host = list(pool.map(lambda host: _check_host(ex, host, directory), students(state)))
+        per_host = list(pool.map(lambda host: _check_host(ex, state, host, directory), students(state)))
     return [o for outcomes in per_host for o in outcomes]
 
 
-def _check_host(ex: Exercise, host: str, directory: Path) -> list[Outcome]:
+def _check_host(ex: Exercise, state: RunState, host: str, directory: Path) -> list[Outcome]:
     out = []
     for c in ex.checks:
         if c.kind == "forward":
-            out.append(_check_forward(host, c))
+            out.append(_check_forward(state, host, c))
             continue
         path = directory / f"{host}.yaml"
         try:
@@ -229,10 +228,10 @@ def _check_host(ex: Exercise, host: str, directory: Path) -> list[Outcome]:
     return out
 
 
-def _check_forward(host: str, c: Check) -> Outcome:
+def _check_forward(state: RunState, host: str, c: Check) -> Outcome:
     """*repeat* fetches, each a new connection; the first failure decides."""
     for attempt in range(1, c.repeat + 1):
-        res = subprocess.run(procs.in_netns(netns_name(host), [
+        res = subprocess.run(procs.in_netns(state.netns_of(host), [
             "curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", "--max-time", "10",
             "--connect-timeout", "4", c.url]), capture_output=True, text=True, timeout=30)
         code, _, size = res.stdout.partition(" ")

@@ -16,7 +16,7 @@ def cmd_collateral(args) -> int:
         print(f"collateral: {args.connections} benign connections under {args.profile} ...", file=sys.stderr)
         attempts = collateral.run(state, args.connections, args.seed or 1)
     finally:
-        down()
+        down(state)
     rows = collateral.summarize(attempts)
     if args.format == "json":
         print(json.dumps({"profile": args.profile, "summary": rows,

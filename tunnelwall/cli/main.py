@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from tunnelwall import __version__
 from tunnelwall.base.errors import TunnelwallError
@@ -37,24 +38,29 @@ def cmd_validate(args) -> int:
 
 
 def cmd_up(args) -> int:
+    from tunnelwall.base.runstate import name_prefix
     from tunnelwall.runtime.network import UpOptions, up
     state = up(UpOptions(topology=args.topology, profile=args.profile, no_censor=args.no_censor,
-                         placement=args.placement, seed=args.seed, overrides=args.set or []))
+                         placement=args.placement, seed=args.seed, overrides=args.set or [],
+                         scope=None if args.scope == "auto" else (args.scope or "")))
     print(f"run {state.run_id}: '{state.layout['topology']}' is up in {state.files['up_seconds']}s"
-          f"{' with censor profile ' + state.profile if state.profile else ' (no censor)'}")
+          f"{' with censor profile ' + state.profile if state.profile else ' (no censor)'}"
+          f"{' (scope ' + state.scope + ': names start with ' + name_prefix(state.scope) + ')' if state.scope else ''}")
     print(f"  logs: {state.log_dir}")
     if state.api:
         print(f"  controller API: http://127.0.0.1:{state.api['port']}/  (token in {state.api['token_file']})")
     print("  nodes: " + ", ".join(f"{n} ({i['role']})" for n, i in state.layout["nodes"].items()))
     for line in _condition_lines(state):
         print(f"  link {line}")
-    print("  try:   tunnelwall exec c1 -- ping -c1 198.18.0.10    |    tunnelwall down")
+    run = f"--run {state.scope} " if state.scope else ""
+    client = next((n for n, i in state.layout["nodes"].items() if i["role"] == "client"), "c1")
+    print(f"  try:   tunnelwall {run}exec {client} -- ping -c1 ADDRESS    |    tunnelwall {run}down")
     if args.cli:
         from tunnelwall.runtime.network import down
         try:
             _mininet_like_cli(state)
         finally:
-            down()
+            down(state)
             print("down: removed everything the run created")
     return 0
 
@@ -65,7 +71,6 @@ def _mininet_like_cli(state) -> None:
     import subprocess
 
     from tunnelwall.base import procs
-    from tunnelwall.topologies.mininet_backend import netns_name
     nodes = state.layout["nodes"]
     print("tunnelwall CLI: 'NODE COMMAND' runs COMMAND on NODE (e.g. 'c1 ping -c1 198.18.0.10'); "
           "'nodes' lists nodes; 'exit' tears the network down.")
@@ -86,7 +91,7 @@ def _mininet_like_cli(state) -> None:
         if words[0] not in nodes:
             print(f"unknown node '{words[0]}' (nodes: {' '.join(nodes)})")
             continue
-        subprocess.run(procs.in_netns(netns_name(words[0]), ["sh", "-c", " ".join(words[1:])]))
+        subprocess.run(procs.in_netns(state.netns_of(words[0]), ["sh", "-c", " ".join(words[1:])]))
 
 
 def _condition_lines(state) -> list[str]:
@@ -109,13 +114,32 @@ def cmd_down(args) -> int:
 
 
 def cmd_cleanup(args) -> int:
-    from tunnelwall.runtime.cleanup import cleanup_all
+    from tunnelwall.base.runstate import active_run
+    from tunnelwall.runtime.cleanup import cleanup_all, teardown
     from tunnelwall.runtime.network import require_root
     require_root()
-    removed = cleanup_all()
+    if args.cleanup_run:
+        # One run only: what its state file lists; every other run is left alone.
+        removed = teardown(active_run(args.cleanup_run))
+    else:
+        removed = cleanup_all()
     for item in removed:
         print(f"removed {item}")
     print(f"cleanup: {len(removed)} resources removed" if removed else "cleanup: nothing of ours was left")
+    return 0
+
+
+def cmd_runs(args) -> int:
+    from tunnelwall.base.runstate import all_runs, name_prefix
+    rows = [{"run": r.run_id, "scope": r.scope or "default", "names": name_prefix(r.scope) + "*",
+             "topology": Path(r.topology).stem, "profile": r.profile or "-", "status": r.status,
+             "api": f"127.0.0.1:{r.api['port']}" if r.api else "-"} for r in all_runs()]
+    if args.format == "json":
+        print(json.dumps(rows, indent=1))
+    elif rows:
+        _print_table(rows, ["run", "scope", "names", "topology", "profile", "status", "api"])
+    else:
+        print("no run is up")
     return 0
 
 
@@ -154,6 +178,8 @@ def cmd_exec(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="tunnelwall", description=__doc__.split("\n\n")[0])
     ap.add_argument("--version", action="version", version=f"tunnelwall {__version__}")
+    ap.add_argument("--run", metavar="RUN", help="with several runs up: the one to act on (run id, or scope: "
+                                                 "'default' or its character); also $TUNNELWALL_RUN")
     sub = ap.add_subparsers(dest="verb", required=True, metavar="VERB")
 
     p = sub.add_parser("up", help="bring up a topology (with its censor)")
@@ -165,12 +191,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="RULE.FIELD=VALUE",
                    help="override a profile rule, e.g. --set fet.probability=1 (repeatable)")
     p.add_argument("--cli", action="store_true", help="open a node shell; leaving it tears the network down")
+
+    p.add_argument("--scope", metavar="S|auto",
+                   help="run beside other runs: 'auto' picks a free scope, or give one character (1-9, a-z); "
+                        "the run's names then start with tS- (default: the default scope, names tw-)")
     p.set_defaults(func=cmd_up)
 
-    p = sub.add_parser("down", help="tear down the running topology")
+    p = sub.add_parser("down", help="tear down the running topology (the one --run names, with several up)")
     p.set_defaults(func=cmd_down)
     p = sub.add_parser("cleanup", help="remove everything tunnelwall created on this machine (even after kill -9)")
+    p.add_argument("cleanup_run", nargs="?", metavar="RUN", help="only this run (id or scope); others are left alone")
     p.set_defaults(func=cmd_cleanup)
+    p = sub.add_parser("runs", help="list the runs that are up")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.set_defaults(func=cmd_runs)
     p = sub.add_parser("inspect", help="show the running topology")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=cmd_inspect)
@@ -200,6 +234,10 @@ def verb(fn):
 def main(argv: list[str] | None = None) -> int:
     _load_verb_modules()
     args = build_parser().parse_args(argv)
+    if args.run:
+        # Every verb finds its run through runstate.active_run(), which reads this.
+        import os
+        os.environ["TUNNELWALL_RUN"] = args.run
     try:
         return args.func(args) or 0
     except TunnelwallError as err:
@@ -221,7 +259,7 @@ def _load_verb_modules() -> None:
     import importlib
     for mod in ("tunnelwall.cli.classify", "tunnelwall.cli.probe", "tunnelwall.cli.exercise", "tunnelwall.cli.images",
                 "tunnelwall.cli.profiles", "tunnelwall.cli.capture", "tunnelwall.cli.graph", "tunnelwall.cli.compare",
-                "tunnelwall.cli.collateral",
+                "tunnelwall.cli.collateral", "tunnelwall.cli.cluster",
                 "tunnelwall.cli.verify"):
         try:
             importlib.import_module(mod)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -11,30 +12,73 @@ from tunnelwall.base.errors import TunnelwallError
 
 
 def cmd_verify(args) -> int:
-    from tunnelwall.harness import report, stats
+    from tunnelwall.harness import matrix, stats
     from tunnelwall.harness.runner import ERROR
     from tunnelwall.harness.verify import DEFAULT_TOOLS, VerifyOptions, verify
     from tunnelwall.harness import spec
     if args.trials < 1 or (args.requests is not None and not 1 <= args.requests <= 20):
         raise TunnelwallError("verify: --trials is at least 1, and --requests a whole number 1..20")
     tools = _split(args.tools) if args.tools else list(DEFAULT_TOOLS)
-    if tools == ["all"]:
+    every = tools == ["all"]
+    if every:
         tools = list(spec.builtin())
     opts = VerifyOptions(profiles=_split(args.profile), tools=tools,
                          topology=args.topology, bytes=args.bytes, seed=args.seed, overrides=args.set or [],
                          placement=args.placement, ipv6=args.ipv6, trials=args.trials,
-                         keep_residual=args.keep_residual, requests=args.requests)
+                         keep_residual=args.keep_residual, requests=args.requests,
+                         shard=matrix.parse_shard(args.shard) if args.shard else None,
+                         only_cells=_cell_list(args.cells) if args.cells else None)
     expectations = _expectations(args.expect or [])
+    if args.jobs < 1:
+        raise TunnelwallError("verify: --jobs is at least 1")
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     t0 = time.monotonic()
-    results = verify(opts)
-    summary = stats.summarize(results, time.monotonic() - t0) if opts.trials > 1 else None
+    if args.cluster and args.jobs > 1:
+        raise TunnelwallError("verify: --cluster or --jobs, not both (the cluster's workers have slots)")
+    if args.cluster or args.jobs > 1:
+        from tunnelwall.harness.runner import ToolResult
+        from tunnelwall.harness.verify import verify_jobs, progress
+        if args.cluster:
+            from tunnelwall.harness.cluster import verify_cluster
+            merged = verify_cluster(opts, args.cluster, args.tls, args.chunk, say=progress)
+        else:
+            merged = verify_jobs(opts, args.jobs)
+        fields = ToolResult.__dataclass_fields__
+        results = [ToolResult(**{k: v for k, v in r.items() if k in fields}) for r in merged["results"]]
+    else:
+        results = verify(opts)
+    elapsed = time.monotonic() - t0
+    summary = stats.summarize(results, elapsed) if opts.trials > 1 else None
     meta = {"started": started, "topology": opts.topology, "profiles": ",".join(opts.profiles),
             "family": "IPv6" if opts.ipv6 else "IPv4",
-            "bytes": opts.bytes, "seed": opts.seed, "overrides": " ".join(opts.overrides) or "-"}
+            "bytes": opts.bytes, "seed": opts.seed, "overrides": " ".join(opts.overrides) or "-",
+            "matrix": opts.matrix_meta(), "elapsed_s": round(elapsed, 1), "jobs": args.jobs}
+    if args.cluster:
+        meta["cluster"] = args.cluster
+    if opts.shard:
+        meta["shard"] = f"{opts.shard[0]}/{opts.shard[1]}"
     if summary:
         meta["trials"] = opts.trials
-    if args.format == "json":
+    present(results, meta, summary, args.format, args.report)
+    failed = []
+    for r in results:
+        want = expectations.get((r.profile, r.tool)) or expectations.get(("*", r.tool))
+        if want and r.outcome != want:
+            failed.append(f"{r.profile}/{r.tool}: expected {want}, got {r.outcome}")
+    for line in failed:
+        print(f"tunnelwall: expectation not met: {line}", file=sys.stderr)
+    # "all" means every built-in tool this machine can run: the others are
+    # reported (ERROR, with the missing kernel feature or program) but do
+    # not fail the run; a tool named explicitly must run.
+    errors = [r for r in results if r.outcome == ERROR and not (every and r.unsupported)]
+    return 1 if failed or errors else 0
+
+
+def present(results, meta: dict, summary: list[dict] | None, fmt: str, report_dir: str | None) -> None:
+    """Print a verify (or merged) result as a table or JSON, and write the
+    report files when asked."""
+    from tunnelwall.harness import report, stats
+    if fmt == "json":
         print(report.to_json(results, meta, summary))
     else:
         print(report.table(results))
@@ -43,18 +87,31 @@ def cmd_verify(args) -> int:
             _print_table(stats.table_rows(summary), ["profile", "tool", "trials", "blocked", "block rate", "95% ci",
                                                      "detection pkt (min/med/max)", "mbit/s (median)", "errors"])
             print(f"\n{summary[0]['trials_per_minute']} trials/minute", file=sys.stderr)
-    if args.report:
-        files = report.write_all(results, meta, args.report, summary)
+    if report_dir:
+        files = report.write_all(results, meta, report_dir, summary)
         print(f"reports: {', '.join(str(p) for p in files.values())}", file=sys.stderr)
-    failed = []
-    for r in results:
-        want = expectations.get((r.profile, r.tool)) or expectations.get(("*", r.tool))
-        if want and r.outcome != want:
-            failed.append(f"{r.profile}/{r.tool}: expected {want}, got {r.outcome}")
-    for line in failed:
-        print(f"tunnelwall: expectation not met: {line}", file=sys.stderr)
-    errors = [r for r in results if r.outcome == ERROR]
-    return 1 if failed or errors else 0
+
+
+def cmd_merge(args) -> int:
+    from tunnelwall.harness import matrix
+    from tunnelwall.harness.runner import ToolResult
+    merged = matrix.merge([(path, matrix.load(path)) for path in args.files])
+    if args.output:
+        with open(args.output, "w") as fh:
+            json.dump(merged, fh, indent=1, default=str)
+        print(f"merged {len(args.files)} files, {len(merged['results'])} cells: {args.output}", file=sys.stderr)
+    fields = ToolResult.__dataclass_fields__
+    results = [ToolResult(**{k: v for k, v in r.items() if k in fields}) for r in merged["results"]]
+    if args.report or not args.output or args.format == "json":
+        present(results, merged["meta"], merged.get("summary"), args.format, args.report)
+    return 0
+
+
+def _cell_list(text: str) -> list[int]:
+    try:
+        return [int(c) for c in _split(text)]
+    except ValueError:
+        raise TunnelwallError(f"--cells '{text}': cell numbers, comma-separated") from None
 
 
 def _split(text: str) -> list[str]:
@@ -80,11 +137,15 @@ def cmd_tools(args) -> int:
     rows = []
     for name, path in spec.builtin().items():
         s = spec.load(str(path))
-        rows.append({"tool": name, "description": s.description})
+        unmet = s.unmet_requirements()
+        rows.append({"tool": name, "description": s.description, "runs_here": not unmet,
+                     "why_not": "; ".join(unmet)})
     if args.format == "json":
         print(json.dumps(rows, indent=1))
     else:
-        _print_table(rows, ["tool", "description"])
+        for r in rows:
+            r["runs here"] = "yes" if r["runs_here"] else f"no: {r['why_not']}"
+        _print_table(rows, ["tool", "description", "runs here"])
     return 0
 
 
@@ -109,9 +170,27 @@ def add_verify(sub) -> None:
                    help="override each tool's traffic.requests (1: one tunnel connection per trial)")
     p.add_argument("--expect", action="append", metavar="[PROFILE/]TOOL=OUTCOME",
                    help="fail (exit 1) unless TOOL's outcome is OUTCOME, e.g. gfw/wireguard=BLOCKED")
+    p.add_argument("--shard", metavar="K/N",
+                   help="run only the K-th of N interleaved parts of the matrix (tools x profiles x trials); "
+                        "join the parts with 'tunnelwall merge'")
+    p.add_argument("--cells", help=argparse.SUPPRESS)     # a cluster task's cell numbers
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="spread the matrix over N testbeds side by side (N processes, one run scope each)")
+    p.add_argument("--cluster", metavar="ADDRESS",
+                   help="run the matrix on the workers of a cluster head (tunnelwall cluster head), "
+                        "e.g. tcp://127.0.0.1:8786")
+    p.add_argument("--tls", metavar="DIR", help="with --cluster: the certificates of 'tunnelwall cluster certs'")
+    p.add_argument("--chunk", type=int, default=0, metavar="N",
+                   help="with --cluster: cells per task (default: about two tasks per worker slot)")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("--report", metavar="DIR", help="write results.json, junit.xml and report.html into DIR")
     p.set_defaults(func=cmd_verify)
+    p = sub.add_parser("merge", help="join the JSON results of 'verify --shard K/N' runs into one result")
+    p.add_argument("files", nargs="+", metavar="RESULTS.json")
+    p.add_argument("-o", "--output", metavar="FILE", help="write the merged results JSON here")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--report", metavar="DIR", help="also write results.json, junit.xml and report.html into DIR")
+    p.set_defaults(func=cmd_merge)
     p = sub.add_parser("tools", help="list the built-in tool definitions")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=cmd_tools)

@@ -27,7 +27,6 @@ from tunnelwall.base import procs
 from tunnelwall.base.runstate import RunState
 from tunnelwall.harness.stats import wilson
 from tunnelwall.runtime.network import BENIGN_NAMES
-from tunnelwall.topologies.mininet_backend import netns_name
 
 NAMES = list(BENIGN_NAMES)      # in the outside DNS server's zone too
 SIZES = [200_000, 50_000, 10_000, 2_000]
@@ -44,7 +43,7 @@ class Attempt:
 
 
 def _in(state: RunState, node: str, argv: list[str], timeout: float, host: bool = False) -> subprocess.CompletedProcess:
-    return subprocess.run(procs.in_netns(netns_name(node), argv, host_binaries=host), capture_output=True, text=True,
+    return subprocess.run(procs.in_netns(state.netns_of(node), argv, host_binaries=host), capture_output=True, text=True,
                           timeout=timeout)
 
 

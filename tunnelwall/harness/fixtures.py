@@ -61,8 +61,7 @@ class Testbed:
     def exec(self, node: str, command: str, timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess:
         """Run a shell command on a node (inside the container, for a container node)."""
         from tunnelwall.base import procs
-        from tunnelwall.topologies.mininet_backend import netns_name
-        res = subprocess.run(procs.in_netns(netns_name(node), ["sh", "-c", command]), capture_output=True,
+        res = subprocess.run(procs.in_netns(self.state.netns_of(node), ["sh", "-c", command]), capture_output=True,
                              text=True, timeout=timeout)
         if check and res.returncode != 0:
             raise AssertionError(f"{node}: '{command}' failed ({res.returncode}): {res.stderr.strip()}")
@@ -70,10 +69,8 @@ class Testbed:
 
     def spawn(self, node: str, argv: list[str], name: str | None = None):
         """Start your own daemon (server or client) on a node; stopped at teardown."""
-        from tunnelwall.topologies.mininet_backend import netns_name
-
         from tunnelwall.base import procs
-        return procs.spawn(self.state, name or Path(argv[0]).name, argv, netns=netns_name(node))
+        return procs.spawn(self.state, name or Path(argv[0]).name, argv, netns=self.state.netns_of(node))
 
     def ip(self, node: str) -> str:
         for iface in self.state.layout["nodes"][node]["interfaces"].values():
@@ -103,7 +100,8 @@ class _Factory:
         require_root()
         opts = UpOptions(topology=topology or self.config.getoption("--tunnelwall-topology") or "isp",
                          profile=profile or self.config.getoption("--tunnelwall-profile") or "gfw",
-                         overrides=list(overrides or []), seed=seed, placement=placement)
+                         overrides=list(overrides or []), seed=seed, placement=placement,
+                         scope=None)   # the first free scope: testbeds of pytest-xdist workers coexist
         try:
             state = up(opts)
         except TunnelwallError as err:

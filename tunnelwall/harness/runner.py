@@ -14,14 +14,11 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import shutil
 import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-from tunnelwall.topologies.mininet_backend import netns_name
 
 from tunnelwall.base import procs
 from tunnelwall.base.errors import TunnelwallError
@@ -55,6 +52,8 @@ class ToolResult:
     log: str = ""
     verdicts: list = field(default_factory=list)
     trial: int = 1                                   # which of verify --trials N this was
+    unsupported: bool = False                        # ERROR because this machine lacks a requirement
+    cell: int | None = None                          # its number in the verify matrix (harness.matrix)
     description: str = ""
 
     def as_dict(self) -> dict:
@@ -140,10 +139,9 @@ class ToolRun:
 
     # -- lifecycle -----------------------------------------------------
     def check_requirements(self) -> None:
-        missing = [p for p in self.spec.requires if shutil.which(p) is None]
-        if missing:
-            raise TunnelwallError(f"tool '{self.spec.name}': program(s) not installed: {', '.join(missing)} "
-                                  f"(run scripts/setup.sh)")
+        unmet = self.spec.unmet_requirements()
+        if unmet:
+            raise Unsupported(f"tool '{self.spec.name}' cannot run here: {'; '.join(unmet)}")
 
     def prepare(self) -> None:
         if self.spec.prepare:
@@ -154,7 +152,7 @@ class ToolRun:
         if side is None:
             return
         node = self.server if which == "server" else self.client
-        ns = netns_name(node)
+        ns = self.state.netns_of(node)
         if side.run:
             env = {**os.environ, **{k: self.render(v) for k, v in side.env.items()}}
             rec = procs.spawn(self.state, f"{self.spec.name}-{which}", ["sh", "-c", "exec " + self.render(side.run)],
@@ -173,7 +171,7 @@ class ToolRun:
             return True
         ready: Ready = side.ready
         node = self.server if which == "server" else self.client
-        ns = netns_name(node)
+        ns = self.state.netns_of(node)
         deadline = time.monotonic() + ready.timeout
         log = self.workdir / (log_name or f"{which}.log")
         next_check = time.monotonic() + 0.5
@@ -260,7 +258,7 @@ class ToolRun:
             cmd += ["--proxy-user", self.render(self.spec.proxy_user)]
         if self.spec.insecure:
             cmd.append("-k")
-        res = subprocess.run(procs.in_netns(netns_name(self.client), cmd + [url]), capture_output=True, text=True,
+        res = subprocess.run(procs.in_netns(self.state.netns_of(self.client), cmd + [url]), capture_output=True, text=True,
                              timeout=self.spec.traffic_timeout + 15)
         try:
             code, size, seconds = res.stdout.split()
@@ -279,6 +277,10 @@ class ToolRun:
         (self.workdir / f"{what.replace(' ', '-')}.log").write_text(res.stdout + res.stderr)
         if res.returncode != 0:
             raise ToolError(f"{what} failed (exit {res.returncode})", (res.stderr or res.stdout).strip()[-2000:])
+
+
+class Unsupported(TunnelwallError):
+    """This machine lacks a program or kernel feature the tool requires."""
 
 
 class ToolError(Exception):
@@ -322,6 +324,8 @@ def run_tool(state: RunState, spec: ToolSpec, opts: RunOptions | None = None, ap
         result.error = err if got < opts.bytes else ""
     except ToolError as err:
         result.outcome, result.error, result.log = ERROR, str(err), err.log
+    except Unsupported as err:
+        result.outcome, result.error, result.unsupported = ERROR, str(err), True
     except TunnelwallError as err:
         result.outcome, result.error = ERROR, str(err)
     finally:

@@ -23,11 +23,12 @@ namespace after its ``run`` process started.
 from __future__ import annotations
 
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunnelwall.base import yamlsrc
+from tunnelwall.base import kernel, yamlsrc
 from tunnelwall.base.errors import SourceError, TunnelwallError
 
 BUILTIN_DIR = Path(__file__).resolve().parents[1] / "tools"
@@ -87,6 +88,15 @@ class ToolSpec:
     server_node: str | None = None
     client_node: str | None = None
     source: str = ""
+
+    def unmet_requirements(self) -> list[str]:
+        """Why this tool cannot run on this machine: kernel features it
+        lacks, then programs that are not installed (empty: it can)."""
+        reasons = kernel.missing(self.requires)
+        programs = [p for p in self.requires if not p.startswith("kernel:") and shutil.which(p) is None]
+        if programs:
+            reasons.append(f"not installed: {', '.join(programs)} (run scripts/setup.sh)")
+        return reasons
 
     def render(self, text: str | None, values: dict[str, Any]) -> str | None:
         if text is None:
@@ -184,6 +194,10 @@ def from_data(data, path: str) -> ToolSpec:
     requires = data.get("requires", [])
     if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
         raise SourceError(path, data.line_of("requires"), "requires: expected a list of program names")
+    for req in requires:
+        if req.startswith("kernel:") and req[7:] not in kernel.FEATURES:
+            raise SourceError(path, data.line_of("requires"), f"requires: unknown kernel feature '{req[7:]}' "
+                                                               f"(known: {', '.join(sorted(kernel.FEATURES))})")
     variables = data.get("vars", {})
     if not isinstance(variables, dict):
         raise SourceError(path, data.line_of("vars"), "vars: expected a mapping")

@@ -11,7 +11,7 @@ import socket
 import sys
 
 from tunnelwall.middlebox.profiles import Profile
-from tunnelwall.topologies.mininet_backend import ControllerAddress, netns_name, plan_layout
+from tunnelwall.topologies.mininet_backend import ControllerAddress, plan_layout
 from tunnelwall.topologies.graph import link_label
 from tunnelwall.topologies.model import Topology
 
@@ -36,7 +36,7 @@ class CensorRuntime:
 
     def start_controller(self) -> ControllerAddress:
         site = self.topo.censor
-        layout = plan_layout(self.topo, controlled=True)
+        layout = plan_layout(self.topo, controlled=True, scope=self.state.scope)
         border = layout["switches"][site.switch]
         mbox_ports = [int(p) for p, i in border["ports"].items() if i["peer"] == site.middlebox]
         logs = self.state.logs
@@ -89,13 +89,13 @@ class CensorRuntime:
         config_file.write_text(json.dumps(config, indent=1))
         rec = procs.spawn(self.state, "middlebox", [sys.executable, "-m", "tunnelwall.middlebox.daemon",
                                                     "--config", str(config_file)],
-                          netns=netns_name(site.middlebox))
+                          netns=self.state.netns_of(site.middlebox))
         wait_censor_ready(self.state, rec)
         if site.prober:
             address = str(self.topo.nodes[site.prober].primary_ip())
             procs.spawn(self.state, "prober", [sys.executable, "-m", "tunnelwall.middlebox.prober", "--socket",
                                                self.config["socket"], "--source", address],
-                        netns=netns_name(site.prober))
+                        netns=self.state.netns_of(site.prober))
 
 
 def wait_censor_ready(state: RunState, rec=None, timeout: float = 30.0) -> dict:

@@ -130,7 +130,7 @@ def cleanup_all(log=print) -> list[str]:
         # The state directory is ours alone: half-written state files and the
         # sockets of runs whose state is gone can go.
         for stray in list(STATE_DIR.glob("*.tmp")) + list(STATE_DIR.glob("*.sock")) + list(STATE_DIR.glob("*.lock")) \
-                + list(procs.CONTAINER_DIR.glob("tw-*")):
+                + list(procs.CONTAINER_DIR.glob("*")):
             if stray.stem not in known_runs or stray.suffix == ".tmp" or stray.parent == procs.CONTAINER_DIR:
                 stray.unlink(missing_ok=True)
                 removed.append(f"stale file {stray}")

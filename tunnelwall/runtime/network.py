@@ -3,16 +3,14 @@ in a run state so that ``down`` and ``cleanup`` can undo all of it."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunnelwall import topologies
-from tunnelwall.topologies.mininet_backend import MininetBackend, netns_name
+from tunnelwall.topologies.mininet_backend import MininetBackend
 from tunnelwall.topologies.model import Topology
 
 from tunnelwall.runtime import cleanup
@@ -29,20 +27,7 @@ class UpOptions:
     placement: str | None = None      # override the topology's tap/inline
     seed: int | None = None
     overrides: list[str] = field(default_factory=list)   # RULE.FIELD=VALUE
-
-
-@contextmanager
-def _signals_as_interrupts():
-    """SIGTERM/SIGHUP during bring-up behave like Ctrl-C, so the partial
-    network is torn down instead of being left behind."""
-    def raise_interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    old = {s: signal.signal(s, raise_interrupt) for s in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+    scope: str | None = ""            # "": the default run; one of runstate.SCOPES; None: the first free one
 
 
 def require_root() -> None:
@@ -60,14 +45,10 @@ def up(opts: UpOptions, say=print) -> RunState:
         profile = profiles.apply_overrides(profiles.load(opts.profile or topo.censor.profile), opts.overrides)
     elif opts.profile and not topo.censor:
         raise TunnelwallError(f"topology '{topo.name}' has no censor section, so --profile cannot apply")
-    existing = active_run()
-    if existing is not None:
-        raise TunnelwallError(f"a run is already up ({existing.run_id}, topology {existing.topology}); "
-                              f"run 'tunnelwall down' first")
-    state = new_run(topo.source, profile.name if profile else None)
+    state = new_run(topo.source, profile.name if profile else None, opts.scope)
     t0 = time.monotonic()
     try:
-        with _signals_as_interrupts():
+        with procs.signals_as_interrupts():
             controller_addr = None
             censor = None
             if profile is not None:
@@ -98,9 +79,10 @@ def up(opts: UpOptions, say=print) -> RunState:
     return state
 
 
-def down(say=print) -> list[str]:
+def down(state: RunState | None = None, say=print) -> list[str]:
+    """Tear down *state* (default: the run active_run() picks)."""
     require_root()
-    state = active_run()
+    state = state or active_run()
     if state is None:
         return []
     return cleanup.teardown(state)
@@ -131,12 +113,12 @@ def start_services(state: RunState, topo: Topology) -> None:
         if "dns" in node.services:
             rec = procs.spawn(state, f"dns-{node.name}", [sys.executable, "-m", "tunnelwall.services.dnsserver", "--zone",
                                                          ",".join(f"{k}={v}" for k, v in zone.items()),
-                                                         "--delay", str(DNS_DELAY)], netns=netns_name(node.name),
+                                                         "--delay", str(DNS_DELAY)], netns=state.netns_of(node.name),
                               host_binaries=True)
-            wait_listening(netns_name(node.name), 53, rec)
+            wait_listening(state.netns_of(node.name), 53, rec)
         if not ({"http", "https"} & set(node.services)):
             continue
-        ns = netns_name(node.name)
+        ns = state.netns_of(node.name)
         argv = [sys.executable, "-m", "tunnelwall.services.webserver"]
         if "http" in node.services:
             argv += ["--http", "80"]
@@ -180,4 +162,4 @@ def exec_in(node: str, argv: list[str], timeout: float | None = None, state: Run
     if node not in state.layout.get("nodes", {}):
         raise TunnelwallError(f"no node '{node}' in the running topology "
                               f"(nodes: {', '.join(state.layout.get('nodes', {}))})")
-    return subprocess.run(procs.in_netns(netns_name(node), argv), timeout=timeout)
+    return subprocess.run(procs.in_netns(state.netns_of(node), argv), timeout=timeout)
