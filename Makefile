@@ -19,5 +19,7 @@ bench: setup
 	.venv/bin/python benchmarks/fuzz.py
 	.venv/bin/python benchmarks/classroom.py
 	.venv/bin/python benchmarks/jobs.py
+	.venv/bin/python benchmarks/cluster.py
+	.venv/bin/python benchmarks/overload.py
 cleanup:
 	.venv/bin/tunnelwall cleanup

@@ -52,6 +52,7 @@ class TunnelwallController(app_manager.OSKenApp):
         self.verdict_log = VerdictLog(self.config["verdict_log"])
         self.next_meter = 1
         self.reinstalled = 0                         # verdicts put back after their rule expired
+        self.middlebox_load: dict = {}               # the middlebox's last load report (overload policy)
         self.profile = self.config["profile"]
         self.middlebox = None                        # the channel's connection while it is up
         self.started = time.time()

@@ -3,7 +3,8 @@
 Middlebox -> controller: ``{"type": "verdict", "verdict": {...}, "first_seen": EPOCH}``
 (``"reannounce": true`` when a decided flow came back after its rule expired:
 rules are installed again, nothing is logged twice)
-and ``{"type": "hello", "profile": NAME, "placement": ...}``.
+and ``{"type": "hello", "profile": NAME, "placement": ...}`` and, every second,
+``{"type": "load", "frames": N, "shed": N, "kernel_drops": N, "max_lag_ms": X, ...}``.
 Controller -> middlebox: ``{"type": "reload", "profile": NAME}``, answered by
 ``{"type": "reloaded", "profile": NAME}`` or ``{"type": "error", "error": TEXT}``.
 
@@ -77,6 +78,8 @@ class MiddleboxChannel:
                     self.app.apply_verdict(msg["verdict"], msg.get("first_seen"))
                 elif kind == "hello":
                     self.app.note(f"{role} hello", **{k: v for k, v in msg.items() if k not in ("type", "role")})
+                elif kind == "load":
+                    self.app.middlebox_load = {k: v for k, v in msg.items() if k != "type"}
                 elif kind == "probe-result":
                     self.app.probe_result(msg)
                 elif kind in ("reloaded", "error") and self.replies is not None:

@@ -3,7 +3,8 @@
 Every ``/api/`` call needs the token (``Authorization: Bearer TOKEN``, or
 ``?token=TOKEN`` for a browser). Endpoints:
 
-* ``GET  /api/health``   switch/middlebox connected, profile, placement
+* ``GET  /api/health``   switch/middlebox connected, profile, placement, the middlebox's load
+                         (frames, shed past capacity under the overload policy, kernel drops)
 * ``GET  /api/verdicts`` recent verdicts (``?since=EPOCH``)
 * ``GET  /api/blocks``   active residual blocks with seconds left
 * ``POST /api/blocks/clear`` lift them all (between the trials of ``verify --trials``)
@@ -67,7 +68,7 @@ class RestApi:
                 return self._reply(start_response, 200, {
                     "switch_connected": app.datapath is not None, "middlebox_connected": app.middlebox is not None,
                     "profile": app.profile, "placement": app.config["placement"], "fail": app.config["fail"],
-                    "reinstalled_verdicts": app.reinstalled,
+                    "reinstalled_verdicts": app.reinstalled, "middlebox_load": app.middlebox_load,
                     "uptime": round(__import__("time").time() - app.started, 1)})
             if path == "/api/verdicts" and method == "GET":
                 since = float(query.get("since", ["0"])[0])

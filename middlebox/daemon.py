@@ -15,6 +15,13 @@ socket, feeds the engine, and for each verdict
   again (the switch's rule for it idled out or was lost), so a verdict
   holds for the flow's whole life whatever Open vSwitch expires.
 
+Past its capacity (a frame waited in the receive queue longer than the
+profile's ``flows.max_lag_ms``) the middlebox follows the profile's declared
+``overload`` policy: ``open`` forwards frames unexamined, ``closed`` drops
+them (inline; a tap censor can only miss them). Frames, shed frames, the
+socket's own drops and the worst wait are reported every second and shown
+by ``/api/health`` (``middlebox_load``).
+
 A malformed frame is counted and skipped; nothing a packet contains can
 stop the loop. Losing the controller does not stop it either: the middlebox
 keeps classifying (and, inline, keeps holding blocked flows back, so a
@@ -29,10 +36,11 @@ import collections
 import json
 import selectors
 import socket
+import struct
 import sys
 import time
 
-from tunnelwall.base.rawsock import packet_socket
+from tunnelwall.base.rawsock import SOL_PACKET, packet_socket
 
 from . import inject, profiles
 from .engine import Engine
@@ -42,6 +50,9 @@ RECONNECT_EVERY = 0.25           # seconds between attempts while the controller
 PENDING_MAX = 10_000             # verdicts kept for a controller that is away
 REANNOUNCE_EVERY = 1.0           # seconds between re-announcements of one flow's verdict
 RESETS_PER_FLOW = 8              # RST rounds per reset flow after the first (one per offending packet)
+LOAD_EVERY = 1.0                 # seconds between load reports to the controller
+SO_TIMESTAMPNS = 35              # Linux: the kernel's receive time of each frame (SCM_TIMESTAMPNS alike)
+PACKET_STATISTICS = 6            # Linux: frames received and dropped by the socket since the last read
 
 
 def open_port(iface: str) -> socket.socket:
@@ -87,6 +98,14 @@ class Middlebox:
         self.engine = Engine(self.profile, seed=config.get("seed"))
         self.inline = config["placement"] == "inline"
         self.port = open_port(config["iface"])
+        # Overload: each frame's wait in the receive queue (kernel timestamp
+        # to now) says whether the middlebox keeps up. Past flows.max_lag_ms
+        # the profile's overload policy decides: open forwards the frame
+        # unexamined (inline), closed drops it. Counted and reported.
+        self.port.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self.load = {"frames": 0, "shed": 0, "kernel_drops": 0, "errors": 0, "max_lag_ms": 0.0}
+        self.window_lag = 0.0
+        self.next_load = time.monotonic() + LOAD_EVERY
         self.sel = selectors.DefaultSelector()
         self.sel.register(self.port, selectors.EVENT_READ, "port")
         self.ctrl: socket.socket | None = None
@@ -140,14 +159,61 @@ class Middlebox:
 
     def run(self) -> None:
         while True:
-            timeout = None if self.ctrl is not None else max(0.0, self.next_attempt - time.monotonic())
-            for key, _ in self.sel.select(timeout):
+            now = time.monotonic()
+            timeout = self.next_load - now
+            if self.ctrl is None:
+                timeout = min(timeout, self.next_attempt - now)
+            for key, _ in self.sel.select(max(0.0, timeout)):
                 if key.data == "port":
-                    self.on_frame(self.port.recv(65535))
+                    frame, lag = self.receive()
+                    if lag * 1000.0 > self.profile.flows.max_lag_ms:
+                        self.shed(frame)
+                    else:
+                        self.on_frame(frame)
                 elif self.ctrl is not None and not self.on_control():
                     self._detach()
-            if self.ctrl is None and time.monotonic() >= self.next_attempt:
+            now = time.monotonic()
+            if now >= self.next_load:
+                self.report_load(now)
+            if self.ctrl is None and now >= self.next_attempt:
                 self._reconnect()
+
+    def receive(self) -> tuple[bytes, float]:
+        """A frame and how long it waited in the socket's queue (seconds)."""
+        frame, ancillary, _flags, _addr = self.port.recvmsg(65535, 64)
+        self.load["frames"] += 1
+        lag = 0.0
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+                sec, nsec = struct.unpack_from("qq", data)
+                lag = max(0.0, time.time() - (sec + nsec * 1e-9))
+        if lag > self.window_lag:
+            self.window_lag = lag
+        return frame, lag
+
+    def shed(self, frame: bytes) -> None:
+        """A frame past capacity, under the profile's overload policy: open
+        forwards it unexamined (inline; in tap the switch already did), closed
+        drops it (inline; a tap censor can only miss it)."""
+        self.load["shed"] += 1
+        if self.inline and self.profile.overload == "open":
+            self.port.send(frame)
+
+    def report_load(self, now: float) -> None:
+        self.next_load = now + LOAD_EVERY
+        try:
+            _received, dropped = struct.unpack("II", self.port.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+            self.load["kernel_drops"] += dropped    # the counters reset when read
+        except OSError:
+            pass
+        self.load["errors"] = self.errors
+        self.load["max_lag_ms"] = round(max(self.load["max_lag_ms"], self.window_lag * 1000.0), 2)
+        if self.ctrl is None:
+            return             # never queued: a stale load report must not push out a verdict
+        self.send({"type": "load", **self.load, "lag_ms": round(self.window_lag * 1000.0, 2),
+                   "policy": self.profile.overload, "max_lag_limit_ms": self.profile.flows.max_lag_ms,
+                   "placement": self.config["placement"]})
+        self.window_lag = 0.0
 
     def on_frame(self, frame: bytes) -> None:
         now = time.time()

@@ -26,7 +26,7 @@ ACTIONS = ("allow", "log", "drop", "reset", "throttle", "forge-dns", "probe", "f
 # Names that stand for another profile: "gfw" is the GFW as it is now.
 ALIASES = {"gfw": "gfw-2025"}
 BLOCKING = ("drop", "reset")
-TOP_KEYS = {"name", "description", "period", "sources", "fail", "placement", "inspect_packets", "seed",
+TOP_KEYS = {"name", "description", "period", "sources", "fail", "overload", "placement", "inspect_packets", "seed",
             "lists", "params", "rules", "probe", "tcp", "flows", "inside", "confidence"}
 RULE_KEYS = {"name", "match", "unless", "action", "probability", "residual", "rate", "answer", "log", "description",
              "source", "then", "after_bytes", "resets"}
@@ -100,6 +100,10 @@ class FlowSettings:
     idle_timeout: float = 300.0  # seconds without packets before a flow is forgotten
     rule_idle_timeout: int = 60  # seconds an allow rule stays on the switch without packets; a
                                  # flow that comes back is re-announced (blocking rules never idle out)
+    max_lag_ms: int = 250        # overload: a frame that waited longer than this in the middlebox's
+                                 # receive queue is past its capacity and is handled by the profile's
+                                 # `fail` policy (open: forwarded unexamined; closed: dropped).
+                                 # 0 sheds every frame (to test the policy)
 
 
 @dataclass
@@ -110,6 +114,8 @@ class Profile:
     period: str = ""
     sources: list[str] = field(default_factory=list)
     fail: str = "closed"            # while the censor is down: closed (OVS secure) / open (standalone)
+    overload: str = "closed"        # past the middlebox's capacity (flows.max_lag_ms): open forwards
+                                    # frames unexamined, closed drops them; defaults to `fail`
     placement: str | None = None    # tap / inline; None: the topology decides
     inspect_packets: int = 100
     seed: int = 0
@@ -163,6 +169,10 @@ def from_data(data: Any, path: str) -> Profile:
     if fail not in ("open", "closed"):
         raise _fail(path, data.line_of("fail"), f"fail: '{fail}' must be 'open' or 'closed'")
     prof.fail = fail
+    overload = data.get("overload", fail)
+    if overload not in ("open", "closed"):
+        raise _fail(path, data.line_of("overload"), f"overload: '{overload}' must be 'open' or 'closed'")
+    prof.overload = overload
     placement = data.get("placement")
     if placement is not None and placement not in ("tap", "inline"):
         raise _fail(path, data.line_of("placement"), f"placement: '{placement}' must be 'tap' or 'inline'")
@@ -262,12 +272,13 @@ def _flows(path: str, data) -> FlowSettings:
     spec = data["flows"]
     out = FlowSettings()
     if not isinstance(spec, yamlsrc.Mapping):
-        raise _fail(path, data.line_of("flows"), "flows: expected a mapping (max, idle_timeout, rule_idle_timeout)")
+        raise _fail(path, data.line_of("flows"), "flows: expected a mapping (max, idle_timeout, rule_idle_timeout, max_lag_ms)")
     for key, value in spec.items():
         line = spec.line_of(key)
         if key not in out.__dict__:
-            raise _fail(path, line, f"flows: unknown field '{key}' (max, idle_timeout, rule_idle_timeout)")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0 \
+            raise _fail(path, line, f"flows: unknown field '{key}' (max, idle_timeout, rule_idle_timeout, max_lag_ms)")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or value < (0 if key == "max_lag_ms" else 1e-9) \
                 or (key != "idle_timeout" and not isinstance(value, int)):
             raise _fail(path, line, f"flows.{key}: expected a positive {'number' if key == 'idle_timeout' else 'whole number'}")
         setattr(out, key, value)
@@ -452,7 +463,8 @@ def apply_overrides(profile: Profile, overrides: list[str]) -> Profile:
     For tests and exercises that need a deterministic censor: the published
     FET block rate is 26.3%, a regression test wants 100%. ``tcp.FIELD=VALUE``
     and ``flows.FIELD=VALUE`` set the censor's TCP model and flow settings
-    (e.g. ``flows.rule_idle_timeout=2`` so a test need not idle for a minute)."""
+    (e.g. ``flows.rule_idle_timeout=2`` so a test need not idle for a minute);
+    ``profile.overload=open|closed`` its overload policy."""
     by_name = {r.name: r for r in profile.rules}
     for item in overrides:
         left, sep, value = item.partition("=")
@@ -461,6 +473,11 @@ def apply_overrides(profile: Profile, overrides: list[str]) -> Profile:
             raise TunnelwallError(f"override '{item}': write RULE.FIELD=VALUE, e.g. fet.probability=1")
         if rule_name in ("tcp", "flows") and rule_name not in by_name:
             _override_setting(profile, item, rule_name, field_name, value)
+            continue
+        if rule_name == "profile" and rule_name not in by_name:
+            if field_name != "overload" or value not in ("open", "closed"):
+                raise TunnelwallError(f"override '{item}': the profile-wide setting is profile.overload=open|closed")
+            profile.overload = value
             continue
         if rule_name not in by_name:
             raise TunnelwallError(f"override '{item}': profile '{profile.name}' has no rule '{rule_name}' "

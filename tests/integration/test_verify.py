@@ -3,6 +3,8 @@
 import json
 import xml.etree.ElementTree as ET
 
+import pytest
+
 from conftest import assert_nothing_left, tw
 
 
@@ -78,3 +80,56 @@ def test_more_tools_move_data_and_get_past_the_fet_era_gfw(tmp_path):
     assert len(out["results"]) == 8 and all(r["bytes_through"] == 300000 for r in out["results"])
     first = {r["tool"]: r for r in out["results"] if r["profile"] == "gfw-2022"}
     assert "fet" not in {v["rule"] for r in first.values() for v in r["verdicts"]}
+
+
+NEW_VPNS = "ikev2,openconnect,softether,iodine,shadowsocks-v2ray,shadowsocks-v2ray-tls,v2ray-vmess-wss"
+
+
+def test_commercial_vpns_and_plugins_move_data_then_meet_a_blocking_censor():
+    """Issue 15: IKEv2 (strongSwan, ESP in UDP), OpenConnect/ocserv (TLS +
+    DTLS), SoftEther (TLS), iodine (DNS), Shadowsocks with v2ray-plugin
+    (WebSocket, and over TLS) and VMess over WebSocket+TLS: each moves
+    every byte under log-only (IKE is recognised and logged from its first
+    packet), and each is cut by Iran's 2026 allowlist (UDP dropped; only
+    allowlisted addresses reachable)."""
+    res = tw("verify", "--profile", "log-only,iran-2026", "--tools", NEW_VPNS, "--bytes", "300000",
+             "--format", "json", timeout=1200)
+    out = json.loads(res.stdout)
+    by = {(r["profile"], r["tool"]): r for r in out["results"]}
+    assert len(by) == 14
+    for tool in NEW_VPNS.split(","):
+        free, cut = by[("log-only", tool)], by[("iran-2026", tool)]
+        assert free["outcome"] == "PASSED" and free["bytes_through"] == 300000, (tool, free["error"])
+        assert cut["outcome"] == "BLOCKED" and cut["bytes_through"] < 300000, (tool, cut["outcome"])
+        assert cut["rule"] in ("udp", "ip-allowlist"), (tool, cut["rule"])
+    ike = by[("log-only", "ikev2")]
+    assert ike["detected"] and ike["rule"] == "vpn-legacy" and ike["protocol"] == "ipsec"
+    assert ike["packets_to_detection"] == 1
+    assert not any(by[("log-only", t)]["detected"] for t in ("softether", "shadowsocks-v2ray-tls",
+                                                             "v2ray-vmess-wss"))
+
+
+def test_a_profile_that_drops_ike_blocks_ikev2():
+    """The IPsec signature on a real strongSwan handshake: with the legacy-VPN
+    rule set to drop (no published profile here does), IKEv2 is blocked at
+    its first packet."""
+    res = tw("verify", "--profile", "gfw-2025", "--tools", "ikev2", "--set", "vpn-legacy.action=drop",
+             "--bytes", "200000", "--format", "json", "--expect", "ikev2=BLOCKED", timeout=300)
+    (r,) = json.loads(res.stdout)["results"]
+    assert (r["rule"], r["protocol"], r["packets_to_detection"]) == ("vpn-legacy", "ipsec", 1)
+    assert_nothing_left()
+
+
+def test_a_tool_this_kernel_cannot_run_is_an_error_with_its_reason():
+    """PPTP needs /dev/ppp. Named explicitly it fails the run (exit 1) as an
+    ERROR saying why; under --tools all it is reported the same way but does
+    not fail the run. On a kernel with PPP it simply runs."""
+    from tunnelwall.base import kernel
+    if kernel.available("ppp"):
+        pytest.skip("this kernel has PPP: pptp runs here")
+    res = tw("verify", "--profile", "log-only", "--tools", "pptp", "--format", "json", check=False)
+    assert res.returncode == 1
+    (r,) = json.loads(res.stdout)["results"]
+    assert r["outcome"] == "ERROR" and r["unsupported"] and "kernel feature 'ppp'" in r["error"]
+    assert not r["detected"] and r["outcome"] != "BLOCKED"
+    assert_nothing_left()
