@@ -15,7 +15,7 @@ APT_PACKAGES=(
   openvpn wireguard-tools wireguard-go shadowsocks-libev obfs4proxy stunnel4 tor trojan simple-obfs kcptun
   shadowsocks-v2ray-plugin iodine strongswan-charon strongswan-swanctl libcharon-extra-plugins
   ocserv openconnect softether-vpnserver softether-vpnclient ppp pptpd pptp-linux xl2tpd
-  openssh-client openssh-server v2ray chromium docker.io debootstrap
+  openssh-client openssh-server v2ray chromium docker.io debootstrap python3-matplotlib
 )
 
 if [ "$(id -u)" != 0 ]; then echo "setup.sh: run as root" >&2; exit 1; fi

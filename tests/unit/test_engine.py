@@ -241,7 +241,19 @@ PROFILE_CASES = {
     "unknown_param.yaml": (3, "unknown parameter(s) popcount_lo"),
     "throttle_without_rate.yaml": (3, "throttle needs 'rate'"),
     "bad_fail_mode.yaml": (2, "fail: 'maybe' must be one of: open, closed"),
+    "bad_overload.yaml": (3, "overload: 'sometimes' must be one of: open, closed"),
+    "negative_lag.yaml": (3, "flows.max_lag_ms: -5 is out of range (minimum 0)"),
 }
+
+
+def test_overload_policy_defaults_to_fail_and_can_be_overridden():
+    tspu, gfw = profiles.load("tspu-2025"), profiles.load("gfw-2025")
+    assert (tspu.fail, tspu.overload) == ("open", "open") and (gfw.fail, gfw.overload) == ("closed", "closed")
+    assert gfw.flows.max_lag_ms == 250
+    profiles.apply_overrides(gfw, ["profile.overload=open", "flows.max_lag_ms=0"])
+    assert (gfw.overload, gfw.flows.max_lag_ms) == ("open", 0)
+    with pytest.raises(TunnelwallError, match=r"profile\.overload=open\|closed"):
+        profiles.apply_overrides(gfw, ["profile.overload=sometimes"])
 
 
 @pytest.mark.parametrize("name", sorted(PROFILE_CASES))

@@ -86,6 +86,9 @@ def present(results, meta: dict, summary: list[dict] | None, fmt: str, report_di
             print()
             _print_table(stats.table_rows(summary), ["profile", "tool", "trials", "blocked", "block rate", "95% ci",
                                                      "detection pkt (min/med/max)", "mbit/s (median)", "errors"])
+            from tunnelwall.harness import charts
+            print()
+            print(charts.text_bars(summary))
             print(f"\n{summary[0]['trials_per_minute']} trials/minute", file=sys.stderr)
     if report_dir:
         files = report.write_all(results, meta, report_dir, summary)

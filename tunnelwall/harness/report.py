@@ -79,28 +79,22 @@ def junit(results: list[ToolResult], meta: dict) -> str:
     return ET.tostring(suites, encoding="unicode", xml_declaration=True)
 
 
-def _chart(results: list[ToolResult]) -> str:
-    """An inline SVG bar chart: throughput per tool, coloured by outcome."""
+def _charts(results: list[ToolResult], summary: list[dict] | None) -> str:
+    from tunnelwall.harness import charts, stats
     if not results:
         return ""
-    top = max([r.mbit_s for r in results] + [1.0])
-    bar_h, gap, label_w, width = 22, 8, 230, 760
-    height = len(results) * (bar_h + gap) + 30
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-             f'aria-label="throughput per tool">']
-    for i, r in enumerate(results):
-        y = 10 + i * (bar_h + gap)
-        w = max(2.0, (width - label_w - 120) * r.mbit_s / top)
-        parts.append(f'<text x="0" y="{y + 15}" font-size="13">{html.escape((r.profile or "") + " / " + r.tool)}</text>')
-        parts.append(f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{COLOURS[r.outcome]}">'
-                     f'<title>{r.outcome}</title></rect>')
-        parts.append(f'<text x="{label_w + w + 6:.1f}" y="{y + 15}" font-size="12">{r.outcome}'
-                     f'{f" {r.mbit_s:.0f} Mbit/s" if r.mbit_s else ""}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+    if not charts.available():
+        return "<p>(charts need matplotlib: scripts/setup.sh installs python3-matplotlib)</p>"
+    summary = summary or stats.summarize(results)
+    one_run_each = all(s["trials"] + s["errors"] <= 1 for s in summary)
+    first = ("Outcomes", charts.outcome_grid(results)) if one_run_each else ("Block rates", charts.block_rates(summary))
+    parts = [first, ("Detection", charts.detection(results)),
+             ("Throughput", charts.throughput(results))]
+    return "".join(f'<figure class="chart" data-chart="{html.escape(name)}">{charts.strip_ids(svg)}</figure>'
+                   for name, svg in parts if svg)
 
 
-def html_report(results: list[ToolResult], meta: dict) -> str:
+def html_report(results: list[ToolResult], meta: dict, summary: list[dict] | None = None) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
     body = []
     for r, row in zip(results, rows(results)):
@@ -113,6 +107,7 @@ def html_report(results: list[ToolResult], meta: dict) -> str:
 <html lang="en"><head><meta charset="utf-8"><title>tunnelwall verify</title>
 <style>
 body {{ font-family: sans-serif; margin: 2em; }}
+figure.chart {{ margin: 1em 0; }} figure.chart svg {{ max-width: 100%; height: auto; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 4px 8px; text-align: left; }}
 tr.passed td:nth-child(3) {{ color: {COLOURS[PASSED]}; font-weight: bold; }}
 tr.blocked td:nth-child(3) {{ color: {COLOURS[BLOCKED]}; font-weight: bold; }}
@@ -120,7 +115,7 @@ tr.degraded td:nth-child(3) {{ color: {COLOURS[DEGRADED]}; font-weight: bold; }}
 tr.error td:nth-child(3) {{ color: {COLOURS[ERROR]}; font-weight: bold; }}
 </style></head><body>
 <h1>tunnelwall verify</h1><ul>{metas}</ul>
-<h2>Throughput through the censor</h2>{_chart(results)}
+<h2>Charts</h2>{_charts(results, summary)}
 <h2>Matrix</h2><table id="matrix"><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>
 </body></html>
 """
@@ -133,5 +128,5 @@ def write_all(results: list[ToolResult], meta: dict, directory: str | Path,
     files = {"json": d / "results.json", "junit": d / "junit.xml", "html": d / "report.html"}
     files["json"].write_text(to_json(results, meta, summary))
     files["junit"].write_text(junit(results, meta))
-    files["html"].write_text(html_report(results, meta))
+    files["html"].write_text(html_report(results, meta, summary))
     return files
