@@ -72,7 +72,7 @@ def with_cluster(n_workers: int, matrix: list[str], chunk: int) -> tuple[float, 
         return verify(matrix, ["--cluster", address, "--chunk", str(chunk)])
     finally:
         for d in reversed(daemons):
-            d.send_signal(signal.SIGINT)
+            d.send_signal(signal.SIGTERM)
             d.wait(timeout=30)
 
 

@@ -52,8 +52,11 @@ def test_cleanup_leaves_foreign_resources_alone():
 
 
 def test_ctrl_c_during_up_removes_the_partial_network():
+    # A terminal's Ctrl-C; SIGINT back to its default in the child, since a
+    # shell's background job (CI run with &) starts with SIGINT ignored.
     proc = subprocess.Popen(TUNNELWALL + ["up", "classroom"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and len(ours()["netns"]) < 3:
         time.sleep(0.02)

@@ -91,7 +91,7 @@ def test_cluster_survives_a_worker_killed_mid_run():
     finally:
         for d in reversed(daemons):
             if d.poll() is None:
-                d.send_signal(signal.SIGINT)
+                d.send_signal(signal.SIGTERM)
                 try:
                     d.wait(timeout=20)
                 except subprocess.TimeoutExpired:

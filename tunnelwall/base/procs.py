@@ -151,21 +151,30 @@ def stop(rec: ProcessRecord, timeout: float = 3.0) -> bool:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             _reap(rec)
-            if not alive(rec) and not (group and _group_exists(rec.pid)):
+            if not alive(rec) and not (group and _live_members(rec.pid)):
                 return True
             time.sleep(0.02)
     _reap(rec)
     return True
 
 
-def _group_exists(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _live_members(pgid: int) -> list[int]:
+    """Processes of group *pgid* that are not zombies. A zombie keeps its
+    group in existence until its parent reaps it (a daemon whose launcher
+    exited is reaped by PID 1, whenever that gets round to it), yet it runs
+    nothing: only live members keep stop() waiting."""
+    live = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as fh:
+                rest = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(rest[2]) == pgid and rest[0] != "Z":
+            live.append(int(entry.name))
+    return live
 
 
 def _reap(rec: ProcessRecord) -> None:
