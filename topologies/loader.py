@@ -29,12 +29,13 @@ from tunnelwall.base import yamlsrc
 from tunnelwall.base.errors import SourceError
 from tunnelwall.base.units import parse_bandwidth
 
-from .model import (KNOWN_SERVICES, ROLE_ALIASES, CensorSite, Endpoint, Link, LinkConditions, Node, Role, Route,
-                    Topology)
+from .model import (KNOWN_SERVICES, ROLE_ALIASES, TRAFFIC_KINDS, CensorSite, Endpoint, Link, LinkConditions, Node,
+                    Role, Route, Topology, Traffic)
 
 SCHEMA = Path(__file__).resolve().parent / "schema.json"
 TOP_KEYS = {"name", "description", "censor", "nodes", "links"}
-NODE_KEYS = {"role", "ip", "interfaces", "gateway", "ip6", "interfaces6", "gateway6", "routes", "services", "image"}
+NODE_KEYS = {"role", "ip", "interfaces", "gateway", "ip6", "interfaces6", "gateway6", "routes", "services", "image",
+             "traffic"}
 LINK_KEYS = {"endpoints", "bandwidth", "name", "delay", "jitter", "jitter_distribution", "loss", "loss_burst",
              "duplicate", "corrupt", "reorder", "from_node", "to_node"}
 CONDITION_KEYS = LINK_KEYS - {"endpoints", "bandwidth", "name"}
@@ -125,7 +126,8 @@ def _node(ctx: _Ctx, parent: yamlsrc.Mapping, name: Any, spec: Any) -> Node:
     if role.is_switch:
         if len(name) > MAX_SWITCH_NAME:
             raise ctx.fail(line, f"node '{name}': switch names are at most {MAX_SWITCH_NAME} characters (Linux interface names are limited to 15 bytes)")
-        for key in ("ip", "interfaces", "gateway", "ip6", "interfaces6", "gateway6", "routes", "services", "image"):
+        for key in ("ip", "interfaces", "gateway", "ip6", "interfaces6", "gateway6", "routes", "services", "image",
+                    "traffic"):
             if key in spec:
                 raise ctx.fail(spec.line_of(key), f"node '{name}': a {role.value} has no '{key}' (switches work at layer 2)")
         return node
@@ -169,6 +171,8 @@ def _node(ctx: _Ctx, parent: yamlsrc.Mapping, name: Any, spec: Any) -> Node:
             if svc not in KNOWN_SERVICES:
                 raise ctx.fail(services.line_of(i), f"node '{name}': unknown service '{svc}' (known: {', '.join(KNOWN_SERVICES)})")
         node.services = list(services)
+    if "traffic" in spec:
+        node.traffic = _traffic(ctx, spec, name, role)
     if "image" in spec:
         if role in (Role.MIDDLEBOX, Role.PROBER):
             raise ctx.fail(spec.line_of("image"), f"node '{name}': the censor's own nodes run tunnelwall itself, not an image")
@@ -415,3 +419,24 @@ def _check_addressing(ctx: _Ctx, topo: Topology) -> None:
                 raise ctx.fail(node.field_lines.get("routes", node.line), f"node '{node.name}': route to {route.to} via {route.via}: {route.via} is not in any of its subnets")
         if node.role is Role.MIDDLEBOX and node.addresses():
             raise ctx.fail(node.line, f"node '{node.name}': the middlebox sniffs its port and needs no address")
+
+
+def _traffic(ctx, spec, name: str, role) -> Traffic:
+    """``traffic: {mix: [https, http, dns], per_minute: 30}`` on a client node."""
+    line = spec.line_of("traffic")
+    if role is not Role.CLIENT:
+        raise ctx.fail(line, f"node '{name}': traffic: only client nodes generate background traffic")
+    value = spec["traffic"]
+    if value is True:
+        return Traffic()
+    if not isinstance(value, yamlsrc.Mapping):
+        raise ctx.fail(line, f"node '{name}': traffic: expected true or a mapping (mix, per_minute)")
+    mix = value.get("mix", list(TRAFFIC_KINDS))
+    if not isinstance(mix, list) or not mix or any(k not in TRAFFIC_KINDS for k in mix):
+        raise ctx.fail(value.line_of("mix") if "mix" in value else line,
+                       f"node '{name}': traffic.mix: a list of {', '.join(TRAFFIC_KINDS)}")
+    rate = value.get("per_minute", 30)
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate <= 600:
+        raise ctx.fail(value.line_of("per_minute") if "per_minute" in value else line,
+                       f"node '{name}': traffic.per_minute: a rate above 0 and at most 600")
+    return Traffic(mix=tuple(mix), per_minute=float(rate))

@@ -41,6 +41,15 @@ ROLE_ALIASES = {"isp-router": Role.ROUTER, "border": Role.BORDER_SWITCH}
 
 # Services the runtime can start on a node (see tunnelwall.services).
 KNOWN_SERVICES = ("http", "https", "dns")
+# Classes of background traffic a client node can generate (services.traffic).
+TRAFFIC_KINDS = ("https", "http", "dns")
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Background traffic from a client node: ordinary users' connections."""
+    mix: tuple[str, ...] = TRAFFIC_KINDS
+    per_minute: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,7 @@ class Node:
     routes: list[Route] = field(default_factory=list)
     services: list[str] = field(default_factory=list)
     image: str | None = None          # set: the node is a container (images/)
+    traffic: Traffic | None = None    # background traffic (client nodes)
     line: int = 0
     field_lines: dict[str, int] = field(default_factory=dict, repr=False, compare=False)
 

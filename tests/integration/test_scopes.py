@@ -9,7 +9,7 @@ from tunnelwall.harness.runner import BLOCKED, PASSED, run_tool
 from tunnelwall.runtime.cleanup import existing_netns, labelled_bridges, teardown
 from tunnelwall.runtime.network import UpOptions, up
 
-from conftest import assert_nothing_left, tw
+from conftest import ROOT, assert_nothing_left, tw
 
 
 def test_two_testbeds_side_by_side_and_cleanup_of_one_spares_the_other():
@@ -76,7 +76,6 @@ def test_pytest_plugin_under_xdist_runs_testbeds_side_by_side():
     its own run scope, so the two tests' testbeds are up at the same time."""
     import subprocess
     import sys
-    from conftest import ROOT
     res = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "2", "-p", "no:cacheprovider",
                           "examples/test_my_tool.py"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-2000:]

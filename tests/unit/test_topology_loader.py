@@ -33,6 +33,8 @@ CASES = {
     "interface_reused.yaml": (8, "already used by the link on line 7"),
     "unconnected_interface.yaml": (3, "interface eth1 is not connected"),
     "empty.yaml": (1, "the file is empty"),
+    "traffic_on_server.yaml": (5, "traffic: only client nodes generate background traffic"),
+    "traffic_bad_mix.yaml": (7, "nodes.c1.traffic.mix.1: 'quic' must be one of: https, http, dns"),
 }
 
 

@@ -5,15 +5,27 @@ connection classed by what happened to it:
 
 * ``https``: TLS to many ordinary names (SNI), sizes from 2 kB to 200 kB;
 * ``http``: plain HTTP with those names as the Host header;
-* ``dns``: UDP queries for those names (the real answer is the web server).
+* ``dns``: UDP queries for those names (the real answer is the web server);
+* ``download``: a long HTTPS download (2 MB), where byte-count freezes and
+  throttles show;
+* ``upload``: 300 kB of random bytes (what an encrypted or compressed file
+  looks like) POSTed over HTTPS and over HTTP in turn;
+* ``ssh``: an SSH handshake (key exchange up to the host key) with a
+  server on the outside web host, started for the purpose.
 
 Outcomes per connection: ``ok``; ``reset`` (a RST ended it); ``blocked``
-(nothing came through in time); ``throttled`` (it completed, below
-``THROTTLED_MBIT``); ``poisoned`` (a DNS answer that is not the real one).
-Per class and outcome the rate comes with its 95 % Wilson interval. Russia's
-2021 Twitter throttling matched SNIs with the loose glob ``*t.co*`` and slowed
-microsoft.com and reddit.com too (Xue et al., IMC 2021): ``tunnelwall
-collateral --profile tspu-2021`` shows that cost.
+(nothing came through in time); ``cut`` (part came through, then nothing);
+``throttled`` (it completed, below ``THROTTLED_MBIT``); ``poisoned`` (a DNS
+answer that is not the real one). Per class and outcome the rate comes with
+its 95 % Wilson interval. Russia's 2021 Twitter throttling matched SNIs with
+the loose glob ``*t.co*`` and slowed microsoft.com and reddit.com too (Xue
+et al., IMC 2021): ``tunnelwall collateral --profile tspu-2021`` shows that
+cost. QUIC is not in the mix: the testbed has no QUIC server or client to
+make real connections with.
+
+The same classes and outcomes come from a topology's background traffic
+(``traffic:`` on client nodes, ``tunnelwall.services.traffic``); ``summarize``
+reads either.
 """
 
 from __future__ import annotations
@@ -30,8 +42,11 @@ from tunnelwall.runtime.network import BENIGN_NAMES
 
 NAMES = list(BENIGN_NAMES)      # in the outside DNS server's zone too
 SIZES = [200_000, 50_000, 10_000, 2_000]
+DOWNLOAD = 2_000_000
+UPLOAD = 300_000
 THROTTLED_MBIT = 1.0
-CLASSES = ("https", "http", "dns")
+CLASSES = ("https", "http", "dns", "download", "upload", "ssh")
+OUTCOMES = ("blocked", "reset", "cut", "throttled", "poisoned")
 
 
 @dataclass
@@ -47,21 +62,56 @@ def _in(state: RunState, node: str, argv: list[str], timeout: float, host: bool 
                           timeout=timeout)
 
 
-def _fetch(state: RunState, node: str, web: str, kind: str, name: str, size: int) -> Attempt:
-    url = f"{kind}://{name}/bytes/{size}"
-    port = 443 if kind == "https" else 80
-    res = _in(state, node, ["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{speed_download}",
-                            "--resolve", f"{name}:{port}:{web}", "--max-time", "15", "--connect-timeout", "5",
-                            "--speed-limit", "1", "--speed-time", "6", url], timeout=30)
-    code, got, speed = (res.stdout.split() + ["0", "0", "0"])[:3]
+def _fetch(state: RunState, node: str, web: str, kind: str, name: str, size: int, scheme: str | None = None,
+           upload: str | None = None) -> Attempt:
+    """A GET of *size* bytes, or with *upload* a POST of that file (class *kind*)."""
+    scheme = scheme or kind
+    port = 443 if scheme == "https" else 80
+    url = f"{scheme}://{name}/upload" if upload else f"{scheme}://{name}/bytes/{size}"
+    res = _in(state, node, ["curl", "-sk", "-o", "/dev/null",
+                            "-w", "%{http_code} %{size_download} %{speed_download} %{size_upload} %{speed_upload} "
+                                  "%{size_header}",
+                            "--resolve", f"{name}:{port}:{web}", "--max-time", "30", "--connect-timeout", "5",
+                            "--speed-limit", "1", "--speed-time", "6",
+                            *(["--data-binary", f"@{upload}", "-H", "Content-Type: application/octet-stream"]
+                              if upload else []), url], timeout=45)
+    code, got, speed, sent, up_speed, header = (res.stdout.split() + ["0"] * 6)[:6]
+    moved, rate = (int(float(sent)), float(up_speed)) if upload else (int(float(got)), float(speed))
+    started = moved > 0 or int(float(header)) > 0     # the answer had begun (a frozen TLS record holds the body back)
     if res.returncode in (35, 56) or "reset" in res.stderr.lower():
         return Attempt(kind, name, "reset", f"curl exit {res.returncode}")
-    if code != "200" or int(float(got)) < size:
-        return Attempt(kind, name, "blocked", f"curl exit {res.returncode}, {got} of {size} bytes")
-    mbit = float(speed) * 8 / 1e6
+    if code != "200" or moved < size:
+        return Attempt(kind, name, "cut" if started and moved < size else "blocked",
+                       f"curl exit {res.returncode}, {moved} of {size} bytes")
+    mbit = rate * 8 / 1e6
     if size >= 50_000 and mbit < THROTTLED_MBIT:
         return Attempt(kind, name, "throttled", f"{mbit:.3f} Mbit/s")
     return Attempt(kind, name, "ok")
+
+
+def _ssh(state: RunState, node: str, web: str, name: str) -> Attempt:
+    """An SSH key exchange with the outside host: ok if its host key arrives."""
+    res = _in(state, node, ["ssh-keyscan", "-T", "8", "-t", "ed25519", web], timeout=20)
+    if res.returncode == 0 and "ssh-ed25519" in res.stdout:
+        return Attempt("ssh", name, "ok")
+    return Attempt("ssh", name, "reset" if "reset" in res.stderr.lower() else "blocked", res.stderr.strip()[-80:])
+
+
+def _start_sshd(state: RunState, node: str) -> None:
+    """sshd on the outside web host, for the ssh class (its files in the run's logs)."""
+    from tunnelwall.runtime.network import wait_listening
+    d = state.logs / "collateral-sshd"
+    d.mkdir(exist_ok=True)
+    key = d / "host_key"
+    if not key.exists():
+        procs.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)])
+    (d / "sshd_config").write_text(f"Port 22\nListenAddress 0.0.0.0\nHostKey {key}\nPasswordAuthentication no\n"
+                                   f"KbdInteractiveAuthentication no\nUsePAM no\nPidFile none\n")
+    import os
+    os.makedirs("/run/sshd", exist_ok=True)          # sshd's privilege-separation directory
+    rec = procs.spawn(state, "collateral-sshd", ["/usr/sbin/sshd", "-D", "-e", "-f", str(d / "sshd_config")],
+                      netns=state.netns_of(node), host_binaries=True)
+    wait_listening(state.netns_of(node), 22, rec)
 
 
 def _query(state: RunState, node: str, web: str, name: str) -> Attempt:
@@ -73,30 +123,57 @@ def _query(state: RunState, node: str, web: str, name: str) -> Attempt:
     return Attempt("dns", name, "ok" if answer == web else "poisoned", answer)
 
 
-def run(state: RunState, connections: int, seed: int = 1) -> list[Attempt]:
+def run(state: RunState, connections: int, seed: int = 1, classes: tuple[str, ...] = CLASSES) -> list[Attempt]:
     """*connections* attempts: the classes in turn, every name in turn within
     a class (the largest size on the first pass), clients drawn at random."""
     nodes = state.layout["nodes"]
     clients = [n for n, i in nodes.items() if i["role"] == "client"]
     web_node = "web" if "web" in nodes else next(n for n, i in nodes.items() if i["role"] == "server")
     web = next(i["address"].split("/")[0] for i in nodes[web_node]["interfaces"].values() if i["address"])
+    if "ssh" in classes:
+        _start_sshd(state, web_node)
+    upload = state.logs / "collateral-upload.bin"
+    if "upload" in classes and not upload.exists():
+        upload.write_bytes(random.Random(seed).randbytes(UPLOAD))     # looks like an encrypted file
     rng = random.Random(seed)
     attempts = []
     for i in range(connections):
-        kind, turn = CLASSES[i % len(CLASSES)], i // len(CLASSES)
+        kind, turn = classes[i % len(classes)], i // len(classes)
         client, name = rng.choice(clients), NAMES[turn % len(NAMES)]
         if kind == "dns":
             attempts.append(_query(state, client, web, name))
+        elif kind == "ssh":
+            attempts.append(_ssh(state, client, web, name))
+        elif kind == "download":
+            attempts.append(_fetch(state, client, web, kind, name, DOWNLOAD, scheme="https"))
+        elif kind == "upload":
+            attempts.append(_fetch(state, client, web, kind, name, UPLOAD, scheme=("https", "http")[turn % 2],
+                                   upload=str(upload)))
         else:
             attempts.append(_fetch(state, client, web, kind, name, SIZES[(turn // len(NAMES)) % len(SIZES)]))
     return attempts
+
+
+def from_traffic_logs(log_dir) -> list[Attempt]:
+    """The attempts of a run's background traffic (traffic-NODE.jsonl)."""
+    import json
+    from pathlib import Path
+    out = []
+    for path in sorted(Path(log_dir).glob("traffic-*.jsonl")):
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue            # a line being written as we read
+            out.append(Attempt(rec["kind"], rec["name"], rec["outcome"], f"{rec.get('bytes', 0)} bytes"))
+    return out
 
 
 def summarize(attempts: list[Attempt]) -> list[dict]:
     rows = []
     for kind in CLASSES:
         mine = [a for a in attempts if a.kind == kind]
-        for outcome in ("blocked", "reset", "throttled", "poisoned"):
+        for outcome in OUTCOMES:
             hits = [a for a in mine if a.outcome == outcome]
             lo, hi = wilson(len(hits), len(mine))
             if mine and (hits or outcome == "blocked"):

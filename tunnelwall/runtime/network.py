@@ -129,6 +129,25 @@ def start_services(state: RunState, topo: Topology) -> None:
         for port in (80, 443):
             if ("http" if port == 80 else "https") in node.services:
                 wait_listening(ns, port, rec)
+    start_traffic(state, topo, web)
+
+
+def start_traffic(state: RunState, topo: Topology, web) -> None:
+    """Background traffic (``traffic:`` on client nodes): ordinary users'
+    connections to the outside web server, logged to traffic-NODE.jsonl in
+    the run's log directory (``tunnelwall collateral --run-log`` sums it up)."""
+    senders = [n for n in topo.hosts() if n.traffic is not None]
+    if not senders:
+        return
+    if web is None or not web.primary_ip():
+        raise TunnelwallError("traffic: needs an outside server with the http service to talk to")
+    for i, node in enumerate(senders):
+        log = state.logs / f"traffic-{node.name}.jsonl"
+        procs.spawn(state, f"traffic-{node.name}",
+                    [sys.executable, "-m", "tunnelwall.services.traffic", "--web", str(web.primary_ip()),
+                     "--names", ",".join(BENIGN_NAMES), "--mix", ",".join(node.traffic.mix),
+                     "--per-minute", str(node.traffic.per_minute), "--seed", str(i + 1), "--log", str(log)],
+                    netns=state.netns_of(node.name), host_binaries=True)
 
 
 def tls_certificate(state: RunState, common_name: str) -> tuple[Path, Path]:

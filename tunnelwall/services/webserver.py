@@ -1,7 +1,8 @@
 """The outside world's web server: HTTP and HTTPS on one node.
 
 ``GET /bytes/N`` returns N pseudo-random bytes (incompressible, so a tunnel
-cannot make a transfer look faster than it is); ``GET /`` a short page.
+cannot make a transfer look faster than it is); ``GET /`` a short page;
+``POST /upload`` reads an upload and says how many bytes arrived.
 Run as ``python -m tunnelwall.services.webserver --http 80 --https 443 --cert C --key K``.
 """
 
@@ -17,6 +18,7 @@ from tunnelwall.services.dualstack import DualStack
 
 CHUNK = os.urandom(1 << 16)
 MAX_BYTES = 1 << 31
+MAX_UPLOAD = 64 << 20
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -42,6 +44,23 @@ class Handler(BaseHTTPRequestHandler):
                 left -= len(piece)
             return None
         return self._send(200, b"tunnelwall outside web server\n")
+
+    def do_POST(self):  # noqa: N802 (http.server's API)
+        """``POST /upload``: read the body (an upload of any content), answer
+        how many bytes arrived."""
+        try:
+            size = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            return self._send(400, b"bad length\n")
+        if not 0 <= size <= MAX_UPLOAD:
+            return self._send(413, b"too large\n")
+        left = size
+        while left > 0:
+            piece = self.rfile.read(min(left, 1 << 16))
+            if not piece:
+                break
+            left -= len(piece)
+        return self._send(200, f"received {size - left}\n".encode())
 
     def _send(self, code: int, body: bytes):
         self.send_response(code)
