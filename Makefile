@@ -21,5 +21,6 @@ bench: setup
 	.venv/bin/python benchmarks/jobs.py
 	.venv/bin/python benchmarks/cluster.py
 	.venv/bin/python benchmarks/overload.py
+	.venv/bin/python benchmarks/connections.py
 cleanup:
 	.venv/bin/tunnelwall cleanup

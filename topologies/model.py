@@ -42,7 +42,7 @@ ROLE_ALIASES = {"isp-router": Role.ROUTER, "border": Role.BORDER_SWITCH}
 # Services the runtime can start on a node (see tunnelwall.services).
 KNOWN_SERVICES = ("http", "https", "dns")
 # Classes of background traffic a client node can generate (services.traffic).
-TRAFFIC_KINDS = ("https", "http", "dns")
+TRAFFIC_KINDS = ("https", "http", "dns", "quic")
 
 
 @dataclass(frozen=True)

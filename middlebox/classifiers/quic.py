@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import struct
 
+from tunnelwall.base.quic import QUIC_V1, client_initial_keys
+
 try:   # imported up front: a lazy import would stall the live middlebox on its first UDP packet
-    from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-    from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 except ImportError:   # pragma: no cover - python3-cryptography is a dependency
     AESGCM = None
 
@@ -26,9 +26,6 @@ from ..packet import UDP
 from .base import C2S, DONE, Classifier, Detection
 from .fingerprint import ja3, ja4
 from .tls import EXT_ECH, parse_client_hello_body
-
-QUIC_V1 = 0x00000001
-INITIAL_SALT_V1 = bytes.fromhex("38762cf7f55934b34d179ae6a4c80cadccbb7f0a")
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
@@ -40,21 +37,6 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
     if pos + length > len(buf):
         raise IndexError("truncated varint")
     return value, pos + length
-
-
-def _hkdf_expand_label(secret: bytes, label: bytes, length: int) -> bytes:
-    full = b"tls13 " + label
-    info = struct.pack(">HB", length, len(full)) + full + b"\x00"
-    return HKDFExpand(hashes.SHA256(), length, info).derive(secret)
-
-
-def client_initial_keys(dcid: bytes) -> tuple[bytes, bytes, bytes]:
-    import hmac
-    import hashlib
-    initial = hmac.new(INITIAL_SALT_V1, dcid, hashlib.sha256).digest()   # HKDF-Extract
-    client = _hkdf_expand_label(initial, b"client in", 32)
-    return (_hkdf_expand_label(client, b"quic key", 16), _hkdf_expand_label(client, b"quic iv", 12),
-            _hkdf_expand_label(client, b"quic hp", 16))
 
 
 def decrypt_initial(payload: bytes) -> bytes | None:

@@ -6,7 +6,8 @@ import struct
 from builders import C2S, DONE, TCP, client_hello, handmade_client_hello, run, sni_extension
 
 from tunnelwall.middlebox.classifiers.plaintext import DNS, HTTP, SSH, parse_dns_query
-from tunnelwall.middlebox.classifiers.quic import QUIC, client_initial_keys, decrypt_initial
+from tunnelwall.base.quic import client_initial_keys, initial_packet
+from tunnelwall.middlebox.classifiers.quic import QUIC, decrypt_initial
 from tunnelwall.middlebox.classifiers.tls import TLS, Tor, parse_client_hello
 
 
@@ -57,28 +58,8 @@ def _varint(n: int) -> bytes:
 
 
 def quic_initial(sni: str, dcid: bytes = bytes.fromhex("8394c8f03e515708")) -> bytes:
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
     record = handmade_client_hello([sni_extension(sni)])
-    handshake = record[5:]                                # CRYPTO frames carry no record layer
-    frames = b"\x06" + _varint(0) + _varint(len(handshake)) + handshake
-    frames += b"\x00" * (1100 - len(frames))
-    pn, pn_len = 2, 4
-    key, iv, hp = client_initial_keys(dcid)
-    length = pn_len + len(frames) + 16
-    first = 0xC0 | (pn_len - 1)
-    header = bytes([first]) + struct.pack(">I", 1) + bytes([len(dcid)]) + dcid + b"\x00" + _varint(0) \
-        + struct.pack(">H", 0x4000 | length) + pn.to_bytes(pn_len, "big")
-    nonce = (int.from_bytes(iv, "big") ^ pn).to_bytes(12, "big")
-    sealed = AESGCM(key).encrypt(nonce, frames, header)
-    pn_offset = len(header) - pn_len
-    sample = sealed[4 - pn_len:4 - pn_len + 16]
-    mask = Cipher(algorithms.AES(hp), modes.ECB()).encryptor().update(sample)
-    protected = bytearray(header)
-    protected[0] ^= mask[0] & 0x0F
-    for i in range(pn_len):
-        protected[pn_offset + i] ^= mask[1 + i]
-    return bytes(protected) + sealed
+    return initial_packet(record[5:], dcid)          # CRYPTO frames carry no record layer
 
 
 def test_quic_keys_match_rfc9001_appendix_a():

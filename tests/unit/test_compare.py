@@ -7,10 +7,16 @@ import pytest
 from tunnelwall.base.errors import TunnelwallError
 from tunnelwall.cli.main import main
 from tunnelwall.harness.compare import compare, load
+from tunnelwall.harness.runner import ToolResult
 
 
 def run(tool, outcome, profile="gfw"):
-    return {"tool": tool, "profile": profile, "outcome": outcome}
+    return ToolResult(tool=tool, profile=profile, outcome=outcome).as_dict()
+
+
+def document(results):
+    """A results file as verify writes it (tunnelwall-results/2)."""
+    return {"schema": "tunnelwall-results/2", "meta": {}, "results": results}
 
 
 def test_single_runs_compare_outcomes():
@@ -36,8 +42,8 @@ def test_trials_compare_intervals(new, change):
 
 def test_cli_exit_code_and_bad_files(tmp_path, capsys):
     a, b = tmp_path / "a.json", tmp_path / "b.json"
-    a.write_text(json.dumps({"results": [run("ss", "PASSED")]}))
-    b.write_text(json.dumps({"results": [run("ss", "BLOCKED")]}))
+    a.write_text(json.dumps(document([run("ss", "PASSED")])))
+    b.write_text(json.dumps(document([run("ss", "BLOCKED")])))
     assert main(["compare", str(a), str(b)]) == 1
     assert main(["compare", str(b), str(a)]) == 0
     assert "improvement" in capsys.readouterr().out

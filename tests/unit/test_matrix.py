@@ -105,3 +105,18 @@ def test_merge_verb_writes_one_file(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "tunnelwall", "merge", paths[0]], capture_output=True, text=True)
     assert bad.returncode != 0 and "cells missing" in bad.stderr and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_results_documents_follow_their_schema():
+    """What verify writes validates against results.schema.json; a wrong
+    field is one line naming the file and the field."""
+    cells = matrix.cells(PROFILES, TOOLS, TRIALS)
+    doc = document(cells)
+    doc["summary"] = stats.summarize([ToolResult(**r) for r in doc["results"]], 60.0)
+    matrix.check("ok.json", doc)
+    bad = json.loads(json.dumps(doc))
+    bad["results"][4]["outcome"] = "MAYBE"
+    with pytest.raises(TunnelwallError, match=r"^bad\.json: results\.4\.outcome: 'MAYBE' is not one of"):
+        matrix.check("bad.json", bad)
+    with pytest.raises(TunnelwallError, match=r"^old\.json: not a results file .*it says 'tunnelwall-results/1'"):
+        matrix.check("old.json", {**doc, "schema": "tunnelwall-results/1"})

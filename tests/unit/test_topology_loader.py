@@ -34,7 +34,7 @@ CASES = {
     "unconnected_interface.yaml": (3, "interface eth1 is not connected"),
     "empty.yaml": (1, "the file is empty"),
     "traffic_on_server.yaml": (5, "traffic: only client nodes generate background traffic"),
-    "traffic_bad_mix.yaml": (7, "nodes.c1.traffic.mix.1: 'quic' must be one of: https, http, dns"),
+    "traffic_bad_mix.yaml": (7, "nodes.c1.traffic.mix.1: 'ftp' must be one of: https, http, dns, quic"),
 }
 
 

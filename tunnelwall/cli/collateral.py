@@ -54,7 +54,7 @@ def add_collateral(sub) -> None:
     p.add_argument("--profile", default="gfw")
     p.add_argument("--topology", default="isp")
     p.add_argument("--connections", type=int, default=60)
-    p.add_argument("--classes", help="comma-separated, from: https, http, dns, download, upload, ssh (default: all)")
+    p.add_argument("--classes", help="comma-separated, from: https, http, dns, download, upload, ssh, quic (default: all)")
     p.add_argument("--from-run", metavar="RUN|DIR",
                    help="sum up a run's background traffic (traffic: on client nodes) instead of bringing one up")
     p.add_argument("--seed", type=int)

@@ -11,7 +11,10 @@ connection classed by what happened to it:
 * ``upload``: 300 kB of random bytes (what an encrypted or compressed file
   looks like) POSTed over HTTPS and over HTTP in turn;
 * ``ssh``: an SSH handshake (key exchange up to the host key) with a
-  server on the outside web host, started for the purpose.
+  server on the outside web host, started for the purpose;
+* ``quic``: a QUIC v1 first flight (an Initial with a real ClientHello for
+  the name, from an ephemeral port) to udp/443; there is no QUIC server in
+  the testbed, so a UDP echo there says whether the first flight arrived.
 
 Outcomes per connection: ``ok``; ``reset`` (a RST ended it); ``blocked``
 (nothing came through in time); ``cut`` (part came through, then nothing);
@@ -20,8 +23,7 @@ answer that is not the real one). Per class and outcome the rate comes with
 its 95 % Wilson interval. Russia's 2021 Twitter throttling matched SNIs with
 the loose glob ``*t.co*`` and slowed microsoft.com and reddit.com too (Xue
 et al., IMC 2021): ``tunnelwall collateral --profile tspu-2021`` shows that
-cost. QUIC is not in the mix: the testbed has no QUIC server or client to
-make real connections with.
+cost.
 
 The same classes and outcomes come from a topology's background traffic
 (``traffic:`` on client nodes, ``tunnelwall.services.traffic``); ``summarize``
@@ -45,7 +47,7 @@ SIZES = [200_000, 50_000, 10_000, 2_000]
 DOWNLOAD = 2_000_000
 UPLOAD = 300_000
 THROTTLED_MBIT = 1.0
-CLASSES = ("https", "http", "dns", "download", "upload", "ssh")
+CLASSES = ("https", "http", "dns", "download", "upload", "ssh", "quic")
 OUTCOMES = ("blocked", "reset", "cut", "throttled", "poisoned")
 
 
@@ -68,7 +70,7 @@ def _fetch(state: RunState, node: str, web: str, kind: str, name: str, size: int
     scheme = scheme or kind
     port = 443 if scheme == "https" else 80
     url = f"{scheme}://{name}/upload" if upload else f"{scheme}://{name}/bytes/{size}"
-    res = _in(state, node, ["curl", "-sk", "-o", "/dev/null",
+    res = _in(state, node, ["curl", "-sSk", "-o", "/dev/null",
                             "-w", "%{http_code} %{size_download} %{speed_download} %{size_upload} %{speed_upload} "
                                   "%{size_header}",
                             "--resolve", f"{name}:{port}:{web}", "--max-time", "30", "--connect-timeout", "5",
@@ -78,12 +80,18 @@ def _fetch(state: RunState, node: str, web: str, kind: str, name: str, size: int
     code, got, speed, sent, up_speed, header = (res.stdout.split() + ["0"] * 6)[:6]
     moved, rate = (int(float(sent)), float(up_speed)) if upload else (int(float(got)), float(speed))
     started = moved > 0 or int(float(header)) > 0     # the answer had begun (a frozen TLS record holds the body back)
-    if res.returncode in (35, 56) or "reset" in res.stderr.lower():
-        return Attempt(kind, name, "reset", f"curl exit {res.returncode}")
+    error = res.stderr.strip().lower()
+    mbit = rate * 8 / 1e6
+    if res.returncode in (7, 35, 56) or "reset" in error or "refused" in error:
+        # A RST: during the transfer, or as the answer to the SYN (the port-443
+        # event). curl's exit 7 is a connection refused at once; a dropped SYN
+        # would instead run into --connect-timeout (exit 28).
+        return Attempt(kind, name, "reset", f"curl exit {res.returncode}: {error[-60:]}")
+    if res.returncode == 28 and moved > 0 and mbit < THROTTLED_MBIT:
+        return Attempt(kind, name, "throttled", f"{mbit:.3f} Mbit/s, {moved} of {size} bytes in the time allowed")
     if code != "200" or moved < size:
         return Attempt(kind, name, "cut" if started and moved < size else "blocked",
                        f"curl exit {res.returncode}, {moved} of {size} bytes")
-    mbit = rate * 8 / 1e6
     if size >= 50_000 and mbit < THROTTLED_MBIT:
         return Attempt(kind, name, "throttled", f"{mbit:.3f} Mbit/s")
     return Attempt(kind, name, "ok")
@@ -95,6 +103,20 @@ def _ssh(state: RunState, node: str, web: str, name: str) -> Attempt:
     if res.returncode == 0 and "ssh-ed25519" in res.stdout:
         return Attempt("ssh", name, "ok")
     return Attempt("ssh", name, "reset" if "reset" in res.stderr.lower() else "blocked", res.stderr.strip()[-80:])
+
+
+def _quic(state: RunState, node: str, web: str, name: str) -> Attempt:
+    res = _in(state, node, [sys.executable, "-m", "tunnelwall.services.traffic", "--once", "quic", "--web", web,
+                            "--names", name], timeout=20, host=True)
+    outcome = res.stdout.strip() or "blocked"
+    return Attempt("quic", name, outcome if outcome in ("ok", "blocked") else "blocked", res.stderr.strip()[-80:])
+
+
+def _start_udp_echo(state: RunState, node: str) -> None:
+    from tunnelwall.runtime.network import wait_listening
+    rec = procs.spawn(state, "collateral-udp-echo", [sys.executable, "-m", "tunnelwall.services.udpecho",
+                                                     "--port", "443"], netns=state.netns_of(node), host_binaries=True)
+    wait_listening(state.netns_of(node), 443, rec, udp=True)
 
 
 def _start_sshd(state: RunState, node: str) -> None:
@@ -132,6 +154,8 @@ def run(state: RunState, connections: int, seed: int = 1, classes: tuple[str, ..
     web = next(i["address"].split("/")[0] for i in nodes[web_node]["interfaces"].values() if i["address"])
     if "ssh" in classes:
         _start_sshd(state, web_node)
+    if "quic" in classes:
+        _start_udp_echo(state, web_node)
     upload = state.logs / "collateral-upload.bin"
     if "upload" in classes and not upload.exists():
         upload.write_bytes(random.Random(seed).randbytes(UPLOAD))     # looks like an encrypted file
@@ -144,6 +168,8 @@ def run(state: RunState, connections: int, seed: int = 1, classes: tuple[str, ..
             attempts.append(_query(state, client, web, name))
         elif kind == "ssh":
             attempts.append(_ssh(state, client, web, name))
+        elif kind == "quic":
+            attempts.append(_quic(state, client, web, name))
         elif kind == "download":
             attempts.append(_fetch(state, client, web, kind, name, DOWNLOAD, scheme="https"))
         elif kind == "upload":

@@ -27,8 +27,8 @@ def load(path: str | Path) -> dict:
         raise TunnelwallError(f"{path}: no such file") from None
     except (OSError, ValueError) as err:
         raise TunnelwallError(f"{path}: not a results file from 'tunnelwall verify --format json' ({err})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("results"), list):
-        raise TunnelwallError(f"{path}: not a results file from 'tunnelwall verify --format json' (no 'results')")
+    from tunnelwall.harness.matrix import check
+    check(str(path), data)
     return data
 
 

@@ -119,9 +119,23 @@ def merge(documents: list[tuple[str, dict]], shard_of: tuple[int, int] | None = 
     return out
 
 
+def check(name: str, doc) -> None:
+    """*doc* is a results document of this version (results.schema.json),
+    or a one-line error naming the file and the first wrong field."""
+    import jsonschema
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        found = doc.get("schema") if isinstance(doc, dict) else None
+        raise TunnelwallError(f"{name}: not a results file of 'tunnelwall verify --format json' ({SCHEMA}"
+                              f"{', it says ' + repr(found) if found else ''})")
+    schema = json.loads((Path(__file__).with_name("results.schema.json")).read_text())
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(doc))
+    if error is not None:
+        where = ".".join(str(p) for p in error.absolute_path) or "(top)"
+        raise TunnelwallError(f"{name}: {where}: {error.message}")
+
+
 def _matrix_of(name: str, doc: dict) -> dict:
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA or not isinstance(doc.get("results"), list):
-        raise TunnelwallError(f"{name}: not a results file of 'tunnelwall verify --format json' ({SCHEMA})")
+    check(name, doc)
     matrix = doc.get("meta", {}).get("matrix")
     if not isinstance(matrix, dict) or any(k not in matrix for k in ("profiles", "tools", "trials")):
         raise TunnelwallError(f"{name}: its meta has no 'matrix' (written by an older tunnelwall?)")

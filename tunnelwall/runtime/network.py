@@ -141,6 +141,12 @@ def start_traffic(state: RunState, topo: Topology, web) -> None:
         return
     if web is None or not web.primary_ip():
         raise TunnelwallError("traffic: needs an outside server with the http service to talk to")
+    if any("quic" in n.traffic.mix for n in senders):
+        # No QUIC server here: a UDP echo on udp/443 tells a first flight that it arrived.
+        rec = procs.spawn(state, f"udp-echo-{web.name}", [sys.executable, "-m", "tunnelwall.services.udpecho",
+                                                          "--port", "443"], netns=state.netns_of(web.name),
+                          host_binaries=True)
+        wait_listening(state.netns_of(web.name), 443, rec, udp=True)
     for i, node in enumerate(senders):
         log = state.logs / f"traffic-{node.name}.jsonl"
         procs.spawn(state, f"traffic-{node.name}",

@@ -4,7 +4,8 @@ censor that also sees (and may hurt) benign traffic, as a real one does.
 
 Started by the runtime for each node with ``traffic:`` in the topology
 (``python -m tunnelwall.services.traffic --web IP --names ... --mix
-https,http,dns --per-minute 30 --log FILE``). Attempts arrive as a Poisson
+https,http,dns --per-minute 30 --log FILE``; ``quic`` sends a real QUIC
+first flight, answered by the web server's UDP echo). Attempts arrive as a Poisson
 process at the given rate (seeded), each a new connection to a random
 ordinary name (SNI, Host, query) with a random small size; each outcome is
 one JSON line in the log: ``ok``, ``reset`` (a RST ended it), ``blocked``
@@ -35,8 +36,8 @@ def fetch(web: str, name: str, size: int, tls: bool, timeout: float = TIMEOUT) -
     got = 0
     try:
         raw = socket.create_connection((web, 443 if tls else 80), timeout=timeout)
-    except ConnectionResetError:
-        return "reset", 0
+    except (ConnectionResetError, ConnectionRefusedError):
+        return "reset", 0          # a RST answered the SYN
     except OSError:
         return "blocked", 0
     try:
@@ -68,6 +69,25 @@ def fetch(web: str, name: str, size: int, tls: bool, timeout: float = TIMEOUT) -
         raw.close()
 
 
+def quic_first_flight(web: str, name: str, timeout: float = 3.0) -> str:
+    """A QUIC v1 Initial carrying a real ClientHello for *name* to web:443
+    from an ephemeral port: ``ok`` if the server's UDP echo came back (the
+    first flight got through), else ``blocked``."""
+    import os
+    from tunnelwall.base.quic import initial_packet
+    from tunnelwall.base.tlshello import client_hello
+    packet = initial_packet(client_hello(name, alpn=["h3"])[5:], os.urandom(8), os.urandom(8))
+    family = socket.AF_INET6 if ":" in web else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        s.settimeout(timeout)
+        s.sendto(packet, (web, 443))
+        try:
+            s.recv(2048)
+        except OSError:
+            return "blocked"
+    return "ok"
+
+
 def resolve(web: str, name: str) -> str:
     try:
         answer = query(name, web, timeout=3.0)
@@ -85,8 +105,20 @@ def main() -> int:
     ap.add_argument("--mix", default="https,http,dns")
     ap.add_argument("--per-minute", type=float, default=30.0)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--log", required=True)
+    ap.add_argument("--log")
+    ap.add_argument("--once", metavar="KIND", help="one attempt of KIND to the first name; print its outcome")
     args = ap.parse_args()
+    if args.once:
+        name = args.names.split(",")[0]
+        if args.once == "quic":
+            print(quic_first_flight(args.web, name))
+        elif args.once == "dns":
+            print(resolve(args.web, name))
+        else:
+            print(fetch(args.web, name, SIZES[0], tls=args.once == "https")[0])
+        return 0
+    if not args.log:
+        ap.error("--log is required (or --once KIND)")
     names, mix = args.names.split(","), args.mix.split(",")
     rng = random.Random(args.seed)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
@@ -98,6 +130,8 @@ def main() -> int:
             t0 = time.monotonic()
             if kind == "dns":
                 outcome, got = resolve(args.web, name), 0
+            elif kind == "quic":
+                outcome, got = quic_first_flight(args.web, name), 0
             else:
                 outcome, got = fetch(args.web, name, size, tls=kind == "https")
             # One write per line: a reader never sees half a record.

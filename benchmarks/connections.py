@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""New TCP connections per second through the censor, against the same
+topology without it, side by side in one run (as root).
+
+    .venv/bin/python benchmarks/connections.py [--fetches 1500] [--threads 8]
+
+c1 makes --fetches short HTTP requests to the web server (``GET /bytes/200``),
+each on a new TCP connection, from --threads threads; the rate and the p50
+and p99 of each request's time (connect to last byte) are measured for the
+topology without a censor, with `gfw` inline, with `gfw` tap and with
+`log-only` inline. Goal (issue 17): with the censor >= 0.8 x without.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIENT = r"""
+import json, socket, sys, threading, time
+host, fetches, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+times, errors, lock = [], [0], threading.Lock()
+left = [fetches]
+def worker():
+    while True:
+        with lock:
+            if left[0] == 0:
+                return
+            left[0] -= 1
+        t0 = time.perf_counter()
+        try:
+            with socket.create_connection((host, 80), timeout=10) as s:
+                s.sendall(b"GET /bytes/200 HTTP/1.1\r\nHost: www.example.org\r\nConnection: close\r\n\r\n")
+                while s.recv(65536):
+                    pass
+            with lock:
+                times.append(time.perf_counter() - t0)
+        except OSError:
+            with lock:
+                errors[0] += 1
+start = time.perf_counter()
+ts = [threading.Thread(target=worker) for _ in range(threads)]
+for t in ts: t.start()
+for t in ts: t.join()
+wall = time.perf_counter() - start
+times.sort()
+q = lambda p: times[min(len(times) - 1, int(p * len(times)))] * 1000 if times else 0.0
+print(json.dumps({"rate": len(times) / wall, "p50_ms": q(0.5), "p99_ms": q(0.99), "errors": errors[0]}))
+"""
+
+
+def tw(*args) -> None:
+    res = subprocess.run([sys.executable, "-m", "tunnelwall", *args], cwd=ROOT, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"tunnelwall {' '.join(args)}: {res.stderr.strip()}")
+
+
+def measure(up_args: list[str], fetches: int, threads: int) -> dict:
+    tw("up", "isp", *up_args)
+    try:
+        out = subprocess.run(["ip", "netns", "exec", "tw-c1", sys.executable, "-c", CLIENT, "198.18.0.10",
+                              str(fetches), str(threads)], capture_output=True, text=True, timeout=600)
+        return json.loads(out.stdout)
+    finally:
+        tw("down")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--fetches", type=int, default=1500)
+    ap.add_argument("--threads", type=int, default=8)
+    args = ap.parse_args()
+    cases = [("no censor", ["--no-censor"]), ("gfw inline", ["--profile", "gfw", "--placement", "inline"]),
+             ("gfw tap", ["--profile", "gfw", "--placement", "tap"]),
+             ("log-only inline", ["--profile", "log-only", "--placement", "inline"])]
+    results = {name: measure(extra, args.fetches, args.threads) for name, extra in cases}
+    base = results["no censor"]["rate"]
+    print(f"{'case':<16} {'conn/s':>8} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
+    for name, r in results.items():
+        print(f"{name:<16} {r['rate']:8.0f} {r['rate'] / base:6.2f} {r['p50_ms']:7.1f} {r['p99_ms']:7.1f} "
+              f"{r['errors']:6d}")
+
+
+if __name__ == "__main__":
+    main()
