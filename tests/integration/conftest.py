@@ -39,6 +39,7 @@ def ours() -> dict:
     for line in subprocess.run(["ps", "-eo", "pid=,args="], capture_output=True, text=True).stdout.splitlines():
         pid, _, args = line.strip().partition(" ")
         if any(k in args for k in ("controller.run", "middlebox.daemon", "services.webserver", "services.traffic",
+                                   "services.udpecho",
                                    "collateral-sshd")):
             pids.append((int(pid), args))
     return {"netns": sorted(n for n in existing_netns() if _our_name(n)),

@@ -26,15 +26,17 @@ def test_tspu_2021_throttles_ordinary_sites_by_its_loose_glob():
 
 
 
-def test_long_downloads_uploads_and_ssh_under_russias_2025_freeze():
+def test_long_downloads_uploads_ssh_and_quic_under_russias_2025_censor():
     """tspu-2025 freezes TLS from a listed datacenter after 16 KB: every long
-    HTTPS download from it is cut; uploads (little comes back) and SSH pass."""
-    out = json.loads(tw("collateral", "--profile", "tspu-2025", "--connections", "9", "--classes",
-                        "download,upload,ssh", "--format", "json", timeout=600).stdout)
+    HTTPS download from it is cut; uploads (little comes back) and SSH pass;
+    QUIC to foreign hosts is dropped, so no first flight arrives."""
+    out = json.loads(tw("collateral", "--profile", "tspu-2025", "--connections", "12", "--classes",
+                        "download,upload,ssh,quic", "--format", "json", timeout=600).stdout)
     by = {}
     for a in out["attempts"]:
         by.setdefault(a["kind"], []).append(a["outcome"])
-    assert by == {"download": ["cut"] * 3, "upload": ["ok"] * 3, "ssh": ["ok"] * 3}, out["attempts"]
+    assert by == {"download": ["cut"] * 3, "upload": ["ok"] * 3, "ssh": ["ok"] * 3, "quic": ["blocked"] * 3}, \
+        out["attempts"]
     cut = {(r["class"], r["outcome"]): r for r in out["summary"]}[("download", "cut")]
     assert cut["hits"] == 3 and cut["rate"] == 1.0
     assert_nothing_left()
@@ -45,7 +47,7 @@ name: busy
 description: isp-like, one client with background traffic
 censor: {switch: border, middlebox: censor, profile: gfw-2025-08-443}
 nodes:
-  c1: {role: client, ip: 10.0.0.11/24, gateway: 10.0.0.1, traffic: {mix: [https, http], per_minute: 240}}
+  c1: {role: client, ip: 10.0.0.11/24, gateway: 10.0.0.1, traffic: {mix: [https, http, quic], per_minute: 240}}
   isp: {role: router, interfaces: {eth0: 10.0.0.1/24, eth1: 198.18.0.1/24}}
   lan: {role: switch}
   border: {role: border-switch}
@@ -61,9 +63,10 @@ links:
 
 
 def test_background_traffic_from_a_topology_meets_the_censor(tmp_path):
-    """traffic: on a client node: ordinary HTTPS and HTTP from the moment the
-    run is up; under the port-443 event every HTTPS connection is reset and
-    HTTP is untouched; collateral --from-run sums it up; down stops it."""
+    """traffic: on a client node: ordinary HTTPS, HTTP and QUIC from the
+    moment the run is up; under the port-443 event every HTTPS connection is
+    reset, HTTP and QUIC are untouched; collateral --from-run sums it up;
+    down stops it."""
     topo = tmp_path / "busy.yaml"
     topo.write_text(TRAFFIC_TOPOLOGY)
     tw("up", str(topo))
@@ -74,13 +77,14 @@ def test_background_traffic_from_a_topology_meets_the_censor(tmp_path):
         def enough():
             lines = log.read_text().splitlines() if log.exists() else []
             kinds = [json.loads(x)["kind"] for x in lines]
-            return lines if kinds.count("https") >= 3 and kinds.count("http") >= 3 else None
-        wait_for(enough, 90, "three HTTPS and three HTTP attempts in the background traffic log")
+            return lines if min(kinds.count(k) for k in ("https", "http", "quic")) >= 3 else None
+        wait_for(enough, 90, "three HTTPS, HTTP and QUIC attempts each in the background traffic log")
         out = json.loads(tw("collateral", "--from-run", state.run_id, "--format", "json").stdout)
         outcomes = {}
         for a in out["attempts"]:
             outcomes.setdefault(a["kind"], set()).add(a["outcome"])
-        assert outcomes["https"] == {"reset"} and outcomes["http"] == {"ok"}, out["attempts"]
+        # The port-443 event resets TCP only: QUIC's first flights arrive.
+        assert outcomes == {"https": {"reset"}, "http": {"ok"}, "quic": {"ok"}}, out["attempts"]
         assert any(p.name == "traffic-c1" for p in state.processes)
     finally:
         tw("down")
