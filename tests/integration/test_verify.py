@@ -133,3 +133,4 @@ def test_a_tool_this_kernel_cannot_run_is_an_error_with_its_reason():
     assert r["outcome"] == "ERROR" and r["unsupported"] and "kernel feature 'ppp'" in r["error"]
     assert not r["detected"] and r["outcome"] != "BLOCKED"
     assert_nothing_left()
+

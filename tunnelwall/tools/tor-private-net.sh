@@ -1,0 +1,118 @@
+#!/bin/sh
+# tor-private-net.sh make DIR IP [BRIDGE]   write a private Tor network into DIR
+# tor-private-net.sh run DIR                 run its relays (foreground; they end with this process group)
+# tor-private-net.sh client DIR [obfs4 IP]   a client of it (through the bridge at IP with obfs4)
+#
+# A Tor test network in Tor's TestingTorNetwork mode, all on one address of
+# the outside server: three directory authorities (a1-a3, also relays), two
+# middle relays (r1, r2) and two exits (x1, x2: an exit builds its own test
+# circuits through another exit), with the voting intervals cut to
+# seconds and the download retry delays to 0 (as Tor's own test networks,
+# chutney, do) so a consensus exists and every relay has it within seconds. With BRIDGE=obfs4, a
+# bridge (b1: BridgeRelay, obfs4 through obfs4proxy) as well; its bridge line
+# appears in DIR/b1/pt_state/obfs4_bridgeline.txt once it runs.
+# DIR/client.torrc is a client for this network (SOCKS on 127.0.0.1:9050);
+# DIR/dirauths holds the DirAuthority lines. Keys are made here with
+# tor-gencert and tor --list-fingerprint: nothing leaves DIR.
+set -eu
+cmd=$1; D=$2
+RELAYS="a1 a2 a3 r1 r2 x1 x2"
+
+common() {   # common NAME ORPORT DIRPORT
+cat <<CONF
+TestingTorNetwork 1
+DataDirectory $D/$1
+RunAsDaemon 0
+Nickname $1
+ShutdownWaitLength 0
+Log notice file $D/$1/notice.log
+SafeLogging 0
+AssumeReachable 1
+Address $IP
+OrPort $2
+SocksPort 0
+ContactInfo $1@tunnelwall.test
+TestingV3AuthInitialVotingInterval 5
+TestingV3AuthInitialVoteDelay 2
+TestingV3AuthInitialDistDelay 2
+V3AuthNIntervalsValid 2
+TestingDirAuthVoteGuard *
+TestingDirAuthVoteExit x1,x2
+TestingDirAuthVoteHSDir *
+TestingServerDownloadInitialDelay 0
+TestingClientDownloadInitialDelay 0
+TestingServerConsensusDownloadInitialDelay 0
+TestingClientConsensusDownloadInitialDelay 0
+TestingBridgeDownloadInitialDelay 0
+TestingBridgeBootstrapDownloadInitialDelay 0
+TestingDirConnectionMaxStall 5
+CONF
+[ "$3" = 0 ] || echo "DirPort $3"
+}
+
+if [ "$cmd" = client ]; then    # client DIR [obfs4 BRIDGE_IP]: a client of the network, in the foreground
+  torrc="$D/client.torrc"
+  if [ "${3:-}" = obfs4 ]; then
+    # Through the private network's obfs4 bridge: its line, with the cert obfs4proxy made.
+    cert=$(sed -n 's/.*cert=\([^ ]*\).*/\1/p' "$D/b1/pt_state/obfs4_bridgeline.txt" | tail -1)
+    fp=$(cut -d' ' -f2 "$D/b1/fingerprint")
+    torrc="$D/client-obfs4.torrc"
+    { cat "$D/client.torrc"; echo "UseBridges 1"
+      echo "ClientTransportPlugin obfs4 exec $(command -v obfs4proxy)"
+      echo "Bridge obfs4 $4:9444 $fp cert=$cert iat-mode=0"; } > "$torrc"
+  fi
+  exec tor -f "$torrc"
+fi
+
+if [ "$cmd" = run ]; then
+  relays=$(cat "$D/relays")
+  for r in $relays; do tor -f "$D/$r/torrc" > "$D/$r/stdout.log" 2>&1 & done
+  trap 'kill $(jobs -p) 2>/dev/null; exit 0' TERM INT
+  wait
+  exit 0
+fi
+
+IP=$3; BRIDGE=${4:-}
+mkdir -p "$D"; cd "$D"
+: > dirauths
+n=0
+for a in a1 a2 a3; do
+  n=$((n+1)); mkdir -p $a/keys; chmod 700 $a
+  echo "" | tor-gencert --create-identity-key -m 12 -a "$IP:$((7000+n))" -i $a/keys/authority_identity_key \
+    -s $a/keys/authority_signing_key -c $a/keys/authority_certificate --passphrase-fd 0 >/dev/null 2>&1
+  common $a $((5000+n)) $((7000+n)) > $a/torrc
+  # The relay identity exists once tor has run with the torrc; --list-fingerprint makes it and prints it.
+  fp=$(tor --quiet --list-fingerprint -f $a/torrc \
+       --DirAuthority "x orport=1 no-v2 v3ident=$(printf '0%.0s' $(seq 40)) 127.0.0.1:1 $(printf '0%.0s' $(seq 40))" \
+       | tail -1 | cut -d' ' -f2- | tr -d ' ')
+  v3=$(awk '/^fingerprint/ {print $2}' $a/keys/authority_certificate)
+  echo "DirAuthority $a orport=$((5000+n)) no-v2 v3ident=$v3 $IP:$((7000+n)) $fp" >> dirauths
+done
+n=0
+for a in a1 a2 a3; do
+  n=$((n+1))
+  { common $a $((5000+n)) $((7000+n)); cat dirauths
+    printf 'AuthoritativeDirectory 1\nV3AuthoritativeDirectory 1\nExitPolicy reject *:*\n'; } > $a/torrc
+done
+n=10
+for r in r1 r2 x1 x2; do
+  n=$((n+1)); mkdir -p $r; chmod 700 $r
+  { common $r $((5000+n)) $((7000+n)); cat dirauths
+    if [ $r = x1 ] || [ $r = x2 ]; then printf 'ExitRelay 1\nExitPolicy accept *:*\nExitPolicyRejectPrivate 0\n'
+    else echo "ExitPolicy reject *:*"; fi; } > $r/torrc
+done
+relays=$RELAYS
+if [ "$BRIDGE" = obfs4 ]; then
+  mkdir -p b1; chmod 700 b1
+  { common b1 5021 0; cat dirauths
+    printf 'BridgeRelay 1\nPublishServerDescriptor 0\nExitPolicy reject *:*\nExtORPort auto\n'
+    echo "ServerTransportPlugin obfs4 exec $(command -v obfs4proxy)"
+    echo "ServerTransportListenAddr obfs4 0.0.0.0:9444"; } > b1/torrc
+  relays="$relays b1"
+fi
+echo "$relays" > relays
+mkdir -p client; chmod 700 client
+{ printf 'TestingTorNetwork 1\nDataDirectory %s/client\nSocksPort 127.0.0.1:9050\nLog notice stdout\nSafeLogging 0\n' "$D"
+  printf 'TestingClientDownloadInitialDelay 0\nTestingClientConsensusDownloadInitialDelay 0\n'
+  printf 'TestingBridgeDownloadInitialDelay 0\nTestingBridgeBootstrapDownloadInitialDelay 0\n'
+  cat dirauths; } > client.torrc
