@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+import benchmatrix     # benchmarks/benchmatrix.py, beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
 TW = [sys.executable, "-m", "tunnelwall"]
 
@@ -78,13 +80,9 @@ def with_cluster(n_workers: int, matrix: list[str], chunk: int) -> tuple[float, 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--trials", type=int, default=3)
-    ap.add_argument("--profiles", default="gfw-2025,log-only")
-    ap.add_argument("--tools", default="https,wireguard,openvpn-udp,shadowsocks,ssh")
+    benchmatrix.add_options(ap)
     args = ap.parse_args()
-    matrix = ["--profile", args.profiles, "--tools", args.tools, "--trials", str(args.trials),
-              "--bytes", "500000", "--seed", "1"]
-    cells = len(args.profiles.split(",")) * len(args.tools.split(",")) * args.trials
+    matrix, cells = benchmatrix.matrix(args)
     chunk = len(args.tools.split(",")) * args.trials // 2 or 1       # 4 tasks for 2 profiles
     plain, ref = verify(matrix, [])
     print(f"plain verify: {plain:.1f} s", flush=True)

@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+import benchmatrix     # benchmarks/benchmatrix.py, beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -40,13 +42,9 @@ def run(matrix: list[str], jobs: int) -> tuple[float, list]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--trials", type=int, default=3)
-    ap.add_argument("--profiles", default="gfw-2025,log-only")
-    ap.add_argument("--tools", default="https,wireguard,openvpn-udp,shadowsocks,ssh")
+    benchmatrix.add_options(ap)
     args = ap.parse_args()
-    matrix = ["--profile", args.profiles, "--tools", args.tools, "--trials", str(args.trials),
-              "--bytes", "500000", "--seed", "1"]
-    cells = len(args.profiles.split(",")) * len(args.tools.split(",")) * args.trials
+    matrix, cells = benchmatrix.matrix(args)
     walls = {1: [], 2: []}
     outcomes = {}
     for r in range(args.rounds):

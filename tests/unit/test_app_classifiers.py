@@ -49,14 +49,6 @@ def test_tor_sni_heuristic():
 # -- QUIC: build a client Initial with the RFC 9001 procedure, then decrypt it
 
 
-def _varint(n: int) -> bytes:
-    if n < 64:
-        return bytes([n])
-    if n < 16384:
-        return struct.pack(">H", 0x4000 | n)
-    return struct.pack(">I", 0x80000000 | n)
-
-
 def quic_initial(sni: str, dcid: bytes = bytes.fromhex("8394c8f03e515708")) -> bytes:
     record = handmade_client_hello([sni_extension(sni)])
     return initial_packet(record[5:], dcid)          # CRYPTO frames carry no record layer
