@@ -1,9 +1,17 @@
-"""The verify matrix the jobs and cluster benchmarks share: its options and
-its command-line arguments, so both measure the same thing."""
+"""The verify matrix the jobs and cluster benchmarks share: its options, its
+command-line arguments and how a run of it is timed, so both measure the
+same thing."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def add_options(ap: argparse.ArgumentParser) -> None:
@@ -17,3 +25,17 @@ def matrix(args) -> tuple[list[str], int]:
     argv = ["--profile", args.profiles, "--tools", args.tools, "--trials", str(args.trials),
             "--bytes", "500000", "--seed", "1"]
     return argv, len(args.profiles.split(",")) * len(args.tools.split(",")) * args.trials
+
+
+def verify(matrix_args: list[str], extra: list[str]) -> tuple[float, list]:
+    """Run ``tunnelwall verify`` on the matrix with *extra* options: (wall
+    seconds, (cell, outcome) per cell) to compare runs cell for cell."""
+    t0 = time.perf_counter()
+    res = subprocess.run([sys.executable, "-m", "tunnelwall", "verify", *matrix_args, *extra, "--format", "json"],
+                         cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    try:
+        doc = json.loads(res.stdout)
+    except ValueError:
+        raise SystemExit(f"verify {' '.join(extra)} failed (exit {res.returncode}): {res.stderr.strip()[-800:]}")
+    return wall, [(r["cell"], r["outcome"]) for r in doc["results"]]

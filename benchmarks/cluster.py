@@ -16,7 +16,6 @@ adds. Outcomes must agree cell for cell.
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import socket
 import subprocess
@@ -34,18 +33,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def verify(matrix: list[str], extra: list[str]) -> tuple[float, list]:
-    t0 = time.perf_counter()
-    res = subprocess.run(TW + ["verify", *matrix, *extra, "--format", "json"], cwd=ROOT, capture_output=True,
-                         text=True)
-    wall = time.perf_counter() - t0
-    try:
-        doc = json.loads(res.stdout)
-    except ValueError:
-        raise SystemExit(f"verify {' '.join(extra)} failed: {res.stderr.strip()[-800:]}")
-    return wall, [(r["cell"], r["outcome"]) for r in doc["results"]]
 
 
 def workers_connected(address: str) -> int:
@@ -71,7 +58,7 @@ def with_cluster(n_workers: int, matrix: list[str], chunk: int) -> tuple[float, 
             if time.monotonic() > deadline:
                 raise SystemExit("workers did not connect")
             time.sleep(0.2)
-        return verify(matrix, ["--cluster", address, "--chunk", str(chunk)])
+        return benchmatrix.verify(matrix, ["--cluster", address, "--chunk", str(chunk)])
     finally:
         for d in reversed(daemons):
             d.send_signal(signal.SIGTERM)
@@ -84,7 +71,7 @@ def main() -> None:
     args = ap.parse_args()
     matrix, cells = benchmatrix.matrix(args)
     chunk = len(args.tools.split(",")) * args.trials // 2 or 1       # 4 tasks for 2 profiles
-    plain, ref = verify(matrix, [])
+    plain, ref = benchmatrix.verify(matrix, [])
     print(f"plain verify: {plain:.1f} s", flush=True)
     one, r1 = with_cluster(1, matrix, chunk)
     print(f"cluster, 1 worker: {one:.1f} s", flush=True)

@@ -15,28 +15,9 @@ buy once bring-up is paid twice. Results must agree cell for cell
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import benchmatrix     # benchmarks/benchmatrix.py, beside this script
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def run(matrix: list[str], jobs: int) -> tuple[float, list]:
-    t0 = time.perf_counter()
-    res = subprocess.run([sys.executable, "-m", "tunnelwall", "verify", *matrix, "--jobs", str(jobs),
-                          "--format", "json"], cwd=ROOT, capture_output=True, text=True)
-    wall = time.perf_counter() - t0
-    try:
-        doc = json.loads(res.stdout)
-    except ValueError:
-        raise SystemExit(f"verify --jobs {jobs} failed (exit {res.returncode}): {res.stderr.strip()[-800:]}")
-    return wall, [(r["cell"], r["outcome"]) for r in doc["results"]]
 
 
 def main() -> None:
@@ -49,7 +30,7 @@ def main() -> None:
     outcomes = {}
     for r in range(args.rounds):
         for jobs in ((1, 2) if r % 2 == 0 else (2, 1)):
-            wall, result = run(matrix, jobs)
+            wall, result = benchmatrix.verify(matrix, ["--jobs", str(jobs)])
             walls[jobs].append(wall)
             outcomes.setdefault(jobs, result)
             print(f"round {r + 1}: --jobs {jobs}: {wall:.1f} s for {cells} cells", flush=True)

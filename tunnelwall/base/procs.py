@@ -16,15 +16,20 @@ from tunnelwall.base.errors import EnvironmentProblem, TunnelwallError
 from tunnelwall.base.runstate import STATE_DIR, ProcessRecord, RunState
 
 
-def starttime(pid: int) -> int | None:
-    """Start time of PID in clock ticks since boot, or None if it is gone."""
+def _stat(pid: int | str) -> list[str] | None:
+    """/proc/PID/stat from field 3 (state) on, or None if PID is gone. The
+    command name (field 2) may contain spaces; fields restart after ')'."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
+    except OSError:
         return None
-    # The command name (field 2) may contain spaces; fields restart after ')'.
-    rest = stat.rsplit(")", 1)[1].split()
-    if rest[0] == "Z":
+    return stat.rsplit(")", 1)[1].split()
+
+
+def starttime(pid: int) -> int | None:
+    """Start time of PID in clock ticks since boot, or None if it is gone."""
+    rest = _stat(pid)
+    if rest is None or rest[0] == "Z":
         return None  # a zombie is as good as gone
     return int(rest[19])
 
@@ -165,14 +170,8 @@ def _live_members(pgid: int) -> list[int]:
     nothing: only live members keep stop() waiting."""
     live = []
     for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry.name}/stat") as fh:
-                rest = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(rest[2]) == pgid and rest[0] != "Z":
+        rest = _stat(entry.name) if entry.name.isdigit() else None
+        if rest is not None and int(rest[2]) == pgid and rest[0] != "Z":
             live.append(int(entry.name))
     return live
 

@@ -43,8 +43,7 @@ def cmd_verify(args) -> int:
             merged = verify_cluster(opts, args.cluster, args.tls, args.chunk, say=progress)
         else:
             merged = verify_jobs(opts, args.jobs)
-        fields = ToolResult.__dataclass_fields__
-        results = [ToolResult(**{k: v for k, v in r.items() if k in fields}) for r in merged["results"]]
+        results = [ToolResult.from_dict(r) for r in merged["results"]]
     else:
         results = verify(opts)
     elapsed = time.monotonic() - t0
@@ -98,13 +97,12 @@ def present(results, meta: dict, summary: list[dict] | None, fmt: str, report_di
 def cmd_merge(args) -> int:
     from tunnelwall.harness import matrix
     from tunnelwall.harness.runner import ToolResult
-    merged = matrix.merge([(path, matrix.load(path)) for path in args.files])
+    merged = matrix.merge([(path, matrix.read(path)) for path in args.files])
     if args.output:
         with open(args.output, "w") as fh:
             json.dump(merged, fh, indent=1, default=str)
         print(f"merged {len(args.files)} files, {len(merged['results'])} cells: {args.output}", file=sys.stderr)
-    fields = ToolResult.__dataclass_fields__
-    results = [ToolResult(**{k: v for k, v in r.items() if k in fields}) for r in merged["results"]]
+    results = [ToolResult.from_dict(r) for r in merged["results"]]
     if args.report or not args.output or args.format == "json":
         present(results, merged["meta"], merged.get("summary"), args.format, args.report)
     return 0

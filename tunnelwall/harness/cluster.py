@@ -56,14 +56,19 @@ def _require_dask():
                                  "(scripts/setup.sh installs it)") from None
 
 
+def tls_files(tls_dir: str, role: str) -> dict[str, Path]:
+    """The CA and *role*'s certificate and key, as ``cluster certs`` names them."""
+    d = Path(tls_dir)
+    return {"ca": d / "ca.pem", "cert": d / f"{role}.pem", "key": d / f"{role}-key.pem"}
+
+
 def security(tls_dir: str | None, role: str):
     """Dask's Security for *role* (scheduler, worker, client): mutual TLS
     with the certificates in *tls_dir*, or None (plain TCP)."""
     if not tls_dir:
         return None
     from distributed.security import Security
-    d = Path(tls_dir)
-    files = {"ca": d / "ca.pem", "cert": d / f"{role}.pem", "key": d / f"{role}-key.pem"}
+    files = tls_files(tls_dir, role)
     missing = [str(p) for p in files.values() if not p.exists()]
     if missing:
         raise TunnelwallError(f"--tls {tls_dir}: missing {', '.join(missing)} (tunnelwall cluster certs {tls_dir})")
@@ -103,8 +108,9 @@ def head_argv(listen: str, port: int, tls_dir: str | None) -> list[str]:
     argv = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", listen, "--port", str(port),
             "--no-dashboard", "--no-show"]
     if tls_dir:
-        argv += ["--protocol", "tls", "--tls-ca-file", f"{tls_dir}/ca.pem",
-                 "--tls-cert", f"{tls_dir}/scheduler.pem", "--tls-key", f"{tls_dir}/scheduler-key.pem"]
+        f = tls_files(tls_dir, "scheduler")
+        argv += ["--protocol", "tls", "--tls-ca-file", str(f["ca"]), "--tls-cert", str(f["cert"]),
+                 "--tls-key", str(f["key"])]
     return argv
 
 
@@ -115,8 +121,8 @@ def worker_argv(address: str, name: str, slots: int, tls_dir: str | None) -> lis
             "--nthreads", str(slots), "--nworkers", "1", "--no-nanny", "--no-dashboard",
             "--resources", f"testbed={slots}"]
     if tls_dir:
-        argv += ["--tls-ca-file", f"{tls_dir}/ca.pem", "--tls-cert", f"{tls_dir}/worker.pem",
-                 "--tls-key", f"{tls_dir}/worker-key.pem"]
+        f = tls_files(tls_dir, "worker")
+        argv += ["--tls-ca-file", str(f["ca"]), "--tls-cert", str(f["cert"]), "--tls-key", str(f["key"])]
     return argv
 
 

@@ -10,10 +10,9 @@ BLOCKED or DEGRADED, and anything to ERROR, are regressions.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from tunnelwall.base.errors import TunnelwallError
+from tunnelwall.harness import matrix
 from tunnelwall.harness.stats import summarize
 from tunnelwall.harness.runner import ToolResult
 
@@ -21,15 +20,8 @@ RANK = {"PASSED": 0, "DEGRADED": 1, "BLOCKED": 2}
 
 
 def load(path: str | Path) -> dict:
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise TunnelwallError(f"{path}: no such file") from None
-    except (OSError, ValueError) as err:
-        raise TunnelwallError(f"{path}: not a results file from 'tunnelwall verify --format json' ({err})") from None
-    from tunnelwall.harness.matrix import check
-    check(str(path), data)
-    return data
+    """A results file, read and checked (harness.matrix.load)."""
+    return matrix.load(path)
 
 
 def rows_of(data: dict) -> dict[tuple[str, str], dict]:
@@ -37,8 +29,7 @@ def rows_of(data: dict) -> dict[tuple[str, str], dict]:
     if data.get("summary"):
         return {(s["profile"], s["tool"]): s for s in data["summary"]}
     out = {}
-    fields = ToolResult.__dataclass_fields__
-    results = [ToolResult(**{k: v for k, v in r.items() if k in fields}) for r in data["results"]]
+    results = [ToolResult.from_dict(r) for r in data["results"]]
     for s in summarize(results):
         out[(s["profile"], s["tool"])] = s
     for r in data["results"]:

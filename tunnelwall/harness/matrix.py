@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from tunnelwall.base import yamlsrc
 from tunnelwall.base.errors import TunnelwallError
 
 SCHEMA = "tunnelwall-results/2"
@@ -79,8 +80,8 @@ def merge(documents: list[tuple[str, dict]], shard_of: tuple[int, int] | None = 
     seen: dict[int, str] = {}
     results = []
     elapsed = 0.0
-    for name, doc in documents:
-        if _matrix_of(name, doc) != matrix:
+    for i, (name, doc) in enumerate(documents):
+        if i and _matrix_of(name, doc) != matrix:
             diff = [k for k in MATRIX_KEYS if doc["meta"]["matrix"].get(k) != matrix.get(k)]
             raise TunnelwallError(f"{name}: not the same matrix as {first_name} (differs in: {', '.join(diff)})")
         elapsed += float(doc["meta"].get("elapsed_s") or 0.0)
@@ -113,9 +114,7 @@ def merge(documents: list[tuple[str, dict]], shard_of: tuple[int, int] | None = 
         meta["shard"] = f"{shard_of[0]}/{shard_of[1]}"
     out = {"schema": SCHEMA, "meta": meta, "results": results}
     if matrix["trials"] > 1:
-        fields = ToolResult.__dataclass_fields__
-        objs = [ToolResult(**{k: v for k, v in r.items() if k in fields}) for r in results]
-        out["summary"] = stats.summarize(objs, elapsed or None)
+        out["summary"] = stats.summarize([ToolResult.from_dict(r) for r in results], elapsed or None)
     return out
 
 
@@ -127,7 +126,7 @@ def check(name: str, doc) -> None:
         found = doc.get("schema") if isinstance(doc, dict) else None
         raise TunnelwallError(f"{name}: not a results file of 'tunnelwall verify --format json' ({SCHEMA}"
                               f"{', it says ' + repr(found) if found else ''})")
-    schema = json.loads((Path(__file__).with_name("results.schema.json")).read_text())
+    schema = yamlsrc.load_schema(Path(__file__).with_name("results.schema.json"))
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(doc))
     if error is not None:
         where = ".".join(str(p) for p in error.absolute_path) or "(top)"
@@ -142,10 +141,18 @@ def _matrix_of(name: str, doc: dict) -> dict:
     return {k: matrix.get(k) for k in MATRIX_KEYS}
 
 
-def load(path: str) -> dict:
+def read(path: str | Path) -> dict:
+    """A results file's JSON, or a one-line error (not yet checked: see check)."""
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise TunnelwallError(f"{path}: no such file") from None
     except (OSError, ValueError) as err:
-        raise TunnelwallError(f"{path}: not JSON ({err})") from None
+        raise TunnelwallError(f"{path}: not a results file from 'tunnelwall verify --format json' ({err})") from None
+
+
+def load(path: str | Path) -> dict:
+    """A results file, read and checked against results.schema.json."""
+    data = read(path)
+    check(str(path), data)
+    return data

@@ -59,6 +59,11 @@ class ToolResult:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, row: dict) -> "ToolResult":
+        """A result back from its JSON form (fields of other versions ignored)."""
+        return cls(**{k: v for k, v in row.items() if k in cls.__dataclass_fields__})
+
 
 @dataclass
 class RunOptions:

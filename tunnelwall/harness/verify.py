@@ -152,8 +152,8 @@ def verify_jobs(opts: VerifyOptions, jobs: int, say=progress) -> dict:
     import tempfile
     import threading
     k, n = opts.shard or (1, 1)
-    parts = [matrix.sub_shard(k, n, j, jobs) for j in range(1, jobs + 1)]
-    parts = [p for p in parts if matrix.shard(matrix.cells(opts.profiles, opts.tools, opts.trials), *p)]
+    every = matrix.cells(opts.profiles, opts.tools, opts.trials)
+    parts = [p for p in (matrix.sub_shard(k, n, j, jobs) for j in range(1, jobs + 1)) if matrix.shard(every, *p)]
     outputs, procs_, relays = [], [], []
     with tempfile.TemporaryDirectory(prefix="tunnelwall-jobs-") as tmp:
         try:
