@@ -26,13 +26,16 @@ TLS_VERSIONS = {0x0304: "13", 0x0303: "12", 0x0302: "11", 0x0301: "10", 0x0300: 
                 0xFEFC: "d3", 0xFEFD: "d2", 0xFEFF: "d1"}
 
 
+GREASE = frozenset(0x0A0A + 0x1010 * i for i in range(16))     # RFC 8701: 0x0a0a, 0x1a1a, ..., 0xfafa
+
+
 def is_grease(value: int) -> bool:
-    return value & 0x0F0F == 0x0A0A and value >> 8 == value & 0xFF
+    return value in GREASE
 
 
 def ja3_string(hello: dict) -> str:
     def part(values):
-        return "-".join(str(v) for v in values if not is_grease(v))
+        return "-".join([str(v) for v in values if v not in GREASE])
     return ",".join((str(hello["version"]), part(hello["ciphers"]), part(hello["extensions"]),
                      part(hello.get("groups", [])), part(hello.get("point_formats", []))))
 
@@ -46,7 +49,7 @@ def _hash12(text: str) -> str:
 
 
 def ja4(hello: dict, transport: str) -> str:
-    versions = [v for v in hello.get("versions") or [] if not is_grease(v)]
+    versions = [v for v in hello.get("versions") or [] if v not in GREASE]
     if versions:
         # DTLS numbers count down (0xfefd is 1.2, 0xfefc is 1.3): rank by the TLS_VERSIONS order.
         order = list(TLS_VERSIONS)
@@ -54,8 +57,8 @@ def ja4(hello: dict, transport: str) -> str:
     else:
         best = hello["version"]
     version = TLS_VERSIONS.get(best, "00")
-    ciphers = [c for c in hello["ciphers"] if not is_grease(c)]
-    extensions = [e for e in hello["extensions"] if not is_grease(e)]
+    ciphers = [c for c in hello["ciphers"] if c not in GREASE]
+    extensions = [e for e in hello["extensions"] if e not in GREASE]
     alpn = hello["alpn"][0] if hello["alpn"] else ""
     if not alpn:
         alpn_code = "00"
@@ -66,8 +69,8 @@ def ja4(hello: dict, transport: str) -> str:
         alpn_code = raw[:1].hex()[0] + raw[-1:].hex()[-1]
     a = (f"{transport}{version}{'d' if hello['sni'] else 'i'}{min(len(ciphers), 99):02d}"
          f"{min(len(extensions), 99):02d}{alpn_code}")
-    b = _hash12(",".join(f"{c:04x}" for c in sorted(ciphers)))
-    ext_text = ",".join(f"{e:04x}" for e in sorted(e for e in extensions if e not in (0x0000, 0x0010)))
-    sigalgs = ",".join(f"{s:04x}" for s in hello.get("sigalgs", []))
+    b = _hash12(",".join(["%04x" % c for c in sorted(ciphers)]))
+    ext_text = ",".join(["%04x" % e for e in sorted(e for e in extensions if e not in (0x0000, 0x0010))])
+    sigalgs = ",".join(["%04x" % s for s in hello.get("sigalgs", [])])
     c = _hash12(ext_text + ("_" + sigalgs if sigalgs else ""))
     return f"{a}_{b}_{c}"

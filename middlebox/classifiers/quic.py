@@ -81,8 +81,8 @@ def _crypto_stream(frames: bytes) -> bytes:
     try:
         while pos < len(frames):
             ftype = frames[pos]
-            if ftype in (0x00, 0x01):          # PADDING, PING
-                pos += 1
+            if ftype in (0x00, 0x01):          # PADDING, PING: one byte each; skip the whole run at once
+                pos = len(frames) - len(frames[pos:].lstrip(b"\x00\x01"))
             elif ftype in (0x02, 0x03):        # ACK: skip it
                 pos += 1
                 _largest, pos = _varint(frames, pos)

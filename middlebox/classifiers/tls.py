@@ -37,6 +37,15 @@ EXT_SNI, EXT_ALPN, EXT_SUPPORTED_VERSIONS, EXT_ESNI, EXT_ECH = 0, 16, 43, 0xFFCE
 EXT_GROUPS, EXT_POINT_FORMATS, EXT_SIGALGS = 10, 11, 13
 
 
+def _u16s(buf: bytes, pos: int, nbytes: int) -> list[int]:
+    """The big-endian 16-bit values in ``buf[pos:pos + nbytes]`` (an odd
+    last byte left out), in one unpack: this runs for every ClientHello."""
+    count = nbytes // 2
+    if count <= 0:
+        return []
+    return list(struct.unpack_from(f">{count}H", buf, pos))
+
+
 def parse_client_hello_body(body: bytes, dtls: bool = False) -> dict | None:
     """Parse a ClientHello handshake body (after the handshake header; for
     DTLS, RFC 6347 section 4.2.1, a cookie follows the session id). A body
@@ -50,7 +59,7 @@ def parse_client_hello_body(body: bytes, dtls: bool = False) -> dict | None:
         if dtls:
             pos += 1 + body[pos]                       # cookie
         cs_len = struct.unpack_from(">H", body, pos)[0]
-        ciphers = [struct.unpack_from(">H", body, pos + 2 + i)[0] for i in range(0, cs_len - 1, 2)]
+        ciphers = _u16s(body, pos + 2, cs_len)
         pos += 2 + cs_len
         comp_len = body[pos]
         pos += 1 + comp_len
@@ -80,12 +89,11 @@ def parse_client_hello_body(body: bytes, dtls: bool = False) -> dict | None:
                     p += 1 + n
             elif etype in (EXT_GROUPS, EXT_SIGALGS) and len(data) >= 2:
                 n = min(struct.unpack_from(">H", data, 0)[0], len(data) - 2)
-                info["groups" if etype == EXT_GROUPS else "sigalgs"] = \
-                    [struct.unpack_from(">H", data, 2 + i)[0] for i in range(0, n - 1, 2)]
+                info["groups" if etype == EXT_GROUPS else "sigalgs"] = _u16s(data, 2, n)
             elif etype == EXT_POINT_FORMATS and data:
                 info["point_formats"] = list(data[1:1 + data[0]])
             elif etype == EXT_SUPPORTED_VERSIONS and data:
-                info["versions"] = [struct.unpack_from(">H", data, 1 + i)[0] for i in range(0, min(data[0], len(data) - 1) - 1, 2)]
+                info["versions"] = _u16s(data, 1, min(data[0], len(data) - 1))
             pos += 4 + elen
         return info
     except (IndexError, struct.error):

@@ -109,6 +109,35 @@ def test_commercial_vpns_and_plugins_move_data_then_meet_a_blocking_censor():
                                                              "v2ray-vmess-wss"))
 
 
+def test_tor_builds_circuits_on_a_private_tor_network_and_the_gfw_probes_its_relay():
+    """Issue 15: Tor end to end on a private Tor network (TestingTorNetwork:
+    3 directory authorities, 2 middle relays, 2 exits, an obfs4 bridge) on
+    the outside server. Under log-only plain Tor and Tor through the obfs4
+    bridge each bootstrap, build three-hop circuits and fetch every byte
+    from the web server through an exit; plain Tor is recognised at packet
+    4 (its link handshake), the bridge's obfs4 stream only as fully
+    encrypted traffic. Under
+    gfw-2025 plain Tor is recognised and the prober confirms its relay with
+    Tor's own link handshake; whether the block then cuts this client
+    depends on whether it needs a new connection (the GFW blocks new
+    connections to a confirmed relay), so only the recognition and the
+    confirmation are asserted."""
+    res = tw("verify", "--profile", "log-only", "--tools", "tor,tor-obfs4", "--bytes", "300000",
+             "--format", "json", timeout=900)
+    by = {r["tool"]: r for r in json.loads(res.stdout)["results"]}
+    for tool in ("tor", "tor-obfs4"):
+        assert by[tool]["outcome"] == "PASSED" and by[tool]["bytes_through"] == 300000, (tool, by[tool]["error"])
+    assert (by["tor"]["rule"], by["tor"]["protocol"], by["tor"]["packets_to_detection"]) == ("tor", "tor", 4)
+    # obfs4 is fully encrypted: log-only logs it as such (FET), never as Tor.
+    assert (by["tor-obfs4"]["rule"], by["tor-obfs4"]["protocol"]) == ("fet", "fet"), by["tor-obfs4"]
+    res = tw("verify", "--profile", "gfw-2025", "--tools", "tor", "--bytes", "300000", "--format", "json",
+             check=False, timeout=900)
+    (r,) = json.loads(res.stdout)["results"]
+    assert r["detected"] and r["rule"] == "tor" and r["confirmed_by_probing"] is True, r
+    assert r["outcome"] in ("BLOCKED", "PASSED"), (r["outcome"], r["error"])
+    assert_nothing_left()
+
+
 def test_a_profile_that_drops_ike_blocks_ikev2():
     """The IPsec signature on a real strongSwan handshake: with the legacy-VPN
     rule set to drop (no published profile here does), IKEv2 is blocked at

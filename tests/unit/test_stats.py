@@ -44,3 +44,22 @@ def test_collateral_summary_counts_outcomes_per_class_with_intervals():
     assert rows[("https", "throttled")]["rate"] == 0.5 and rows[("https", "throttled")]["names"] == ["b"]
     assert rows[("dns", "poisoned")]["hits"] == 1 and rows[("http", "blocked")]["hits"] == 0
     assert ("https", "reset") not in rows                         # outcomes nobody had are left out
+
+
+def test_judge_counts_a_shortfall_after_probing_confirmed_the_server_as_blocked():
+    """A Tor client whose relay the prober confirmed while it was still
+    building circuits gets nothing: the censor's block did that, so the
+    outcome is BLOCKED, not a tool ERROR. Unconfirmed, the same shortfall
+    with a non-blocking action stays an ERROR."""
+    from tunnelwall.harness.runner import BLOCKED, ERROR, PASSED, ToolResult, judge
+    confirmed = ToolResult(tool="tor", profile="gfw-2025", bytes_expected=300_000, bytes_through=0,
+                           detected=True, rule="tor", action="log", confirmed_by_probing=True)
+    assert judge(confirmed) == BLOCKED
+    unconfirmed = ToolResult(tool="tor", profile="gfw-2025", bytes_expected=300_000, bytes_through=0,
+                             detected=True, rule="tor", action="log", confirmed_by_probing=False)
+    assert judge(unconfirmed) == ERROR
+    # An established connection the block does not cut (new connections only) still passes.
+    kept = ToolResult(tool="tor", profile="gfw-2025", bytes_expected=300_000, bytes_through=300_000,
+                      detected=True, rule="tor", action="log", confirmed_by_probing=True,
+                      after_probing_bytes=300_000)
+    assert judge(kept) == PASSED

@@ -16,7 +16,6 @@ from tunnelwall.cli.main import verb
 def cmd_capture(args) -> int:
     from tunnelwall.base.runstate import active_run
     from tunnelwall.runtime.network import require_root
-    from tunnelwall.topologies.mininet_backend import netns_name
     require_root()
     state = active_run()
     if state is None:
@@ -36,7 +35,7 @@ def cmd_capture(args) -> int:
             "--count", str(args.count), "--seconds", str(args.seconds)]
     print(str(out), flush=True)
     print(f"capture: {node}:{iface} -> {out} (Ctrl-C ends it)", file=sys.stderr)
-    child = subprocess.Popen(procs.in_netns(netns_name(node), argv, host_binaries=True), stdout=sys.stderr)
+    child = subprocess.Popen(procs.in_netns(state.netns_of(node), argv, host_binaries=True), stdout=sys.stderr)
 
     def stop(_sig, _frame):
         child.terminate()              # the capture flushes and closes its file on SIGTERM

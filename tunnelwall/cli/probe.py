@@ -13,8 +13,6 @@ from tunnelwall.base.errors import TunnelwallError
 
 
 def cmd_probe(args) -> int:
-    from tunnelwall.topologies.mininet_backend import netns_name
-
     from tunnelwall.base.runstate import active_run
     state = active_run()
     if state is None:
@@ -31,7 +29,7 @@ def cmd_probe(args) -> int:
     argv = [sys.executable, "-m", "tunnelwall.middlebox.prober", "--once", args.target, "--replay", replay,
             "--count", str(args.count), "--timeout", str(args.timeout)]
     # The prober is tunnelwall's own program: the host's, in the node's namespace.
-    res = subprocess.run(procs.in_netns(netns_name(node), argv, host_binaries=True), capture_output=True, text=True,
+    res = subprocess.run(procs.in_netns(state.netns_of(node), argv, host_binaries=True), capture_output=True, text=True,
                          timeout=args.timeout + 60)
     if res.returncode != 0:
         raise TunnelwallError(f"prober failed: {res.stderr.strip().splitlines()[-1:] or res.returncode}")

@@ -348,7 +348,10 @@ def run_tool(state: RunState, spec: ToolSpec, opts: RunOptions | None = None, ap
 def judge(r: ToolResult) -> str:
     if r.confirmed_by_probing and r.after_probing_bytes is not None and r.after_probing_bytes < r.bytes_expected:
         return BLOCKED
-    blocking = r.action in ("drop", "reset")
+    # Probing confirmed the server, so the censor blocks it for every client:
+    # a fetch that fell short was cut by that block (a Tor client whose
+    # guard was confirmed while it was still building circuits gets 0 bytes).
+    blocking = r.action in ("drop", "reset") or bool(r.confirmed_by_probing)
     complete = r.bytes_through >= r.bytes_expected > 0
     if complete:
         return DEGRADED if r.action == "throttle" else PASSED

@@ -14,6 +14,14 @@
 # DIR/client.torrc is a client for this network (SOCKS on 127.0.0.1:9050);
 # DIR/dirauths holds the DirAuthority lines. Keys are made here with
 # tor-gencert and tor --list-fingerprint: nothing leaves DIR.
+#
+# Voting: the first consensus follows TestingV3AuthInitial*, every later
+# one V3Auth*; both are 10 s here. With only the initial schedule set, the
+# authority that made the first consensus moved to the default 5-minute
+# schedule and rejected the others' next votes ("Bad valid-after time"),
+# so no second consensus came and relays that missed the first never got
+# a usable one. An initial interval of 5 s is unstable too (chutney's
+# templates say so and use 10 or 20).
 set -eu
 cmd=$1; D=$2
 RELAYS="a1 a2 a3 r1 r2 x1 x2"
@@ -32,9 +40,12 @@ Address $IP
 OrPort $2
 SocksPort 0
 ContactInfo $1@tunnelwall.test
-TestingV3AuthInitialVotingInterval 5
+TestingV3AuthInitialVotingInterval 10
 TestingV3AuthInitialVoteDelay 2
 TestingV3AuthInitialDistDelay 2
+V3AuthVotingInterval 10
+V3AuthVoteDelay 2
+V3AuthDistDelay 2
 V3AuthNIntervalsValid 2
 TestingDirAuthVoteGuard *
 TestingDirAuthVoteExit x1,x2

@@ -1,0 +1,185 @@
+"""The C walk (middlebox/_fastpath.c) against the pure-Python loop: the same
+capture gives byte-for-byte the same flows, counts and stats either way.
+
+The capture mixes what the walk must hand back to Python: SYN/FIN/RST,
+undecided flows, IPv4 options and fragments, VLAN tags, non-IP frames,
+IPv6, a flow whose server bytes are counted towards a freeze (tspu-2025),
+idle gaps past the expiry deadline, a big-endian file and a truncated last
+record."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import sysconfig
+
+import pytest
+
+from tunnelwall.base.tlshello import client_hello
+from tunnelwall.middlebox import offline, profiles
+from tunnelwall.middlebox.offline import classify_pcap
+
+MAC = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02"
+
+
+def ipv4(src: str, dst: str, proto: int, l4: bytes, options: bytes = b"", frag: int = 0) -> bytes:
+    ihl = 5 + len(options) // 4
+    head = struct.pack(">BBHHHBBH4s4s", 0x40 | ihl, 0, ihl * 4 + len(l4), 7, frag, 64, proto, 0,
+                       bytes(map(int, src.split("."))), bytes(map(int, dst.split("."))))
+    return MAC + b"\x08\x00" + head + options + l4
+
+
+V6 = {"c": bytes.fromhex("20010db800000000000000000000000b"), "s": bytes.fromhex("20010db800180000000000000000000a")}
+
+
+def ipv6(src: str, dst: str, proto: int, l4: bytes) -> bytes:
+    """Between the client ("c") and the server ("s") of the IPv6 flow."""
+    return MAC + b"\x86\xdd" + struct.pack(">IHBB16s16s", 0x60000000, len(l4), proto, 64, V6[src], V6[dst]) + l4
+
+
+def tcp(sport: int, dport: int, seq: int, ack: int, flags: int, payload: bytes = b"") -> bytes:
+    return struct.pack(">HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 0x50, flags, 65535, 0, 0) + payload
+
+
+def udp(sport: int, dport: int, payload: bytes) -> bytes:
+    return struct.pack(">HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
+def tcp_flow(make, c: str, s: str, cport: int, sport: int, first: bytes, replies: int, size: int, end: int):
+    """A TCP connection: handshake, a first payload, *replies* server
+    segments of *size* bytes with client ACKs, then FIN (end=1) or RST (2)."""
+    cs, ss = 1000 + cport, 90000 + cport
+    out = [make(c, s, tcp(cport, sport, cs, 0, 0x02)), make(s, c, tcp(sport, cport, ss, cs + 1, 0x12)),
+           make(c, s, tcp(cport, sport, cs + 1, ss + 1, 0x10))]
+    cs, ss = cs + 1, ss + 1
+    out.append(make(c, s, tcp(cport, sport, cs, ss, 0x18, first)))
+    cs += len(first)
+    for i in range(replies):
+        out.append(make(s, c, tcp(sport, cport, ss, cs, 0x18, bytes([i % 251]) * size)))
+        ss += size
+        out.append(make(c, s, tcp(cport, sport, cs, ss, 0x10)))
+    if end == 1:
+        out += [make(c, s, tcp(cport, sport, cs, ss, 0x11)), make(s, c, tcp(sport, cport, ss, cs + 1, 0x11)),
+                make(c, s, tcp(cport, sport, cs + 1, ss + 1, 0x10))]
+    else:
+        out.append(make(c, s, tcp(cport, sport, cs, ss, 0x04)))
+    return out
+
+
+def capture_frames() -> list[tuple[float, bytes]]:
+    def v4t(a, b, l4):
+        return ipv4(a, b, 6, l4)
+
+    def v6t(a, b, l4):
+        return ipv6(a, b, 6, l4)
+    flows = [
+        tcp_flow(v4t, "10.0.0.11", "198.18.0.10", 40001, 443, client_hello("www.example.org"), 30, 1400, 1),
+        tcp_flow(v4t, "10.0.0.12", "198.18.0.20", 40002, 80, b"GET / HTTP/1.1\r\nHost: blocked.example\r\n\r\n",
+                 5, 600, 2),
+        tcp_flow(v4t, "10.0.0.13", "198.18.0.20", 40003, 80, b"GET / HTTP/1.1\r\nHost: www.example.org\r\n\r\n",
+                 40, 900, 1),
+        tcp_flow(v4t, "10.0.0.14", "198.18.0.20", 40004, 8388, os.urandom(300), 25, 1200, 1),
+        tcp_flow(v6t, "c", "s", 40005, 443, client_hello("news.example.com"), 20, 1000, 1),
+    ]
+    wg = [ipv4("10.0.0.15", "198.18.0.20", 17, udp(40006, 51820, b"\x01\x00\x00\x00" + bytes(144)))]
+    wg += [ipv4("198.18.0.20" if i % 2 else "10.0.0.15", "10.0.0.15" if i % 2 else "198.18.0.20", 17,
+                udp(51820 if i % 2 else 40006, 40006 if i % 2 else 51820, b"\x04\x00\x00\x00" + bytes(100)))
+           for i in range(30)]
+    dns = [ipv4("10.0.0.16", "198.18.0.20", 17, udp(40007, 53, struct.pack(">6H", 1, 0x100, 1, 0, 0, 0)
+                                                    + b"\x07example\x03org\x00\x00\x01\x00\x01"))]
+    odd = [MAC + b"\x08\x06" + bytes(28),                                                     # ARP
+           ipv4("10.0.0.13", "198.18.0.20", 6, tcp(40003, 80, 5, 5, 0x10), options=b"\x01\x01\x01\x00"),
+           ipv4("10.0.0.17", "198.18.0.20", 17, udp(40008, 9999, bytes(64))[:16], frag=0x2000),
+           MAC + b"\x81\x00\x00\x05\x08\x00" + ipv4("10.0.0.13", "198.18.0.20", 6, tcp(40003, 80, 5, 5, 0x10))[14:]]
+    # Interleave the flows round-robin, then the odd frames, with an idle gap
+    # (past every profile's idle timeout) before a second burst of the HTTP flow.
+    frames, ts = [], 1_700_000_000.0
+    queues = [list(f) for f in flows] + [wg, dns]
+    while any(queues):
+        for q in queues:
+            if q:
+                frames.append((ts, q.pop(0)))
+                ts += 0.0007
+    for f in odd:
+        frames.append((ts, f))
+        ts += 0.001
+    ts += 4000.0
+    for f in tcp_flow(v4t, "10.0.0.13", "198.18.0.20", 40003, 80, b"GET /again HTTP/1.1\r\nHost: a.example\r\n\r\n",
+                      10, 500, 1):
+        frames.append((ts, f))
+        ts += 0.0005
+    return frames
+
+
+def write(path, frames, big: bool = False, truncate: bool = False) -> None:
+    e = ">" if big else "<"
+    with open(path, "wb") as fh:
+        fh.write(struct.pack(e + "IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for ts, frame in frames:
+            sec = int(ts)
+            fh.write(struct.pack(e + "IIII", sec, int(round((ts - sec) * 1e6)), len(frame), len(frame)) + frame)
+        if truncate:
+            fh.write(struct.pack(e + "IIII", 1, 0, 500, 500) + bytes(100))
+
+
+def outcome(path, profile: str) -> str:
+    result = classify_pcap(path, profiles.load(profile), seed=3)
+    return json.dumps({"flows": [r.as_dict() for r in result.flows], "summary": result.summary(),
+                       "stats": result.stats}, sort_keys=True)
+
+
+needs_c = pytest.mark.skipif(offline._fastpath is None, reason="the C walk is not built here")
+
+
+@needs_c
+@pytest.mark.parametrize("profile", ["gfw", "gfw-2022", "tspu-2025", "iran-2026", "log-only"])
+@pytest.mark.parametrize("big,truncate", [(False, False), (True, True)])
+def test_the_c_walk_and_the_python_loop_give_identical_flows(tmp_path, monkeypatch, profile, big, truncate):
+    path = tmp_path / "mix.pcap"
+    write(path, capture_frames(), big, truncate)
+    accelerated = outcome(path, profile)
+    monkeypatch.setattr(offline, "_fastpath", None)
+    assert outcome(path, profile) == accelerated
+    flows = json.loads(accelerated)["flows"]
+    assert len(flows) >= 8 and sum(f["packets"] for f in flows) > 300
+
+
+@needs_c
+def test_the_walk_really_takes_packets_and_hands_the_freeze_back(tmp_path, monkeypatch):
+    """On its own the walk takes the decided HTTP flow's plain ACKs and data,
+    and stops at a frozen flow's server data (Python counts it) and at SYNs."""
+    from tunnelwall.middlebox.engine import Engine
+    from tunnelwall.middlebox.pcap import open_pcap
+    path = tmp_path / "mix.pcap"
+    write(path, capture_frames())
+    data, endian, tick, _ = open_pcap(path)
+    finished = []
+    engine = Engine(profiles.load("tspu-2025"), on_evict=finished.append)
+    # First record: a SYN of an unknown flow, left to Python.
+    offset, taken, blocked, python_fast = offline._fastpath.walk(engine.flows, data, 24, False, tick, float("inf"))
+    assert (offset, taken, blocked, python_fast) == (24, 0, 0, 0)
+    real, taken = offline._fastpath, []
+
+    class Counting:
+        @staticmethod
+        def walk(*args):
+            out = real.walk(*args)
+            taken.append(out[1])
+            return out
+    monkeypatch.setattr(offline, "_fastpath", Counting)
+    offline._run_ethernet(engine, data, endian, tick)
+    assert sum(taken) > 150                       # the decided flows' plain segments and datagrams
+    frozen = [f for f in finished + engine.all_flows() if f.verdict and "frozen" in f.verdict.note]
+    assert len(frozen) == 1 and frozen[0].server_port == 443
+
+
+def test_the_c_walk_is_built_where_a_compiler_is():
+    """setup.py builds it as optional; on a machine with gcc and Python's
+    headers (scripts/setup.sh installs both) a silent build failure would
+    only show as a slower classify, so it is checked here."""
+    headers = os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))
+    if not (shutil.which("gcc") and headers):
+        pytest.skip("no compiler or Python headers: the pure-Python loop is used")
+    assert offline._fastpath is not None
