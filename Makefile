@@ -12,6 +12,7 @@ unit: setup
 bench: setup
 	.venv/bin/python benchmarks/bringup.py
 	.venv/bin/python benchmarks/throughput.py
+	test -f /var/tmp/tunnelwall-bench/tools.pcapng || .venv/bin/python benchmarks/record_tools.py
 	.venv/bin/python benchmarks/classify.py
 	.venv/bin/python benchmarks/memory.py
 	.venv/bin/python benchmarks/tlsintls.py

@@ -8,18 +8,22 @@ c1 makes --fetches short HTTP requests to the web server (``GET /bytes/200``),
 each on a new TCP connection, from --threads threads; the rate and the p50
 and p99 of each request's time (connect to last byte) are measured for the
 topology without a censor, with `gfw` inline, with `gfw` tap and with
-`log-only` inline. Goal (issue 17): with the censor >= 0.8 x without.
+`log-only` inline. Goal (issue 17): with the censor >= 0.8 x without. Also
+the CPU each process spent per connection (the switch, controller,
+middlebox, servers), which says where the censor's cost goes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 CLIENT = r"""
 import json, socket, sys, threading, time
 host, fetches, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -59,12 +63,38 @@ def tw(*args) -> None:
         raise SystemExit(f"tunnelwall {' '.join(args)}: {res.stderr.strip()}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its reaped children so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def components() -> dict[str, list[int]]:
+    """Where the CPU of a connection can go: the switch, and the run's daemons by name."""
+    from tunnelwall.base.runstate import active_run
+    out = {"ovs-vswitchd": [int(p) for p in subprocess.run(["pidof", "ovs-vswitchd"], capture_output=True,
+                                                             text=True).stdout.split()]}
+    state = active_run()
+    for rec in state.processes if state else []:
+        out.setdefault(rec.name, []).append(rec.pid)
+    return out
+
+
 def measure(up_args: list[str], fetches: int, threads: int) -> dict:
     tw("up", "isp", *up_args)
     try:
+        procs_ = components()
+        before = {name: sum(cpu_seconds(p) for p in pids) for name, pids in procs_.items()}
         out = subprocess.run(["ip", "netns", "exec", "tw-c1", sys.executable, "-c", CLIENT, "198.18.0.10",
                               str(fetches), str(threads)], capture_output=True, text=True, timeout=600)
-        return json.loads(out.stdout)
+        result = json.loads(out.stdout)
+        used = {name: sum(cpu_seconds(p) for p in pids) - before[name] for name, pids in procs_.items()}
+        result["cpu_ms_per_connection"] = {name: round(sec * 1000 / fetches, 3) for name, sec in used.items()
+                                           if sec > 0}
+        return result
     finally:
         tw("down")
 
@@ -83,6 +113,10 @@ def main() -> None:
     for name, r in results.items():
         print(f"{name:<16} {r['rate']:8.0f} {r['rate'] / base:6.2f} {r['p50_ms']:7.1f} {r['p99_ms']:7.1f} "
               f"{r['errors']:6d}")
+    print("\nCPU per connection (ms), by process:")
+    for name, r in results.items():
+        parts = sorted(r["cpu_ms_per_connection"].items(), key=lambda kv: -kv[1])
+        print(f"  {name:<16} " + ", ".join(f"{k} {v:.3f}" for k, v in parts))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Record real tools' traffic for ``classify.py``'s ``tools`` capture.
 
-    .venv/bin/python benchmarks/record_tools.py [--tools wireguard,openvpn-udp,...] [--bytes 300000]
+    .venv/bin/python benchmarks/record_tools.py [--tools wireguard,openvpn-udp,...] [--bytes 20000]
 
 Brings up ``isp`` with the ``log-only`` censor (it sees and logs, blocks
 nothing), captures everything on c1's interface while each tool connects
@@ -30,7 +30,7 @@ TOOLS = ("wireguard", "openvpn-udp", "openvpn-tcp", "shadowsocks", "obfs4", "tro
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--tools", default=",".join(TOOLS))
-    ap.add_argument("--bytes", type=int, default=300_000)
+    ap.add_argument("--bytes", type=int, default=20_000)
     ap.add_argument("--out", default=str(RECORDING))
     args = ap.parse_args()
 

@@ -15,6 +15,11 @@
  * code stays the one definition of the censor; this only skips the
  * interpreter where the outcome is a counter update.
  *
+ * ``parse`` does the same for the packets that do take the slow path: an
+ * untagged IPv4 (no options, not a fragment) or IPv6 (no extension
+ * headers) TCP/UDP frame becomes the same Packet that
+ * ``packet.parse_ethernet`` makes, and anything else is left to it.
+ *
  * Flow keeps its fields in __slots__; their offsets come from the slot
  * descriptors (PyMemberDescrObject) once, at ``setup``, so reading and
  * writing them is a pointer access. The pure-Python loop in
@@ -204,10 +209,169 @@ static PyObject *walk(PyObject *self, PyObject *args)
     return Py_BuildValue("nlli", offset, taken, blocked, python_fast);
 }
 
+/* ---- parse: the common frame straight into a Packet ------------------------------------ */
+
+enum {P_SRC, P_DST, P_PROTO, P_SPORT, P_DPORT, P_PAYLOAD, P_FLAGS, P_SEQ, P_ACK, P_IPID, P_TTL, P_ETHSRC,
+      P_ETHDST, P_KEY, P_L4OFF, P_FAMILY, P_VLAN, P_FRAG, P_WINDOW, P_TCPOPT, P_FRAME, P_L3OFF, P_L4END, P_N};
+static const char *packet_fields[P_N] = {
+    "src", "dst", "proto", "sport", "dport", "payload", "flags", "seq", "ack", "ip_id", "ttl", "eth_src",
+    "eth_dst", "key", "l4_offset", "family", "vlan", "frag", "window", "tcp_options", "frame", "l3_offset",
+    "l4_end"};
+static Py_ssize_t p_off[P_N];
+static PyTypeObject *packet_type = NULL;
+
+static PyObject *setup_packet(PyObject *self, PyObject *cls)
+{
+    if (!PyType_Check(cls)) {
+        PyErr_SetString(PyExc_TypeError, "_fastpath.setup_packet: expected the Packet class");
+        return NULL;
+    }
+    for (int i = 0; i < P_N; i++)
+        if (slot_offset(cls, packet_fields[i], &p_off[i]))
+            return NULL;
+    Py_XSETREF(packet_type, (PyTypeObject *)Py_NewRef(cls));
+    Py_RETURN_NONE;
+}
+
+static inline unsigned u16be(const unsigned char *p) { return (unsigned)p[0] << 8 | p[1]; }
+static inline unsigned long u32be(const unsigned char *p)
+{
+    return (unsigned long)p[0] << 24 | (unsigned long)p[1] << 16 | (unsigned long)p[2] << 8 | p[3];
+}
+
+/*
+ * parse(frame) -> Packet | None
+ *
+ * Exactly what middlebox.packet.parse_ethernet makes of an untagged
+ * Ethernet frame carrying IPv4 without options and not a fragment, or IPv6
+ * without extension headers, with TCP or UDP; None for anything else (the
+ * Python parser then takes it, so this never decides what is valid).
+ */
+static PyObject *parse(PyObject *self, PyObject *frame)
+{
+    if (packet_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "_fastpath.setup_packet(Packet) was not called");
+        return NULL;
+    }
+    if (!PyBytes_Check(frame))
+        Py_RETURN_NONE;
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(frame);
+    Py_ssize_t len = PyBytes_GET_SIZE(frame), end, l4;
+    int family, proto;
+    const unsigned char *src, *dst;
+    unsigned long ip_id = 0, ttl;
+    if (len >= 34 && p[12] == 0x08 && p[13] == 0x00) {
+        if (p[14] != 0x45)
+            Py_RETURN_NONE;                                  /* not v4, or options: Python */
+        Py_ssize_t total = u16be(p + 16);
+        if (total < 20 || (u16be(p + 20) & 0x3FFF))
+            Py_RETURN_NONE;                                  /* malformed, or a fragment */
+        end = 14 + total < len ? 14 + total : len;
+        proto = p[23];
+        ip_id = u16be(p + 18);
+        ttl = p[22];
+        src = p + 26;
+        dst = p + 30;
+        l4 = 34;
+        family = 4;
+    } else if (len >= 54 && p[12] == 0x86 && p[13] == 0xdd) {
+        if ((p[14] >> 4) != 6)
+            Py_RETURN_NONE;
+        Py_ssize_t plen = u16be(p + 18);
+        end = plen == 0 ? len : (54 + plen < len ? 54 + plen : len);
+        proto = p[20];
+        ttl = p[21];
+        src = p + 22;
+        dst = p + 38;
+        l4 = 54;
+        family = 6;
+    } else {
+        Py_RETURN_NONE;
+    }
+    Py_ssize_t payload_at, payload_end, doff = 0;
+    unsigned sport, dport;
+    unsigned long seq = 0, ack = 0, flags = 0, window = 0;
+    if (proto == 6) {
+        if (end - l4 < 20)
+            Py_RETURN_NONE;
+        doff = (p[l4 + 12] >> 4) * 4;
+        if (doff < 20 || l4 + doff > end)
+            Py_RETURN_NONE;
+        seq = u32be(p + l4 + 4);
+        ack = u32be(p + l4 + 8);
+        flags = p[l4 + 13];
+        window = u16be(p + l4 + 14);
+        payload_at = l4 + doff;
+        payload_end = end;
+    } else if (proto == 17) {
+        if (end - l4 < 8)
+            Py_RETURN_NONE;
+        Py_ssize_t ulen = u16be(p + l4 + 4);
+        if (ulen < 8)
+            Py_RETURN_NONE;
+        payload_at = l4 + 8;
+        payload_end = l4 + ulen < end ? l4 + ulen : end;
+    } else {
+        Py_RETURN_NONE;
+    }
+    if (payload_end < payload_at)
+        payload_end = payload_at;
+    sport = u16be(p + l4);
+    dport = u16be(p + l4 + 2);
+    Py_ssize_t alen = family == 4 ? 4 : 16;
+    unsigned char key[37];
+    key[0] = (unsigned char)proto;
+    memcpy(key + 1, src, alen);
+    memcpy(key + 1 + alen, dst, alen);
+    memcpy(key + 1 + 2 * alen, p + l4, 4);                /* sport, dport as on the wire */
+
+    PyObject *v[P_N] = {NULL};
+    v[P_SRC] = PyBytes_FromStringAndSize((const char *)src, alen);
+    v[P_DST] = PyBytes_FromStringAndSize((const char *)dst, alen);
+    v[P_PROTO] = PyLong_FromLong(proto);
+    v[P_SPORT] = PyLong_FromLong(sport);
+    v[P_DPORT] = PyLong_FromLong(dport);
+    v[P_PAYLOAD] = PyBytes_FromStringAndSize((const char *)p + payload_at, payload_end - payload_at);
+    v[P_FLAGS] = PyLong_FromUnsignedLong(flags);
+    v[P_SEQ] = PyLong_FromUnsignedLong(seq);
+    v[P_ACK] = PyLong_FromUnsignedLong(ack);
+    v[P_IPID] = PyLong_FromUnsignedLong(ip_id);
+    v[P_TTL] = PyLong_FromUnsignedLong(ttl);
+    v[P_ETHSRC] = PyBytes_FromStringAndSize((const char *)p + 6, 6);
+    v[P_ETHDST] = PyBytes_FromStringAndSize((const char *)p, 6);
+    v[P_KEY] = PyBytes_FromStringAndSize((const char *)key, 1 + 2 * alen + 4);
+    v[P_L4OFF] = PyLong_FromSsize_t(l4);
+    v[P_FAMILY] = PyLong_FromLong(family);
+    v[P_VLAN] = PyBytes_FromStringAndSize(NULL, 0);
+    v[P_FRAG] = Py_NewRef(Py_None);
+    v[P_WINDOW] = PyLong_FromUnsignedLong(window);
+    v[P_TCPOPT] = PyBytes_FromStringAndSize((const char *)p + l4 + 20, doff > 20 ? doff - 20 : 0);
+    v[P_FRAME] = Py_NewRef(frame);
+    v[P_L3OFF] = PyLong_FromLong(14);
+    v[P_L4END] = PyLong_FromSsize_t(end);
+    PyObject *pkt = NULL;
+    for (int i = 0; i < P_N; i++)
+        if (v[i] == NULL)
+            goto fail;
+    pkt = packet_type->tp_alloc(packet_type, 0);
+    if (pkt == NULL)
+        goto fail;
+    for (int i = 0; i < P_N; i++)
+        SLOT(pkt, p_off[i]) = v[i];                          /* the references move into the slots */
+    return pkt;
+fail:
+    for (int i = 0; i < P_N; i++)
+        Py_XDECREF(v[i]);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"setup", setup, METH_O, "setup(Flow): find the flow class's slot offsets"},
     {"walk", walk, METH_VARARGS,
      "walk(flows, data, offset, big_endian, tick, expiry_at) -> (offset, packets, blocked, fast)"},
+    {"setup_packet", setup_packet, METH_O, "setup_packet(Packet): find the packet class's slot offsets"},
+    {"parse", parse, METH_O, "parse(frame) -> Packet | None: the common Ethernet/IP/TCP|UDP frame, as "
+                             "middlebox.packet.parse_ethernet makes it; None for anything else"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -215,5 +379,20 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_fastpath", NULL, -1
 
 PyMODINIT_FUNC PyInit__fastpath(void)
 {
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    PyObject *names = PyTuple_New(P_N);
+    if (names == NULL) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    for (int i = 0; i < P_N; i++)
+        PyTuple_SET_ITEM(names, i, PyUnicode_FromString(packet_fields[i]));
+    if (PyModule_AddObject(m, "PACKET_FIELDS", names) < 0) {
+        Py_DECREF(names);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -97,39 +97,20 @@ def classify_pcap(path: str | Path, profile: Profile, seed: int | None = None,
     return result
 
 
-def _run_ethernet(engine: Engine, data, endian: str, tick: float, accelerated: bool = True) -> None:
+def _walk_nothing(flows, data, offset, big, tick, expiry_at):
+    """Without the C walk: take no packet, and let ``Engine.fast`` try each."""
+    return offset, 0, 0, 1
+
+
+def _run_ethernet(engine: Engine, data, endian: str, tick: float) -> None:
     """Every record through the engine's fast path on the mapped file; only
-    packets it does not take are cut out and parsed."""
-    if accelerated and _fastpath is not None:
-        _run_ethernet_c(engine, data, endian, tick)
-        return
+    packets it does not take are cut out and parsed. The C walk, when built,
+    takes runs of decided flows' packets first and says of the record it
+    stops at whether ``fast`` may take it (an expiry deadline or a freeze
+    count) or it needs the slow path."""
     header = struct.Struct(endian + "III").unpack_from        # ts_sec, ts_frac, caplen
-    fast, slow, pending = engine.fast, engine.feed_slow, engine.pending
-    offset, end, n = 24, len(data), 0
-    while offset + 16 <= end:
-        sec, frac, caplen = header(data, offset)
-        start = offset + 16
-        offset = start + caplen
-        if offset > end:
-            break
-        n += 1
-        ts = sec + frac * tick
-        if fast(data, start, offset, ts) is None:
-            slow(data[start:offset], ts)
-        if pending:
-            # Verdicts are kept on their flows; the live daemon drains this
-            # list, offline nobody would, and it would grow with the capture.
-            pending.clear()
-    engine.stats["packets"] += n
-
-
-def _run_ethernet_c(engine: Engine, data, endian: str, tick: float) -> None:
-    """The same loop with the C walk taking runs of decided flows' packets;
-    each record it leaves goes through ``fast`` and, if need be, the slow
-    path, exactly as above."""
-    header = struct.Struct(endian + "III").unpack_from
     fast, slow, pending, expiry, flows = engine.fast, engine.feed_slow, engine.pending, engine.expiry, engine.flows
-    walk, big = _fastpath.walk, endian == ">"
+    walk, big = (_fastpath.walk if _fastpath is not None else _walk_nothing), endian == ">"
     offset, end, n, blocked = 24, len(data), 0, 0
     while True:
         offset, taken, held, python_fast = walk(flows, data, offset, big, tick, expiry[0][0] if expiry else _NEVER)
@@ -141,12 +122,14 @@ def _run_ethernet_c(engine: Engine, data, endian: str, tick: float) -> None:
         start = offset + 16
         offset = start + caplen
         if offset > end:
-            break
+            break                                              # a truncated last record
         n += 1
         ts = sec + frac * tick
         if not python_fast or fast(data, start, offset, ts) is None:
             slow(data[start:offset], ts)
         if pending:
+            # Verdicts are kept on their flows; the live daemon drains this
+            # list, offline nobody would, and it would grow with the capture.
             pending.clear()
     engine.stats["packets"] += n
     engine.stats["blocked_packets"] += blocked

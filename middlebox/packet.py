@@ -98,6 +98,10 @@ def reverse_key(key: bytes) -> bytes:
 
 
 def parse_ethernet(frame: bytes) -> Packet | None:
+    if _parse_common is not None:
+        pkt = _parse_common(frame)       # the common case in C (_fastpath.c); the rest below
+        if pkt is not None:
+            return pkt
     if len(frame) < 14:
         return None
     ethertype = frame[12:14]
@@ -236,3 +240,15 @@ def l4_checksum_ok(pkt: Packet) -> bool:
     if pkt.proto == UDP and len(segment) >= 8 and segment[6:8] == b"\x00\x00" and pkt.family == 4:
         return True                     # IPv4 UDP without a checksum
     return l4_checksum(pkt.src, pkt.dst, pkt.proto, segment) == 0
+
+
+# The optional C parser of the common frame (middlebox/_fastpath.c); the
+# Python parser above stays the definition, and tests check they agree.
+try:
+    from . import _fastpath
+    if set(_fastpath.PACKET_FIELDS) != set(Packet.__slots__):
+        raise ImportError("_fastpath was built for another Packet")
+    _fastpath.setup_packet(Packet)
+    _parse_common = _fastpath.parse
+except ImportError:           # pragma: no cover - not built: every frame takes the Python parser
+    _parse_common = None

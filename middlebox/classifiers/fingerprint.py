@@ -21,6 +21,7 @@ Rules match them with ``match: {ja4: [...]}`` or ``{ja3: [...]}``.
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 TLS_VERSIONS = {0x0304: "13", 0x0303: "12", 0x0302: "11", 0x0301: "10", 0x0300: "s3",
                 0xFEFC: "d3", 0xFEFD: "d2", 0xFEFF: "d1"}
@@ -34,14 +35,29 @@ def is_grease(value: int) -> bool:
 
 
 def ja3_string(hello: dict) -> str:
+    return _ja3_text(hello["version"], tuple(hello["ciphers"]), tuple(hello["extensions"]),
+                     tuple(hello.get("groups", [])), tuple(hello.get("point_formats", [])))
+
+
+def _ja3_text(version: int, ciphers: tuple, extensions: tuple, groups: tuple, point_formats: tuple) -> str:
     def part(values):
         return "-".join([str(v) for v in values if v not in GREASE])
-    return ",".join((str(hello["version"]), part(hello["ciphers"]), part(hello["extensions"]),
-                     part(hello.get("groups", [])), part(hello.get("point_formats", []))))
+    return ",".join((str(version), part(ciphers), part(extensions), part(groups), part(point_formats)))
+
+
+# Fingerprints are computed for every ClientHello, but a network's clients
+# send few distinct ones (a fingerprint is the client software's), so each
+# is made once per distinct set of the fields it is made of: one tuple and
+# one lookup instead of some 40 us of formatting and hashing. The caches
+# are bounded; results are a pure function of their arguments.
+@lru_cache(maxsize=4096)
+def _ja3(version: int, ciphers: tuple, extensions: tuple, groups: tuple, point_formats: tuple) -> str:
+    return hashlib.md5(_ja3_text(version, ciphers, extensions, groups, point_formats).encode()).hexdigest()
 
 
 def ja3(hello: dict) -> str:
-    return hashlib.md5(ja3_string(hello).encode()).hexdigest()
+    return _ja3(hello["version"], tuple(hello["ciphers"]), tuple(hello["extensions"]),
+                tuple(hello.get("groups", [])), tuple(hello.get("point_formats", [])))
 
 
 def _hash12(text: str) -> str:
@@ -49,17 +65,24 @@ def _hash12(text: str) -> str:
 
 
 def ja4(hello: dict, transport: str) -> str:
-    versions = [v for v in hello.get("versions") or [] if v not in GREASE]
+    return _ja4(transport, tuple(hello.get("versions") or ()), hello["version"], tuple(hello["ciphers"]),
+                tuple(hello["extensions"]), bool(hello["sni"]), hello["alpn"][0] if hello["alpn"] else "",
+                tuple(hello.get("sigalgs", ())))
+
+
+@lru_cache(maxsize=4096)
+def _ja4(transport: str, offered: tuple, legacy_version: int, ciphers: tuple, extensions: tuple, sni: bool,
+         alpn: str, sigalgs: tuple) -> str:
+    versions = [v for v in offered if v not in GREASE]
     if versions:
         # DTLS numbers count down (0xfefd is 1.2, 0xfefc is 1.3): rank by the TLS_VERSIONS order.
         order = list(TLS_VERSIONS)
         best = min(versions, key=lambda v: order.index(v) if v in TLS_VERSIONS else len(order))
     else:
-        best = hello["version"]
+        best = legacy_version
     version = TLS_VERSIONS.get(best, "00")
-    ciphers = [c for c in hello["ciphers"] if c not in GREASE]
-    extensions = [e for e in hello["extensions"] if e not in GREASE]
-    alpn = hello["alpn"][0] if hello["alpn"] else ""
+    ciphers = [c for c in ciphers if c not in GREASE]
+    extensions = [e for e in extensions if e not in GREASE]
     if not alpn:
         alpn_code = "00"
     elif alpn[0].isalnum() and alpn[-1].isalnum() and alpn.isascii():
@@ -67,10 +90,10 @@ def ja4(hello: dict, transport: str) -> str:
     else:
         raw = alpn.encode()
         alpn_code = raw[:1].hex()[0] + raw[-1:].hex()[-1]
-    a = (f"{transport}{version}{'d' if hello['sni'] else 'i'}{min(len(ciphers), 99):02d}"
+    a = (f"{transport}{version}{'d' if sni else 'i'}{min(len(ciphers), 99):02d}"
          f"{min(len(extensions), 99):02d}{alpn_code}")
     b = _hash12(",".join(["%04x" % c for c in sorted(ciphers)]))
     ext_text = ",".join(["%04x" % e for e in sorted(e for e in extensions if e not in (0x0000, 0x0010))])
-    sigalgs = ",".join(["%04x" % s for s in hello.get("sigalgs", [])])
-    c = _hash12(ext_text + ("_" + sigalgs if sigalgs else ""))
+    sigalgs_text = ",".join(["%04x" % s for s in sigalgs])
+    c = _hash12(ext_text + ("_" + sigalgs_text if sigalgs_text else ""))
     return f"{a}_{b}_{c}"

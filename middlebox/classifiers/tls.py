@@ -149,8 +149,23 @@ def read_client_hello(pkt, records: bool):
         return DONE
     if not complete and not final:
         return None
-    hello = parse_client_hello_body(msg[4:]) if len(msg) >= 4 else None
+    hello = _parse_message(msg)
     return DONE if hello is None else hello
+
+
+_last: tuple[bytes, dict | None] = (b"", None)
+
+
+def _parse_message(msg: bytes) -> dict | None:
+    """The TLS and Tor classifiers read the same ClientHello of a flow one
+    after the other: the second gets the first's parse (the dict is shared,
+    so classifiers only read it)."""
+    global _last
+    if msg == _last[0]:
+        return _last[1]
+    hello = parse_client_hello_body(msg[4:]) if len(msg) >= 4 else None
+    _last = (msg, hello)
+    return hello
 
 
 class TLS(Classifier):

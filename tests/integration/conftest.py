@@ -88,3 +88,54 @@ def listening(node: str, port: int) -> bool:
 def in_node(node: str, command: str, timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run(["ip", "netns", "exec", f"tw-{node}", "sh", "-c", command], capture_output=True,
                           text=True, timeout=timeout)
+
+
+# -- a cluster head and workers on this machine (test_cluster, test_cluster_class) --
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def connected_workers(address: str) -> int | None:
+    """Workers connected to the head at *address* (None while it does not answer)."""
+    from distributed import Client
+    try:
+        with Client(address, timeout="5s") as c:
+            return len(c.scheduler_info()["workers"])
+    except OSError:
+        return None
+
+
+def start_cluster(workers: tuple[str, ...] = ("w1", "w2")) -> tuple[str, list[subprocess.Popen]]:
+    """A head on a free port and named workers, all connected; returns the
+    address and the daemons (head first) for stop_daemons."""
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    daemons = [subprocess.Popen(TUNNELWALL + ["cluster", "head", "--port", str(port)], cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)]
+    try:
+        for name in workers:
+            daemons.append(subprocess.Popen(TUNNELWALL + ["cluster", "worker", address, "--name", name], cwd=ROOT,
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                            start_new_session=True))
+        wait_for(lambda: connected_workers(address) == len(workers), 60, f"{len(workers)} workers connected")
+    except BaseException:
+        stop_daemons(daemons)
+        raise
+    return address, daemons
+
+
+def stop_daemons(daemons: list[subprocess.Popen]) -> None:
+    """SIGTERM each daemon still running, the last started first; SIGKILL after 20 s."""
+    import signal
+    for d in reversed(daemons):
+        if d.poll() is None:
+            d.send_signal(signal.SIGTERM)
+            try:
+                d.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                d.kill()
+                d.wait()

@@ -5,7 +5,6 @@ mid-run and the result is still complete, each cell reported once."""
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,16 +14,10 @@ import pytest
 from tunnelwall.base.runstate import all_runs
 from tunnelwall.runtime.cleanup import teardown
 
-from conftest import ROOT, assert_nothing_left, wait_for
+from conftest import ROOT, assert_nothing_left, start_cluster, stop_daemons, wait_for
 
 pytest.importorskip("distributed")
 TW = [sys.executable, "-m", "tunnelwall"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def children_with(pid: int, needle: str) -> list[int]:
@@ -43,27 +36,10 @@ def children_with(pid: int, needle: str) -> list[int]:
     return found
 
 
-def connected_workers(address: str) -> int:
-    from distributed import Client
-    with Client(address, timeout="5s") as c:
-        return len(c.scheduler_info()["workers"])
-
-
 def test_cluster_survives_a_worker_killed_mid_run():
-    port = free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    daemons = []
+    address, daemons = start_cluster()
     try:
-        head = subprocess.Popen(TW + ["cluster", "head", "--port", str(port)], cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        daemons.append(head)
-        workers = []
-        for name in ("w1", "w2"):
-            w = subprocess.Popen(TW + ["cluster", "worker", address, "--name", name], cwd=ROOT,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-            daemons.append(w)
-            workers.append(w)
-        wait_for(lambda: _try(connected_workers, address) == 2, 60, "two workers connected to the head")
+        workers = daemons[1:]
         run = subprocess.Popen(TW + ["verify", "--cluster", address, "--profile", "gfw-2025,log-only",
                                      "--tools", "https,wireguard,openvpn-udp", "--trials", "2", "--bytes", "200000",
                                      "--seed", "5", "--chunk", "2", "--format", "json"],
@@ -89,21 +65,8 @@ def test_cluster_survives_a_worker_killed_mid_run():
         # The killed worker's task child tore its testbed down (SIGTERM on its parent's death).
         wait_for(lambda: not all_runs(), 60, "every testbed of the cluster torn down")
     finally:
-        for d in reversed(daemons):
-            if d.poll() is None:
-                d.send_signal(signal.SIGTERM)
-                try:
-                    d.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    d.kill()
-                    d.wait()
+        stop_daemons(daemons)
         for state in all_runs():
             teardown(state)
     assert_nothing_left()
 
-
-def _try(fn, *args):
-    try:
-        return fn(*args)
-    except OSError:
-        return None

@@ -43,3 +43,14 @@ def test_bad_exercise_files(tmp_path, text, line, words):
 def test_unknown_exercise_name():
     with pytest.raises(TunnelwallError, match="unknown exercise 'nope'"):
         exercises.load("nope")
+
+
+def test_a_class_goes_to_the_workers_with_the_most_room_first():
+    from tunnelwall.base.errors import TunnelwallError
+    from tunnelwall.classroom.spread import place
+    caps = {"big": {"free": 5, "limit": "memory"}, "small": {"free": 2, "limit": "cores"},
+            "full": {"free": 0, "limit": "scopes"}}
+    assert place(caps, 5) == ["big", "big", "big", "big", "small"]    # equal room: ties go by name
+    assert sorted(place(caps, 7)) == ["big"] * 5 + ["small"] * 2
+    with pytest.raises(TunnelwallError, match=r"room for 7 more testbeds, the class needs 8 .*full: 0 \(scopes\)"):
+        place(caps, 8)

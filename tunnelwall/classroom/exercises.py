@@ -124,10 +124,12 @@ def answers_dir(state: RunState, override: str | None = None) -> Path:
     return d
 
 
-def start(ex: Exercise, seed: int | None = None) -> RunState:
+def start(ex: Exercise, seed: int | None = None, scope: str | None = "") -> RunState:
+    """Bring the exercise's testbed up (*scope* as for ``up``: "" the default
+    run, None the first free one: several groups of a class on one machine)."""
     from tunnelwall.runtime.network import UpOptions, up
     state = up(UpOptions(topology=ex.topology, profile=ex.profile, overrides=ex.overrides, placement=ex.placement,
-                         seed=seed))
+                         seed=seed, scope=scope))
     state.files["exercise"] = ex.name
     state.save()
     answers_dir(state)
