@@ -19,8 +19,8 @@ Three kinds of capture (issue 17):
 For each file: packets/s of ``classify`` (the engine over the mapped file,
 reports streamed) and of ``ndpiReader`` (its own "Packet Processing Time",
 so neither counts start-up), the ratio, and each one's peak RSS and
-private memory (``classify`` maps the capture, so its peak RSS includes the
-file's pages; its private memory is what the flow table costs). nDPI runs
+private memory (``classify`` maps the capture and lets go of each 64 MB it
+has read, so its peak RSS is the flow table plus that window). nDPI runs
 when ``ndpiReader`` is installed (``apt-get install libndpi-bin``).
 Each measurement runs in a fresh process, the two alternating; the best of
 ``--rounds`` counts (on a shared virtual machine a slow spell then hits

@@ -2,7 +2,7 @@
 """New TCP connections per second through the censor, against the same
 topology without it, side by side in one run (as root).
 
-    .venv/bin/python benchmarks/connections.py [--fetches 1500] [--threads 8]
+    .venv/bin/python benchmarks/connections.py [--fetches 3000] [--threads 8] [--rounds 2]
 
 c1 makes --fetches short HTTP requests to the web server (``GET /bytes/200``),
 each on a new TCP connection, from --threads threads; the rate and the p50
@@ -101,13 +101,21 @@ def measure(up_args: list[str], fetches: int, threads: int) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--fetches", type=int, default=1500)
+    ap.add_argument("--fetches", type=int, default=3000)
     ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
     cases = [("no censor", ["--no-censor"]), ("gfw inline", ["--profile", "gfw", "--placement", "inline"]),
              ("gfw tap", ["--profile", "gfw", "--placement", "tap"]),
              ("log-only inline", ["--profile", "log-only", "--placement", "inline"])]
-    results = {name: measure(extra, args.fetches, args.threads) for name, extra in cases}
+    # Rounds alternate the cases, so a slow spell of this (shared, virtual)
+    # machine hits them alike; each case's best round counts.
+    results: dict[str, dict] = {}
+    for _ in range(args.rounds):
+        for name, extra in cases:
+            r = measure(extra, args.fetches, args.threads)
+            if name not in results or r["rate"] > results[name]["rate"]:
+                results[name] = r
     base = results["no censor"]["rate"]
     print(f"{'case':<16} {'conn/s':>8} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} {'errors':>6}")
     for name, r in results.items():

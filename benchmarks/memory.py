@@ -14,9 +14,9 @@ For each count, in a fresh process each (peak RSS is per process):
 
 Prints peak RSS and private (anonymous) memory per case, and the ratio
 largest/smallest count (goal: within 1.1, i.e. flat to +-10 %). ``classify``
-maps the capture into memory, so its peak RSS also counts the file's pages
-that were read (they belong to the page cache, not to the process); its
-private memory is what the flow table costs.
+maps the capture into memory and lets go of every 64 MB it has read, so its
+peak RSS also counts up to that window of the file's pages (they belong to
+the page cache); its private memory is what the flow table costs.
 """
 
 from __future__ import annotations

@@ -52,6 +52,7 @@ class TunnelwallController(app_manager.OSKenApp):
         self.verdict_log = VerdictLog(self.config["verdict_log"])
         self.next_meter = 1
         self.reinstalled = 0                         # verdicts put back after their rule expired
+        self.offloaded = 0                           # allowed flows given their rule once they went on
         self.middlebox_load: dict = {}               # the middlebox's last load report (overload policy)
         self.profile = self.config["profile"]
         self.middlebox = None                        # the channel's connection while it is up
@@ -122,19 +123,29 @@ class TunnelwallController(app_manager.OSKenApp):
             dp.send_msg(mod)
         return True
 
-    def reinstall_verdict(self, verdict: dict) -> None:
+    def reinstall_verdict(self, verdict: dict, offload: bool = False) -> None:
         """A decided flow came back to the middlebox: its rule idled out or
-        was lost. The verdict holds for the flow's life, so it goes back on."""
-        self.reinstalled += 1
+        was lost (the verdict holds for the flow's life, so it goes back on),
+        or, with *offload*, an allowed flow went on long enough after its
+        verdict to be given its rule now."""
+        if offload:
+            self.offloaded += 1
+        else:
+            self.reinstalled += 1
         self.install_verdict(verdict)
 
-    def apply_verdict(self, verdict: dict, first_seen: float | None) -> dict:
-        """Install the rules for one verdict, log it, and return the log record."""
+    def apply_verdict(self, verdict: dict, first_seen: float | None, install: bool = True) -> dict:
+        """Install the rules for one verdict (unless the middlebox defers an
+        allowed flow's rule until it has gone on for a while: it re-announces
+        it then), log it, and return the log record."""
         dp = self.datapath
-        self.install_verdict(verdict)
+        if install:
+            self.install_verdict(verdict)
         now = time.time()
         record = {"time": now, "profile": self.profile, **{k: v for k, v in verdict.items() if k != "time"},
-                  "installed": dp is not None}
+                  "installed": dp is not None and install}
+        if not install:
+            record["offload"] = "deferred"
         if "time" in verdict:
             # When the middlebox decided; later than "time" only for verdicts it
             # queued while this controller was away.

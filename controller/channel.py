@@ -2,7 +2,9 @@
 
 Middlebox -> controller: ``{"type": "verdict", "verdict": {...}, "first_seen": EPOCH}``
 (``"reannounce": true`` when a decided flow came back after its rule expired:
-rules are installed again, nothing is logged twice)
+rules are installed again, nothing is logged twice; ``"install": false`` on an
+allowed flow's verdict: logged now, its rule comes with a reannounce marked
+``"offload": true`` once the flow has sent ``flows.offload_after`` more packets)
 and ``{"type": "hello", "profile": NAME, "placement": ...}`` and, every second,
 ``{"type": "load", "frames": N, "shed": N, "kernel_drops": N, "max_lag_ms": X, ...}``.
 Controller -> middlebox: ``{"type": "reload", "profile": NAME}``, answered by
@@ -73,9 +75,9 @@ class MiddleboxChannel:
                     else:
                         self.app.note(f"{role} connected")
                 if kind == "verdict" and msg.get("reannounce"):
-                    self.app.reinstall_verdict(msg["verdict"])
+                    self.app.reinstall_verdict(msg["verdict"], offload=bool(msg.get("offload")))
                 elif kind == "verdict":
-                    self.app.apply_verdict(msg["verdict"], msg.get("first_seen"))
+                    self.app.apply_verdict(msg["verdict"], msg.get("first_seen"), install=msg.get("install", True))
                 elif kind == "hello":
                     self.app.note(f"{role} hello", **{k: v for k, v in msg.items() if k not in ("type", "role")})
                 elif kind == "load":

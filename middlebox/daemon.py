@@ -49,6 +49,8 @@ from .packet import ip_bytes, parse_ethernet
 RECONNECT_EVERY = 0.25           # seconds between attempts while the controller is away
 PENDING_MAX = 10_000             # verdicts kept for a controller that is away
 REANNOUNCE_EVERY = 1.0           # seconds between re-announcements of one flow's verdict
+DEFERRED = frozenset({"allow", "log"})   # verdicts whose rule waits for flows.offload_after packets
+DRAIN_MAX = 64                   # frames read per wake-up before looking at the controller again
 RESETS_PER_FLOW = 8              # RST rounds per reset flow after the first (one per offending packet)
 LOAD_EVERY = 1.0                 # seconds between load reports to the controller
 SO_TIMESTAMPNS = 35              # Linux: the kernel's receive time of each frame (SCM_TIMESTAMPNS alike)
@@ -165,11 +167,7 @@ class Middlebox:
                 timeout = min(timeout, self.next_attempt - now)
             for key, _ in self.sel.select(max(0.0, timeout)):
                 if key.data == "port":
-                    frame, lag = self.receive()
-                    if lag * 1000.0 > self.profile.flows.max_lag_ms:
-                        self.shed(frame)
-                    else:
-                        self.on_frame(frame)
+                    self.drain_port()
                 elif self.ctrl is not None and not self.on_control():
                     self._detach()
             now = time.monotonic()
@@ -178,9 +176,26 @@ class Middlebox:
             if self.ctrl is None and now >= self.next_attempt:
                 self._reconnect()
 
-    def receive(self) -> tuple[bytes, float]:
+    def drain_port(self) -> None:
+        """The frames queued on the port, up to DRAIN_MAX per wake-up: one
+        select per burst rather than per frame (under many short connections
+        the frames come in bursts), while control messages and load reports
+        still get their turn."""
+        flags = 0                                     # the first: select said there is one
+        for _ in range(DRAIN_MAX):
+            try:
+                frame, lag = self.receive(flags)
+            except BlockingIOError:
+                return
+            if lag * 1000.0 > self.profile.flows.max_lag_ms:
+                self.shed(frame)
+            else:
+                self.on_frame(frame)
+            flags = socket.MSG_DONTWAIT
+
+    def receive(self, flags: int = 0) -> tuple[bytes, float]:
         """A frame and how long it waited in the socket's queue (seconds)."""
-        frame, ancillary, _flags, _addr = self.port.recvmsg(65535, 64)
+        frame, ancillary, _flags, _addr = self.port.recvmsg(65535, 64, flags)
         self.load["frames"] += 1
         lag = 0.0
         for level, kind, data in ancillary:
@@ -226,9 +241,14 @@ class Middlebox:
                 self.on_verdict(verdict, frame, flow)
             if not verdicts and flow is not None and flow.blocking and flow.verdict.action == "reset":
                 self.reset_again(flow, frame)
-            if (not verdicts and flow is not None and flow.done and now - flow.announced >= REANNOUNCE_EVERY
-                    and flow.verdict.action != "freeze" and flow.client_port and flow.server_port):
-                self.reannounce(flow, now)      # only flows the switch can hold a rule for
+            if (not verdicts and flow is not None and flow.done and flow.verdict.action != "freeze"
+                    and flow.client_port and flow.server_port):      # only flows the switch can hold a rule for
+                if flow.offload_at:
+                    if flow.packets >= flow.offload_at:
+                        flow.offload_at = 0
+                        self.reannounce(flow, now, offload=True)   # long enough to be worth a rule
+                elif now - flow.announced >= REANNOUNCE_EVERY:
+                    self.reannounce(flow, now)
         except Exception as err:   # noqa: BLE001 - one bad packet must not stop the censor
             self.errors += 1
             print(f"middlebox: error on a {len(frame)}-byte frame: {type(err).__name__}: {err}", flush=True)
@@ -265,23 +285,33 @@ class Middlebox:
         for forged in inject.tcp_resets(trigger, shape.get("count", 1), shape.get("windows")):
             self.port.send(forged)
 
-    def reannounce(self, flow, now: float) -> None:
+    def reannounce(self, flow, now: float, offload: bool = False) -> None:
         """The flow came back to the middlebox after its verdict: its rule on
-        the switch is gone. Send the verdict again (no residual: that block
-        was already set), marked so the controller does not log it twice."""
+        the switch is gone (or, with *offload*, was deferred and is due now).
+        Send the verdict again (no residual: that block was already set),
+        marked so the controller does not log it twice."""
         flow.announced = now
         record = flow.verdict.as_dict()
         record.pop("residual", None)
-        self.send({"type": "verdict", "verdict": record, "reannounce": True})
+        self.send({"type": "verdict", "verdict": record, "reannounce": True, "offload": offload})
 
     def on_verdict(self, verdict, frame: bytes, flow=None) -> None:
+        msg = {"type": "verdict", "first_seen": verdict.time - verdict.ms / 1000.0}
         if flow is not None:
             flow.announced = verdict.time
+            after = self.profile.flows.offload_after
+            if after and verdict.action in DEFERRED and flow.client_port and flow.server_port:
+                # Logged now, put on the switch only if the flow goes on: a
+                # rule costs the controller and the switch more than passing a
+                # short connection's last packets on (benchmarks/connections.py).
+                flow.offload_at = flow.packets + after
+                msg["install"] = False
         record = verdict.as_dict()
         if verdict.action == "probe" and flow is not None:
             # The prober replays it (Alice et al. 2020).
             record["first_payload"] = flow.first_c2s_payload[:2048].hex()
-        self.send({"type": "verdict", "verdict": record, "first_seen": verdict.time - verdict.ms / 1000.0})
+        msg["verdict"] = record
+        self.send(msg)
         if verdict.action == "allow":
             return
         print(f"middlebox: {verdict.flow} -> {verdict.action} ({verdict.rule}) at packet {verdict.packet_index}",

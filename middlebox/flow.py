@@ -41,7 +41,7 @@ class Flow:
                  "packets", "c2s_packets", "s2c_packets", "c2s_data", "s2c_data", "bytes", "states",
                  "detections", "verdict", "done", "blocking", "first_c2s_payload", "first_s2c_payload", "history",
                  "spared", "notes", "client_isn", "streams", "fins", "closed", "announced", "evicted", "freeze_at",
-                 "s2c_bytes")
+                 "s2c_bytes", "offload_at")
 
     def __init__(self, key: bytes, proto: int, client: bytes, client_port: int, server: bytes,
                  server_port: int, ts: float):
@@ -71,6 +71,7 @@ class Flow:
         self.evicted = ""                     # why the engine let go of it ("idle", "full"), if it did
         self.freeze_at = 0                    # freeze verdict: drop once the server has sent this many bytes
         self.s2c_bytes = 0                    # server->client payload bytes (counted while freeze_at is set)
+        self.offload_at = 0                   # live: the packet count at which its allow rule is sent (0: sent)
 
     @property
     def id(self) -> FlowId:

@@ -104,6 +104,9 @@ class FlowSettings:
                                  # receive queue is past its capacity and is handled by the profile's
                                  # `fail` policy (open: forwarded unexamined; closed: dropped).
                                  # 0 sheds every frame (to test the policy)
+    offload_after: int = 32      # an allowed flow's rule goes on the switch once the flow has sent this
+                                 # many packets after its verdict; until then the middlebox passes it on
+                                 # (a short connection never costs a rule). 0: at the verdict
 
 
 @dataclass
@@ -272,13 +275,13 @@ def _flows(path: str, data) -> FlowSettings:
     spec = data["flows"]
     out = FlowSettings()
     if not isinstance(spec, yamlsrc.Mapping):
-        raise _fail(path, data.line_of("flows"), "flows: expected a mapping (max, idle_timeout, rule_idle_timeout, max_lag_ms)")
+        raise _fail(path, data.line_of("flows"), "flows: expected a mapping (max, idle_timeout, rule_idle_timeout, max_lag_ms, offload_after)")
     for key, value in spec.items():
         line = spec.line_of(key)
         if key not in out.__dict__:
-            raise _fail(path, line, f"flows: unknown field '{key}' (max, idle_timeout, rule_idle_timeout, max_lag_ms)")
+            raise _fail(path, line, f"flows: unknown field '{key}' (max, idle_timeout, rule_idle_timeout, max_lag_ms, offload_after)")
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or value < (0 if key == "max_lag_ms" else 1e-9) \
+                or value < (0 if key in ("max_lag_ms", "offload_after") else 1e-9) \
                 or (key != "idle_timeout" and not isinstance(value, int)):
             raise _fail(path, line, f"flows.{key}: expected a positive {'number' if key == 'idle_timeout' else 'whole number'}")
         setattr(out, key, value)

@@ -149,3 +149,39 @@ def test_tspu_2021_throttles_twitter_by_sni_with_a_meter(censored):
                             text=True).stdout
     assert meters.count("type=drop rate=130") == 4, meters          # two flows, one meter per direction
     assert border_flows().count("meter:") == 4
+
+
+def _allow_rule(flows: str, port: int) -> bool:
+    """An allow rule (5-tuple, on to the forwarding table) for the client port *port*."""
+    return any(f"tp_src={port}" in line and "goto_table" in line for line in flows.splitlines())
+
+
+@pytest.mark.parametrize("censored", [["isp", "--profile", "gfw-2025"]], indirect=True)
+def test_a_short_allowed_connection_costs_no_rule_and_a_long_one_gets_its_rule(censored):
+    """Issue 17: an allowed flow's verdict is logged at once, but its rule
+    goes on the switch only once the flow has sent flows.offload_after (32)
+    more packets: short connections pass through the middlebox and never
+    cost the controller and the switch a rule; long ones are offloaded."""
+    short = in_node("c1", "curl -s --local-port 41001 -o /dev/null -w '%{http_code}' http://198.18.0.10/bytes/200")
+    assert short.stdout.strip() == "200"
+    long_ = in_node("c1", "curl -s --local-port 41002 -o /dev/null -w '%{size_download}' "
+                          "http://198.18.0.10/bytes/3000000")
+    assert long_.stdout.strip() == "3000000"
+    log = wait_for(lambda: [v for v in read_verdicts(censored.files["verdict_log"])
+                            if v["flow"]["client_port"] in (41001, 41002)] or None, 10, "both verdicts logged")
+    by_port = {v["flow"]["client_port"]: v for v in log}
+    assert set(by_port) == {41001, 41002}
+    assert all(v["action"] == "allow" and v["offload"] == "deferred" and not v["installed"] for v in log)
+    flows = border_flows()
+    assert not _allow_rule(flows, 41001) and _allow_rule(flows, 41002)
+    assert Api(censored).health()["offloaded_verdicts"] >= 1
+
+
+@pytest.mark.parametrize("censored", [["isp", "--profile", "gfw-2025", "--set", "flows.offload_after=0"]],
+                         indirect=True)
+def test_offload_after_zero_puts_every_allowed_flow_on_the_switch_at_its_verdict(censored):
+    short = in_node("c1", "curl -s --local-port 41003 -o /dev/null -w '%{http_code}' http://198.18.0.10/bytes/200")
+    assert short.stdout.strip() == "200"
+    wait_for(lambda: _allow_rule(border_flows(), 41003), 10, "the short flow's allow rule")
+    (v,) = [v for v in read_verdicts(censored.files["verdict_log"]) if v["flow"]["client_port"] == 41003]
+    assert v["installed"] and "offload" not in v
