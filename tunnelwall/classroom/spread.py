@@ -46,9 +46,10 @@ from tunnelwall.base.errors import TunnelwallError
 from tunnelwall.harness.cluster import _require_dask, security
 
 # What one classroom testbed costs, measured on this project's 2-core
-# machine (README, benchmarks/classroom.py): 146 MB resident for the
-# 15-host classroom with its censor, 0.6 % of a core idle, and ten students
-# fetching at once used about one core. Capacity keeps 25 % headroom on
+# machine (README, benchmarks/classroom.py, docs/cluster.md): 146 MB
+# resident for the 15-host classroom with its censor (four up at once:
+# 537 MB), 0.6 % of a core idle, and ten students fetching at once used
+# about one core. Capacity keeps 25 % headroom on
 # memory and lets two testbeds share a core (students mostly read and type).
 TESTBED_MB = 200
 TESTBEDS_PER_CORE = 2
