@@ -131,6 +131,15 @@ def _client(address: str, tls: str | None):
         raise TunnelwallError(f"cannot reach the cluster head at {address} ({err})") from None
 
 
+def _result(fut, what: str):
+    """A task's result; a task that failed (its worker died, its command
+    could not run) is one line naming what it was for."""
+    try:
+        return fut.result()
+    except Exception as err:     # noqa: BLE001 - Dask re-raises the task's own error, whatever it is
+        raise TunnelwallError(f"{what}: {type(err).__name__}: {err}") from None
+
+
 def _workers(client) -> dict[str, str]:
     """Worker name -> address of every connected worker."""
     return {str(w["name"]): addr for addr, w in client.scheduler_info()["workers"].items()}
@@ -171,7 +180,8 @@ def start_class(exercise: str, students: int, address: str, tls: str | None, see
         workers = _workers(client)
         if not workers:
             raise TunnelwallError(f"no worker is connected to {address}")
-        caps = {name: client.submit(worker_capacity, workers=[addr], allow_other_workers=False, pure=False).result()
+        caps = {name: _result(client.submit(worker_capacity, workers=[addr], allow_other_workers=False, pure=False),
+                              f"asking worker {name} for its room")
                 for name, addr in workers.items()}
         names = place(caps, n_groups)
         say(f"[class] {students} students in {n_groups} groups of up to {per_group} on {len(set(names))} of "
@@ -183,16 +193,22 @@ def start_class(exercise: str, students: int, address: str, tls: str | None, see
         groups: list[Group] = []
         failures = []
         for i, (name, fut) in enumerate(zip(names, futures), start=1):
-            out = fut.result()
+            try:
+                out = _result(fut, f"starting group {i} on {name}")
+            except TunnelwallError as err:
+                out = {"code": 1, "stderr": str(err), "host": name}
             g = Group(number=i, worker=name, address=workers[name], host=out["host"])
-            if out["code"] != 0:
-                failures.append(f"group {i} on {name}: {out['stderr'].strip().splitlines()[-1:] or out['code']}")
-                groups.append(g)
+            groups.append(g)
+            try:
+                doc = json.loads(out["stdout"]) if out["code"] == 0 else None
+            except ValueError:
+                doc = None
+            if doc is None:
+                why = (out["stderr"].strip().splitlines() or [f"exit {out['code']}"])[-1]
+                failures.append(f"group {i} on {name}: {why}")
                 continue
-            doc = json.loads(out["stdout"])
             g.run, g.scope = doc["run"], doc["scope"]
             g.api_port, g.token_file = doc.get("api_port"), doc.get("token_file", "")
-            groups.append(g)
             say(f"[class] group {i} up on {name} (run {g.run})")
         # Students in order, s001 ..., fill group 1's hosts, then group 2's, ...
         for k in range(students):
@@ -226,7 +242,10 @@ def overview(plan: ClassPlan) -> list[dict]:
             if fut is None:
                 note = f"worker {g.worker} is not connected"
             else:
-                out = fut.result()
+                try:
+                    out = _result(fut, f"checking group {g.number} on {g.worker}")
+                except TunnelwallError as err:
+                    out = {"stdout": "", "stderr": str(err)}
                 try:
                     for o in json.loads(out["stdout"]):
                         results.setdefault(o["host"], []).append(o)
@@ -295,7 +314,11 @@ def stop_class(plan: ClassPlan, say=print) -> list[str]:
             futures.append((g, client.submit(run_here, [WORKER_PYTHON, "-m", "tunnelwall", "cleanup", g.run],
                                              workers=[addr], allow_other_workers=False, pure=False)))
         for g, fut in futures:
-            out = fut.result()
+            try:
+                out = _result(fut, f"stopping group {g.number} on {g.worker}")
+            except TunnelwallError as err:
+                left.append(str(err))
+                continue
             if out["code"] != 0:
                 left.append(f"group {g.number} on {g.worker}: {out['stderr'].strip()[-200:]}")
             else:
