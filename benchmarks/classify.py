@@ -44,16 +44,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from procinfo import status_mb  # noqa: E402
+
 CACHE = Path(os.environ.get("TUNNELWALL_BENCH_CACHE", "/var/tmp/tunnelwall-bench"))
 KINDS = {"short": (1_000_000, 20_000), "long": (1_000_000, 1_000)}
 RECORDING = CACHE / "tools.pcapng"
-
-
-def status_kb(field: str) -> int:
-    for line in open("/proc/self/status"):
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
 
 
 def child(path: str, profile_name: str) -> None:
@@ -70,7 +65,7 @@ def child(path: str, profile_name: str) -> None:
     elapsed = time.perf_counter() - t0
     blocked = sum(n for (_p, _r, action), n in result.counts.items() if action in ("drop", "reset"))
     print(json.dumps({"seconds": elapsed, "packets": result.stats["packets"], "flows": flows[0],
-                      "blocked": blocked, "private_mb": status_kb("RssAnon") / 1024}))
+                      "blocked": blocked, "private_mb": status_mb("RssAnon")}))
 
 
 def run_measured(argv: list[str]) -> tuple[str, float]:

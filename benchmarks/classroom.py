@@ -11,7 +11,6 @@ and while every student downloads at once through the censor.
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import threading
@@ -20,53 +19,20 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-TICK = os.sysconf("SC_CLK_TCK")
+
+from procinfo import cpu_of, mem_available_mb, run_processes, status_mb  # noqa: E402
 
 
-def mem_available_mb() -> float:
-    for line in open("/proc/meminfo"):
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def cpu_ticks(pid: int) -> int:
-    try:
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])
-    except (FileNotFoundError, IndexError):
-        return 0
-
-
-def rss_mb(pid: int) -> float:
-    try:
-        for line in open(f"/proc/{pid}/status"):
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except FileNotFoundError:
-        pass
-    return 0.0
-
-
-def watched() -> dict[str, int]:
-    from tunnelwall.base import procs
-    from tunnelwall.base.runstate import active_run
-    pids = {rec.name: rec.pid for rec in active_run().processes if procs.alive(rec)}
-    vswitchd = subprocess.run(["pidof", "ovs-vswitchd"], capture_output=True, text=True).stdout.split()
-    if vswitchd:
-        pids["ovs-vswitchd"] = int(vswitchd[0])
-    return pids
-
-
-def cpu_share(pids: dict[str, int], seconds: float, work=None) -> dict[str, float]:
-    before = {n: cpu_ticks(p) for n, p in pids.items()}
+def cpu_share(processes: dict[str, list[int]], seconds: float, work=None) -> dict[str, float]:
+    """Each name's CPU, in % of one core, while *work* runs (or for *seconds*)."""
+    before = cpu_of(processes)
     t0 = time.monotonic()
     if work:
         work()
     else:
         time.sleep(seconds)
     wall = time.monotonic() - t0
-    return {n: (cpu_ticks(p) - before[n]) / TICK / wall * 100 for n, p in pids.items()}
+    return {n: (sec - before[n]) / wall * 100 for n, sec in cpu_of(processes).items()}
 
 
 def main() -> None:
@@ -87,10 +53,11 @@ def main() -> None:
         state = active_run()
         students = [n for n, i in state.layout["nodes"].items() if i["role"] == "client"]
         used = free0 - mem_available_mb()
-        pids = watched()
+        pids = run_processes()
         print(f"{args.topology} with {args.profile}: {len(state.layout['nodes'])} hosts, {len(students)} students; "
               f"up in {up_s:.1f}s; memory used {used:.0f} MB (MemAvailable delta)")
-        print("RSS MB: " + ", ".join(f"{n} {rss_mb(p):.0f}" for n, p in sorted(pids.items())))
+        print("RSS MB: " + ", ".join(f"{n} {sum(status_mb('VmRSS', p) for p in ps):.0f}"
+                                      for n, ps in sorted(pids.items())))
         idle = cpu_share(pids, args.seconds)
         print(f"CPU idle, % of one core: total {sum(idle.values()):.1f} "
               f"({', '.join(f'{n} {v:.1f}' for n, v in sorted(idle.items()) if v >= 0.1)})")

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from procinfo import cpu_of, run_processes  # noqa: E402
 CLIENT = r"""
 import json, socket, sys, threading, time
 host, fetches, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -63,35 +64,15 @@ def tw(*args) -> None:
         raise SystemExit(f"tunnelwall {' '.join(args)}: {res.stderr.strip()}")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its reaped children so far."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-
-
-def components() -> dict[str, list[int]]:
-    """Where the CPU of a connection can go: the switch, and the run's daemons by name."""
-    from tunnelwall.base.runstate import active_run
-    out = {"ovs-vswitchd": [int(p) for p in subprocess.run(["pidof", "ovs-vswitchd"], capture_output=True,
-                                                             text=True).stdout.split()]}
-    state = active_run()
-    for rec in state.processes if state else []:
-        out.setdefault(rec.name, []).append(rec.pid)
-    return out
-
-
 def measure(up_args: list[str], fetches: int, threads: int) -> dict:
     tw("up", "isp", *up_args)
     try:
-        procs_ = components()
-        before = {name: sum(cpu_seconds(p) for p in pids) for name, pids in procs_.items()}
+        processes = run_processes()
+        before = cpu_of(processes)
         out = subprocess.run(["ip", "netns", "exec", "tw-c1", sys.executable, "-c", CLIENT, "198.18.0.10",
                               str(fetches), str(threads)], capture_output=True, text=True, timeout=600)
         result = json.loads(out.stdout)
-        used = {name: sum(cpu_seconds(p) for p in pids) - before[name] for name, pids in procs_.items()}
+        used = {name: sec - before[name] for name, sec in cpu_of(processes).items()}
         result["cpu_ms_per_connection"] = {name: round(sec * 1000 / fetches, 3) for name, sec in used.items()
                                            if sec > 0}
         return result

@@ -32,6 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from procinfo import status_mb  # noqa: E402
+
 
 def frames(flows: int):
     """Four frames per TCP connection, distinct addresses per flow."""
@@ -49,14 +51,6 @@ def frames(flows: int):
             yield eth + ip + tcp + payload
 
 
-def anon_mb() -> float:
-    """Private (anonymous) resident memory of this process."""
-    for line in open("/proc/self/status"):
-        if line.startswith("RssAnon:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def child(kind: str, flows: int, pcap: str | None) -> None:
     import resource
     peak = [0.0]
@@ -64,7 +58,7 @@ def child(kind: str, flows: int, pcap: str | None) -> None:
     def sample(_report=None, _count=[0]):          # noqa: B006 - a counter across calls
         _count[0] += 1
         if _count[0] % 5000 == 0:
-            peak[0] = max(peak[0], anon_mb())
+            peak[0] = max(peak[0], status_mb("RssAnon"))
     from tunnelwall.middlebox import profiles
     profile = profiles.load("gfw")
     if kind == "live":
@@ -82,7 +76,7 @@ def child(kind: str, flows: int, pcap: str | None) -> None:
         result = classify_pcap(pcap, profile, on_flow=lambda report: (report.as_dict(), sample()))
         live = result.stats["flows_live_at_end"]
     print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "anon_mb": max(peak[0], anon_mb()), "live": live}))
+                      "anon_mb": max(peak[0], status_mb("RssAnon")), "live": live}))
 
 
 def main() -> int:

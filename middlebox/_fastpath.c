@@ -30,9 +30,14 @@
 #include <Python.h>
 #include <structmember.h>
 
-static Py_ssize_t off_done = -1, off_packets, off_bytes, off_last_ts, off_c2s, off_s2c, off_blocking, off_freeze;
-
 #define SLOT(o, off) (*(PyObject **)((char *)(o) + (off)))
+
+/* The Flow fields the walk reads and writes, and their slot offsets (found by setup). */
+enum {F_DONE, F_PACKETS, F_BYTES, F_LAST_TS, F_C2S, F_S2C, F_BLOCKING, F_FREEZE, F_N};
+static const char *flow_fields[F_N] = {"done", "packets", "bytes", "last_ts", "c2s_packets", "s2c_packets",
+                                       "blocking", "freeze_at"};
+static Py_ssize_t f_off[F_N];
+static int flow_ready = 0;
 
 static int slot_offset(PyObject *cls, const char *name, Py_ssize_t *out)
 {
@@ -49,15 +54,25 @@ static int slot_offset(PyObject *cls, const char *name, Py_ssize_t *out)
     return 0;
 }
 
+/* The offsets of *n* object slots of the class *cls*, by name; -1 on error. */
+static int slot_offsets(PyObject *cls, const char **names, int n, Py_ssize_t *out)
+{
+    if (!PyType_Check(cls)) {
+        PyErr_SetString(PyExc_TypeError, "_fastpath: expected a class");
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        if (slot_offset(cls, names[i], &out[i]))
+            return -1;
+    return 0;
+}
+
 static PyObject *setup(PyObject *self, PyObject *cls)
 {
-    if (slot_offset(cls, "done", &off_done) || slot_offset(cls, "packets", &off_packets)
-        || slot_offset(cls, "bytes", &off_bytes) || slot_offset(cls, "last_ts", &off_last_ts)
-        || slot_offset(cls, "c2s_packets", &off_c2s) || slot_offset(cls, "s2c_packets", &off_s2c)
-        || slot_offset(cls, "blocking", &off_blocking) || slot_offset(cls, "freeze_at", &off_freeze)) {
-        off_done = -1;
+    flow_ready = 0;
+    if (slot_offsets(cls, flow_fields, F_N, f_off))
         return NULL;
-    }
+    flow_ready = 1;
     Py_RETURN_NONE;
 }
 
@@ -105,7 +120,7 @@ static PyObject *walk(PyObject *self, PyObject *args)
     double tick, expiry_at;
     if (!PyArg_ParseTuple(args, "O!Onpdd", &PyDict_Type, &flows, &data, &offset, &big, &tick, &expiry_at))
         return NULL;
-    if (off_done < 0) {
+    if (!flow_ready) {
         PyErr_SetString(PyExc_RuntimeError, "_fastpath.setup(Flow) was not called");
         return NULL;
     }
@@ -178,27 +193,27 @@ static PyObject *walk(PyObject *self, PyObject *args)
             break;
         }
         PyObject *flow = PyTuple_GET_ITEM(entry, 0);
-        if (SLOT(flow, off_done) != Py_True)
+        if (SLOT(flow, f_off[F_DONE]) != Py_True)
             break;
         long direction = PyLong_AsLong(PyTuple_GET_ITEM(entry, 1));
         if (direction != 0) {
-            PyObject *freeze = SLOT(flow, off_freeze);
+            PyObject *freeze = SLOT(flow, f_off[F_FREEZE]);
             if (freeze != NULL && PyObject_IsTrue(freeze) && size > 0) {
                 python_fast = 1;                             /* counted towards a freeze: Python */
                 break;
             }
         }
         PyObject *when = PyFloat_FromDouble(ts);
-        if (when == NULL || add_to(flow, off_packets, 1) || add_to(flow, off_bytes, size > 0 ? size : 0)
-            || add_to(flow, direction == 0 ? off_c2s : off_s2c, 1)) {
+        if (when == NULL || add_to(flow, f_off[F_PACKETS], 1) || add_to(flow, f_off[F_BYTES], size > 0 ? size : 0)
+            || add_to(flow, direction == 0 ? f_off[F_C2S] : f_off[F_S2C], 1)) {
             Py_XDECREF(when);
             failed = 1;
             break;
         }
-        PyObject *old = SLOT(flow, off_last_ts);
-        SLOT(flow, off_last_ts) = when;
+        PyObject *old = SLOT(flow, f_off[F_LAST_TS]);
+        SLOT(flow, f_off[F_LAST_TS]) = when;
         Py_XDECREF(old);
-        if (SLOT(flow, off_blocking) == Py_True)
+        if (SLOT(flow, f_off[F_BLOCKING]) == Py_True)
             blocked++;
         taken++;
         offset = stop;
@@ -222,13 +237,8 @@ static PyTypeObject *packet_type = NULL;
 
 static PyObject *setup_packet(PyObject *self, PyObject *cls)
 {
-    if (!PyType_Check(cls)) {
-        PyErr_SetString(PyExc_TypeError, "_fastpath.setup_packet: expected the Packet class");
+    if (slot_offsets(cls, packet_fields, P_N, p_off))
         return NULL;
-    }
-    for (int i = 0; i < P_N; i++)
-        if (slot_offset(cls, packet_fields[i], &p_off[i]))
-            return NULL;
     Py_XSETREF(packet_type, (PyTypeObject *)Py_NewRef(cls));
     Py_RETURN_NONE;
 }
@@ -387,8 +397,15 @@ PyMODINIT_FUNC PyInit__fastpath(void)
         Py_DECREF(m);
         return NULL;
     }
-    for (int i = 0; i < P_N; i++)
-        PyTuple_SET_ITEM(names, i, PyUnicode_FromString(packet_fields[i]));
+    for (int i = 0; i < P_N; i++) {
+        PyObject *name = PyUnicode_FromString(packet_fields[i]);
+        if (name == NULL) {
+            Py_DECREF(names);
+            Py_DECREF(m);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(names, i, name);
+    }
     if (PyModule_AddObject(m, "PACKET_FIELDS", names) < 0) {
         Py_DECREF(names);
         Py_DECREF(m);

@@ -29,8 +29,6 @@ This classifier reports which exemption applied (``detail``) or that none did.
 
 from __future__ import annotations
 
-import re
-
 from ..packet import TCP
 from .base import C2S, DONE, Classifier, Detection
 
@@ -47,14 +45,6 @@ def printable_count(payload: bytes) -> int:
 
 
 _PRINTABLE_SET = bytes(range(0x20, 0x7F))
-_PRINTABLE_RUN = re.compile(rb"[\x20-\x7e]+")
-
-
-def longest_printable_run(payload: bytes) -> int:
-    runs = _PRINTABLE_RUN.findall(payload)
-    return max((len(r) for r in runs), default=0)
-
-
 # Every byte as "p" (printable) or "." (not): a run of n printable bytes is
 # then a substring search for "p" * n, both in C.
 _MARK = bytes(0x70 if 0x20 <= i <= 0x7E else 0x2E for i in range(256))
@@ -62,8 +52,8 @@ _MARK = bytes(0x70 if 0x20 <= i <= 0x7E else 0x2E for i in range(256))
 
 def has_printable_run_longer_than(payload: bytes, n: int) -> bool:
     """Whether some run of printable bytes is longer than *n*, without
-    listing the runs (``longest_printable_run`` makes a bytes object per
-    run: hundreds for the random-looking packets this classifier mostly sees)."""
+    listing the runs (a regex's findall makes a bytes object per run:
+    hundreds for the random-looking packets this classifier mostly sees)."""
     return b"p" * (n + 1) in payload.translate(_MARK)
 
 

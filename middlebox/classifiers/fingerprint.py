@@ -34,9 +34,14 @@ def is_grease(value: int) -> bool:
     return value in GREASE
 
 
+def _ja3_fields(hello: dict) -> tuple:
+    """What JA3 is made of, as hashable values (the cache key below)."""
+    return (hello["version"], tuple(hello["ciphers"]), tuple(hello["extensions"]),
+            tuple(hello.get("groups", [])), tuple(hello.get("point_formats", [])))
+
+
 def ja3_string(hello: dict) -> str:
-    return _ja3_text(hello["version"], tuple(hello["ciphers"]), tuple(hello["extensions"]),
-                     tuple(hello.get("groups", [])), tuple(hello.get("point_formats", [])))
+    return _ja3_text(*_ja3_fields(hello))
 
 
 def _ja3_text(version: int, ciphers: tuple, extensions: tuple, groups: tuple, point_formats: tuple) -> str:
@@ -56,8 +61,7 @@ def _ja3(version: int, ciphers: tuple, extensions: tuple, groups: tuple, point_f
 
 
 def ja3(hello: dict) -> str:
-    return _ja3(hello["version"], tuple(hello["ciphers"]), tuple(hello["extensions"]),
-                tuple(hello.get("groups", [])), tuple(hello.get("point_formats", [])))
+    return _ja3(*_ja3_fields(hello))
 
 
 def _hash12(text: str) -> str:

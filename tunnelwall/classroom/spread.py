@@ -37,13 +37,12 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from tunnelwall.base.errors import TunnelwallError
-from tunnelwall.harness.cluster import _require_dask, security
+from tunnelwall.harness.cluster import WORKER_PYTHON, _require_dask, on_this_worker, security
 
 # What one classroom testbed costs, measured on this project's 2-core
 # machine (README, benchmarks/classroom.py, docs/cluster.md): 146 MB
@@ -53,14 +52,12 @@ from tunnelwall.harness.cluster import _require_dask, security
 # memory and lets two testbeds share a core (students mostly read and type).
 TESTBED_MB = 200
 TESTBEDS_PER_CORE = 2
-WORKER_PYTHON = "{worker-python}"
 
 
 @dataclass
 class Group:
     number: int
-    worker: str                      # the worker's name (its host name unless given)
-    address: str                     # the worker's address when the group started
+    worker: str                      # the worker's name (its host name unless given); tasks find it by name
     host: str                        # the machine students ssh to
     run: str = ""
     scope: str = ""
@@ -115,8 +112,7 @@ def worker_capacity() -> dict:
 
 def run_here(argv: list[str]) -> dict:
     """Run on a worker: a tunnelwall command by the worker's own interpreter."""
-    argv = [sys.executable if a == WORKER_PYTHON else a for a in argv]
-    res = subprocess.run(argv, capture_output=True, text=True)
+    res = subprocess.run(on_this_worker(argv), capture_output=True, text=True)
     return {"code": res.returncode, "stdout": res.stdout, "stderr": res.stderr[-2000:], "host": socket.gethostname()}
 
 
@@ -131,6 +127,17 @@ def _client(address: str, tls: str | None):
         raise TunnelwallError(f"cannot reach the cluster head at {address} ({err})") from None
 
 
+def _on(client, address: str, fn, *args):
+    """*fn(*args)* as a task on the worker at *address* only: a group's
+    testbed, and so its check and cleanup, live on one machine."""
+    return client.submit(fn, *args, workers=[address], allow_other_workers=False, pure=False)
+
+
+def _tunnelwall_on(client, address: str, *args: str):
+    """``tunnelwall ARGS`` on the worker at *address* (a task whose result is ``run_here``'s)."""
+    return _on(client, address, run_here, [WORKER_PYTHON, "-m", "tunnelwall", *args])
+
+
 def _result(fut, what: str):
     """A task's result; a task that failed (its worker died, its command
     could not run) is one line naming what it was for."""
@@ -138,6 +145,15 @@ def _result(fut, what: str):
         return fut.result()
     except Exception as err:     # noqa: BLE001 - Dask re-raises the task's own error, whatever it is
         raise TunnelwallError(f"{what}: {type(err).__name__}: {err}") from None
+
+
+def _command(fut) -> dict:
+    """A ``_tunnelwall_on`` task's result; a task that did not run to the
+    end (its worker died) reads as a failed command saying why."""
+    try:
+        return _result(fut, "the task failed")
+    except TunnelwallError as err:
+        return {"code": 1, "stdout": "", "stderr": str(err), "host": ""}
 
 
 def _workers(client) -> dict[str, str]:
@@ -180,24 +196,19 @@ def start_class(exercise: str, students: int, address: str, tls: str | None, see
         workers = _workers(client)
         if not workers:
             raise TunnelwallError(f"no worker is connected to {address}")
-        caps = {name: _result(client.submit(worker_capacity, workers=[addr], allow_other_workers=False, pure=False),
-                              f"asking worker {name} for its room")
+        caps = {name: _result(_on(client, addr, worker_capacity), f"asking worker {name} for its room")
                 for name, addr in workers.items()}
         names = place(caps, n_groups)
         say(f"[class] {students} students in {n_groups} groups of up to {per_group} on {len(set(names))} of "
             f"{len(workers)} workers")
-        argv = [WORKER_PYTHON, "-m", "tunnelwall", "exercise", "start", exercise, "--scope", "auto",
-                "--format", "json"] + (["--seed", str(seed)] if seed is not None else [])
-        futures = [client.submit(run_here, argv, workers=[workers[name]], allow_other_workers=False, pure=False)
-                   for name in names]
+        args = ["exercise", "start", exercise, "--scope", "auto", "--format", "json"] + \
+            (["--seed", str(seed)] if seed is not None else [])
+        futures = [_tunnelwall_on(client, workers[name], *args) for name in names]
         groups: list[Group] = []
         failures = []
         for i, (name, fut) in enumerate(zip(names, futures), start=1):
-            try:
-                out = _result(fut, f"starting group {i} on {name}")
-            except TunnelwallError as err:
-                out = {"code": 1, "stderr": str(err), "host": name}
-            g = Group(number=i, worker=name, address=workers[name], host=out["host"])
+            out = _command(fut)
+            g = Group(number=i, worker=name, host=out["host"] or name)
             groups.append(g)
             try:
                 doc = json.loads(out["stdout"]) if out["code"] == 0 else None
@@ -232,9 +243,8 @@ def overview(plan: ClassPlan) -> list[dict]:
             if addr is None:
                 futures[g.number] = None
                 continue
-            argv = [WORKER_PYTHON, "-m", "tunnelwall", "--run", g.run, "exercise", "check", plan.exercise,
-                    "--format", "json"]
-            futures[g.number] = client.submit(run_here, argv, workers=[addr], allow_other_workers=False, pure=False)
+            futures[g.number] = _tunnelwall_on(client, addr, "--run", g.run, "exercise", "check", plan.exercise,
+                                               "--format", "json")
         for g in plan.groups:
             fut = futures[g.number]
             results: dict[str, list[dict]] = {}
@@ -242,10 +252,7 @@ def overview(plan: ClassPlan) -> list[dict]:
             if fut is None:
                 note = f"worker {g.worker} is not connected"
             else:
-                try:
-                    out = _result(fut, f"checking group {g.number} on {g.worker}")
-                except TunnelwallError as err:
-                    out = {"stdout": "", "stderr": str(err)}
+                out = _command(fut)
                 try:
                     for o in json.loads(out["stdout"]):
                         results.setdefault(o["host"], []).append(o)
@@ -264,10 +271,12 @@ def way_in(g: Group, host: str) -> str:
     return f"ssh -t {g.host} tunnelwall --run {g.run} exec {host} -- bash"
 
 
-def live_view(g: Group, local_port: int) -> str:
-    """How the instructor reaches group *g*'s live view from their machine."""
+def live_view(g: Group) -> str:
+    """How the instructor reaches group *g*'s live view from their machine
+    (local port 8800 + the group's number, so every group has its own)."""
     if not g.api_port:
         return ""
+    local_port = 8800 + g.number
     return (f"ssh -N -L {local_port}:127.0.0.1:{g.api_port} {g.host}   then "
             f"http://127.0.0.1:{local_port}/?token=$(ssh {g.host} cat {g.token_file})")
 
@@ -285,7 +294,7 @@ def overview_html(plan: ClassPlan, rows: list[dict]) -> str:
              "<table><tr><th>group</th><th>worker</th><th>run</th><th>live view</th></tr>"]
     for g in plan.groups:
         parts.append(f"<tr><td>{g.number}</td><td>{esc(g.worker)}</td><td>{esc(g.run)}</td>"
-                     f"<td><code>{esc(live_view(g, 8800 + g.number))}</code></td></tr>")
+                     f"<td><code>{esc(live_view(g))}</code></td></tr>")
     parts.append("</table><table><tr><th>student</th><th>group</th><th>host</th><th>goal</th><th>result</th>"
                  "<th>detail</th><th>way in</th></tr>")
     groups = {g.number: g for g in plan.groups}
@@ -311,14 +320,9 @@ def stop_class(plan: ClassPlan, say=print) -> list[str]:
             if addr is None:
                 left.append(f"group {g.number}: worker {g.worker} is not connected (run {g.run} is still up there)")
                 continue
-            futures.append((g, client.submit(run_here, [WORKER_PYTHON, "-m", "tunnelwall", "cleanup", g.run],
-                                             workers=[addr], allow_other_workers=False, pure=False)))
+            futures.append((g, _tunnelwall_on(client, addr, "cleanup", g.run)))
         for g, fut in futures:
-            try:
-                out = _result(fut, f"stopping group {g.number} on {g.worker}")
-            except TunnelwallError as err:
-                left.append(str(err))
-                continue
+            out = _command(fut)
             if out["code"] != 0:
                 left.append(f"group {g.number} on {g.worker}: {out['stderr'].strip()[-200:]}")
             else:

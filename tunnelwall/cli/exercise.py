@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import textwrap
 
 from tunnelwall.cli.main import _print_table, verb
@@ -61,22 +60,19 @@ def cmd_exercise(args) -> int:
     return 0 if all(o.passed for o in outcomes) else 1
 
 
-def _progress(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 def _class(args) -> int:
     """A class over the workers of a cluster (classroom.spread)."""
     from pathlib import Path
 
     from tunnelwall.classroom import spread
+    from tunnelwall.harness.verify import progress
     path = Path(args.class_file or f"class-{args.name}.json")
     if args.action == "start":
         if not args.students:
             raise TunnelwallError("exercise start --cluster: say how many students (--students N)")
         if path.exists():
             raise TunnelwallError(f"{path}: a class file is already there (exercise stop --class-file {path} first)")
-        plan = spread.start_class(args.name, args.students, args.cluster, args.tls, args.seed, say=_progress)
+        plan = spread.start_class(args.name, args.students, args.cluster, args.tls, args.seed, say=progress)
         plan.save(path)
         rows = [{"student": st, "group": g.number, "worker": g.worker, "host": h, "way in": spread.way_in(g, h)}
                 for g in plan.groups for st, h in sorted(g.hosts.items())]
@@ -91,7 +87,7 @@ def _class(args) -> int:
         raise TunnelwallError(f"exercise {args.action}: not with --cluster (start, overview or stop)")
     plan = spread.ClassPlan.load(path)
     if args.action == "stop":
-        left = spread.stop_class(plan, say=_progress)
+        left = spread.stop_class(plan, say=progress)
         if left:
             raise TunnelwallError("not everything was stopped: " + "; ".join(left))
         path.unlink()
@@ -105,7 +101,7 @@ def _class(args) -> int:
         _print_table(rows, ["student", "group", "worker", "host", "goal", "result", "detail"])
         print(f"\n{sum(r['result'] == 'PASS' for r in rows)}/{len(rows)} goals passed")
         for g in plan.groups:
-            print(f"group {g.number} live view: {spread.live_view(g, 8800 + g.number)}")
+            print(f"group {g.number} live view: {spread.live_view(g)}")
     return 0
 
 

@@ -156,11 +156,15 @@ def _die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def on_this_worker(argv: list[str]) -> list[str]:
+    """*argv* with WORKER_PYTHON replaced by this worker's own interpreter
+    (its tunnelwall installation), for a task's child process."""
+    return [sys.executable if a == WORKER_PYTHON else a for a in argv]
+
+
 def run_chunk(argv: list[str]) -> dict:
-    """A task, run on a worker: one ``verify --cells ...`` child process,
-    by the worker's own interpreter (its tunnelwall installation)."""
-    argv = [sys.executable if a == WORKER_PYTHON else a for a in argv]
-    res = subprocess.run(argv, capture_output=True, text=True, preexec_fn=_die_with_parent)
+    """A task, run on a worker: one ``verify --cells ...`` child process."""
+    res = subprocess.run(on_this_worker(argv), capture_output=True, text=True, preexec_fn=_die_with_parent)
     try:
         doc = json.loads(res.stdout)
     except ValueError:
