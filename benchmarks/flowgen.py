@@ -34,45 +34,30 @@ import ssl
 import struct
 import sys
 import tempfile
-from array import array
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tunnelwall.base.quic import initial_packet  # noqa: E402
+from tunnelwall.middlebox.inject import ethernet, ip_header, l4_checksum  # noqa: E402
 from tunnelwall.middlebox.pcap import Writer  # noqa: E402
 
 KINDS = ("https", "http", "quic", "dns", "wireguard", "openvpn", "ssh", "shadowsocks")
 NAMES = ("www.example.org", "cdn.example.net", "mail.example.com", "news.example.org", "static.example.net",
          "api.example.com", "video.example.org", "shop.example.net")
 MSS = 1400
-MAC = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00"
-
-
-def _sum16(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\x00"
-    return sum(array("H", data))
-
-
-def _fold(total: int) -> int:
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
+# Every frame carries these two addresses, as on one link (the censor keys flows by IP).
+CLIENT_MAC, SERVER_MAC = b"\x02\x00\x00\x00\x00\x01", b"\x02\x00\x00\x00\x00\x02"
 
 
 def frame(src: bytes, dst: bytes, proto: int, l4: bytes) -> bytes:
     """Ethernet + IPv4 + *l4* (a TCP or UDP header and payload whose checksum
-    field is zero); fills in both checksums. Sums are taken in host order
-    over native 16-bit words, which gives the right bytes when packed back
-    the same way (RFC 1071's byte-order independence)."""
-    pseudo = src + dst + struct.pack(">BBH", 0, proto, len(l4))
-    csum = _fold(_sum16(pseudo) + _sum16(l4)) or 0xFFFF
+    field is zero), both checksums filled in: the censor's own builders of
+    the frames it injects (middlebox.inject)."""
     where = 16 if proto == 6 else 6
-    l4 = l4[:where] + array("H", [csum]).tobytes() + l4[where + 2:]
-    ip = bytearray(struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(l4), 0, 0x4000, 64, proto, 0, src, dst))
-    ip[10:12] = array("H", [_fold(_sum16(bytes(ip)))]).tobytes()
-    return MAC + bytes(ip) + l4
+    csum = l4_checksum(src, dst, proto, l4) or 0xFFFF       # a UDP checksum of 0 would mean "none"
+    l4 = l4[:where] + struct.pack("!H", csum) + l4[where + 2:]
+    return ethernet(SERVER_MAC, CLIENT_MAC, 4, ip_header(src, dst, proto, l4))
 
 
 def tcp(sport: int, dport: int, seq: int, ack: int, flags: int, payload: bytes = b"") -> bytes:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import struct
 import subprocess
 import sys
 import tempfile
@@ -36,8 +35,10 @@ from procinfo import status_mb  # noqa: E402
 
 
 def frames(flows: int):
-    """Four frames per TCP connection, distinct addresses per flow."""
-    eth = b"\x02\x00\x00\x00\x00\x01\x02\x00\x00\x00\x00\x02\x08\x00"
+    """Four frames per TCP connection, distinct addresses per flow (built
+    as the censor builds the segments it injects)."""
+    from tunnelwall.middlebox.inject import tcp_segment
+    client_mac, server_mac = b"\x02\x00\x00\x00\x00\x01", b"\x02\x00\x00\x00\x00\x02"
     request = b"GET / HTTP/1.1\r\nHost: example.org\r\n\r\n"
     for i in range(flows):
         c = bytes((10, (i >> 16) & 255, (i >> 8) & 255, i & 255))
@@ -46,9 +47,7 @@ def frames(flows: int):
         for src, dst, sp, dp, seq, ack, flags, payload in (
                 (c, s, cport, 80, isn, 0, 0x02, b""), (s, c, 80, cport, sisn, isn + 1, 0x12, b""),
                 (c, s, cport, 80, isn + 1, sisn + 1, 0x10, b""), (c, s, cport, 80, isn + 1, sisn + 1, 0x18, request)):
-            tcp = struct.pack(">HHIIBBHHH", sp, dp, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 0x50, flags, 65535, 0, 0)
-            ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 40 + len(payload), 0, 0, 64, 6, 0, src, dst)
-            yield eth + ip + tcp + payload
+            yield tcp_segment(server_mac, client_mac, src, dst, sp, dp, seq, ack, flags, payload, window=65535)
 
 
 def child(kind: str, flows: int, pcap: str | None) -> None:
