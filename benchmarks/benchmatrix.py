@@ -1,6 +1,7 @@
-"""The verify matrix the jobs and cluster benchmarks share: its options, its
+"""What the benchmarks share: running a tunnelwall command (``tw``), and
+the verify matrix of the jobs and cluster benchmarks (its options, its
 command-line arguments and how a run of it is timed, so both measure the
-same thing."""
+same thing)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def tw(*args: str) -> str:
+    """``tunnelwall ARGS`` from the repository; its output, or exit with its error."""
+    res = subprocess.run([sys.executable, "-m", "tunnelwall", *args], cwd=ROOT, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(f"tunnelwall {' '.join(args)} failed: {res.stderr.strip()}")
+    return res.stdout
 
 
 def add_options(ap: argparse.ArgumentParser) -> None:

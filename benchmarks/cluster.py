@@ -17,31 +17,17 @@ from __future__ import annotations
 
 import argparse
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import benchmatrix     # benchmarks/benchmatrix.py, beside this script
+from tunnelwall.harness.cluster import connected_workers
+from tunnelwall.runtime.censor import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 TW = [sys.executable, "-m", "tunnelwall"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def workers_connected(address: str) -> int:
-    from distributed import Client
-    try:
-        with Client(address, timeout="5s") as c:
-            return len(c.scheduler_info()["workers"])
-    except OSError:
-        return -1
 
 
 def with_cluster(n_workers: int, matrix: list[str], chunk: int) -> tuple[float, list]:
@@ -54,7 +40,7 @@ def with_cluster(n_workers: int, matrix: list[str], chunk: int) -> tuple[float, 
             daemons.append(subprocess.Popen(TW + ["cluster", "worker", address, "--name", f"w{i + 1}"], cwd=ROOT,
                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         deadline = time.monotonic() + 60
-        while workers_connected(address) != n_workers:
+        while connected_workers(address) != n_workers:
             if time.monotonic() > deadline:
                 raise SystemExit("workers did not connect")
             time.sleep(0.2)

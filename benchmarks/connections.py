@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from procinfo import cpu_of, run_processes  # noqa: E402
+from benchmatrix import tw  # noqa: E402
 CLIENT = r"""
 import json, socket, sys, threading, time
 host, fetches, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -58,10 +59,6 @@ print(json.dumps({"rate": len(times) / wall, "p50_ms": q(0.5), "p99_ms": q(0.99)
 """
 
 
-def tw(*args) -> None:
-    res = subprocess.run([sys.executable, "-m", "tunnelwall", *args], cwd=ROOT, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise SystemExit(f"tunnelwall {' '.join(args)}: {res.stderr.strip()}")
 
 
 def measure(up_args: list[str], fetches: int, threads: int) -> dict:

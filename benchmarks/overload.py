@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+from benchmatrix import tw  # noqa: E402
 SENDER = r"""
 import socket, sys, time
 rate, seconds = float(sys.argv[2]), float(sys.argv[3])
@@ -39,11 +40,6 @@ print(n / seconds)
 """
 
 
-def tw(*args) -> str:
-    res = subprocess.run([sys.executable, "-m", "tunnelwall", *args], cwd=ROOT, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise SystemExit(f"tunnelwall {' '.join(args)}: {res.stderr.strip()}")
-    return res.stdout
 
 
 def load(api) -> dict:

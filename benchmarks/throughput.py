@@ -25,12 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from benchmatrix import tw  # noqa: E402
 
 
-def tw(*args: str) -> None:
-    res = subprocess.run([sys.executable, "-m", "tunnelwall", *args], cwd=ROOT, capture_output=True, text=True)
-    if res.returncode != 0:
-        raise SystemExit(f"tunnelwall {' '.join(args)} failed: {res.stderr.strip()}")
 
 
 def iperf(seconds: int) -> float:

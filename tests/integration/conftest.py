@@ -92,26 +92,11 @@ def in_node(node: str, command: str, timeout: float = 60) -> subprocess.Complete
 
 # -- a cluster head and workers on this machine (test_cluster, test_cluster_class) --
 
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def connected_workers(address: str) -> int | None:
-    """Workers connected to the head at *address* (None while it does not answer)."""
-    from distributed import Client
-    try:
-        with Client(address, timeout="5s") as c:
-            return len(c.scheduler_info()["workers"])
-    except OSError:
-        return None
-
-
 def start_cluster(workers: tuple[str, ...] = ("w1", "w2")) -> tuple[str, list[subprocess.Popen]]:
     """A head on a free port and named workers, all connected; returns the
     address and the daemons (head first) for stop_daemons."""
+    from tunnelwall.harness.cluster import connected_workers
+    from tunnelwall.runtime.censor import free_port
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     daemons = [subprocess.Popen(TUNNELWALL + ["cluster", "head", "--port", str(port)], cwd=ROOT,

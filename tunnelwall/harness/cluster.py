@@ -102,6 +102,18 @@ def make_certs(directory: str) -> list[Path]:
     return made
 
 
+def connected_workers(address: str, tls_dir: str | None = None) -> int | None:
+    """How many workers are connected to the head at *address* (None while
+    it does not answer)."""
+    _require_dask()
+    from distributed import Client
+    try:
+        with Client(address, security=security(tls_dir, "client"), timeout="5s") as client:
+            return len(client.scheduler_info()["workers"])
+    except OSError:
+        return None
+
+
 # -- the two daemons --------------------------------------------------------
 
 def head_argv(listen: str, port: int, tls_dir: str | None) -> list[str]:
