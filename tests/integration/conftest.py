@@ -1,6 +1,8 @@
 """Integration tests: real namespaces, Open vSwitch, os-ken, real tools. Root only."""
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -8,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tunnelwall.runtime.cleanup import existing_ifaces, existing_netns, labelled_bridges
-from tunnelwall.base.runstate import SCOPES, STATE_DIR, active_run
+from tunnelwall.runtime.cleanup import existing_ifaces, existing_netns, labelled_bridges, teardown
+from tunnelwall.base.runstate import SCOPES, STATE_DIR, active_run, all_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 TUNNELWALL = [sys.executable, "-m", "tunnelwall"]
@@ -92,9 +94,12 @@ def in_node(node: str, command: str, timeout: float = 60) -> subprocess.Complete
 
 # -- a cluster head and workers on this machine (test_cluster, test_cluster_class) --
 
-def start_cluster(workers: tuple[str, ...] = ("w1", "w2")) -> tuple[str, list[subprocess.Popen]]:
-    """A head on a free port and named workers, all connected; returns the
-    address and the daemons (head first) for stop_daemons."""
+@contextlib.contextmanager
+def local_cluster(workers: tuple[str, ...] = ("w1", "w2")):
+    """A head on a free port and named workers, all connected; yields the
+    address and the daemons (head first). Afterwards every daemon is
+    stopped (the last started first; SIGKILL after 20 s) and any testbed
+    they left is torn down."""
     from tunnelwall.harness.cluster import connected_workers
     from tunnelwall.runtime.censor import free_port
     port = free_port()
@@ -107,20 +112,15 @@ def start_cluster(workers: tuple[str, ...] = ("w1", "w2")) -> tuple[str, list[su
                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                             start_new_session=True))
         wait_for(lambda: connected_workers(address) == len(workers), 60, f"{len(workers)} workers connected")
-    except BaseException:
-        stop_daemons(daemons)
-        raise
-    return address, daemons
-
-
-def stop_daemons(daemons: list[subprocess.Popen]) -> None:
-    """SIGTERM each daemon still running, the last started first; SIGKILL after 20 s."""
-    import signal
-    for d in reversed(daemons):
-        if d.poll() is None:
-            d.send_signal(signal.SIGTERM)
-            try:
-                d.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                d.kill()
-                d.wait()
+        yield address, daemons
+    finally:
+        for d in reversed(daemons):
+            if d.poll() is None:
+                d.send_signal(signal.SIGTERM)
+                try:
+                    d.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    d.kill()
+                    d.wait()
+        for state in all_runs():
+            teardown(state)

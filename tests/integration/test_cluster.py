@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from tunnelwall.base.runstate import all_runs
-from tunnelwall.runtime.cleanup import teardown
 
-from conftest import ROOT, assert_nothing_left, start_cluster, stop_daemons, wait_for
+from conftest import ROOT, assert_nothing_left, local_cluster, wait_for
 
 pytest.importorskip("distributed")
 TW = [sys.executable, "-m", "tunnelwall"]
@@ -37,8 +36,7 @@ def children_with(pid: int, needle: str) -> list[int]:
 
 
 def test_cluster_survives_a_worker_killed_mid_run():
-    address, daemons = start_cluster()
-    try:
+    with local_cluster(("w1", "w2")) as (address, daemons):
         workers = daemons[1:]
         run = subprocess.Popen(TW + ["verify", "--cluster", address, "--profile", "gfw-2025,log-only",
                                      "--tools", "https,wireguard,openvpn-udp", "--trials", "2", "--bytes", "200000",
@@ -64,9 +62,5 @@ def test_cluster_survives_a_worker_killed_mid_run():
         assert "w2 ran" in err
         # The killed worker's task child tore its testbed down (SIGTERM on its parent's death).
         wait_for(lambda: not all_runs(), 60, "every testbed of the cluster torn down")
-    finally:
-        stop_daemons(daemons)
-        for state in all_runs():
-            teardown(state)
     assert_nothing_left()
 

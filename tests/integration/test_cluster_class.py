@@ -9,19 +9,17 @@ import json
 import pytest
 
 from tunnelwall.base.runstate import all_runs
-from tunnelwall.runtime.cleanup import teardown
 
-from conftest import assert_nothing_left, start_cluster, stop_daemons, tw
+from conftest import assert_nothing_left, local_cluster, tw
 
 pytest.importorskip("distributed")
 
 
 def test_a_class_of_15_spread_over_two_workers(tmp_path):
     class_file = tmp_path / "class.json"
-    address, daemons = start_cluster(("w1", "w2"))
-    try:
+    with local_cluster(("w1", "w2")) as (address, _daemons):
         res = tw("exercise", "start", "find-blocked", "--students", "15", "--cluster", address,
-                     "--class-file", str(class_file), "--format", "json", timeout=600)
+                 "--class-file", str(class_file), "--format", "json", timeout=600)
         rows = json.loads(res.stdout)["students"]
         assert [r["student"] for r in rows] == [f"s{i:03d}" for i in range(1, 16)]
         assert {r["worker"] for r in rows} == {"w1", "w2"}                    # one group on each
@@ -38,7 +36,7 @@ def test_a_class_of_15_spread_over_two_workers(tmp_path):
         tw("--run", runs[1], "exercise", "solve", "find-blocked")
         html = tmp_path / "overview.html"
         res = tw("exercise", "overview", "find-blocked", "--class-file", str(class_file), "--format", "json",
-                     "--html", str(html))
+                 "--html", str(html))
         after = {r["student"]: r for r in json.loads(res.stdout)}
         assert all(after[f"s{i:03d}"]["result"] == "PASS" for i in range(1, 11))
         assert all(after[f"s{i:03d}"]["result"] == "FAIL" for i in range(11, 16))
@@ -48,8 +46,4 @@ def test_a_class_of_15_spread_over_two_workers(tmp_path):
 
         tw("exercise", "stop", "find-blocked", "--class-file", str(class_file))
         assert not all_runs() and not class_file.exists()
-    finally:
-        stop_daemons(daemons)
-        for state in all_runs():
-            teardown(state)
     assert_nothing_left()
