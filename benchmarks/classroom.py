@@ -20,7 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from procinfo import cpu_of, mem_available_mb, run_processes, status_mb  # noqa: E402
+from procinfo import cpu_of, run_processes, status_mb  # noqa: E402
+from tunnelwall.base.procs import mem_available_mb  # noqa: E402
 
 
 def cpu_share(processes: dict[str, list[int]], seconds: float, work=None) -> dict[str, float]:

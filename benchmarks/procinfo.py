@@ -1,7 +1,7 @@
-"""What the benchmarks read from /proc: a process's memory and CPU, the
-machine's free memory, and which processes a run's work lands on (the
-userspace switch and the run's daemons). One reader, shared by
-classify.py, memory.py, classroom.py and connections.py."""
+"""What the benchmarks read from /proc: a process's memory and CPU, and
+which processes a run's work lands on (the userspace switch and the run's
+daemons). One reader, shared by classify.py, memory.py, classroom.py and
+connections.py; the machine's free memory is tunnelwall.base.procs's."""
 
 from __future__ import annotations
 
@@ -21,13 +21,6 @@ def status_mb(field: str, pid: int | str = "self") -> float:
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return 0.0
-
-
-def mem_available_mb() -> float:
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemAvailable:"):
-            return int(line.split()[1]) / 1024
     return 0.0
 
 

@@ -5,10 +5,11 @@ The live censor and this share one engine and one fast path
 decided flow's packet is never copied. When the C walk
 (``middlebox/_fastpath.c``) is built, it takes the packets of decided flows
 in runs, doing what ``Engine.fast`` does for them, and hands every other
-record to the engine; without it the same loop runs in Python. Every flow is reported, including
-those the engine let go of (idle, table full, or replaced by a new
-connection on the same 5-tuple), with packet and byte counts for the whole
-flow. ``on_flow`` streams each flow's report as soon as the engine is done
+record to the engine; without it the same loop runs in Python.
+
+Every flow is reported, including those the engine let go of (idle, table
+full, or replaced by a new connection on the same 5-tuple), with packet and
+byte counts for the whole flow. ``on_flow`` streams each flow's report as soon as the engine is done
 with it, so a caller that does not keep them needs memory only for the flows
 alive at once.
 """

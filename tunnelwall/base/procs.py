@@ -26,6 +26,14 @@ def _stat(pid: int | str) -> list[str] | None:
     return stat.rsplit(")", 1)[1].split()
 
 
+def mem_available_mb() -> float:
+    """The machine's available memory (MemAvailable), in MB."""
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def starttime(pid: int) -> int | None:
     """Start time of PID in clock ticks since boot, or None if it is gone."""
     rest = _stat(pid)

@@ -94,11 +94,9 @@ class ClassPlan:
 
 def worker_capacity() -> dict:
     """Run on a worker: how many more testbeds this machine can hold."""
+    from tunnelwall.base.procs import mem_available_mb
     from tunnelwall.base.runstate import SCOPES, all_runs
-    mem_mb = 0
-    for line in open("/proc/meminfo"):
-        if line.startswith("MemAvailable:"):
-            mem_mb = int(line.split()[1]) // 1024
+    mem_mb = int(mem_available_mb())
     cores = len(os.sched_getaffinity(0))
     runs = all_runs()
     used = {r.scope for r in runs}
