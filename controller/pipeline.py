@@ -30,6 +30,8 @@ Cookies tell our rule kinds apart so they can be replaced selectively.
 
 from __future__ import annotations
 
+from tunnelwall.base.policer import burst_kbit
+
 COOKIE_PIPELINE = 0x7477_0001
 COOKIE_VERDICT = 0x7477_0002
 COOKIE_RESIDUAL = 0x7477_0003
@@ -180,15 +182,11 @@ def residual_flow(dp, block: dict, seconds_left: float | None):
                              instructions=[])
 
 
-METER_BURST_SECONDS = 0.5
-
-
 def meter(dp, meter_id: int, rate_kbit: int):
-    """A policer: packets above *rate_kbit* are dropped. The bucket holds half
-    a second of traffic (at least a few full-size packets): with a bucket of
-    one packet TCP collapsed to about 49 kbit/s under a 130 kbit/s meter here,
-    while under Russia's throttler people measured 130-150 kbit/s."""
+    """A policer: packets above *rate_kbit* are dropped, from a bucket of
+    :func:`tunnelwall.base.policer.burst_kbit` (the inline middlebox
+    polices with the same bucket until this meter's rule is in place)."""
     ofp, parser = dp.ofproto, dp.ofproto_parser
-    burst = max(64, int(rate_kbit * METER_BURST_SECONDS))
+    burst = burst_kbit(rate_kbit)
     return parser.OFPMeterMod(dp, command=ofp.OFPMC_ADD, flags=ofp.OFPMF_KBPS | ofp.OFPMF_BURST, meter_id=meter_id,
                               bands=[parser.OFPMeterBandDrop(rate=rate_kbit, burst_size=burst)])

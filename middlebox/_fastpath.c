@@ -33,9 +33,11 @@
 #define SLOT(o, off) (*(PyObject **)((char *)(o) + (off)))
 
 /* The Flow fields the walk reads and writes, and their slot offsets (found by setup). */
-enum {F_DONE, F_PACKETS, F_BYTES, F_LAST_TS, F_C2S, F_S2C, F_BLOCKING, F_FREEZE, F_N};
+enum {F_DONE, F_PACKETS, F_BYTES, F_LAST_TS, F_C2S, F_S2C, F_BLOCKING, F_FREEZE, F_C2S_DATA, F_S2C_DATA,
+      F_STATES, F_FINS, F_CLOSED, F_N};
 static const char *flow_fields[F_N] = {"done", "packets", "bytes", "last_ts", "c2s_packets", "s2c_packets",
-                                       "blocking", "freeze_at"};
+                                       "blocking", "freeze_at", "c2s_data", "s2c_data", "states", "fins",
+                                       "closed"};
 static Py_ssize_t f_off[F_N];
 static int flow_ready = 0;
 
@@ -95,6 +97,18 @@ static int add_to(PyObject *flow, Py_ssize_t off, long by)
     return 0;
 }
 
+/* An int slot's value into *out; -1 on error. */
+static int int_of(PyObject *flow, Py_ssize_t off, long *out)
+{
+    PyObject *v = SLOT(flow, off);
+    if (v == NULL || !PyLong_Check(v)) {
+        PyErr_SetString(PyExc_TypeError, "_fastpath: a flow counter is not an int");
+        return -1;
+    }
+    *out = PyLong_AsLong(v);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
 static inline uint32_t u32(const unsigned char *p, int big)
 {
     return big ? ((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3])
@@ -102,15 +116,28 @@ static inline uint32_t u32(const unsigned char *p, int big)
 }
 
 /*
- * walk(flows, data, offset, big_endian, tick, expiry_at) -> (offset, packets, blocked, fast)
+ * walk(flows, data, offset, big_endian, tick, expiry_at, quiet_data=0, quiet_packets=0, limit=max)
+ *     -> (offset, packets, blocked, fast)
  *
  * Walks pcap records (Ethernet link type) from *offset*, taking every
  * packet Engine.fast would take without side effects beyond counting.
+ * Two more kinds of TCP segment are only counters to the engine's slow
+ * path too, and are taken here:
+ *
+ * - a FIN or RST (no SYN) of a decided flow: counted, then the flow's
+ *   lifecycle (Engine._lifecycle: a RST closes it, FINs from both ends do);
+ * - a segment with no payload and no SYN/FIN/RST (a plain ACK) of an
+ *   undecided flow, when *quiet_data* > 0 (Engine.quiet_acks: the TCP
+ *   model accepts every segment, so no check can reject it), the flow still
+ *   has classifiers, fewer than *quiet_data* data packets and, counting
+ *   this one, fewer than *quiet_packets* packets (so Engine._spent would
+ *   not end its inspection). Such a segment reaches no classifier.
  * Returns the offset of the first record it leaves to Python (or of the
  * end / a truncated last record), how many packets it took, and how many
  * of those belonged to blocked flows, and whether Engine.fast takes the
- * record it stopped at (1: an expiry deadline or a freeze count) or it
- * needs the slow path (0), so Python does not look at it twice.
+ * record it stopped at (1: an expiry deadline, a freeze count, or the
+ * first record at or past *limit*, where the caller lets go of the pages
+ * read) or it needs the slow path (0), so Python does not look at it twice.
  */
 static PyObject *walk(PyObject *self, PyObject *args)
 {
@@ -118,7 +145,10 @@ static PyObject *walk(PyObject *self, PyObject *args)
     Py_ssize_t offset;
     int big;
     double tick, expiry_at;
-    if (!PyArg_ParseTuple(args, "O!Onpdd", &PyDict_Type, &flows, &data, &offset, &big, &tick, &expiry_at))
+    long quiet_data = 0, quiet_packets = 0;
+    Py_ssize_t limit = PY_SSIZE_T_MAX;
+    if (!PyArg_ParseTuple(args, "O!Onpdd|lln", &PyDict_Type, &flows, &data, &offset, &big, &tick, &expiry_at,
+                          &quiet_data, &quiet_packets, &limit))
         return NULL;
     if (!flow_ready) {
         PyErr_SetString(PyExc_RuntimeError, "_fastpath.setup(Flow) was not called");
@@ -139,14 +169,15 @@ static PyObject *walk(PyObject *self, PyObject *args)
         if (stop > end)
             break;                                           /* truncated: Python ends there */
         double ts = (double)u32(h, big) + (double)u32(h + 4, big) * tick;
-        if (ts >= expiry_at) {
+        if (ts >= expiry_at || offset >= limit) {
             python_fast = 1;                                 /* Python expires idle flows first */
             break;
         }
         const unsigned char *p = buf + s;
         Py_ssize_t len = stop - s, l4, keylen;
         long size;
-        int proto;
+        int proto, flags = 0;
+        Py_ssize_t ip_end;                                   /* where the parser ends the IP packet */
         if (len >= 38 && p[12] == 0x08 && p[13] == 0x00) {
             if (p[14] != 0x45 || (p[20] & 0x3F) || p[21])
                 break;                                       /* options or a fragment */
@@ -154,6 +185,7 @@ static PyObject *walk(PyObject *self, PyObject *args)
             memcpy(key + 1, p + 26, 12);
             keylen = 13;
             size = ((long)p[16] << 8 | p[17]) - 20;
+            ip_end = 14 + size + 20 < len ? 14 + size + 20 : len;
             proto = p[23];
             l4 = 34;
         } else if (len >= 58 && p[12] == 0x86 && p[13] == 0xdd) {
@@ -163,15 +195,26 @@ static PyObject *walk(PyObject *self, PyObject *args)
             memcpy(key + 1, p + 22, 36);
             keylen = 37;
             size = (long)p[18] << 8 | p[19];
+            ip_end = size == 0 ? len : (54 + size < len ? 54 + size : len);
             proto = p[20];
             l4 = 54;
         } else {
             break;
         }
+        Py_ssize_t captured = 0;                             /* the TCP payload as the slow path sees it */
+        int whole_header = 0;                                /* one the parser takes as it is */
         if (proto == 6) {
-            if (len - l4 < 14 || (p[l4 + 13] & 0x07))        /* FIN, SYN, RST: the flow's lifecycle */
+            if (len - l4 < 14 || (p[l4 + 13] & 0x02))        /* SYN: a new connection, or a TCB turnaround */
                 break;
-            size -= (p[l4 + 12] >> 4) * 4;
+            flags = p[l4 + 13];
+            Py_ssize_t doff = (p[l4 + 12] >> 4) * 4;
+            size -= doff;
+            whole_header = doff >= 20 && l4 + doff <= ip_end;
+            if (flags & 0x05) {                              /* FIN, RST: only for decided flows, below */
+                if (!whole_header)
+                    break;
+                captured = ip_end - l4 - doff;
+            }
         } else {
             size -= 8;
         }
@@ -193,18 +236,34 @@ static PyObject *walk(PyObject *self, PyObject *args)
             break;
         }
         PyObject *flow = PyTuple_GET_ITEM(entry, 0);
-        if (SLOT(flow, f_off[F_DONE]) != Py_True)
-            break;
         long direction = PyLong_AsLong(PyTuple_GET_ITEM(entry, 1));
-        if (direction != 0) {
+        int done = SLOT(flow, f_off[F_DONE]) == Py_True;
+        if (!done) {
+            /* A plain ACK of a flow under inspection (see above), or Python. */
+            long data_packets, other, packets;
+            PyObject *states = SLOT(flow, f_off[F_STATES]);
+            if (proto != 6 || (flags & 0x05) || size != 0 || !whole_header || quiet_data <= 0
+                    || states == NULL || !PyDict_Check(states) || PyDict_GET_SIZE(states) == 0)
+                break;
+            if (int_of(flow, f_off[F_C2S_DATA], &data_packets) || int_of(flow, f_off[F_S2C_DATA], &other)
+                    || int_of(flow, f_off[F_PACKETS], &packets)) {
+                failed = 1;
+                break;
+            }
+            if (data_packets + other >= quiet_data || packets + 1 >= quiet_packets)
+                break;
+        } else if (flags & 0x05) {
+            size = captured;                                 /* the slow path counts the captured payload */
+        }
+        if (direction != 0 && size > 0) {
             PyObject *freeze = SLOT(flow, f_off[F_FREEZE]);
-            if (freeze != NULL && PyObject_IsTrue(freeze) && size > 0) {
-                python_fast = 1;                             /* counted towards a freeze: Python */
+            if (freeze != NULL && PyObject_IsTrue(freeze)) {
+                python_fast = (flags & 0x05) == 0;           /* counted towards a freeze: Python */
                 break;
             }
         }
         PyObject *when = PyFloat_FromDouble(ts);
-        if (when == NULL || add_to(flow, f_off[F_PACKETS], 1) || add_to(flow, f_off[F_BYTES], size > 0 ? size : 0)
+        if (when == NULL || add_to(flow, f_off[F_PACKETS], 1) || (size > 0 && add_to(flow, f_off[F_BYTES], size))
             || add_to(flow, direction == 0 ? f_off[F_C2S] : f_off[F_S2C], 1)) {
             Py_XDECREF(when);
             failed = 1;
@@ -213,7 +272,30 @@ static PyObject *walk(PyObject *self, PyObject *args)
         PyObject *old = SLOT(flow, f_off[F_LAST_TS]);
         SLOT(flow, f_off[F_LAST_TS]) = when;
         Py_XDECREF(old);
-        if (SLOT(flow, f_off[F_BLOCKING]) == Py_True)
+        if (flags & 0x04) {                                  /* RST: closed */
+            old = SLOT(flow, f_off[F_CLOSED]);
+            SLOT(flow, f_off[F_CLOSED]) = Py_NewRef(Py_True);
+            Py_XDECREF(old);
+        } else if (flags & 0x01) {                           /* FIN: closed once both ends sent one */
+            long fins;
+            if (int_of(flow, f_off[F_FINS], &fins)) {
+                failed = 1;
+                break;
+            }
+            fins |= direction == 0 ? 1 : 2;
+            PyObject *value = PyLong_FromLong(fins);
+            if (value == NULL) {
+                failed = 1;
+                break;
+            }
+            old = SLOT(flow, f_off[F_FINS]);
+            SLOT(flow, f_off[F_FINS]) = value;
+            Py_XDECREF(old);
+            old = SLOT(flow, f_off[F_CLOSED]);
+            SLOT(flow, f_off[F_CLOSED]) = Py_NewRef(fins == 3 ? Py_True : Py_False);
+            Py_XDECREF(old);
+        }
+        if (done && SLOT(flow, f_off[F_BLOCKING]) == Py_True)
             blocked++;
         taken++;
         offset = stop;
@@ -378,7 +460,8 @@ fail:
 static PyMethodDef methods[] = {
     {"setup", setup, METH_O, "setup(Flow): find the flow class's slot offsets"},
     {"walk", walk, METH_VARARGS,
-     "walk(flows, data, offset, big_endian, tick, expiry_at) -> (offset, packets, blocked, fast)"},
+     "walk(flows, data, offset, big_endian, tick, expiry_at, quiet_data=0, quiet_packets=0, limit=max) -> "
+     "(offset, packets, blocked, fast)"},
     {"setup_packet", setup_packet, METH_O, "setup_packet(Packet): find the packet class's slot offsets"},
     {"parse", parse, METH_O, "parse(frame) -> Packet | None: the common Ethernet/IP/TCP|UDP frame, as "
                              "middlebox.packet.parse_ethernet makes it; None for anything else"},

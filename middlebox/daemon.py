@@ -40,6 +40,7 @@ import struct
 import sys
 import time
 
+from tunnelwall.base.policer import Bucket
 from tunnelwall.base.rawsock import SOL_PACKET, packet_socket
 
 from . import inject, profiles
@@ -105,7 +106,7 @@ class Middlebox:
         # the profile's overload policy decides: open forwards the frame
         # unexamined (inline), closed drops it. Counted and reported.
         self.port.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-        self.load = {"frames": 0, "shed": 0, "kernel_drops": 0, "errors": 0, "max_lag_ms": 0.0}
+        self.load = {"frames": 0, "shed": 0, "kernel_drops": 0, "errors": 0, "max_lag_ms": 0.0, "policed": 0}
         self.window_lag = 0.0
         self.next_load = time.monotonic() + LOAD_EVERY
         self.sel = selectors.DefaultSelector()
@@ -116,6 +117,9 @@ class Middlebox:
         self.next_attempt = 0.0
         self.errors = 0
         self.resets_sent: collections.OrderedDict = collections.OrderedDict()   # flow key -> RST rounds (bounded)
+        # Throttled flows' frames until the switch's meter takes them over:
+        # (flow key, from the client) -> its bucket (bounded).
+        self.buckets: collections.OrderedDict = collections.OrderedDict()
         self._attach(connect_controller(config["socket"]))
         print(f"middlebox: profile {self.profile.name}, {config['placement']} on {config['iface']}", flush=True)
 
@@ -258,7 +262,25 @@ class Middlebox:
             for piece in fragments if flow is not None and not flow.blocking else ():
                 self.port.send(piece)
         elif self.inline and not (flow is not None and flow.blocking):
+            if flow is not None and flow.done and flow.verdict.action == "throttle" and flow.verdict.rate_kbit \
+                    and not self.within_rate(flow, frame, now):
+                self.load["policed"] += 1
+                return
             self.port.send(frame)
+
+    def within_rate(self, flow, frame: bytes, now: float) -> bool:
+        """A throttled flow's frame that still reached the middlebox (its
+        meter's rule is not on the switch yet) passes only within the rule's
+        rate, per direction, as the meter would let it (base.policer)."""
+        at = 18 if frame[12:14] == b"\x81\x00" else 14        # a VLAN tag moves the IP header
+        src = frame[at + 12:at + 16] if len(flow.client) == 4 else frame[at + 8:at + 24]
+        key = (flow.key, src == flow.client)
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            bucket = self.buckets[key] = Bucket(flow.verdict.rate_kbit, now)
+            if len(self.buckets) > 10_000:
+                self.buckets.popitem(last=False)
+        return bucket.take(len(frame), now)
 
     def reset_again(self, flow, frame: bytes) -> None:
         """A packet of a flow already reset reached the censor (tap: the copy of

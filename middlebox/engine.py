@@ -114,6 +114,12 @@ class Engine:
         self.residual: dict[tuple[int, bytes, bytes, int], tuple[float, Rule, str]] = {}
         self.pending: list[Verdict] = []
         self.tcp = profile.tcp
+        # A plain ACK of a flow under inspection only counts unless the TCP
+        # model may refuse it; offline, the C walk then takes it while the
+        # flow has fewer data packets and packets than these (see _spent).
+        model = profile.tcp
+        refuses = model.check_md5 or model.check_checksum or model.check_ack
+        self.quiet_acks = (0, 0) if refuses else (profile.inspect_packets, PACKETS_PER_DATA * profile.inspect_packets)
         self.max_flows = profile.flows.max
         self.idle = profile.flows.idle_timeout
         self.defrag = Defragmenter()

@@ -241,3 +241,84 @@ def test_letting_go_of_read_pages_changes_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(offline, "_let_go", counting)
     assert outcome(path, "gfw") == whole
     assert len(calls) > 5
+
+
+def _handshake_then_acks(acks: int) -> list[tuple[float, bytes]]:
+    """A TCP connection that shakes hands and then only acknowledges: no
+    data, so the censor never decides it and every ACK meets a flow under
+    inspection."""
+    c, s, ts = "10.0.0.21", "198.18.0.10", 1_700_000_000.0
+    out = [ipv4(c, s, 6, tcp(40021, 443, 100, 0, 0x02)), ipv4(s, c, 6, tcp(443, 40021, 900, 101, 0x12))]
+    out += [ipv4(c, s, 6, tcp(40021, 443, 101, 901, 0x10)) if i % 2 == 0
+            else ipv4(s, c, 6, tcp(443, 40021, 901, 101, 0x10)) for i in range(acks)]
+    return [(ts + i * 0.001, f) for i, f in enumerate(out)]
+
+
+@needs_c
+@pytest.mark.parametrize("refusing", [False, True])
+def test_plain_acks_of_flows_under_inspection_are_counted_in_c_unless_the_model_may_refuse_them(
+        tmp_path, monkeypatch, refusing):
+    """Plain ACKs of an undecided flow are only counters to the engine
+    (Engine.quiet_acks), so the walk takes them, until the flow's packet
+    budget would end its inspection; a TCP model that checks
+    acknowledgements may refuse a segment, and then the walk leaves every
+    one of them to Python. The flows are identical either way."""
+    import dataclasses
+    from tunnelwall.middlebox.engine import PACKETS_PER_DATA
+    profile = profiles.load("gfw")
+    if refusing:
+        profile = dataclasses.replace(profile, tcp=dataclasses.replace(profile.tcp, check_ack=True))
+    path = tmp_path / "acks.pcap"
+    frames = _handshake_then_acks(PACKETS_PER_DATA * profile.inspect_packets + 10)
+    write(path, frames)
+    real, taken = offline._fastpath, []
+
+    class Counting:
+        @staticmethod
+        def walk(*args):
+            out = real.walk(*args)
+            taken.append(out[1])
+            return out
+
+    def run():
+        result = classify_pcap(path, profile, seed=3)
+        return json.dumps([r.as_dict() for r in result.flows], sort_keys=True), result
+    monkeypatch.setattr(offline, "_fastpath", Counting)
+    accelerated, result = run()
+    # The SYN and SYN/ACK go to Python; the ACKs up to the budget to C
+    # (unless refused), the one that spends the budget to Python, which
+    # allows the flow, and the rest to C again as packets of a decided flow.
+    budget = PACKETS_PER_DATA * profile.inspect_packets
+    assert sum(taken) == (len(frames) - 3 if not refusing else len(frames) - budget)
+    (report,) = result.flows
+    assert report.flow.packets == len(frames) and report.flow.verdict.action == "allow"
+    assert report.flow.verdict.packet_index == budget
+    monkeypatch.setattr(offline, "_fastpath", None)
+    assert run()[0] == accelerated
+
+
+@needs_c
+def test_fins_and_rsts_of_decided_flows_close_them_in_c(tmp_path):
+    """A FIN from each end, or a RST, of a decided flow: the walk counts
+    them and closes the flow as Engine._lifecycle does (a new SYN on the
+    5-tuple then starts a new flow, checked by the identical-flows test)."""
+    from tunnelwall.middlebox.engine import Engine
+    from tunnelwall.middlebox.pcap import open_pcap
+    path = tmp_path / "fin.pcap"
+    frames = [f for _ts, f in _handshake_then_acks(0)]
+    c, s = "10.0.0.21", "198.18.0.10"
+    frames += [ipv4(c, s, 6, tcp(40021, 443, 101, 901, 0x18, b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n")),
+               ipv4(s, c, 6, tcp(443, 40021, 901, 137, 0x18, b"HTTP/1.1 200 OK\r\n\r\n"))]
+    write(path, [(1_700_000_000.0 + i * 0.001, f) for i, f in enumerate(frames)])
+    data, endian, tick, _ = open_pcap(path)
+    engine = Engine(profiles.load("gfw"))
+    offline._run_ethernet(engine, data, endian, tick)
+    (flow,) = engine.all_flows()
+    assert flow.done and not flow.closed
+    tail = [ipv4(c, s, 6, tcp(40021, 443, 137, 920, 0x11)), ipv4(s, c, 6, tcp(443, 40021, 920, 138, 0x11, b"bye"))]
+    write(path, [(1_700_000_001.0 + i * 0.001, f) for i, f in enumerate(tail)])
+    data, endian, tick, _ = open_pcap(path)
+    offset, taken, blocked, _fast = offline._fastpath.walk(engine.flows, data, 24, False, tick, float("inf"))
+    assert (taken, offset) == (2, len(data))
+    assert flow.closed and flow.fins == 3 and flow.packets == len(frames) + 2
+    assert flow.bytes == len(b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n") + 19 + 3     # the server's FIN carried 3
