@@ -141,22 +141,39 @@ def replicate(recording: Path, out: Path, packets: int = 98_000) -> int:
 
 
 def capture_for(kind: str, regenerate: bool) -> Path | None:
+    """The cached capture of *kind*, made first if missing or stale. Making
+    it runs in a child process: the peak RSS of every later child counts
+    from this process's size when it forked (Linux keeps ru_maxrss across
+    exec), and building a capture takes hundreds of MB."""
+    path = _capture_path(kind)
+    if path is not None and (regenerate or _stale(kind, path)):
+        subprocess.run([sys.executable, __file__, "--make", kind], check=True)
+    return path
+
+
+def _capture_path(kind: str) -> Path | None:
+    if kind == "tools":
+        return CACHE / "tools-x.pcap" if RECORDING.exists() else None
+    packets, flows = KINDS[kind]
+    return CACHE / f"{kind}-{packets}-{flows}.pcap"
+
+
+def _stale(kind: str, path: Path) -> bool:
+    source = RECORDING if kind == "tools" else ROOT / "benchmarks/flowgen.py"
+    return not path.exists() or path.stat().st_mtime < source.stat().st_mtime
+
+
+def make_capture(kind: str) -> None:
     CACHE.mkdir(parents=True, exist_ok=True)
     if kind == "tools":
-        if not RECORDING.exists():
-            return None
-        path = CACHE / "tools-x.pcap"
-        if regenerate or not path.exists() or path.stat().st_mtime < RECORDING.stat().st_mtime:
-            replicate(RECORDING, path)
-        return path
+        replicate(RECORDING, CACHE / "tools-x.pcap")
+        return
     from flowgen import generate
     packets, flows = KINDS[kind]
-    path = CACHE / f"{kind}-{packets}-{flows}.pcap"
-    if regenerate or not path.exists() or path.stat().st_mtime < Path(ROOT / "benchmarks/flowgen.py").stat().st_mtime:
-        t0 = time.perf_counter()
-        generate(path, packets, flows)
-        print(f"  generated {path} in {time.perf_counter() - t0:.0f}s", flush=True)
-    return path
+    path = _capture_path(kind)
+    t0 = time.perf_counter()
+    generate(path, packets, flows)
+    print(f"  generated {path} in {time.perf_counter() - t0:.0f}s", flush=True)
 
 
 def main() -> None:
@@ -166,7 +183,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--regenerate", action="store_true", help="rebuild the cached captures")
     ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--make", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.make:
+        make_capture(args.make)
+        return
     if args.child:
         child(args.child, args.profile)
         return
