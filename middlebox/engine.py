@@ -119,6 +119,7 @@ class Engine:
         # flow has fewer data packets and packets than these (see _spent).
         model = profile.tcp
         refuses = model.check_md5 or model.check_checksum or model.check_ack
+        self.accepts_all = not refuses                  # no segment check to run (_accepted)
         self.quiet_acks = (0, 0) if refuses else (profile.inspect_packets, PACKETS_PER_DATA * profile.inspect_packets)
         self.max_flows = profile.flows.max
         self.idle = profile.flows.idle_timeout
@@ -278,10 +279,11 @@ class Engine:
                               note="not inspected: the censor keeps state only for connections whose handshake it saw")
         else:
             self._count(flow, pkt, direction, ts)
-        self._lifecycle(flow, pkt, direction)
+        if flags & (RST | FIN):
+            self._lifecycle(flow, pkt, direction)
         if flow.done:
             return flow
-        if not self._accepted(flow, pkt, direction):
+        if not self.accepts_all and not self._accepted(flow, pkt, direction):
             self.stats["ignored_segments"] += 1
             return flow
         payload = pkt.payload
@@ -420,9 +422,9 @@ class Engine:
 
     def _classify(self, flow: Flow, pkt: Packet, view: StreamView | None, direction: int, ts: float,
                   streaming: bool) -> None:
-        finished = set()
+        finished = None                                   # made when a classifier finishes (most packets: none)
         for clf, state in flow.states.items():
-            if clf in finished:
+            if finished is not None and clf in finished:
                 continue
             if streaming and clf.reads_stream:
                 if view is None:
@@ -432,6 +434,8 @@ class Engine:
                 result = clf.update(state, flow, pkt, direction)
             if result is None:
                 continue
+            if finished is None:
+                finished = set()
             finished.add(clf)
             if result is DONE:
                 continue
@@ -443,8 +447,9 @@ class Engine:
                 # A positive identification rules out the other protocols;
                 # only classifiers that look inside tunnels go on (this packet too).
                 finished.update(other for other in flow.states if not other.sees_inside_tunnels)
-        for clf in finished:
-            flow.states.pop(clf, None)
+        if finished is not None:
+            for clf in finished:
+                flow.states.pop(clf, None)
 
     def _decide(self, flow: Flow, detection: Detection | None, clf, ts: float) -> None:
         if detection is not None:
