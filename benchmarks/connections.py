@@ -2,13 +2,17 @@
 """New TCP connections per second through the censor, against the same
 topology without it, side by side in one run (as root).
 
-    .venv/bin/python benchmarks/connections.py [--fetches 3000] [--threads 8] [--rounds 2]
+    .venv/bin/python benchmarks/connections.py [--fetches 3000] [--threads 8] [--rounds 2] [--size 200]
 
-c1 makes --fetches short HTTP requests to the web server (``GET /bytes/200``),
+c1 makes --fetches short HTTP requests to the web server (``GET /bytes/SIZE``),
 each on a new TCP connection, from --threads threads; the rate and the p50
 and p99 of each request's time (connect to last byte) are measured for the
 topology without a censor, with `gfw` inline, with `gfw` tap and with
-`log-only` inline. Goal (issue 17): with the censor >= 0.8 x without. Also
+`log-only` inline (allowed flows leave the middlebox at their verdict
+through the switch's connection tracker, ``flows.offload: conntrack``),
+and `gfw` with ``flows.offload: rules`` (a 5-tuple rule per allowed flow
+once it has sent 32 more packets). ``--size 100000`` makes the fetches
+long enough to get rules. Goal (issue 17): with the censor >= 0.8 x without. Also
 the CPU each process spent per connection (the switch, controller,
 middlebox, servers), which says where the censor's cost goes.
 """
@@ -28,7 +32,7 @@ from procinfo import cpu_of, run_processes  # noqa: E402
 from benchmatrix import tw  # noqa: E402
 CLIENT = r"""
 import json, socket, sys, threading, time
-host, fetches, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+host, fetches, threads, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 times, errors, lock = [], [0], threading.Lock()
 left = [fetches]
 def worker():
@@ -40,7 +44,7 @@ def worker():
         t0 = time.perf_counter()
         try:
             with socket.create_connection((host, 80), timeout=10) as s:
-                s.sendall(b"GET /bytes/200 HTTP/1.1\r\nHost: www.example.org\r\nConnection: close\r\n\r\n")
+                s.sendall(b"GET /bytes/%d HTTP/1.1\r\nHost: www.example.org\r\nConnection: close\r\n\r\n" % size)
                 while s.recv(65536):
                     pass
             with lock:
@@ -61,13 +65,13 @@ print(json.dumps({"rate": len(times) / wall, "p50_ms": q(0.5), "p99_ms": q(0.99)
 
 
 
-def measure(up_args: list[str], fetches: int, threads: int) -> dict:
+def measure(up_args: list[str], fetches: int, threads: int, size: int = 200) -> dict:
     tw("up", "isp", *up_args)
     try:
         processes = run_processes()
         before = cpu_of(processes)
         out = subprocess.run(["ip", "netns", "exec", "tw-c1", sys.executable, "-c", CLIENT, "198.18.0.10",
-                              str(fetches), str(threads)], capture_output=True, text=True, timeout=600)
+                              str(fetches), str(threads), str(size)], capture_output=True, text=True, timeout=600)
         result = json.loads(out.stdout)
         used = {name: sec - before[name] for name, sec in cpu_of(processes).items()}
         result["cpu_ms_per_connection"] = {name: round(sec * 1000 / fetches, 3) for name, sec in used.items()
@@ -82,16 +86,19 @@ def main() -> None:
     ap.add_argument("--fetches", type=int, default=3000)
     ap.add_argument("--threads", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--size", type=int, default=200, help="bytes each fetch downloads")
     args = ap.parse_args()
     cases = [("no censor", ["--no-censor"]), ("gfw inline", ["--profile", "gfw", "--placement", "inline"]),
              ("gfw tap", ["--profile", "gfw", "--placement", "tap"]),
-             ("log-only inline", ["--profile", "log-only", "--placement", "inline"])]
+             ("log-only inline", ["--profile", "log-only", "--placement", "inline"]),
+             ("gfw inline rules", ["--profile", "gfw", "--placement", "inline", "--set", "flows.offload=rules"]),
+             ("gfw tap rules", ["--profile", "gfw", "--placement", "tap", "--set", "flows.offload=rules"])]
     # Rounds alternate the cases, so a slow spell of this (shared, virtual)
     # machine hits them alike; each case's best round counts.
     results: dict[str, dict] = {}
     for _ in range(args.rounds):
         for name, extra in cases:
-            r = measure(extra, args.fetches, args.threads)
+            r = measure(extra, args.fetches, args.threads, args.size)
             if name not in results or r["rate"] > results[name]["rate"]:
                 results[name] = r
     base = results["no censor"]["rate"]

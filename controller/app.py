@@ -53,6 +53,7 @@ class TunnelwallController(app_manager.OSKenApp):
         self.next_meter = 1
         self.reinstalled = 0                         # verdicts put back after their rule expired
         self.offloaded = 0                           # allowed flows given their rule once they went on
+        self.generation = 1                          # conntrack offload: the mark of flows allowed under this profile
         self.middlebox_load: dict = {}               # the middlebox's last load report (overload policy)
         self.profile = self.config["profile"]
         self.middlebox = None                        # the channel's connection while it is up
@@ -104,7 +105,8 @@ class TunnelwallController(app_manager.OSKenApp):
         if dp is None:
             return
         dp.send_msg(pipeline.delete_cookie(dp, pipeline.COOKIE_PIPELINE))
-        for mod in pipeline.base_flows(dp, self.config, middlebox_up=self.middlebox is not None):
+        for mod in pipeline.base_flows(dp, self.config, middlebox_up=self.middlebox is not None,
+                                       generation=self.generation):
             dp.send_msg(mod)
 
     def install_verdict(self, verdict: dict) -> bool:
@@ -145,7 +147,8 @@ class TunnelwallController(app_manager.OSKenApp):
         record = {"time": now, "profile": self.profile, **{k: v for k, v in verdict.items() if k != "time"},
                   "installed": dp is not None and install}
         if not install:
-            record["offload"] = "deferred"
+            # Its rule comes later (rules), or the switch's tracker holds it (conntrack).
+            record["offload"] = "conntrack" if self.config.get("offload") == "conntrack" else "deferred"
         if "time" in verdict:
             # When the middlebox decided; later than "time" only for verdicts it
             # queued while this controller was away.
@@ -259,8 +262,12 @@ class TunnelwallController(app_manager.OSKenApp):
         self.profile = reply["profile"]
         dp = self.datapath
         if dp is not None:
-            # Flows decided under the old profile are inspected afresh.
+            # Flows decided under the old profile are inspected afresh: their
+            # rules go, and connections the tracker marked no longer match.
             dp.send_msg(pipeline.delete_cookie(dp, pipeline.COOKIE_VERDICT))
+        if self.config.get("offload") == "conntrack":
+            self.generation += 1
+            self.install_pipeline()
         self.note("profile reloaded", profile=self.profile)
         return reply
 

@@ -11,6 +11,17 @@ Table 0 (censor):
   prio 10    IPv4 and IPv6, tap           -> copy to middlebox + table 1
              IPv4 and IPv6, inline        -> middlebox only (it re-injects what passes)
   prio 0     anything else (ARP)          -> table 1
+With ``flows.offload: conntrack`` the switch's connection tracker (zone of
+the run) takes the place of allowed flows' rules:
+  prio 1001  in_port=middlebox, VLAN <bypass> -> pop the tag, commit the
+             connection with ct_mark=<generation>; inline -> table 1, tap -> dropped
+             (the middlebox tags the frames of flows it allowed)
+  prio 10    IPv4 and IPv6                -> ct lookup, then table 2
+Table 2 (conntrack only):
+  prio 10    ct_mark=<generation>, +trk-inv -> table 1 (allowed: the middlebox is done with it)
+  prio 0                                  -> what prio 10 does above (middlebox, or copy + table 1)
+The generation changes when a profile is reloaded, so connections allowed
+under the old profile are inspected afresh, as their rules are deleted.
 Table 1 (forwarding, static: every neighbour's MAC is known from the topology,
 so nothing is learned, and packets the middlebox injects with a spoofed
 source MAC cannot poison a MAC table):
@@ -37,7 +48,9 @@ COOKIE_VERDICT = 0x7477_0002
 COOKIE_RESIDUAL = 0x7477_0003
 COOKIE_MASK = 0xFFFF_FFFF
 
-TABLE_CENSOR, TABLE_FORWARD = 0, 1
+TABLE_CENSOR, TABLE_FORWARD, TABLE_TRACKED = 0, 1, 2
+NX_CT_COMMIT, NX_CT_NO_RECIRC = 1, 0xFF
+CT_INVALID, CT_TRACKED = 0x10, 0x20     # ct_state bits (Open vSwitch's +inv, +trk)
 PRIO_FROM_MIDDLEBOX, PRIO_RESIDUAL, PRIO_STEER, PRIO_VERDICT, PRIO_INSPECT = 1000, 200, 150, 100, 10
 IPV4, IPV6, TCP, UDP = 0x0800, 0x86DD, 6, 17
 VERDICT_IDLE_TIMEOUT = 60
@@ -73,10 +86,11 @@ def three_tuple(parser, proto: int, client: str, server: str, server_port: int):
     return parser.OFPMatch(**fields)
 
 
-def base_flows(dp, config: dict, middlebox_up: bool = True) -> list:
+def base_flows(dp, config: dict, middlebox_up: bool = True, generation: int = 1) -> list:
     """FlowMods of the static pipeline. While the middlebox is away, new IPv4
     flows are forwarded uninspected (profile ``fail: open``) or dropped
-    (``fail: closed``), whatever the placement."""
+    (``fail: closed``), whatever the placement. *generation* is the
+    connection tracker's mark of allowed flows (conntrack offload)."""
     ofp, parser = dp.ofproto, dp.ofproto_parser
     mbox = config["middlebox_port"]
     goto = parser.OFPInstructionGotoTable(TABLE_FORWARD)
@@ -100,8 +114,12 @@ def base_flows(dp, config: dict, middlebox_up: bool = True) -> list:
         inspect, fragments = [to_mbox], [to_mbox]
     else:
         inspect, fragments = [to_mbox, goto], [to_mbox]
+    # IP not caught above: to the middlebox, or first through the tracker
+    # (conntrack offload), whose marked connections skip it. SYNs and
+    # fragments (below) always go to the middlebox first.
+    ip = _track_allowed(dp, config, add, inspect, generation) if config.get("offload") == "conntrack" else inspect
     for eth_type in (IPV4, IPV6):
-        add(TABLE_CENSOR, PRIO_INSPECT, parser.OFPMatch(eth_type=eth_type), inspect)
+        add(TABLE_CENSOR, PRIO_INSPECT, parser.OFPMatch(eth_type=eth_type), ip)
         # Open vSwitch wants a field's prerequisites before it in the match,
         # which os-ken keeps only for an explicitly ordered match.
         add(TABLE_CENSOR, PRIO_STEER, parser.OFPMatch(_ordered_fields=[
@@ -122,6 +140,45 @@ def base_flows(dp, config: dict, middlebox_up: bool = True) -> list:
         [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, flood)])
     add(TABLE_FORWARD, 0, parser.OFPMatch(), [])
     return mods
+
+
+def _track_allowed(dp, config: dict, add, inspect: list, generation: int) -> list:
+    """The conntrack offload's rules (see the module's docstring); returns
+    what the inspect rules do instead of *inspect*: a lookup in the run's
+    zone that continues in table 2, where *inspect* is the default.
+
+    Why: an allowed flow's 5-tuple rules cost the controller an OpenFlow
+    round and the userspace switch a revalidation of its cached flows each,
+    so short allowed flows were left passing through the middlebox, which
+    then saw every packet of them. The connection tracker remembers a
+    connection from a single packet the middlebox tags, with no flow-table
+    change and no controller."""
+    ofp, parser = dp.ofproto, dp.ofproto_parser
+    zone, mbox = config["ct_zone"], config["middlebox_port"]
+    commit = [parser.OFPActionPopVlan(),
+              parser.NXActionCT(flags=NX_CT_COMMIT, zone_src="", zone_ofs_nbits=zone, recirc_table=NX_CT_NO_RECIRC,
+                                alg=0, actions=[parser.OFPActionSetField(ct_mark=generation)])]
+    then = [parser.OFPInstructionGotoTable(TABLE_FORWARD)] if config["placement"] == "inline" else []
+    for eth_type in (IPV4, IPV6):                      # the tracker takes IP only
+        add(TABLE_CENSOR, PRIO_FROM_MIDDLEBOX + 1,
+            parser.OFPMatch(in_port=mbox, vlan_vid=ofp.OFPVID_PRESENT | config["bypass_vlan"], eth_type=eth_type),
+            [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, commit)] + then)
+    # Table 2 cannot go back to table 1 (goto only moves forward): resubmit,
+    # after the inspect rule's own actions (one apply-actions instruction).
+    resubmit = parser.NXActionResubmitTable(table_id=TABLE_FORWARD)
+    # Only packets the tracker places in a marked connection: one it finds
+    # invalid (a new connection reusing the 5-tuple, segments far outside the
+    # window) goes to the middlebox, which decides on its own state.
+    add(TABLE_TRACKED, 10, parser.OFPMatch(ct_state=(CT_TRACKED, CT_TRACKED | CT_INVALID), ct_mark=generation),
+        [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, [resubmit])])
+    actions = [a for i in inspect if isinstance(i, parser.OFPInstructionActions) for a in i.actions]
+    if any(isinstance(i, parser.OFPInstructionGotoTable) for i in inspect):
+        actions.append(resubmit)
+    add(TABLE_TRACKED, 0, parser.OFPMatch(),
+        [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions)] if actions else [])
+    lookup = parser.NXActionCT(flags=0, zone_src="", zone_ofs_nbits=zone, recirc_table=TABLE_TRACKED, alg=0,
+                               actions=[])
+    return [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, [lookup])]
 
 
 def delete_cookie(dp, cookie: int, table: int | None = None):

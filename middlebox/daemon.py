@@ -51,6 +51,12 @@ RECONNECT_EVERY = 0.25           # seconds between attempts while the controller
 PENDING_MAX = 10_000             # verdicts kept for a controller that is away
 REANNOUNCE_EVERY = 1.0           # seconds between re-announcements of one flow's verdict
 DEFERRED = frozenset({"allow", "log"})   # verdicts whose rule waits for flows.offload_after packets
+# Verdicts that only need logging (an allowed flow whose rule is deferred
+# or left to the switch's tracker) go to the controller together, at most
+# this long after the first of them or this many at once: under many short
+# connections each one alone cost the controller a wake-up of its own.
+LOG_BATCH_SECONDS = 0.01
+LOG_BATCH_MAX = 32
 DRAIN_MAX = 64                   # frames read per wake-up before looking at the controller again
 RESETS_PER_FLOW = 8              # RST rounds per reset flow after the first (one per offending packet)
 LOAD_EVERY = 1.0                 # seconds between load reports to the controller
@@ -100,13 +106,19 @@ class Middlebox:
         warm_up(self.profile)
         self.engine = Engine(self.profile, seed=config.get("seed"))
         self.inline = config["placement"] == "inline"
+        # flows.offload: conntrack (fixed for the run, whatever profile is
+        # loaded later): frames of flows allowed go back tagged with this VLAN,
+        # and the switch's connection tracker lets the rest of the flow by.
+        self.bypass_vlan = config.get("bypass_vlan") if config.get("offload") == "conntrack" else None
+        self.bypass_tag = b"\x81\x00" + self.bypass_vlan.to_bytes(2, "big") if self.bypass_vlan else b""
         self.port = open_port(config["iface"])
         # Overload: each frame's wait in the receive queue (kernel timestamp
         # to now) says whether the middlebox keeps up. Past flows.max_lag_ms
         # the profile's overload policy decides: open forwards the frame
         # unexamined (inline), closed drops it. Counted and reported.
         self.port.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-        self.load = {"frames": 0, "shed": 0, "kernel_drops": 0, "errors": 0, "max_lag_ms": 0.0, "policed": 0}
+        self.load = {"frames": 0, "shed": 0, "kernel_drops": 0, "errors": 0, "max_lag_ms": 0.0, "policed": 0,
+                     "tagged": 0, "forged_tags": 0}
         self.window_lag = 0.0
         self.next_load = time.monotonic() + LOAD_EVERY
         self.sel = selectors.DefaultSelector()
@@ -117,6 +129,8 @@ class Middlebox:
         self.next_attempt = 0.0
         self.errors = 0
         self.resets_sent: collections.OrderedDict = collections.OrderedDict()   # flow key -> RST rounds (bounded)
+        self.batch: list[dict] = []                     # logged-only verdicts not sent yet
+        self.batch_due = 0.0
         # Throttled flows' frames until the switch's meter takes them over:
         # (flow key, from the client) -> its bucket (bounded).
         self.buckets: collections.OrderedDict = collections.OrderedDict()
@@ -153,7 +167,17 @@ class Middlebox:
             return
         self._attach(conn)
 
-    def send(self, msg: dict) -> None:
+    def send(self, msg: dict, batch: bool = False) -> None:
+        """A message to the controller, in order; *batch*: one that only needs
+        logging may wait for others (LOG_BATCH_SECONDS)."""
+        if batch and self.ctrl is not None:
+            if not self.batch:
+                self.batch_due = time.monotonic() + LOG_BATCH_SECONDS
+            self.batch.append(msg)
+            if len(self.batch) >= LOG_BATCH_MAX:
+                self.flush()
+            return
+        self.flush()
         if self.ctrl is None:
             self.pending.append(msg)
             return
@@ -163,18 +187,36 @@ class Middlebox:
             self._detach()
             self.pending.append(msg)
 
+    def flush(self) -> None:
+        """The batched verdicts, in one write."""
+        if not self.batch:
+            return
+        msgs, self.batch = self.batch, []
+        if self.ctrl is None:
+            self.pending.extend(msgs)
+            return
+        try:
+            self.ctrl.sendall("".join(json.dumps(m, default=str) + "\n" for m in msgs).encode())
+        except OSError:
+            self._detach()
+            self.pending.extend(msgs)
+
     def run(self) -> None:
         while True:
             now = time.monotonic()
             timeout = self.next_load - now
             if self.ctrl is None:
                 timeout = min(timeout, self.next_attempt - now)
+            if self.batch:
+                timeout = min(timeout, self.batch_due - now)
             for key, _ in self.sel.select(max(0.0, timeout)):
                 if key.data == "port":
                     self.drain_port()
                 elif self.ctrl is not None and not self.on_control():
                     self._detach()
             now = time.monotonic()
+            if self.batch and now >= self.batch_due:
+                self.flush()
             if now >= self.next_load:
                 self.report_load(now)
             if self.ctrl is None and now >= self.next_attempt:
@@ -246,7 +288,8 @@ class Middlebox:
             if not verdicts and flow is not None and flow.blocking and flow.verdict.action == "reset":
                 self.reset_again(flow, frame)
             if (not verdicts and flow is not None and flow.done and flow.verdict.action != "freeze"
-                    and flow.client_port and flow.server_port):      # only flows the switch can hold a rule for
+                    and flow.client_port and flow.server_port      # only flows the switch can hold a rule for
+                    and not self.bypassed(flow)):                  # (or its tracker holds: tagged below)
                 if flow.offload_at:
                     if flow.packets >= flow.offload_at:
                         flow.offload_at = 0
@@ -257,16 +300,38 @@ class Middlebox:
             self.errors += 1
             print(f"middlebox: error on a {len(frame)}-byte frame: {type(err).__name__}: {err}", flush=True)
             flow = None
+        if self.bypass_vlan and self.carries_tag(frame):
+            # A host's frame with our tag would have the switch let its flow
+            # by uninspected: inspected (above), never passed on.
+            self.load["forged_tags"] += 1
+            return
         if fragments is not None:
             # The switch sends every fragment here, whatever the placement.
             for piece in fragments if flow is not None and not flow.blocking else ():
-                self.port.send(piece)
-        elif self.inline and not (flow is not None and flow.blocking):
+                if not (self.bypass_vlan and self.carries_tag(piece)):
+                    self.port.send(piece)
+            return
+        if self.inline and not (flow is not None and flow.blocking):
             if flow is not None and flow.done and flow.verdict.action == "throttle" and flow.verdict.rate_kbit \
                     and not self.within_rate(flow, frame, now):
                 self.load["policed"] += 1
                 return
-            self.port.send(frame)
+            self.port.send(self.tagged(frame) if flow is not None and self.bypassed(flow) else frame)
+        elif flow is not None and self.bypassed(flow):
+            self.port.send(self.tagged(frame))     # tap: the switch marks the connection and drops the copy
+
+    def bypassed(self, flow) -> bool:
+        """Whether the switch's tracker should let the rest of this flow by
+        (conntrack offload): an allowed or logged flow with ports."""
+        return self.bypass_vlan is not None and flow.done and flow.verdict.action in DEFERRED and bool(
+            flow.client_port and flow.server_port)
+
+    def carries_tag(self, frame: bytes) -> bool:
+        return frame[12:14] == b"\x81\x00" and int.from_bytes(frame[14:16], "big") & 0xFFF == self.bypass_vlan
+
+    def tagged(self, frame: bytes) -> bytes:
+        self.load["tagged"] += 1
+        return frame[:12] + self.bypass_tag + frame[12:]
 
     def within_rate(self, flow, frame: bytes, now: float) -> bool:
         """A throttled flow's frame that still reached the middlebox (its
@@ -322,7 +387,9 @@ class Middlebox:
         if flow is not None:
             flow.announced = verdict.time
             after = self.profile.flows.offload_after
-            if after and verdict.action in DEFERRED and flow.client_port and flow.server_port:
+            if self.bypass_vlan and verdict.action in DEFERRED and flow.client_port and flow.server_port:
+                msg["install"] = False              # the switch's tracker holds it: no rule
+            elif after and verdict.action in DEFERRED and flow.client_port and flow.server_port:
                 # Logged now, put on the switch only if the flow goes on: a
                 # rule costs the controller and the switch more than passing a
                 # short connection's last packets on (benchmarks/connections.py).
@@ -333,7 +400,7 @@ class Middlebox:
             # The prober replays it (Alice et al. 2020).
             record["first_payload"] = flow.first_c2s_payload[:2048].hex()
         msg["verdict"] = record
-        self.send(msg)
+        self.send(msg, batch=msg.get("install") is False)
         if verdict.action == "allow":
             return
         print(f"middlebox: {verdict.flow} -> {verdict.action} ({verdict.rule}) at packet {verdict.packet_index}",

@@ -93,6 +93,9 @@ class ProbeSettings:
     timeout: float = 3.0        # seconds to wait for a reaction to each probe
 
 
+OFFLOADS = ("rules", "conntrack")
+
+
 @dataclass
 class FlowSettings:
     """The censor's flow table and how long its verdicts hold on the switch."""
@@ -107,6 +110,11 @@ class FlowSettings:
     offload_after: int = 32      # an allowed flow's rule goes on the switch once the flow has sent this
                                  # many packets after its verdict; until then the middlebox passes it on
                                  # (a short connection never costs a rule). 0: at the verdict
+    offload: str = "conntrack"   # how an allowed flow leaves the middlebox: "conntrack" (the switch's
+                                 # connection tracker marks the flow at its verdict: no rule, no
+                                 # controller) or "rules" (a 5-tuple rule per direction from the
+                                 # controller, after offload_after packets); docs/censor-model.md.
+                                 # Fixed for a run
 
 
 @dataclass
@@ -275,11 +283,16 @@ def _flows(path: str, data) -> FlowSettings:
     spec = data["flows"]
     out = FlowSettings()
     if not isinstance(spec, yamlsrc.Mapping):
-        raise _fail(path, data.line_of("flows"), "flows: expected a mapping (max, idle_timeout, rule_idle_timeout, max_lag_ms, offload_after)")
+        raise _fail(path, data.line_of("flows"), "flows: expected a mapping (max, idle_timeout, rule_idle_timeout, max_lag_ms, offload_after, offload)")
     for key, value in spec.items():
         line = spec.line_of(key)
         if key not in out.__dict__:
-            raise _fail(path, line, f"flows: unknown field '{key}' (max, idle_timeout, rule_idle_timeout, max_lag_ms, offload_after)")
+            raise _fail(path, line, f"flows: unknown field '{key}' (max, idle_timeout, rule_idle_timeout, max_lag_ms, offload_after, offload)")
+        if key == "offload":
+            if value not in OFFLOADS:
+                raise _fail(path, line, f"flows.offload: expected one of {', '.join(OFFLOADS)}")
+            out.offload = value
+            continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
                 or value < (0 if key in ("max_lag_ms", "offload_after") else 1e-9) \
                 or (key != "idle_timeout" and not isinstance(value, int)):

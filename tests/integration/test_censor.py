@@ -13,6 +13,7 @@ from tunnelwall.runtime.api import Api
 from tunnelwall.harness import spec
 from tunnelwall.harness.runner import BLOCKED, PASSED, run_tool
 from tunnelwall.base.runstate import active_run
+from tunnelwall.runtime.network import down
 
 
 @pytest.fixture
@@ -156,12 +157,14 @@ def _allow_rule(flows: str, port: int) -> bool:
     return any(f"tp_src={port}" in line and "goto_table" in line for line in flows.splitlines())
 
 
-@pytest.mark.parametrize("censored", [["isp", "--profile", "gfw-2025"]], indirect=True)
+@pytest.mark.parametrize("censored", [["isp", "--profile", "gfw-2025", "--set", "flows.offload=rules"]],
+                         indirect=True)
 def test_a_short_allowed_connection_costs_no_rule_and_a_long_one_gets_its_rule(censored):
-    """Issue 17: an allowed flow's verdict is logged at once, but its rule
-    goes on the switch only once the flow has sent flows.offload_after (32)
-    more packets: short connections pass through the middlebox and never
-    cost the controller and the switch a rule; long ones are offloaded."""
+    """Issue 17, flows.offload: rules: an allowed flow's verdict is logged at
+    once, but its rule goes on the switch only once the flow has sent
+    flows.offload_after (32) more packets: short connections pass through
+    the middlebox and never cost the controller and the switch a rule; long
+    ones are offloaded."""
     short = in_node("c1", "curl -s --local-port 41001 -o /dev/null -w '%{http_code}' http://198.18.0.10/bytes/200")
     assert short.stdout.strip() == "200"
     long_ = in_node("c1", "curl -s --local-port 41002 -o /dev/null -w '%{size_download}' "
@@ -177,11 +180,52 @@ def test_a_short_allowed_connection_costs_no_rule_and_a_long_one_gets_its_rule(c
     assert Api(censored).health()["offloaded_verdicts"] >= 1
 
 
-@pytest.mark.parametrize("censored", [["isp", "--profile", "gfw-2025", "--set", "flows.offload_after=0"]],
-                         indirect=True)
+@pytest.mark.parametrize("censored", [["isp", "--profile", "gfw-2025", "--set", "flows.offload=rules",
+                                       "--set", "flows.offload_after=0"]], indirect=True)
 def test_offload_after_zero_puts_every_allowed_flow_on_the_switch_at_its_verdict(censored):
     short = in_node("c1", "curl -s --local-port 41003 -o /dev/null -w '%{http_code}' http://198.18.0.10/bytes/200")
     assert short.stdout.strip() == "200"
     wait_for(lambda: _allow_rule(border_flows(), 41003), 10, "the short flow's allow rule")
     (v,) = [v for v in read_verdicts(censored.files["verdict_log"]) if v["flow"]["client_port"] == 41003]
     assert v["installed"] and "offload" not in v
+
+
+def _conntrack(zone: int) -> str:
+    return subprocess.run(["ovs-appctl", "dpctl/dump-conntrack", f"zone={zone}"], capture_output=True,
+                          text=True).stdout
+
+
+@pytest.mark.parametrize("placement", ["inline", "tap"])
+def test_conntrack_offload_lets_an_allowed_connection_by_at_its_verdict(placement):
+    """flows.offload: conntrack (the default; issue 17): at an allowed flow's verdict the
+    middlebox tags the frame, the switch's connection tracker marks the
+    connection (the run's zone), and the rest of the flow skips the
+    middlebox with no rule and no controller round. Blocking verdicts are
+    rules as before. A profile reload changes the mark; the run's zone is
+    flushed at teardown. (A host's frame that carries the tag itself is
+    never passed on: tests/unit/test_middlebox_daemon.py.)"""
+    tw("up", "minimal", "--profile", "gfw-2025", "--placement", placement, "--set", "flows.offload=conntrack")
+    state = active_run()
+    zone = state.files["ct_zone"]
+    try:
+        api = Api(state)
+        got = in_node("c1", "curl -s --local-port 41011 -o /dev/null -w '%{size_download}' "
+                            "http://10.0.0.20/bytes/3000000")
+        assert got.stdout.strip() == "3000000"
+        (v,) = wait_for(lambda: [v for v in read_verdicts(state.files["verdict_log"])
+                                 if v["flow"]["client_port"] == 41011] or None, 10, "the download's verdict")
+        assert v["action"] == "allow" and v["offload"] == "conntrack" and not v["installed"]
+        assert not _allow_rule(border_flows(), 41011)
+        tracked = [line for line in _conntrack(zone).splitlines() if "sport=41011" in line]
+        assert len(tracked) == 1 and "mark=1" in tracked[0], _conntrack(zone)
+        # About 3,000 frames went by; the middlebox saw the handshake and the request.
+        load = wait_for(lambda: (h := api.health()["middlebox_load"]).get("tagged") and h, 10, "a load report")
+        assert load["frames"] < 300, load
+        blocked = run_tool(state, spec.load("wireguard"))
+        assert blocked.outcome == BLOCKED and blocked.rule == "wireguard"
+        api.reload("log-only")
+        wait_for(lambda: "ct_mark=0x2" in border_flows(), 10, "the new generation's rule")
+    finally:
+        removed = down(state)
+    assert f"conntrack zone {zone}" in removed, removed
+    assert_nothing_left()

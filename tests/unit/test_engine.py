@@ -243,6 +243,7 @@ PROFILE_CASES = {
     "bad_fail_mode.yaml": (2, "fail: 'maybe' must be one of: open, closed"),
     "bad_overload.yaml": (3, "overload: 'sometimes' must be one of: open, closed"),
     "negative_lag.yaml": (3, "flows.max_lag_ms: -5 is out of range (minimum 0)"),
+    "bad_offload.yaml": (4, "flows.offload: 'learn' must be one of: rules, conntrack"),
 }
 
 

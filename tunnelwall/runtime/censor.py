@@ -4,10 +4,12 @@ joined by a Unix socket."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
 import socket
+import subprocess
 import sys
 
 from tunnelwall.middlebox.profiles import Profile
@@ -17,7 +19,30 @@ from tunnelwall.topologies.model import Topology
 
 from tunnelwall.base import procs
 from tunnelwall.base.errors import TunnelwallError
-from tunnelwall.base.runstate import STATE_DIR, RunState
+from tunnelwall.base.runstate import STATE_DIR, RunState, all_runs
+
+
+# conntrack offload: the VLAN tag the middlebox puts on frames of flows it
+# allowed, for the switch to mark their connection (controller/pipeline.py).
+BYPASS_VLAN = 4093
+ZONE_BASE, ZONES = 0x7000, 0x1000       # the runs' conntrack zones: 28672 .. 32767
+
+
+def conntrack_zone(state: RunState) -> int:
+    """A connection-tracking zone of the run's own: the userspace datapath's
+    tracker is shared by every bridge on the machine (runs side by side, or
+    a run and its leftovers), and teardown flushes this zone only."""
+    taken = {r.files.get("ct_zone") for r in all_runs() if r.run_id != state.run_id}
+    seed = int.from_bytes(hashlib.sha256(state.run_id.encode()).digest()[:2], "big")
+    for step in range(ZONES):
+        zone = ZONE_BASE + (seed + step) % ZONES
+        if zone not in taken:
+            # Whatever a run that died without its teardown left in it goes:
+            # a stale mark would let a new connection on the same 5-tuple by.
+            subprocess.run(["ovs-appctl", "--timeout=10", "dpctl/flush-conntrack", f"zone={zone}"],
+                           capture_output=True)
+            return zone
+    raise TunnelwallError("no free connection-tracking zone")
 
 
 def free_port() -> int:
@@ -50,6 +75,7 @@ class CensorRuntime:
             "dpid": border["dpid"], "ports": border["ports"], "middlebox_port": mbox_ports[0],
             "placement": self.placement, "fail": self.profile.fail, "profile": self.profile.name,
             "rule_idle_timeout": self.profile.flows.rule_idle_timeout,
+            "offload": self.profile.flows.offload,
             "socket": str(STATE_DIR / f"{self.state.run_id}.sock"),
             "verdict_log": str(logs / "verdicts.jsonl"),
             "of_port": free_port(), "api_port": free_port(), "api_token": token,
@@ -63,6 +89,9 @@ class CensorRuntime:
                                    for n in self.topo.nodes.values()],
                          "links": [[l.a.node, l.b.node, link_label(l)] for l in self.topo.links]},
         }
+        if self.profile.flows.offload == "conntrack":
+            self.config.update(ct_zone=conntrack_zone(self.state), bypass_vlan=BYPASS_VLAN)
+            self.state.files["ct_zone"] = self.config["ct_zone"]
         if site.prober:
             port, info = next((int(p), i) for p, i in border["ports"].items() if i["peer"] == site.prober)
             self.config.update(prober_port=port, prober_mac=info["peer_mac"])
@@ -84,7 +113,8 @@ class CensorRuntime:
         site = self.topo.censor
         iface = next(iter(self.topo.nodes[site.middlebox].interfaces))
         config = {"iface": iface, "profile": self.profile.source or self.profile.name, "seed": self.seed,
-                  "placement": self.placement, "socket": self.config["socket"], "overrides": self.overrides}
+                  "placement": self.placement, "socket": self.config["socket"], "overrides": self.overrides,
+                  "offload": self.config["offload"], "bypass_vlan": self.config.get("bypass_vlan")}
         config_file = self.state.logs / "middlebox.json"
         config_file.write_text(json.dumps(config, indent=1))
         rec = procs.spawn(self.state, "middlebox", [sys.executable, "-m", "tunnelwall.middlebox.daemon",

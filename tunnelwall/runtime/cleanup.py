@@ -14,6 +14,7 @@ no state file lists is left alone, and so is any process not started by us.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -70,6 +71,11 @@ def teardown(state: RunState, log=print) -> list[str]:
             removed.append(f"process {rec.name} (pid {rec.pid})")
     if state.containers:
         removed += _remove_containers(state)
+    zone = state.files.get("ct_zone")
+    if zone and _quiet(["ovs-appctl", "--timeout=10", "dpctl/flush-conntrack", f"zone={zone}"]).returncode == 0:
+        # The connections the switch remembered as allowed (flows.offload:
+        # conntrack), while the datapath is still there.
+        removed.append(f"conntrack zone {zone}")
     for bridge in state.bridges:
         if _quiet(["ovs-vsctl", "--timeout=10", "br-exists", bridge]).returncode == 0:
             _quiet(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", bridge])
@@ -123,6 +129,12 @@ def cleanup_all(log=print) -> list[str]:
         removed += teardown(state, log)
     from tunnelwall.topologies import dockerd as engine
     removed += engine.stop()     # our labelled containers, then our dockerd
+    from tunnelwall.runtime.censor import ZONE_BASE, ZONES
+    dump = _quiet(["ovs-appctl", "--timeout=10", "dpctl/dump-conntrack"]).stdout
+    for zone in sorted({int(z) for z in re.findall(r"\bzone=(\d+)", dump)}):
+        if ZONE_BASE <= zone < ZONE_BASE + ZONES:       # runs' zones only (runtime.censor.conntrack_zone)
+            _quiet(["ovs-appctl", "--timeout=10", "dpctl/flush-conntrack", f"zone={zone}"])
+            removed.append(f"conntrack zone {zone} (left over)")
     for bridge, run_id in labelled_bridges().items():
         _quiet(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", bridge])
         removed.append(f"bridge {bridge} (labelled run {run_id})")

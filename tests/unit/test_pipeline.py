@@ -1,0 +1,92 @@
+"""The border switch's flow tables (controller/pipeline.py) as the
+controller sends them: serialised OpenFlow 1.3 messages, checked rule by
+rule for the conntrack offload (flows.offload: conntrack)."""
+
+from __future__ import annotations
+
+import pytest
+from os_ken.ofproto import nicira_ext, ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
+
+from tunnelwall.controller import pipeline
+
+MBOX = 3
+
+
+class Datapath:
+    ofproto, ofproto_parser, id = ofp, parser, 1
+
+    def set_xid(self, msg):
+        msg.xid = 0
+
+
+def config(placement: str, offload: str = "conntrack") -> dict:
+    ports = {"1": {"peer_mac": "02:00:00:00:00:01"}, "2": {"peer_mac": "02:00:00:00:00:02"},
+             str(MBOX): {"peer_mac": "02:00:00:00:00:03"}}
+    out = {"middlebox_port": MBOX, "placement": placement, "fail": "closed", "ports": ports, "offload": offload}
+    if offload == "conntrack":
+        out.update(ct_zone=0x7123, bypass_vlan=4093)
+    return out
+
+
+def rules(cfg: dict, middlebox_up: bool = True, generation: int = 1) -> dict:
+    out = {}
+    for mod in pipeline.base_flows(Datapath(), cfg, middlebox_up, generation):
+        mod.serialize()                                   # what os-ken would send: must encode
+        out.setdefault((mod.table_id, mod.priority), []).append(mod)
+    return out
+
+
+def actions(mod) -> list:
+    return [a for i in mod.instructions if isinstance(i, parser.OFPInstructionActions) for a in i.actions]
+
+
+def gotos(mod) -> list[int]:
+    return [i.table_id for i in mod.instructions if isinstance(i, parser.OFPInstructionGotoTable)]
+
+
+@pytest.mark.parametrize("placement", ["inline", "tap"])
+def test_tagged_frames_from_the_middlebox_commit_their_connection_with_the_generation_mark(placement):
+    commits = rules(config(placement))[(pipeline.TABLE_CENSOR, pipeline.PRIO_FROM_MIDDLEBOX + 1)]
+    assert sorted(m.match["eth_type"] for m in commits) == [pipeline.IPV4, pipeline.IPV6]
+    for mod in commits:
+        assert mod.match["in_port"] == MBOX and mod.match["vlan_vid"] == ofp.OFPVID_PRESENT | 4093
+        pop, ct = actions(mod)
+        assert isinstance(pop, parser.OFPActionPopVlan)
+        assert isinstance(ct, parser.NXActionCT) and ct.flags == nicira_ext.NX_CT_F_COMMIT
+        assert (ct.zone_ofs_nbits, ct.recirc_table) == (0x7123, pipeline.NX_CT_NO_RECIRC)
+        (mark,) = ct.actions
+        assert mark.key == "ct_mark" and mark.value == 1
+        # Inline the frame goes on to its destination; in tap it is a copy and goes nowhere.
+        assert gotos(mod) == ([pipeline.TABLE_FORWARD] if placement == "inline" else [])
+
+
+@pytest.mark.parametrize("placement,default", [("inline", ["output"]), ("tap", ["output", "resubmit"])])
+def test_ip_is_looked_up_and_only_marked_connections_skip_the_middlebox(placement, default):
+    table = rules(config(placement), generation=5)
+    for mod in table[(pipeline.TABLE_CENSOR, pipeline.PRIO_INSPECT)]:
+        (ct,) = actions(mod)
+        assert isinstance(ct, parser.NXActionCT) and ct.flags == 0
+        assert (ct.zone_ofs_nbits, ct.recirc_table) == (0x7123, pipeline.TABLE_TRACKED)
+    (marked,) = table[(pipeline.TABLE_TRACKED, 10)]
+    assert marked.match["ct_mark"] == 5
+    assert marked.match["ct_state"] == (pipeline.CT_TRACKED, pipeline.CT_TRACKED | pipeline.CT_INVALID)
+    (resubmit,) = actions(marked)
+    assert isinstance(resubmit, parser.NXActionResubmitTable) and resubmit.table_id == pipeline.TABLE_FORWARD
+    (rest,) = table[(pipeline.TABLE_TRACKED, 0)]
+    kinds = ["output" if isinstance(a, parser.OFPActionOutput) else "resubmit" for a in actions(rest)]
+    assert kinds == default and actions(rest)[0].port == MBOX
+    # SYNs and fragments still go to the middlebox first, without a lookup.
+    for mod in table[(pipeline.TABLE_CENSOR, pipeline.PRIO_STEER)]:
+        assert not any(isinstance(a, parser.NXActionCT) for a in actions(mod))
+
+
+def test_with_the_middlebox_away_unmarked_flows_follow_the_fail_policy_and_marked_ones_go_on():
+    table = rules(config("inline"), middlebox_up=False)
+    assert table[(pipeline.TABLE_TRACKED, 0)][0].instructions == []          # fail: closed
+    assert table[(pipeline.TABLE_TRACKED, 10)][0].match["ct_mark"] == 1
+
+
+def test_rule_offload_has_no_tracking():
+    table = rules(config("inline", offload="rules"))
+    assert not any(k[0] == pipeline.TABLE_TRACKED for k in table)
+    assert not any(isinstance(a, parser.NXActionCT) for mods in table.values() for m in mods for a in actions(m))
