@@ -133,6 +133,20 @@ def outcome(path, profile: str) -> str:
 needs_c = pytest.mark.skipif(offline._fastpath is None, reason="the C walk is not built here")
 
 
+def count_walks(monkeypatch) -> list[int]:
+    """From now on, how many packets each call of the C walk takes."""
+    real, taken = offline._fastpath, []
+
+    class Counting:
+        @staticmethod
+        def walk(*args):
+            out = real.walk(*args)
+            taken.append(out[1])
+            return out
+    monkeypatch.setattr(offline, "_fastpath", Counting)
+    return taken
+
+
 @needs_c
 @pytest.mark.parametrize("profile", ["gfw", "gfw-2022", "tspu-2025", "iran-2026", "log-only"])
 @pytest.mark.parametrize("big,truncate", [(False, False), (True, True)])
@@ -160,15 +174,7 @@ def test_the_walk_really_takes_packets_and_hands_the_freeze_back(tmp_path, monke
     # First record: a SYN of an unknown flow, left to Python.
     offset, taken, blocked, python_fast = offline._fastpath.walk(engine.flows, data, 24, False, tick, float("inf"))
     assert (offset, taken, blocked, python_fast) == (24, 0, 0, 0)
-    real, taken = offline._fastpath, []
-
-    class Counting:
-        @staticmethod
-        def walk(*args):
-            out = real.walk(*args)
-            taken.append(out[1])
-            return out
-    monkeypatch.setattr(offline, "_fastpath", Counting)
+    taken = count_walks(monkeypatch)
     offline._run_ethernet(engine, data, endian, tick)
     assert sum(taken) > 150                       # the decided flows' plain segments and datagrams
     frozen = [f for f in finished + engine.all_flows() if f.verdict and "frozen" in f.verdict.note]
@@ -271,19 +277,11 @@ def test_plain_acks_of_flows_under_inspection_are_counted_in_c_unless_the_model_
     path = tmp_path / "acks.pcap"
     frames = _handshake_then_acks(PACKETS_PER_DATA * profile.inspect_packets + 10)
     write(path, frames)
-    real, taken = offline._fastpath, []
-
-    class Counting:
-        @staticmethod
-        def walk(*args):
-            out = real.walk(*args)
-            taken.append(out[1])
-            return out
 
     def run():
         result = classify_pcap(path, profile, seed=3)
         return json.dumps([r.as_dict() for r in result.flows], sort_keys=True), result
-    monkeypatch.setattr(offline, "_fastpath", Counting)
+    taken = count_walks(monkeypatch)
     accelerated, result = run()
     # The SYN and SYN/ACK go to Python; the ACKs up to the budget to C
     # (unless refused), the one that spends the budget to Python, which
