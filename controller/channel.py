@@ -3,8 +3,10 @@
 Middlebox -> controller: ``{"type": "verdict", "verdict": {...}, "first_seen": EPOCH}``
 (``"reannounce": true`` when a decided flow came back after its rule expired:
 rules are installed again, nothing is logged twice; ``"install": false`` on an
-allowed flow's verdict: logged now, its rule comes with a reannounce marked
-``"offload": true`` once the flow has sent ``flows.offload_after`` more packets)
+allowed flow's verdict: logged now, and either the switch's connection tracker
+holds the flow (``flows.offload: conntrack``) or its rule comes with a
+reannounce marked ``"offload": true`` once the flow has sent
+``flows.offload_after`` more packets; several such verdicts may come in one write)
 and ``{"type": "hello", "profile": NAME, "placement": ...}`` and, every second,
 ``{"type": "load", "frames": N, "shed": N, "kernel_drops": N, "max_lag_ms": X, ...}``.
 Controller -> middlebox: ``{"type": "reload", "profile": NAME}``, answered by

@@ -50,7 +50,8 @@ from .packet import ip_bytes, parse_ethernet
 RECONNECT_EVERY = 0.25           # seconds between attempts while the controller is away
 PENDING_MAX = 10_000             # verdicts kept for a controller that is away
 REANNOUNCE_EVERY = 1.0           # seconds between re-announcements of one flow's verdict
-DEFERRED = frozenset({"allow", "log"})   # verdicts whose rule waits for flows.offload_after packets
+DEFERRED = frozenset({"allow", "log"})   # verdicts with no rule now: the switch's tracker takes the flow
+                                         # (flows.offload: conntrack), or a rule after offload_after packets
 # Verdicts that only need logging (an allowed flow whose rule is deferred
 # or left to the switch's tracker) go to the controller together, at most
 # this long after the first of them or this many at once: under many short
