@@ -53,6 +53,7 @@ class TunnelwallController(app_manager.OSKenApp):
         self.next_meter = 1
         self.reinstalled = 0                         # verdicts put back after their rule expired
         self.offloaded = 0                           # allowed flows given their rule once they went on
+        self.tracked = self.config.get("offload") == "conntrack"   # allowed flows: the switch's tracker, no rules
         self.generation = 1                          # conntrack offload: the mark of flows allowed under this profile
         self.middlebox_load: dict = {}               # the middlebox's last load report (overload policy)
         self.profile = self.config["profile"]
@@ -148,7 +149,7 @@ class TunnelwallController(app_manager.OSKenApp):
                   "installed": dp is not None and install}
         if not install:
             # Its rule comes later (rules), or the switch's tracker holds it (conntrack).
-            record["offload"] = "conntrack" if self.config.get("offload") == "conntrack" else "deferred"
+            record["offload"] = "conntrack" if self.tracked else "deferred"
         if "time" in verdict:
             # When the middlebox decided; later than "time" only for verdicts it
             # queued while this controller was away.
@@ -265,7 +266,7 @@ class TunnelwallController(app_manager.OSKenApp):
             # Flows decided under the old profile are inspected afresh: their
             # rules go, and connections the tracker marked no longer match.
             dp.send_msg(pipeline.delete_cookie(dp, pipeline.COOKIE_VERDICT))
-        if self.config.get("offload") == "conntrack":
+        if self.tracked:
             self.generation += 1
             self.install_pipeline()
         self.note("profile reloaded", profile=self.profile)

@@ -321,11 +321,16 @@ class Middlebox:
         elif flow is not None and self.bypassed(flow):
             self.port.send(self.tagged(frame))     # tap: the switch marks the connection and drops the copy
 
+    @staticmethod
+    def ruleless(action: str, flow) -> bool:
+        """A verdict whose flow gets no rule at once: allowed or logged, on a
+        flow with ports (the only kind the switch can hold)."""
+        return action in DEFERRED and bool(flow.client_port and flow.server_port)
+
     def bypassed(self, flow) -> bool:
         """Whether the switch's tracker should let the rest of this flow by
-        (conntrack offload): an allowed or logged flow with ports."""
-        return self.bypass_vlan is not None and flow.done and flow.verdict.action in DEFERRED and bool(
-            flow.client_port and flow.server_port)
+        (conntrack offload)."""
+        return self.bypass_vlan is not None and flow.done and self.ruleless(flow.verdict.action, flow)
 
     def carries_tag(self, frame: bytes) -> bool:
         return frame[12:14] == b"\x81\x00" and int.from_bytes(frame[14:16], "big") & 0xFFF == self.bypass_vlan
@@ -388,13 +393,13 @@ class Middlebox:
         if flow is not None:
             flow.announced = verdict.time
             after = self.profile.flows.offload_after
-            if self.bypass_vlan and verdict.action in DEFERRED and flow.client_port and flow.server_port:
-                msg["install"] = False              # the switch's tracker holds it: no rule
-            elif after and verdict.action in DEFERRED and flow.client_port and flow.server_port:
-                # Logged now, put on the switch only if the flow goes on: a
-                # rule costs the controller and the switch more than passing a
+            if self.ruleless(verdict.action, flow) and (self.bypass_vlan or after):
+                # Logged now, no rule now: the switch's tracker takes the flow
+                # (tagged frames), or its rule goes on only if the flow goes on:
+                # a rule costs the controller and the switch more than passing a
                 # short connection's last packets on (benchmarks/connections.py).
-                flow.offload_at = flow.packets + after
+                if not self.bypass_vlan:
+                    flow.offload_at = flow.packets + after
                 msg["install"] = False
         record = verdict.as_dict()
         if verdict.action == "probe" and flow is not None:

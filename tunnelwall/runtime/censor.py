@@ -9,7 +9,6 @@ import json
 import os
 import secrets
 import socket
-import subprocess
 import sys
 
 from tunnelwall.middlebox.profiles import Profile
@@ -20,6 +19,7 @@ from tunnelwall.topologies.model import Topology
 from tunnelwall.base import procs
 from tunnelwall.base.errors import TunnelwallError
 from tunnelwall.base.runstate import STATE_DIR, RunState, all_runs
+from tunnelwall.runtime.cleanup import flush_zone
 
 
 # conntrack offload: the VLAN tag the middlebox puts on frames of flows it
@@ -39,8 +39,7 @@ def conntrack_zone(state: RunState) -> int:
         if zone not in taken:
             # Whatever a run that died without its teardown left in it goes:
             # a stale mark would let a new connection on the same 5-tuple by.
-            subprocess.run(["ovs-appctl", "--timeout=10", "dpctl/flush-conntrack", f"zone={zone}"],
-                           capture_output=True)
+            flush_zone(zone)
             return zone
     raise TunnelwallError("no free connection-tracking zone")
 

@@ -26,6 +26,12 @@ def _quiet(argv: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(argv, capture_output=True, text=True)
 
 
+def flush_zone(zone: int) -> bool:
+    """Forget every connection the switch's tracker holds in *zone* (a run's
+    allowed flows, flows.offload: conntrack); False if there was no datapath."""
+    return _quiet(["ovs-appctl", "--timeout=10", "dpctl/flush-conntrack", f"zone={zone}"]).returncode == 0
+
+
 def existing_netns() -> set[str]:
     out = _quiet(["ip", "netns", "list"]).stdout
     return {line.split()[0] for line in out.splitlines() if line.strip()}
@@ -72,7 +78,7 @@ def teardown(state: RunState, log=print) -> list[str]:
     if state.containers:
         removed += _remove_containers(state)
     zone = state.files.get("ct_zone")
-    if zone and _quiet(["ovs-appctl", "--timeout=10", "dpctl/flush-conntrack", f"zone={zone}"]).returncode == 0:
+    if zone and flush_zone(zone):
         # The connections the switch remembered as allowed (flows.offload:
         # conntrack), while the datapath is still there.
         removed.append(f"conntrack zone {zone}")
@@ -133,7 +139,7 @@ def cleanup_all(log=print) -> list[str]:
     dump = _quiet(["ovs-appctl", "--timeout=10", "dpctl/dump-conntrack"]).stdout
     for zone in sorted({int(z) for z in re.findall(r"\bzone=(\d+)", dump)}):
         if ZONE_BASE <= zone < ZONE_BASE + ZONES:       # runs' zones only (runtime.censor.conntrack_zone)
-            _quiet(["ovs-appctl", "--timeout=10", "dpctl/flush-conntrack", f"zone={zone}"])
+            flush_zone(zone)
             removed.append(f"conntrack zone {zone} (left over)")
     for bridge, run_id in labelled_bridges().items():
         _quiet(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", bridge])
