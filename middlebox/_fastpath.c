@@ -78,26 +78,7 @@ static PyObject *setup(PyObject *self, PyObject *cls)
     Py_RETURN_NONE;
 }
 
-/* slot += by, for an int slot; -1 on error (an unset or non-int slot). */
-static int add_to(PyObject *flow, Py_ssize_t off, long by)
-{
-    PyObject *old = SLOT(flow, off);
-    if (old == NULL || !PyLong_Check(old)) {
-        PyErr_SetString(PyExc_TypeError, "_fastpath: a flow counter is not an int");
-        return -1;
-    }
-    long value = PyLong_AsLong(old);
-    if (value == -1 && PyErr_Occurred())
-        return -1;
-    PyObject *updated = PyLong_FromLong(value + by);
-    if (updated == NULL)
-        return -1;
-    SLOT(flow, off) = updated;
-    Py_DECREF(old);
-    return 0;
-}
-
-/* An int slot's value into *out; -1 on error. */
+/* An int slot's value into *out; -1 on error (an unset or non-int slot). */
 static int int_of(PyObject *flow, Py_ssize_t off, long *out)
 {
     PyObject *v = SLOT(flow, off);
@@ -108,6 +89,29 @@ static int int_of(PyObject *flow, Py_ssize_t off, long *out)
     *out = PyLong_AsLong(v);
     return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
 }
+
+/* Replace an object slot's value (the reference to *value* moves into the slot). */
+static inline void set_slot(PyObject *o, Py_ssize_t off, PyObject *value)
+{
+    PyObject *old = SLOT(o, off);
+    SLOT(o, off) = value;
+    Py_XDECREF(old);
+}
+
+/* slot += by, for an int slot; -1 on error. */
+static int add_to(PyObject *flow, Py_ssize_t off, long by)
+{
+    long value;
+    if (int_of(flow, off, &value))
+        return -1;
+    PyObject *updated = PyLong_FromLong(value + by);
+    if (updated == NULL)
+        return -1;
+    set_slot(flow, off, updated);
+    return 0;
+}
+
+static inline unsigned u16be(const unsigned char *p) { return (unsigned)p[0] << 8 | p[1]; }
 
 static inline uint32_t u32(const unsigned char *p, int big)
 {
@@ -184,7 +188,7 @@ static PyObject *walk(PyObject *self, PyObject *args)
             key[0] = p[23];
             memcpy(key + 1, p + 26, 12);
             keylen = 13;
-            size = ((long)p[16] << 8 | p[17]) - 20;
+            size = (long)u16be(p + 16) - 20;
             ip_end = 14 + size + 20 < len ? 14 + size + 20 : len;
             proto = p[23];
             l4 = 34;
@@ -194,7 +198,7 @@ static PyObject *walk(PyObject *self, PyObject *args)
             key[0] = p[20];
             memcpy(key + 1, p + 22, 36);
             keylen = 37;
-            size = (long)p[18] << 8 | p[19];
+            size = u16be(p + 18);
             ip_end = size == 0 ? len : (54 + size < len ? 54 + size : len);
             proto = p[20];
             l4 = 54;
@@ -269,13 +273,9 @@ static PyObject *walk(PyObject *self, PyObject *args)
             failed = 1;
             break;
         }
-        PyObject *old = SLOT(flow, f_off[F_LAST_TS]);
-        SLOT(flow, f_off[F_LAST_TS]) = when;
-        Py_XDECREF(old);
+        set_slot(flow, f_off[F_LAST_TS], when);
         if (flags & 0x04) {                                  /* RST: closed */
-            old = SLOT(flow, f_off[F_CLOSED]);
-            SLOT(flow, f_off[F_CLOSED]) = Py_NewRef(Py_True);
-            Py_XDECREF(old);
+            set_slot(flow, f_off[F_CLOSED], Py_NewRef(Py_True));
         } else if (flags & 0x01) {                           /* FIN: closed once both ends sent one */
             long fins;
             if (int_of(flow, f_off[F_FINS], &fins)) {
@@ -288,12 +288,8 @@ static PyObject *walk(PyObject *self, PyObject *args)
                 failed = 1;
                 break;
             }
-            old = SLOT(flow, f_off[F_FINS]);
-            SLOT(flow, f_off[F_FINS]) = value;
-            Py_XDECREF(old);
-            old = SLOT(flow, f_off[F_CLOSED]);
-            SLOT(flow, f_off[F_CLOSED]) = Py_NewRef(fins == 3 ? Py_True : Py_False);
-            Py_XDECREF(old);
+            set_slot(flow, f_off[F_FINS], value);
+            set_slot(flow, f_off[F_CLOSED], Py_NewRef(fins == 3 ? Py_True : Py_False));
         }
         if (done && SLOT(flow, f_off[F_BLOCKING]) == Py_True)
             blocked++;
@@ -325,11 +321,6 @@ static PyObject *setup_packet(PyObject *self, PyObject *cls)
     Py_RETURN_NONE;
 }
 
-static inline unsigned u16be(const unsigned char *p) { return (unsigned)p[0] << 8 | p[1]; }
-static inline unsigned long u32be(const unsigned char *p)
-{
-    return (unsigned long)p[0] << 24 | (unsigned long)p[1] << 16 | (unsigned long)p[2] << 8 | p[3];
-}
 
 /*
  * parse(frame) -> Packet | None
@@ -389,8 +380,8 @@ static PyObject *parse(PyObject *self, PyObject *frame)
         doff = (p[l4 + 12] >> 4) * 4;
         if (doff < 20 || l4 + doff > end)
             Py_RETURN_NONE;
-        seq = u32be(p + l4 + 4);
-        ack = u32be(p + l4 + 8);
+        seq = u32(p + l4 + 4, 1);
+        ack = u32(p + l4 + 8, 1);
         flags = p[l4 + 13];
         window = u16be(p + l4 + 14);
         payload_at = l4 + doff;
