@@ -34,10 +34,10 @@
 
 /* The Flow fields the walk reads and writes, and their slot offsets (found by setup). */
 enum {F_DONE, F_PACKETS, F_BYTES, F_LAST_TS, F_C2S, F_S2C, F_BLOCKING, F_FREEZE, F_C2S_DATA, F_S2C_DATA,
-      F_STATES, F_FINS, F_CLOSED, F_N};
+      F_STATES, F_FINS, F_CLOSED, F_STREAMS, F_N};
 static const char *flow_fields[F_N] = {"done", "packets", "bytes", "last_ts", "c2s_packets", "s2c_packets",
                                        "blocking", "freeze_at", "c2s_data", "s2c_data", "states", "fins",
-                                       "closed"};
+                                       "closed", "streams"};
 static Py_ssize_t f_off[F_N];
 static int flow_ready = 0;
 
@@ -119,8 +119,395 @@ static inline uint32_t u32(const unsigned char *p, int big)
                : ((uint32_t)p[3] << 24 | (uint32_t)p[2] << 16 | (uint32_t)p[1] << 8 | p[0]);
 }
 
+/* ---- watched flows: classifiers that only count, in C ---------------------------------- */
+
 /*
- * walk(flows, data, offset, big_endian, tick, expiry_at, quiet_data=0, quiet_packets=0, limit=max)
+ * Once a flow is identified, one classifier often goes on watching it alone
+ * for its budget of data packets: tls-in-tls on a TLS flow (the inner
+ * handshake's record bursts, middlebox/classifiers/tlsintls.py), OpenVPN's
+ * opcode test on a flow the entropy test flagged (its header bytes,
+ * classifiers/openvpn.py). In a real tool's capture those segments were
+ * half of what still reached Python. For each of them the engine only
+ * appends the bytes to the direction's reassembly and the classifier only
+ * counts, so the walk does both here when the segment is the one the
+ * stream expects (nothing waits out of order, no resync) and the count
+ * reaches no outcome: no judgement, no giving up, no detection, no budget
+ * spent. Any other segment goes to Python untouched, so the classifiers'
+ * Python code stays the one definition; the unit tests check that both
+ * give identical flows.
+ */
+enum {S_NEXT, S_DATA, S_WAITING, S_LIMIT, S_RESYNC, S_N};
+static const char *stream_fields[S_N] = {"next", "data", "waiting", "limit", "resync"};
+static Py_ssize_t s_off[S_N];
+enum {T_POS, T_COUNTING, T_BURSTS, T_BURST_DIR, T_BURST_RECORDS, T_RECORDS_SEEN, T_N};
+static const char *tls_fields[T_N] = {"pos", "counting", "bursts", "burst_dir", "burst_records", "records_seen"};
+static Py_ssize_t t_off[T_N];
+enum {O_FIRST_C2S, O_FIRST_S2C, O_VALUES, O_RECORDS, O_RESET_RECURRED, O_C2S_SIZES, O_ALIVE, O_N};
+static const char *ovpn_fields[O_N] = {"first_c2s", "first_s2c", "values", "records", "reset_recurred", "c2s_sizes",
+                                       "opcodes_alive"};
+static Py_ssize_t o_off[O_N];
+static int watch_ready = 0;
+
+static PyObject *setup_watch(PyObject *self, PyObject *args)
+{
+    PyObject *stream_cls, *tls_cls, *ovpn_cls;
+    if (!PyArg_ParseTuple(args, "OOO", &stream_cls, &tls_cls, &ovpn_cls))
+        return NULL;
+    watch_ready = 0;
+    if (slot_offsets(stream_cls, stream_fields, S_N, s_off) || slot_offsets(tls_cls, tls_fields, T_N, t_off)
+            || slot_offsets(ovpn_cls, ovpn_fields, O_N, o_off))
+        return NULL;
+    watch_ready = 1;
+    Py_RETURN_NONE;
+}
+
+/* The engine's description of its watchers (Engine.watch); a NULL classifier: none of that kind. */
+typedef struct {
+    PyObject *tls;                          /* the tls-in-tls classifier, the key of its state in flow.states */
+    long tls_data, tls_packets;             /* Engine._spent with only it left */
+    long max_records, burst_records, burst_bytes, overhead;
+    PyObject *ovpn;                         /* the OpenVPN classifier (opcode test only) */
+    long ovpn_data, ovpn_packets;
+    long window, min_records, min_distinct, max_distinct;
+} Watch;
+
+static int watch_of(PyObject *spec, Watch *w)
+{
+    PyObject *tls = Py_None, *ovpn = Py_None;
+    w->tls = w->ovpn = NULL;
+    if (spec == NULL || spec == Py_None)
+        return 0;
+    if (!watch_ready) {
+        PyErr_SetString(PyExc_RuntimeError, "_fastpath.setup_watch(Stream, tls state, openvpn state) was not called");
+        return -1;
+    }
+    if (!PyArg_ParseTuple(spec, "OO", &tls, &ovpn))
+        return -1;
+    if (tls != Py_None && !PyArg_ParseTuple(tls, "Ollllll", &w->tls, &w->tls_data, &w->tls_packets,
+                                            &w->max_records, &w->burst_records, &w->burst_bytes, &w->overhead))
+        return -1;
+    if (ovpn != Py_None && !PyArg_ParseTuple(ovpn, "Ollllll", &w->ovpn, &w->ovpn_data, &w->ovpn_packets,
+                                             &w->window, &w->min_records, &w->min_distinct, &w->max_distinct))
+        return -1;
+    return 0;
+}
+
+/* The only classifier left on the flow, if it is one of the watchers: its state (borrowed) and kind. */
+enum {WATCH_NONE, WATCH_TLS, WATCH_OVPN};
+
+static PyObject *watched(PyObject *states, const Watch *w, int *kind)
+{
+    Py_ssize_t i = 0;
+    PyObject *k, *v;
+    *kind = WATCH_NONE;
+    if (PyDict_GET_SIZE(states) != 1 || !PyDict_Next(states, &i, &k, &v))
+        return NULL;
+    if (k == w->tls && w->tls != NULL)
+        *kind = WATCH_TLS;
+    else if (k == w->ovpn && w->ovpn != NULL)
+        *kind = WATCH_OVPN;
+    return *kind == WATCH_NONE ? NULL : v;
+}
+
+static inline int is_int_list(PyObject *o, Py_ssize_t max)
+{
+    if (o == NULL || !PyList_CheckExact(o) || PyList_GET_SIZE(o) > max)
+        return 0;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(o); i++)
+        if (!PyLong_CheckExact(PyList_GET_ITEM(o, i)))
+            return 0;
+    return 1;
+}
+
+static inline long min_long(long a, long b) { return a < b ? a : b; }
+
+/* Replace an int slot's value; -1 on error. */
+static int set_int(PyObject *o, Py_ssize_t off, long value)
+{
+    PyObject *v = PyLong_FromLong(value);
+    if (v == NULL)
+        return -1;
+    set_slot(o, off, v);
+    return 0;
+}
+
+/*
+ * Stream.add for a segment at *seq*, when it is the simple case: the
+ * segment is the next one expected and nothing waits (1, with the bytes
+ * it adds in *add*: all of it, what fits, or 0 on a full stream), or not
+ * (0: Python). *stream_out* is the direction's Stream (borrowed).
+ */
+typedef struct {
+    PyObject *stream;
+    unsigned long expected;
+    Py_ssize_t old, add;
+} InOrder;
+
+static int in_order(PyObject *flow, int direction, uint32_t seq, Py_ssize_t plen, InOrder *io)
+{
+    PyObject *streams = SLOT(flow, f_off[F_STREAMS]);
+    if (streams == NULL || !PyTuple_Check(streams) || PyTuple_GET_SIZE(streams) != 2)
+        return 0;
+    PyObject *stream = PyTuple_GET_ITEM(streams, direction);
+    PyObject *next = SLOT(stream, s_off[S_NEXT]), *data = SLOT(stream, s_off[S_DATA]);
+    PyObject *waiting = SLOT(stream, s_off[S_WAITING]), *limit_o = SLOT(stream, s_off[S_LIMIT]);
+    if (next == NULL || !PyLong_CheckExact(next) || data == NULL || !PyBytes_CheckExact(data) || waiting == NULL
+            || !PyDict_Check(waiting) || PyDict_GET_SIZE(waiting) != 0 || SLOT(stream, s_off[S_RESYNC]) != Py_False
+            || limit_o == NULL || !PyLong_CheckExact(limit_o))
+        return 0;                                            /* a gap, a resync, a fresh stream: Python */
+    long limit = PyLong_AsLong(limit_o);
+    io->stream = stream;
+    io->expected = PyLong_AsUnsignedLong(next);
+    io->old = PyBytes_GET_SIZE(data);
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (io->old >= limit) {
+        io->add = 0;                                         /* full: Stream.add changes nothing */
+        return 1;
+    }
+    if (io->expected != seq)
+        return 0;
+    io->add = plen < limit - io->old ? plen : limit - io->old;
+    return 1;
+}
+
+/* The stream with the segment delivered (Stream._deliver); -1 on error. */
+static int deliver(const InOrder *io, PyObject *joined, Py_ssize_t plen)
+{
+    if (io->add == 0)
+        return 0;
+    PyObject *advanced = PyLong_FromUnsignedLong((io->expected + (unsigned long)plen) & 0xFFFFFFFFUL);
+    if (advanced == NULL)
+        return -1;
+    set_slot(io->stream, s_off[S_DATA], Py_NewRef(joined));
+    set_slot(io->stream, s_off[S_NEXT], advanced);
+    return 0;
+}
+
+/* The stream's bytes with *add* bytes of the payload appended (new reference). */
+static PyObject *joined_bytes(const InOrder *io, const unsigned char *payload)
+{
+    PyObject *data = SLOT(io->stream, s_off[S_DATA]);
+    PyObject *joined = PyBytes_FromStringAndSize(NULL, io->old + io->add);
+    if (joined == NULL)
+        return NULL;
+    memcpy(PyBytes_AS_STRING(joined), PyBytes_AS_STRING(data), io->old);
+    memcpy(PyBytes_AS_STRING(joined) + io->old, payload, io->add);
+    return joined;
+}
+
+/* TLSinTLS.update on the stream's new bytes: 1 taken, 0 Python, -1 error. */
+static int take_tls(int direction, PyObject *st, const InOrder *io, const unsigned char *payload, Py_ssize_t plen,
+                    const Watch *w)
+{
+    if (io->add != plen || io->old + plen >= PyLong_AsLong(SLOT(io->stream, s_off[S_LIMIT])))
+        return 0;                                            /* it fills the stream: the watcher judges */
+    PyObject *pos_l = SLOT(st, t_off[T_POS]), *counting_l = SLOT(st, t_off[T_COUNTING]);
+    PyObject *bursts_l = SLOT(st, t_off[T_BURSTS]), *dir_o = SLOT(st, t_off[T_BURST_DIR]);
+    PyObject *records_o = SLOT(st, t_off[T_BURST_RECORDS]), *seen_o = SLOT(st, t_off[T_RECORDS_SEEN]);
+    if (!is_int_list(pos_l, 2) || PyList_GET_SIZE(pos_l) != 2 || counting_l == NULL || !PyList_CheckExact(counting_l)
+            || PyList_GET_SIZE(counting_l) != 2 || !is_int_list(bursts_l, 4) || dir_o == NULL
+            || (dir_o != Py_None && !PyLong_CheckExact(dir_o)) || records_o == NULL || !PyLong_CheckExact(records_o)
+            || seen_o == NULL || !PyLong_CheckExact(seen_o))
+        return 0;
+    long pos = PyLong_AsLong(PyList_GET_ITEM(pos_l, direction));
+    int counting = PyObject_IsTrue(PyList_GET_ITEM(counting_l, direction));
+    long bursts[4], burst_dir = dir_o == Py_None ? -1 : PyLong_AsLong(dir_o);
+    long burst_records = PyLong_AsLong(records_o), seen = PyLong_AsLong(seen_o);
+    Py_ssize_t nb = PyList_GET_SIZE(bursts_l), nb_before = nb;
+    for (Py_ssize_t i = 0; i < nb; i++)
+        bursts[i] = PyLong_AsLong(PyList_GET_ITEM(bursts_l, i));
+    if (counting < 0 || PyErr_Occurred())
+        return -1;
+    int counting_before = counting, outcome = 0;
+
+    PyObject *joined = joined_bytes(io, payload);
+    if (joined == NULL)
+        return -1;
+    const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(joined);
+    Py_ssize_t n = PyBytes_GET_SIZE(joined);
+    while (pos + 5 <= n) {                                   /* TLSinTLS.update, up to any outcome */
+        unsigned rtype = d[pos];
+        long length = (long)u16be(d + pos + 3);
+        if (rtype < 0x14 || rtype > 0x17 || d[pos + 1] != 0x03) {
+            outcome = 1;                                     /* not TLS records: the watcher gives up */
+            break;
+        }
+        if (pos + 5 + length > n)
+            break;
+        pos += 5 + length;
+        seen++;
+        if (rtype == 0x14) {
+            counting = 1;
+        } else if (rtype == 0x17 && counting) {              /* TLSinTLS._count */
+            long size = length + 5 - w->overhead;
+            if (size < 0)
+                size = 0;
+            if (nb == 0) {
+                if (direction != 0)
+                    continue;                                /* the sequence starts with the client */
+                bursts[0] = min_long(w->burst_bytes, size);
+                nb = 1, burst_dir = 0, burst_records = 1;
+            } else if (direction == burst_dir) {
+                if (burst_records >= w->burst_records)
+                    continue;
+                bursts[nb - 1] = min_long(w->burst_bytes, bursts[nb - 1] + size);
+                burst_records++;
+                if (nb == 4 && burst_records == w->burst_records) {
+                    outcome = 1;                             /* the fourth burst is complete: judged */
+                    break;
+                }
+            } else if (nb == 4) {
+                outcome = 1;                                 /* the fourth burst ended: judged */
+                break;
+            } else {
+                bursts[nb++] = min_long(w->burst_bytes, size);
+                burst_dir = direction, burst_records = 1;
+            }
+        }
+    }
+    if (outcome || seen > w->max_records) {
+        Py_DECREF(joined);
+        return 0;
+    }
+    /* Commit: the stream, then the watcher's state. */
+    int failed = deliver(io, joined, plen);
+    Py_DECREF(joined);
+    if (failed || PyList_SetItem(pos_l, direction, PyLong_FromLong(pos)))
+        return -1;
+    if (counting != counting_before && PyList_SetItem(counting_l, direction, Py_NewRef(Py_True)))
+        return -1;
+    for (Py_ssize_t i = 0; i < nb; i++) {
+        PyObject *value = PyLong_FromLong(bursts[i]);
+        if (value == NULL)
+            return -1;
+        if (i < nb_before) {
+            if (PyList_SetItem(bursts_l, i, value))
+                return -1;
+        } else {
+            failed = PyList_Append(bursts_l, value);
+            Py_DECREF(value);
+            if (failed)
+                return -1;
+        }
+    }
+    if (burst_dir >= 0 && set_int(st, t_off[T_BURST_DIR], burst_dir))
+        return -1;
+    return set_int(st, t_off[T_BURST_RECORDS], burst_records) || set_int(st, t_off[T_RECORDS_SEEN], seen) ? -1 : 1;
+}
+
+/* OpenVPN's opcode test (OpenVPN.update with the ACK filter off) on a TCP segment: 1 taken, 0 Python, -1 error. */
+static int take_ovpn(int direction, PyObject *st, const InOrder *io, const unsigned char *payload, Py_ssize_t plen,
+                     const Watch *w)
+{
+    PyObject *first_c2s = SLOT(st, o_off[O_FIRST_C2S]), *first_s2c = SLOT(st, o_off[O_FIRST_S2C]);
+    PyObject *values = SLOT(st, o_off[O_VALUES]), *records_o = SLOT(st, o_off[O_RECORDS]);
+    PyObject *sizes = SLOT(st, o_off[O_C2S_SIZES]);
+    if (first_c2s == NULL || first_s2c == NULL || first_c2s == Py_None || first_s2c == Py_None
+            || !PyLong_CheckExact(first_c2s) || !PyLong_CheckExact(first_s2c)
+            || values == NULL || !PySet_CheckExact(values) || records_o == NULL || !PyLong_CheckExact(records_o)
+            || sizes == NULL || !PyList_CheckExact(sizes) || SLOT(st, o_off[O_ALIVE]) != Py_True
+            || SLOT(st, o_off[O_RESET_RECURRED]) != Py_False)
+        return 0;                                            /* a first packet, or the test has ended */
+    long c2s_reset = PyLong_AsLong(first_c2s), s2c_reset = PyLong_AsLong(first_s2c);
+    long records = PyLong_AsLong(records_o);
+    if (PyErr_Occurred())
+        return -1;
+    /* header_bytes(payload, tcp=True): the header byte of each length-prefixed record. */
+    unsigned char found[256];
+    int nfound = 0;
+    Py_ssize_t pos = 0;
+    while (pos + 3 <= plen) {
+        long length = (long)u16be(payload + pos);
+        if (length < 1 || pos + 2 + length > plen) {
+            if (length >= 1 && nfound == 0)
+                found[nfound++] = payload[pos + 2];          /* a record continuing in the next segment */
+            break;
+        }
+        if (nfound == (int)sizeof found)
+            return 0;                                        /* more records than this counts: Python */
+        found[nfound++] = payload[pos + 2];
+        pos += 2 + length;
+    }
+    if (nfound == 0)
+        return 0;                                            /* not OpenVPN framing: the test ends */
+    Py_ssize_t distinct = PySet_GET_SIZE(values);
+    unsigned char fresh[256];
+    int nfresh = 0;
+    for (int i = 0; i < nfound; i++) {
+        if (found[i] == c2s_reset || found[i] == s2c_reset)
+            return 0;                                        /* a reset value recurs: the test ends */
+        PyObject *v = PyLong_FromLong(found[i]);
+        if (v == NULL)
+            return -1;
+        int in = PySet_Contains(values, v);
+        Py_DECREF(v);
+        if (in < 0)
+            return -1;
+        int again = 0;
+        for (int j = 0; j < nfresh; j++)
+            again |= fresh[j] == found[i];
+        if (!in && !again)
+            fresh[nfresh++] = found[i];
+    }
+    distinct += nfresh;
+    records += nfound;
+    if (distinct > w->max_distinct || records >= w->window
+            || (records >= w->min_records && w->min_distinct <= distinct))
+        return 0;                                            /* an outcome: DONE or a detection */
+    /* Commit: the stream, the client's sizes, the count and the values seen. */
+    PyObject *joined = joined_bytes(io, payload);
+    if (joined == NULL)
+        return -1;
+    int failed = deliver(io, joined, plen);
+    Py_DECREF(joined);
+    if (failed)
+        return -1;
+    if (direction == 0) {
+        PyObject *size = PyLong_FromSsize_t(plen);
+        if (size == NULL)
+            return -1;
+        failed = PyList_Append(sizes, size);
+        Py_DECREF(size);
+        if (failed)
+            return -1;
+    }
+    for (int i = 0; i < nfresh; i++) {
+        PyObject *v = PyLong_FromLong(fresh[i]);
+        if (v == NULL)
+            return -1;
+        failed = PySet_Add(values, v);
+        Py_DECREF(v);
+        if (failed)
+            return -1;
+    }
+    return set_int(st, o_off[O_RECORDS], records) ? -1 : 1;
+}
+
+/*
+ * A data segment of a watched flow: 1 taken (the direction's stream, the
+ * watcher's state and the flow's data count updated, as Engine._inspect
+ * and the classifier's update would), 0 left to Python (nothing changed),
+ * -1 error.
+ */
+static int take_watched(PyObject *flow, int direction, int kind, PyObject *st, const unsigned char *payload,
+                        Py_ssize_t plen, uint32_t seq, const Watch *w)
+{
+    InOrder io;
+    if (!in_order(flow, direction, seq, plen, &io))
+        return 0;
+    int took = kind == WATCH_TLS ? take_tls(direction, st, &io, payload, plen, w)
+                                 : take_ovpn(direction, st, &io, payload, plen, w);
+    if (took <= 0)
+        return took;
+    return add_to(flow, direction == 0 ? f_off[F_C2S_DATA] : f_off[F_S2C_DATA], 1) ? -1 : 1;
+}
+
+/*
+ * walk(flows, data, offset, big_endian, tick, expiry_at, quiet_data=0, quiet_packets=0, limit=max,
+ *      watch=None)
  *     -> (offset, packets, blocked, fast)
  *
  * Walks pcap records (Ethernet link type) from *offset*, taking every
@@ -135,7 +522,11 @@ static inline uint32_t u32(const unsigned char *p, int big)
  *   model accepts every segment, so no check can reject it), the flow still
  *   has classifiers, fewer than *quiet_data* data packets and, counting
  *   this one, fewer than *quiet_packets* packets (so Engine._spent would
- *   not end its inspection). Such a segment reaches no classifier.
+ *   not end its inspection). Such a segment reaches no classifier;
+ * - with *watch* (Engine.watch), a data segment of a flow only one of the
+ *   watchers above still watches, when the flow has sent data in this
+ *   direction before and the watcher would reach no outcome on it
+ *   (take_watched); the budgets are then the watcher's.
  * Returns the offset of the first record it leaves to Python (or of the
  * end / a truncated last record), how many packets it took, and how many
  * of those belonged to blocked flows, and whether Engine.fast takes the
@@ -151,13 +542,17 @@ static PyObject *walk(PyObject *self, PyObject *args)
     double tick, expiry_at;
     long quiet_data = 0, quiet_packets = 0;
     Py_ssize_t limit = PY_SSIZE_T_MAX;
-    if (!PyArg_ParseTuple(args, "O!Onpdd|lln", &PyDict_Type, &flows, &data, &offset, &big, &tick, &expiry_at,
-                          &quiet_data, &quiet_packets, &limit))
+    PyObject *watch_spec = NULL;
+    Watch watch;
+    if (!PyArg_ParseTuple(args, "O!Onpdd|llnO", &PyDict_Type, &flows, &data, &offset, &big, &tick, &expiry_at,
+                          &quiet_data, &quiet_packets, &limit, &watch_spec))
         return NULL;
     if (!flow_ready) {
         PyErr_SetString(PyExc_RuntimeError, "_fastpath.setup(Flow) was not called");
         return NULL;
     }
+    if (watch_of(watch_spec, &watch))
+        return NULL;
     Py_buffer view;
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
         return NULL;
@@ -214,11 +609,10 @@ static PyObject *walk(PyObject *self, PyObject *args)
             Py_ssize_t doff = (p[l4 + 12] >> 4) * 4;
             size -= doff;
             whole_header = doff >= 20 && l4 + doff <= ip_end;
-            if (flags & 0x05) {                              /* FIN, RST: only for decided flows, below */
-                if (!whole_header)
-                    break;
+            if (whole_header)
                 captured = ip_end - l4 - doff;
-            }
+            else if (flags & 0x05)                           /* FIN, RST: only for decided flows, below */
+                break;
         } else {
             size -= 8;
         }
@@ -243,19 +637,40 @@ static PyObject *walk(PyObject *self, PyObject *args)
         long direction = PyLong_AsLong(PyTuple_GET_ITEM(entry, 1));
         int done = SLOT(flow, f_off[F_DONE]) == Py_True;
         if (!done) {
-            /* A plain ACK of a flow under inspection (see above), or Python. */
-            long data_packets, other, packets;
+            /* A plain ACK of a flow under inspection, a watched flow's data segment (see above), or Python. */
+            long c2s_data, s2c_data, packets;
             PyObject *states = SLOT(flow, f_off[F_STATES]);
-            if (proto != 6 || (flags & 0x05) || size != 0 || !whole_header || quiet_data <= 0
+            if (proto != 6 || (flags & 0x05) || !whole_header || quiet_data <= 0
                     || states == NULL || !PyDict_Check(states) || PyDict_GET_SIZE(states) == 0)
                 break;
-            if (int_of(flow, f_off[F_C2S_DATA], &data_packets) || int_of(flow, f_off[F_S2C_DATA], &other)
+            int kind;
+            PyObject *state = watched(states, &watch, &kind);
+            long data_budget = kind == WATCH_TLS ? watch.tls_data : kind == WATCH_OVPN ? watch.ovpn_data : quiet_data;
+            long packet_budget = kind == WATCH_TLS ? watch.tls_packets
+                                 : kind == WATCH_OVPN ? watch.ovpn_packets : quiet_packets;
+            if (int_of(flow, f_off[F_C2S_DATA], &c2s_data) || int_of(flow, f_off[F_S2C_DATA], &s2c_data)
                     || int_of(flow, f_off[F_PACKETS], &packets)) {
                 failed = 1;
                 break;
             }
-            if (data_packets + other >= quiet_data || packets + 1 >= quiet_packets)
+            if (packets + 1 >= packet_budget)
+                break;                                       /* Engine._spent would end the inspection */
+            if (size != 0) {
+                if (state == NULL || captured == 0 || c2s_data + s2c_data + 1 >= data_budget
+                        || (direction == 0 ? c2s_data : s2c_data) == 0)
+                    break;                                   /* not watched, or a first payload (kept whole) */
+                int took = take_watched(flow, (int)direction, kind, state, p + l4 + (p[l4 + 12] >> 4) * 4,
+                                        captured, u32(p + l4 + 4, 1), &watch);
+                if (took < 0) {
+                    failed = 1;
+                    break;
+                }
+                if (took == 0)
+                    break;
+                size = captured;                             /* the slow path counts the captured payload */
+            } else if (c2s_data + s2c_data >= data_budget) {
                 break;
+            }
         } else if (flags & 0x05) {
             size = captured;                                 /* the slow path counts the captured payload */
         }
@@ -451,8 +866,10 @@ fail:
 static PyMethodDef methods[] = {
     {"setup", setup, METH_O, "setup(Flow): find the flow class's slot offsets"},
     {"walk", walk, METH_VARARGS,
-     "walk(flows, data, offset, big_endian, tick, expiry_at, quiet_data=0, quiet_packets=0, limit=max) -> "
-     "(offset, packets, blocked, fast)"},
+     "walk(flows, data, offset, big_endian, tick, expiry_at, quiet_data=0, quiet_packets=0, limit=max, "
+     "watch=None) -> (offset, packets, blocked, fast)"},
+    {"setup_watch", setup_watch, METH_VARARGS,
+     "setup_watch(Stream, tls-in-tls state, OpenVPN state): find their slot offsets"},
     {"setup_packet", setup_packet, METH_O, "setup_packet(Packet): find the packet class's slot offsets"},
     {"parse", parse, METH_O, "parse(frame) -> Packet | None: the common Ethernet/IP/TCP|UDP frame, as "
                              "middlebox.packet.parse_ethernet makes it; None for anything else"},

@@ -36,6 +36,8 @@ from fnmatch import fnmatchcase
 
 from .classifiers import make_classifiers
 from .classifiers.base import C2S, DONE, S2C, Detection, StreamView
+from .classifiers.openvpn import OpenVPN
+from .classifiers.tlsintls import TLSinTLS
 from .defrag import Defragmenter
 from .flow import Flow, FlowId
 from .packet import ACK, FIN, RST, SYN, TCP, TCP_OPT_MD5, UDP, Packet, ip_text, l4_checksum_ok, parse_ethernet, \
@@ -121,6 +123,21 @@ class Engine:
         refuses = model.check_md5 or model.check_checksum or model.check_ack
         self.accepts_all = not refuses                  # no segment check to run (_accepted)
         self.quiet_acks = (0, 0) if refuses else (profile.inspect_packets, PACKETS_PER_DATA * profile.inspect_packets)
+        # An identified flow is often watched by one classifier alone for
+        # the rest of its budget: tls-in-tls on TLS, OpenVPN's opcode test on
+        # a fully encrypted flow. Offline, the C walk counts for them on
+        # in-order segments (half of what reached Python in a real tool
+        # capture), stopping at any segment that would make the classifier
+        # decide. Only for the classifiers as written, and a model that
+        # reassembles and refuses nothing.
+        self.watch = None
+        if not refuses and model.reassemble:
+            watchers = []
+            for kind in (TLSinTLS, OpenVPN):
+                clf = next((c for c in self.classifiers if type(c) is kind and c.walk_constants()), None)
+                budget = max(profile.inspect_packets, clf.budget) if clf is not None else 0
+                watchers.append((clf, budget, PACKETS_PER_DATA * budget, *clf.walk_constants()) if clf else None)
+            self.watch = tuple(watchers) if any(watchers) else None
         self.max_flows = profile.flows.max
         self.idle = profile.flows.idle_timeout
         self.defrag = Defragmenter()
@@ -399,7 +416,6 @@ class Engine:
                 flow.s2c_data += 1
                 if flow.s2c_data == 1:
                     flow.first_s2c_payload = payload
-            flow.history.append((direction, len(payload)))
             view = None
             if flow.streams is not None and self.tcp.reassemble:
                 stream = flow.streams[direction]

@@ -28,8 +28,7 @@ class FlowId:
 
 
 class Flow:
-    """What the engine knows about one flow. ``history`` keeps (direction,
-    payload length) of the inspected data packets; the first data payload of
+    """What the engine knows about one flow. The first data payload of
     each direction is kept whole (replayed by the active prober).
 
     TCP only: ``client_isn`` is the client's initial sequence number (None
@@ -39,7 +38,7 @@ class Flow:
 
     __slots__ = ("key", "proto", "client", "server", "client_port", "server_port", "first_ts", "last_ts",
                  "packets", "c2s_packets", "s2c_packets", "c2s_data", "s2c_data", "bytes", "states",
-                 "detections", "verdict", "done", "blocking", "first_c2s_payload", "first_s2c_payload", "history",
+                 "detections", "verdict", "done", "blocking", "first_c2s_payload", "first_s2c_payload",
                  "spared", "notes", "client_isn", "streams", "fins", "closed", "announced", "evicted", "freeze_at",
                  "s2c_bytes", "offload_at")
 
@@ -60,7 +59,6 @@ class Flow:
         self.blocking = False                 # the verdict drops or resets this flow
         self.first_c2s_payload = b""
         self.first_s2c_payload = b""
-        self.history: list[tuple[int, int]] = []
         self.spared: list[str] = []           # rules that matched but lost their probability draw
         self.notes: dict = {}                 # classifiers' reasons for not matching (e.g. FET exemptions)
         self.client_isn: int | None = None

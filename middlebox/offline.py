@@ -23,14 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from .classifiers import openvpn, tlsintls
 from .engine import Engine
 from .flow import Flow
 from .pcap import ETHERNET, frames, open_pcap
 from .profiles import Profile
+from .stream import Stream
 
 try:
     from . import _fastpath           # optional C walk (setup.py builds it when a compiler is there)
     _fastpath.setup(Flow)
+    _fastpath.setup_watch(Stream, tlsintls._State, openvpn._State)
 except ImportError:                    # pragma: no cover - the pure-Python loop below does the same
     _fastpath = None
 _NEVER = float("inf")
@@ -111,7 +114,7 @@ def _let_go(data, start: int, end: int) -> int:
     return max(start, upto)
 
 
-def _walk_nothing(flows, data, offset, big, tick, expiry_at, quiet_data=0, quiet_packets=0, limit=0):
+def _walk_nothing(flows, data, offset, big, tick, expiry_at, quiet_data=0, quiet_packets=0, limit=0, watch=None):
     """Without the C walk: take no packet, and let ``Engine.fast`` try each."""
     return offset, 0, 0, 1
 
@@ -120,19 +123,20 @@ def _run_ethernet(engine: Engine, data, endian: str, tick: float) -> None:
     """Every record through the engine's fast path on the mapped file; only
     packets it does not take are cut out and parsed. The C walk, when built,
     takes runs of packets that only count first (decided flows' packets,
-    their FINs and RSTs, plain ACKs of flows under inspection) and says of
+    their FINs and RSTs, plain ACKs of flows under inspection, in-order data
+    of flows only tls-in-tls or OpenVPN's opcode test still watches) and says of
     the record it stops at whether ``fast`` may take it (an expiry deadline,
     a freeze count, the end of a window of pages) or it needs the slow path."""
     header = struct.Struct(endian + "III").unpack_from        # ts_sec, ts_frac, caplen
     fast, slow, pending, expiry, flows = engine.fast, engine.feed_slow, engine.pending, engine.expiry, engine.flows
     walk, big = (_fastpath.walk if _fastpath is not None else _walk_nothing), endian == ">"
-    quiet = engine.quiet_acks
+    quiet, watch = engine.quiet_acks, engine.watch
     offset, end, n, blocked = 24, len(data), 0, 0
     releasable = hasattr(data, "madvise")
     released = 0
     while True:
         offset, taken, held, python_fast = walk(flows, data, offset, big, tick, expiry[0][0] if expiry else _NEVER,
-                                                *quiet, released + RELEASE_EVERY if releasable else end)
+                                                *quiet, released + RELEASE_EVERY if releasable else end, watch)
         n += taken
         blocked += held
         if releasable and offset - released >= RELEASE_EVERY:

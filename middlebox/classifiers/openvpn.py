@@ -87,6 +87,15 @@ class OpenVPN(Classifier):
     def start(self, flow):
         return _State()
 
+    def walk_constants(self) -> tuple[int, int, int, int] | tuple[()]:
+        """What the C walk (middlebox/_fastpath.c, take_ovpn) needs to run
+        the opcode test as :meth:`update` does on a TCP segment; empty when
+        it cannot (the ACK filter, or the handshake test alone)."""
+        p = self.params
+        if p["ack_filter"] or not p["opcode_sequence"]:
+            return ()
+        return p["window"], p["sequence_min_packets"], p["min_distinct"], p["max_distinct"]
+
     def update(self, st: _State, flow, pkt, direction):
         if direction == C2S and pkt.payload:
             st.c2s_sizes.append(len(pkt.payload))

@@ -103,6 +103,12 @@ class TLSinTLS(Classifier):
     def start(self, flow):
         return _State()
 
+    def walk_constants(self) -> tuple[int, int, int, int]:
+        """What the C walk (middlebox/_fastpath.c, take_tls) needs to count
+        records as :meth:`update` does: the record budget, the burst caps
+        and the per-record overhead."""
+        return self.params["max_records"], BURST_RECORDS, BURST_BYTES, RECORD_OVERHEAD
+
     def update(self, st: _State, flow, view, direction):
         data = view.payload
         pos = st.pos[direction]

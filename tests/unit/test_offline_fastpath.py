@@ -320,3 +320,117 @@ def test_fins_and_rsts_of_decided_flows_close_them_in_c(tmp_path):
     assert (taken, offset) == (2, len(data))
     assert flow.closed and flow.fins == 3 and flow.packets == len(frames) + 2
     assert flow.bytes == len(b"GET / HTTP/1.1\r\nHost: a.example\r\n\r\n") + 19 + 3     # the server's FIN carried 3
+
+
+def _conversation(segments: list[tuple[int, bytes]], cport: int, sport: int) -> list[tuple[float, bytes]]:
+    """A TCP connection carrying *segments* ((0: client, 1: server), payload)
+    in the order given, each acknowledged by the other end; a segment given
+    as (direction, payload, seq_offset) is sent at that offset of its
+    direction's stream instead of the next byte (to send one out of order)."""
+    c, s, ts = "10.0.0.31", "198.18.0.10", 1_700_000_000.0
+    isn = [5000, 70000]
+    out = [ipv4(c, s, 6, tcp(cport, sport, isn[0], 0, 0x02)), ipv4(s, c, 6, tcp(sport, cport, isn[1], isn[0] + 1, 0x12)),
+           ipv4(c, s, 6, tcp(cport, sport, isn[0] + 1, isn[1] + 1, 0x10))]
+    sent = [0, 0]
+    for direction, payload, *at in segments:
+        offset = at[0] if at else sent[direction]
+        sent[direction] = max(sent[direction], offset + len(payload))
+        seq, ack = isn[direction] + 1 + offset, isn[1 - direction] + 1 + sent[1 - direction]
+        ends = (c, s) if direction == 0 else (s, c)
+        ports = (cport, sport) if direction == 0 else (sport, cport)
+        out.append(ipv4(*ends, 6, tcp(*ports, seq, ack, 0x18, payload)))
+        out.append(ipv4(*reversed(ends), 6, tcp(*reversed(ports), ack, isn[direction] + 1 + sent[direction], 0x10)))
+    return [(ts + i * 0.001, f) for i, f in enumerate(out)]
+
+
+def _record(kind: int, length: int) -> bytes:
+    return bytes([kind, 3, 3]) + length.to_bytes(2, "big") + bytes(range(7, 7 + 13)) * (length // 13) + bytes(length % 13)
+
+
+def _taken_with_and_without_watchers(monkeypatch, path, profile):
+    """Packets the C walk took with the engine's watchers and without them,
+    and the flow reports of the C walk and of the pure-Python loop."""
+    real = offline._fastpath
+
+    def run(watch: bool):
+        taken = []
+
+        class Counting:
+            @staticmethod
+            def walk(*args):
+                out = real.walk(*args) if watch else real.walk(*args[:9], None)
+                taken.append(out[1])
+                return out
+        monkeypatch.setattr(offline, "_fastpath", Counting)
+        result = classify_pcap(path, profile, seed=3)
+        return sum(taken), json.dumps([r.as_dict() for r in result.flows], sort_keys=True)
+    with_watch, flows = run(True)
+    without, same = run(False)
+    monkeypatch.setattr(offline, "_fastpath", None)
+    python = json.dumps([r.as_dict() for r in classify_pcap(path, profile, seed=3).flows], sort_keys=True)
+    assert flows == same == python
+    return with_watch, without, json.loads(flows)
+
+
+@needs_c
+@pytest.mark.parametrize("in_order", [True, False])
+def test_the_walk_counts_tls_in_tls_bursts_as_the_classifier_does(tmp_path, monkeypatch, in_order):
+    """A TLS flow carrying an inner handshake (bursts of 565, 1,180, 186 and
+    3,000 bytes: the openssl-curl model): after the ClientHello only the
+    tls-in-tls classifier watches it, and the walk counts the records of
+    its in-order segments (take_tls). It stops at the segment that ends the
+    fourth burst (Python judges) and, when a segment arrives out of order,
+    leaves that one and the one filling the gap to Python. The flows are
+    identical to the Python loop's, detection and bursts included."""
+    server_hello = _record(0x16, 90) + _record(0x14, 1) + _record(0x17, 800)
+    big = _record(0x17, 1199)
+    fourth = _record(0x17, 1019) * 3
+    server_parts = [(1, big[:700]), (1, big[700:])]
+    if not in_order:
+        done = len(server_hello)
+        server_parts = [(1, big[700:], done + 700), (1, big[:700], done)]
+    segments = ([(0, client_hello("www.example.org")), (1, server_hello),
+                 (0, _record(0x14, 1) + _record(0x17, 53)), (0, _record(0x17, 550))] + server_parts
+                + [(0, _record(0x17, 205))] + [(1, fourth[i:i + 1000]) for i in range(0, len(fourth), 1000)])
+    path = tmp_path / "tls.pcap"
+    write(path, _conversation(segments, 40031, 443))
+    profile = profiles.apply_overrides(profiles.load("gfw-2025"), ["tls-in-tls.probability=1"])
+    with_watch, without, (flow,) = _taken_with_and_without_watchers(monkeypatch, path, profile)
+    assert flow["rule"] == "tls-in-tls" and flow["action"] == "drop"
+    assert flow["detection"]["detail"] == {"model": "openssl-curl", "distance": 0.0, "bursts": [565, 1180, 186, 3000]}
+    # In order: the client's two records, both halves of the server's big
+    # one, the client's third burst and three of the four segments of the
+    # fourth burst; out of order, not the two server halves.
+    assert with_watch - without == (8 if in_order else 6)
+
+
+@needs_c
+@pytest.mark.parametrize("recurring", [False, True])
+def test_the_walk_runs_openvpns_opcode_test_as_the_classifier_does(tmp_path, monkeypatch, recurring):
+    """A fully encrypted-looking TCP flow (gfw-2025 has no FET rule, so
+    OpenVPN's opcode test goes on watching it alone) whose segments each
+    start one record header: the walk counts the header values (take_ovpn)
+    until the segment that makes 20 records with 5 distinct values, where
+    the classifier detects OpenVPN (Python); or, *recurring*, until the
+    server's first value comes back, which ends the test (Python again).
+    Identical flows either way."""
+    import random
+    rng = random.Random(5)
+
+    def segment(value: int) -> bytes:
+        return b"\xff\xff" + bytes([value]) + rng.randbytes(500)
+    values = [0x21, 0x32, 0x43]
+    rest = [values[i % 3] for i in range(30)]
+    if recurring:
+        rest[8] = 0x6b
+    segments = [(0, segment(0x5a)), (1, segment(0x6b))] + [(i % 2, segment(v)) for i, v in enumerate(rest)]
+    path = tmp_path / "ovpn.pcap"
+    write(path, _conversation(segments, 40032, 8388))
+    with_watch, without, (flow,) = _taken_with_and_without_watchers(monkeypatch, path, profiles.load("gfw-2025"))
+    if recurring:
+        assert flow["action"] == "allow" and flow["protocol"] != "openvpn", flow
+        assert with_watch - without == 8       # the segments before the recurring value
+    else:
+        assert flow["rule"] == "openvpn" and flow["detection"]["signal"] == "opcode-sequence"
+        assert flow["detection"]["detail"] == {"distinct_opcodes": 5, "records": 20}
+        assert with_watch - without == 17      # records 3 to 19; the 20th detects, in Python
