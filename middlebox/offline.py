@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from .classifiers import openvpn, tlsintls
-from .engine import Engine
+from .engine import Engine, fewer_collections
 from .flow import Flow
 from .pcap import ETHERNET, frames, open_pcap
 from .profiles import Profile
@@ -89,12 +89,13 @@ def classify_pcap(path: str | Path, profile: Profile, seed: int | None = None,
 
     engine = Engine(profile, seed=seed, on_evict=finished)
     data, endian, tick, linktype = open_pcap(path)
-    if linktype == ETHERNET and endian != "pcapng":
-        _run_ethernet(engine, data, endian, tick)
-    else:
-        for ts, frame in frames(path):
-            engine.feed(frame, ts)
-            engine.pending.clear()
+    with fewer_collections():
+        if linktype == ETHERNET and endian != "pcapng":
+            _run_ethernet(engine, data, endian, tick)
+        else:
+            for ts, frame in frames(path):
+                engine.feed(frame, ts)
+                engine.pending.clear()
     for flow in sorted(engine.all_flows(), key=lambda f: f.first_ts):
         finished(flow)
     if on_flow is None:

@@ -23,6 +23,7 @@ straight out of a frame.
 
 from __future__ import annotations
 
+import functools
 import socket
 import struct
 
@@ -225,7 +226,10 @@ def ip_bytes(text: str) -> bytes:
     return socket.inet_pton(socket.AF_INET6 if ":" in text else socket.AF_INET, text)
 
 
+@functools.lru_cache(maxsize=4096)
 def ip_text(raw: bytes) -> str:
+    # Cached: each verdict names its flow's two addresses, and the same
+    # clients and servers come back flow after flow.
     return socket.inet_ntop(socket.AF_INET6 if len(raw) == 16 else socket.AF_INET, raw)
 
 

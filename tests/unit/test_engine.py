@@ -321,3 +321,24 @@ def test_pcapng_with_nanosecond_interfaces_and_big_endian(tmp_path):
     path.write_bytes(data + b"\x00\x00\x00\x06\x00\x00")          # a truncated last block ends quietly
     ((ts, got),) = list(frames(path))
     assert got == f and abs(ts - ns / 1e9) < 1e-6
+
+
+def test_a_compiled_name_list_answers_as_its_entries_do():
+    """Engine.NameSet (one set lookup per label) against name_matches on
+    every entry, over names and lists built to hit the edges: the domain
+    itself, subdomains, look-alike suffixes without a dot, globs, a leading
+    dot, an empty entry."""
+    import random
+    from tunnelwall.middlebox.engine import NameSet, name_matches
+    rng = random.Random(11)
+    labels = ["t", "co", "example", "org", "www", "a", "xt", "twitter", "com", "", "news"]
+    pool = ["example.org", "t.co", "*t.co*", "twitter.com", ".example.org", "org", "", "x*e.org", "co", "www.a.t"]
+    checked = hits = 0
+    for _ in range(3000):
+        name = ".".join(rng.choice(labels) for _ in range(rng.randint(1, 4))).strip(".") or "t.co"
+        entries = rng.sample(pool, rng.randint(1, 5))
+        expected = any(name_matches(name, e) for e in entries)
+        assert NameSet(entries).matches(name) == expected, (name, entries)
+        checked += 1
+        hits += expected
+    assert checked == 3000 and 200 < hits < 2800          # both answers well represented
