@@ -8,7 +8,9 @@ socket, feeds the engine, and for each verdict
   ``controller.channel``), which installs the flow rules;
 * injects what the rule asks for: TCP RSTs to both ends, a forged DNS answer;
 * in ``inline`` placement, sends the frame back to the switch unless the
-  flow is blocked (the switch forwards what comes from this port). IP
+  flow is blocked (the switch forwards what comes from this port); a
+  server's SYN/ACK comes as a copy the switch has already sent on, so it
+  is only looked at (``packet.plain_synack``). IP
   fragments are steered here in both placements and held until their
   datagram is complete; then all its frames go on, or none if it is blocked;
 * re-announces a decided flow's verdict when the flow's packets reach it
@@ -45,7 +47,7 @@ from tunnelwall.base.rawsock import SOL_PACKET, packet_socket
 
 from . import inject, profiles
 from .engine import Engine, collect_less
-from .packet import ip_bytes, parse_ethernet
+from .packet import ip_bytes, parse_ethernet, plain_synack
 
 try:
     from ._fastpath import receive as _receive      # frames in batches, in C (optional, like the walk)
@@ -125,7 +127,7 @@ class Middlebox:
         # unexamined (inline), closed drops it. Counted and reported.
         self.port.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         self.load = {"frames": 0, "shed": 0, "kernel_drops": 0, "errors": 0, "max_lag_ms": 0.0, "policed": 0,
-                     "tagged": 0, "forged_tags": 0}
+                     "tagged": 0, "forged_tags": 0, "copies": 0}
         self.window_lag = 0.0
         self.next_load = time.monotonic() + LOAD_EVERY
         self.poller = select.epoll()
@@ -280,7 +282,7 @@ class Middlebox:
         forwards it unexamined (inline; in tap the switch already did), closed
         drops it (inline; a tap censor can only miss it)."""
         self.load["shed"] += 1
-        if self.inline and self.profile.overload == "open":
+        if self.inline and self.profile.overload == "open" and not plain_synack(frame):
             self.port.send(frame)
 
     def report_load(self, now: float) -> None:
@@ -333,6 +335,11 @@ class Middlebox:
             for piece in fragments if flow is not None and not flow.blocking else ():
                 if not (self.bypass_vlan and self.carries_tag(piece)):
                     self.port.send(piece)
+            return
+        if self.inline and plain_synack(frame):
+            # The switch copied it here and sent it on itself (controller/pipeline.py);
+            # if it allowed the flow, the flow's next frame carries the tag.
+            self.load["copies"] += 1
             return
         if self.inline and not (flow is not None and flow.blocking):
             if flow is not None and flow.done and flow.verdict.action == "throttle" and flow.verdict.rate_kbit \

@@ -222,6 +222,39 @@ def parse_l4(src: bytes, dst: bytes, proto: int, buf: bytes, l4: int, end: int, 
     return pkt
 
 
+def plain_synack(frame: bytes) -> bool:
+    """Whether *frame* is a whole TCP SYN/ACK (SYN and ACK set) that Open
+    vSwitch parses down to its TCP flags: untagged or with one 802.1Q tag,
+    IPv4 (not a fragment, lengths consistent, nothing cut off) or IPv6 with
+    TCP as the first next header. The inline switch copies those to the
+    middlebox instead of holding them (controller/pipeline.py); this errs
+    only towards "no" (an IPv6 SYN/ACK behind extension headers is copied
+    too, and the middlebox then re-sends a duplicate the client ignores),
+    never towards taking a held frame for a copy."""
+    at = 14
+    ethertype = frame[12:14]
+    if ethertype == b"\x81\x00":
+        at, ethertype = 18, frame[16:18]
+    if ethertype == ETH_IPV4:
+        if len(frame) < at + 20 or frame[at] >> 4 != 4:
+            return False
+        ihl, total = (frame[at] & 0x0F) * 4, frame[at + 2] << 8 | frame[at + 3]
+        if ihl < 20 or frame[at + 9] != TCP or frame[at + 6] & 0x3F or frame[at + 7] or len(frame) < at + total:
+            return False                                  # not TCP, a fragment (MF or an offset), cut off
+        l4, end = at + ihl, at + total
+    elif ethertype == ETH_IPV6:
+        if len(frame) < at + 40 or frame[at] >> 4 != 6 or frame[at + 6] != TCP:
+            return False
+        l4, end = at + 40, at + 40 + (frame[at + 4] << 8 | frame[at + 5])
+        if len(frame) < end:
+            return False
+    else:
+        return False
+    if end - l4 < 20 or (frame[l4 + 12] >> 4) * 4 < 20 or l4 + (frame[l4 + 12] >> 4) * 4 > end:
+        return False
+    return frame[l4 + 13] & (SYN | ACK) == SYN | ACK
+
+
 def ip_bytes(text: str) -> bytes:
     return socket.inet_pton(socket.AF_INET6 if ":" in text else socket.AF_INET, text)
 

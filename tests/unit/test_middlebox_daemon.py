@@ -71,8 +71,11 @@ def test_inline_the_verdict_frame_and_the_rest_of_an_allowed_flow_go_back_tagged
     for f in frames:
         mb.on_frame(f)
     back = sent(switch)
-    # The handshake as it came; from the request (the verdict) on, with the tag.
-    assert back == frames[:3] + [f[:12] + TAG + f[12:] for f in frames[3:]]
+    # The handshake as it came, but for the server's SYN/ACK, which the
+    # switch copied and sent on itself; from the request (the verdict) on,
+    # with the tag.
+    assert back == [frames[0], frames[2]] + [f[:12] + TAG + f[12:] for f in frames[3:]]
+    assert mb.load["copies"] == 1
     mb.flush()
     (v,) = verdicts(controller)
     assert v["verdict"]["action"] == "allow" and v["install"] is False
@@ -105,7 +108,7 @@ def test_rule_offload_sends_frames_back_as_they_came(middlebox):
     frames = handshake_and_request(41005)
     for f in frames:
         mb.on_frame(f)
-    assert sent(switch) == frames and mb.load["tagged"] == 0
+    assert sent(switch) == frames[:1] + frames[2:] and mb.load["tagged"] == 0      # not the SYN/ACK: a copy
     mb.flush()
     (v,) = verdicts(controller)
     assert v["install"] is False                          # deferred: the rule comes after offload_after packets
@@ -124,3 +127,44 @@ def test_verdicts_that_only_need_logging_go_together_and_never_overtake_a_blocki
     mb.on_frame(frame(C, S, 41008, 51820, b"\x01\x00\x00\x00" + bytes(144)))     # WireGuard: drop
     got = [(v["verdict"]["flow"]["client_port"], v["verdict"]["action"]) for v in verdicts(controller)]
     assert got == [(41006, "allow"), (41007, "allow"), (41008, "drop")] and mb.batch == []
+
+
+def test_a_synack_is_a_copy_only_when_the_switch_surely_copied_it():
+    """packet.plain_synack says "copied" only for what the switch's SYN/ACK
+    rule surely matched (controller/pipeline.py): a held frame taken for a
+    copy would be lost. An IPv6 SYN/ACK behind an extension header may be
+    copied too; saying "no" there only re-sends a duplicate."""
+    from tunnelwall.middlebox.packet import plain_synack
+    synack = frame(S, C, 80, 41010, proto="tcp", flags=0x12)
+    assert plain_synack(synack)
+    assert plain_synack(synack[:12] + TAG + synack[12:])                 # one 802.1Q tag: Open vSwitch parses it
+    assert plain_synack(frame(S, C, 80, 41010, b"data", proto="tcp", flags=0x12))
+    tcp = synack[34:]
+    v6 = synack[:12] + b"\x86\xdd" + b"\x60\x00\x00\x00" + len(tcp).to_bytes(2, "big") + b"\x06\x40" + bytes(32) + tcp
+    assert plain_synack(v6)
+    assert not plain_synack(v6[:20] + b"\x00" + v6[21:])                  # hop-by-hop first: says no (safe)
+    assert not plain_synack(v6[:-1])
+    for flags in (0x02, 0x10, 0x18, 0x11, 0x04):                         # SYN, ACK, data, FIN, RST
+        assert not plain_synack(frame(S, C, 80, 41010, proto="tcp", flags=flags))
+    assert not plain_synack(frame(S, C, 80, 41010, proto="udp"))
+    assert not plain_synack(synack[:-1])                                 # cut off: the switch sees no flags
+    more = bytearray(synack)
+    more[20] |= 0x20                                                     # more fragments: held, as fragments are
+    assert not plain_synack(bytes(more))
+    offset = bytearray(synack)
+    offset[21] = 1                                                       # a later fragment
+    assert not plain_synack(bytes(offset))
+    assert not plain_synack(synack[:12] + TAG + TAG + synack[12:])       # two tags: not parsed that far
+    short_offset = bytearray(synack)
+    short_offset[14 + 20 + 12] = 0x40                                    # TCP data offset 16 bytes: invalid
+    assert not plain_synack(bytes(short_offset))
+
+
+def test_inline_a_copied_synack_is_not_sent_back_even_when_shed(middlebox, monkeypatch):
+    mb, switch, _controller = middlebox("inline")
+    monkeypatch.setattr(mb.profile, "overload", "open")
+    synack = frame(S, C, 80, 41011, proto="tcp", flags=0x12)
+    request = frame(C, S, 41011, 80, GET, proto="tcp")
+    mb.shed(synack)
+    mb.shed(request)
+    assert sent(switch) == [request] and mb.load["shed"] == 2

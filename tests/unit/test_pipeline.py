@@ -90,3 +90,22 @@ def test_rule_offload_has_no_tracking():
     table = rules(config("inline", offload="rules"))
     assert not any(k[0] == pipeline.TABLE_TRACKED for k in table)
     assert not any(isinstance(a, parser.NXActionCT) for mods in table.values() for m in mods for a in actions(m))
+
+
+@pytest.mark.parametrize("offload", ["conntrack", "rules"])
+def test_inline_a_servers_synack_is_copied_to_the_middlebox_and_sent_on(offload):
+    """Above the inspect rules and below every verdict, SYN/ACKs (SYN and
+    ACK set, whatever else) go to the middlebox as a copy and on to table 1;
+    in tap everything is a copy already, and with the middlebox away the
+    fail policy decides, so the rule is only there inline, middlebox up."""
+    table = rules(config("inline", offload))
+    copies = table[(pipeline.TABLE_CENSOR, pipeline.PRIO_INSPECT + 1)]
+    assert sorted(m.match["eth_type"] for m in copies) == [pipeline.IPV4, pipeline.IPV6]
+    for mod in copies:
+        assert mod.match["ip_proto"] == pipeline.TCP
+        assert mod.match["tcp_flags_nxm"] == (pipeline.TCP_SYN | pipeline.TCP_ACK,) * 2
+        (out,) = actions(mod)
+        assert out.port == MBOX and gotos(mod) == [pipeline.TABLE_FORWARD]
+    assert pipeline.PRIO_INSPECT + 1 < pipeline.PRIO_VERDICT < pipeline.PRIO_STEER       # fragments stay held
+    assert (pipeline.TABLE_CENSOR, pipeline.PRIO_INSPECT + 1) not in rules(config("tap", offload))
+    assert (pipeline.TABLE_CENSOR, pipeline.PRIO_INSPECT + 1) not in rules(config("inline", offload), False)
