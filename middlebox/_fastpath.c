@@ -131,7 +131,7 @@ static inline uint32_t u32(const unsigned char *p, int big)
  * handshake's record bursts, middlebox/classifiers/tlsintls.py), OpenVPN's
  * opcode test on a flow the entropy test flagged (its header bytes,
  * classifiers/openvpn.py). In a real tool's capture those segments were
- * half of what still reached Python. For each of them the engine only
+ * two thirds of what still reached Python. For each of them the engine only
  * appends the bytes to the direction's reassembly and the classifier only
  * counts, so the walk does both here when the segment is the one the
  * stream expects (nothing waits out of order, no resync) and the count

@@ -113,7 +113,6 @@ class Middlebox:
         self.profile = profiles.apply_overrides(profiles.load(config["profile"]), config.get("overrides", []))
         warm_up(self.profile)
         self.engine = Engine(self.profile, seed=config.get("seed"))
-        collect_less()
         self.inline = config["placement"] == "inline"
         # flows.offload: conntrack (fixed for the run, whatever profile is
         # loaded later): frames of flows allowed go back tagged with this VLAN,
@@ -492,6 +491,7 @@ def main() -> int:
     args = ap.parse_args()
     with open(args.config) as fh:
         config = json.load(fh)
+    collect_less()                   # this process is the engine's, for its whole life
     try:
         Middlebox(config).run()
     except KeyboardInterrupt:
