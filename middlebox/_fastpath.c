@@ -225,6 +225,24 @@ static inline int is_int_list(PyObject *o, Py_ssize_t max)
 
 static inline long min_long(long a, long b) { return a < b ? a : b; }
 
+/* Append *value* to a list, or add it to a set, as an int; -1 on error. */
+static int add_long(PyObject *container, long value)
+{
+    PyObject *v = PyLong_FromLong(value);
+    if (v == NULL)
+        return -1;
+    int failed = PyList_CheckExact(container) ? PyList_Append(container, v) : PySet_Add(container, v);
+    Py_DECREF(v);
+    return failed;
+}
+
+/* Replace item *i* of a list with an int; -1 on error. */
+static int set_long_item(PyObject *list, Py_ssize_t i, long value)
+{
+    PyObject *v = PyLong_FromLong(value);
+    return v == NULL ? -1 : PyList_SetItem(list, i, v);
+}
+
 /* Replace an int slot's value; -1 on error. */
 static int set_int(PyObject *o, Py_ssize_t off, long value)
 {
@@ -379,24 +397,13 @@ static int take_tls(int direction, PyObject *st, const InOrder *io, const unsign
     /* Commit: the stream, then the watcher's state. */
     int failed = deliver(io, joined, plen);
     Py_DECREF(joined);
-    if (failed || PyList_SetItem(pos_l, direction, PyLong_FromLong(pos)))
+    if (failed || set_long_item(pos_l, direction, pos))
         return -1;
     if (counting != counting_before && PyList_SetItem(counting_l, direction, Py_NewRef(Py_True)))
         return -1;
-    for (Py_ssize_t i = 0; i < nb; i++) {
-        PyObject *value = PyLong_FromLong(bursts[i]);
-        if (value == NULL)
+    for (Py_ssize_t i = 0; i < nb; i++)
+        if (i < nb_before ? set_long_item(bursts_l, i, bursts[i]) : add_long(bursts_l, bursts[i]))
             return -1;
-        if (i < nb_before) {
-            if (PyList_SetItem(bursts_l, i, value))
-                return -1;
-        } else {
-            failed = PyList_Append(bursts_l, value);
-            Py_DECREF(value);
-            if (failed)
-                return -1;
-        }
-    }
     if (burst_dir >= 0 && set_int(st, t_off[T_BURST_DIR], burst_dir))
         return -1;
     return set_int(st, t_off[T_BURST_RECORDS], burst_records) || set_int(st, t_off[T_RECORDS_SEEN], seen) ? -1 : 1;
@@ -469,24 +476,11 @@ static int take_ovpn(int direction, PyObject *st, const InOrder *io, const unsig
     Py_DECREF(joined);
     if (failed)
         return -1;
-    if (direction == 0) {
-        PyObject *size = PyLong_FromSsize_t(plen);
-        if (size == NULL)
+    if (direction == 0 && add_long(sizes, (long)plen))
+        return -1;
+    for (int i = 0; i < nfresh; i++)
+        if (add_long(values, fresh[i]))
             return -1;
-        failed = PyList_Append(sizes, size);
-        Py_DECREF(size);
-        if (failed)
-            return -1;
-    }
-    for (int i = 0; i < nfresh; i++) {
-        PyObject *v = PyLong_FromLong(fresh[i]);
-        if (v == NULL)
-            return -1;
-        failed = PySet_Add(values, v);
-        Py_DECREF(v);
-        if (failed)
-            return -1;
-    }
     return set_int(st, o_off[O_RECORDS], records) ? -1 : 1;
 }
 
