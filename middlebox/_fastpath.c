@@ -102,17 +102,21 @@ static inline void set_slot(PyObject *o, Py_ssize_t off, PyObject *value)
     Py_XDECREF(old);
 }
 
+/* Replace an int slot's value; -1 on error. */
+static int set_int(PyObject *o, Py_ssize_t off, long value)
+{
+    PyObject *v = PyLong_FromLong(value);
+    if (v == NULL)
+        return -1;
+    set_slot(o, off, v);
+    return 0;
+}
+
 /* slot += by, for an int slot; -1 on error. */
 static int add_to(PyObject *flow, Py_ssize_t off, long by)
 {
     long value;
-    if (int_of(flow, off, &value))
-        return -1;
-    PyObject *updated = PyLong_FromLong(value + by);
-    if (updated == NULL)
-        return -1;
-    set_slot(flow, off, updated);
-    return 0;
+    return int_of(flow, off, &value) || set_int(flow, off, value + by) ? -1 : 0;
 }
 
 static inline unsigned u16be(const unsigned char *p) { return (unsigned)p[0] << 8 | p[1]; }
@@ -165,52 +169,54 @@ static PyObject *setup_watch(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* The engine's description of its watchers (Engine.watch); a NULL classifier: none of that kind. */
-typedef struct {
-    PyObject *tls;                          /* the tls-in-tls classifier, the key of its state in flow.states */
-    long tls_data, tls_packets;             /* Engine._spent with only it left */
-    long max_records, burst_records, burst_bytes, overhead;
-    PyObject *ovpn;                         /* the OpenVPN classifier (opcode test only) */
-    long ovpn_data, ovpn_packets;
-    long window, min_records, min_distinct, max_distinct;
-} Watch;
+/*
+ * The engine's watchers (Engine.watch: tls-in-tls, then OpenVPN), each as
+ * (classifier, data budget, packet budget, four constants of its own) or
+ * None. Kind WATCH_NONE holds the plain-ACK budgets (Engine.quiet_acks)
+ * and no classifier, so a flow's budgets are always watchers[kind].
+ */
+enum {WATCH_NONE, WATCH_TLS, WATCH_OVPN, WATCH_KINDS};
+enum {TLS_MAX_RECORDS, TLS_BURST_RECORDS, TLS_BURST_BYTES, TLS_OVERHEAD};          /* TLSinTLS.walk_constants */
+enum {OVPN_WINDOW, OVPN_MIN_RECORDS, OVPN_MIN_DISTINCT, OVPN_MAX_DISTINCT};         /* OpenVPN.walk_constants */
 
-static int watch_of(PyObject *spec, Watch *w)
+typedef struct {
+    PyObject *clf;                          /* the classifier, the key of its state in flow.states; NULL: none */
+    long data, packets;                     /* Engine._spent with only it left */
+    long c[4];
+} Watcher;
+
+static int watchers_of(PyObject *spec, long quiet_data, long quiet_packets, Watcher *w)
 {
-    PyObject *tls = Py_None, *ovpn = Py_None;
-    w->tls = w->ovpn = NULL;
+    memset(w, 0, sizeof(Watcher) * WATCH_KINDS);
+    w[WATCH_NONE].data = quiet_data, w[WATCH_NONE].packets = quiet_packets;
     if (spec == NULL || spec == Py_None)
         return 0;
     if (!watch_ready) {
         PyErr_SetString(PyExc_RuntimeError, "_fastpath.setup_watch(Stream, tls state, openvpn state) was not called");
         return -1;
     }
-    if (!PyArg_ParseTuple(spec, "OO", &tls, &ovpn))
+    PyObject *each[WATCH_KINDS] = {NULL, Py_None, Py_None};
+    if (!PyArg_ParseTuple(spec, "OO", &each[WATCH_TLS], &each[WATCH_OVPN]))
         return -1;
-    if (tls != Py_None && !PyArg_ParseTuple(tls, "Ollllll", &w->tls, &w->tls_data, &w->tls_packets,
-                                            &w->max_records, &w->burst_records, &w->burst_bytes, &w->overhead))
-        return -1;
-    if (ovpn != Py_None && !PyArg_ParseTuple(ovpn, "Ollllll", &w->ovpn, &w->ovpn_data, &w->ovpn_packets,
-                                             &w->window, &w->min_records, &w->min_distinct, &w->max_distinct))
-        return -1;
+    for (int kind = WATCH_TLS; kind < WATCH_KINDS; kind++)
+        if (each[kind] != Py_None && !PyArg_ParseTuple(each[kind], "Ollllll", &w[kind].clf, &w[kind].data,
+                                                        &w[kind].packets, &w[kind].c[0], &w[kind].c[1],
+                                                        &w[kind].c[2], &w[kind].c[3]))
+            return -1;
     return 0;
 }
 
-/* The only classifier left on the flow, if it is one of the watchers: its state (borrowed) and kind. */
-enum {WATCH_NONE, WATCH_TLS, WATCH_OVPN};
-
-static PyObject *watched(PyObject *states, const Watch *w, int *kind)
+/* The kind of watcher that is the only classifier left on the flow (WATCH_NONE: none), and its state (borrowed). */
+static int watched(PyObject *states, const Watcher *w, PyObject **state)
 {
     Py_ssize_t i = 0;
-    PyObject *k, *v;
-    *kind = WATCH_NONE;
-    if (PyDict_GET_SIZE(states) != 1 || !PyDict_Next(states, &i, &k, &v))
-        return NULL;
-    if (k == w->tls && w->tls != NULL)
-        *kind = WATCH_TLS;
-    else if (k == w->ovpn && w->ovpn != NULL)
-        *kind = WATCH_OVPN;
-    return *kind == WATCH_NONE ? NULL : v;
+    PyObject *k;
+    if (PyDict_GET_SIZE(states) == 1 && PyDict_Next(states, &i, &k, state))
+        for (int kind = WATCH_TLS; kind < WATCH_KINDS; kind++)
+            if (w[kind].clf != NULL && k == w[kind].clf)
+                return kind;
+    *state = NULL;
+    return WATCH_NONE;
 }
 
 static inline int is_int_list(PyObject *o, Py_ssize_t max)
@@ -243,26 +249,17 @@ static int set_long_item(PyObject *list, Py_ssize_t i, long value)
     return v == NULL ? -1 : PyList_SetItem(list, i, v);
 }
 
-/* Replace an int slot's value; -1 on error. */
-static int set_int(PyObject *o, Py_ssize_t off, long value)
-{
-    PyObject *v = PyLong_FromLong(value);
-    if (v == NULL)
-        return -1;
-    set_slot(o, off, v);
-    return 0;
-}
-
 /*
  * Stream.add for a segment at *seq*, when it is the simple case: the
  * segment is the next one expected and nothing waits (1, with the bytes
  * it adds in *add*: all of it, what fits, or 0 on a full stream), or not
- * (0: Python). *stream_out* is the direction's Stream (borrowed).
+ * (0: Python). *stream* is the direction's Stream (borrowed), *old* and
+ * *limit* its length and its limit.
  */
 typedef struct {
     PyObject *stream;
     unsigned long expected;
-    Py_ssize_t old, add;
+    Py_ssize_t old, limit, add;
 } InOrder;
 
 static int in_order(PyObject *flow, int direction, uint32_t seq, Py_ssize_t plen, InOrder *io)
@@ -277,21 +274,21 @@ static int in_order(PyObject *flow, int direction, uint32_t seq, Py_ssize_t plen
             || !PyDict_Check(waiting) || PyDict_GET_SIZE(waiting) != 0 || SLOT(stream, s_off[S_RESYNC]) != Py_False
             || limit_o == NULL || !PyLong_CheckExact(limit_o))
         return 0;                                            /* a gap, a resync, a fresh stream: Python */
-    long limit = PyLong_AsLong(limit_o);
     io->stream = stream;
+    io->limit = PyLong_AsSsize_t(limit_o);
     io->expected = PyLong_AsUnsignedLong(next);
     io->old = PyBytes_GET_SIZE(data);
     if (PyErr_Occurred()) {
         PyErr_Clear();
         return 0;
     }
-    if (io->old >= limit) {
+    if (io->old >= io->limit) {
         io->add = 0;                                         /* full: Stream.add changes nothing */
         return 1;
     }
     if (io->expected != seq)
         return 0;
-    io->add = plen < limit - io->old ? plen : limit - io->old;
+    io->add = plen < io->limit - io->old ? plen : io->limit - io->old;
     return 1;
 }
 
@@ -322,9 +319,9 @@ static PyObject *joined_bytes(const InOrder *io, const unsigned char *payload)
 
 /* TLSinTLS.update on the stream's new bytes: 1 taken, 0 Python, -1 error. */
 static int take_tls(int direction, PyObject *st, const InOrder *io, const unsigned char *payload, Py_ssize_t plen,
-                    const Watch *w)
+                    const long *c)
 {
-    if (io->add != plen || io->old + plen >= PyLong_AsLong(SLOT(io->stream, s_off[S_LIMIT])))
+    if (io->old + plen >= io->limit)
         return 0;                                            /* it fills the stream: the watcher judges */
     PyObject *pos_l = SLOT(st, t_off[T_POS]), *counting_l = SLOT(st, t_off[T_COUNTING]);
     PyObject *bursts_l = SLOT(st, t_off[T_BURSTS]), *dir_o = SLOT(st, t_off[T_BURST_DIR]);
@@ -364,20 +361,20 @@ static int take_tls(int direction, PyObject *st, const InOrder *io, const unsign
         if (rtype == 0x14) {
             counting = 1;
         } else if (rtype == 0x17 && counting) {              /* TLSinTLS._count */
-            long size = length + 5 - w->overhead;
+            long size = length + 5 - c[TLS_OVERHEAD];
             if (size < 0)
                 size = 0;
             if (nb == 0) {
                 if (direction != 0)
                     continue;                                /* the sequence starts with the client */
-                bursts[0] = min_long(w->burst_bytes, size);
+                bursts[0] = min_long(c[TLS_BURST_BYTES], size);
                 nb = 1, burst_dir = 0, burst_records = 1;
             } else if (direction == burst_dir) {
-                if (burst_records >= w->burst_records)
+                if (burst_records >= c[TLS_BURST_RECORDS])
                     continue;
-                bursts[nb - 1] = min_long(w->burst_bytes, bursts[nb - 1] + size);
+                bursts[nb - 1] = min_long(c[TLS_BURST_BYTES], bursts[nb - 1] + size);
                 burst_records++;
-                if (nb == 4 && burst_records == w->burst_records) {
+                if (nb == 4 && burst_records == c[TLS_BURST_RECORDS]) {
                     outcome = 1;                             /* the fourth burst is complete: judged */
                     break;
                 }
@@ -385,12 +382,12 @@ static int take_tls(int direction, PyObject *st, const InOrder *io, const unsign
                 outcome = 1;                                 /* the fourth burst ended: judged */
                 break;
             } else {
-                bursts[nb++] = min_long(w->burst_bytes, size);
+                bursts[nb++] = min_long(c[TLS_BURST_BYTES], size);
                 burst_dir = direction, burst_records = 1;
             }
         }
     }
-    if (outcome || seen > w->max_records) {
+    if (outcome || seen > c[TLS_MAX_RECORDS]) {
         Py_DECREF(joined);
         return 0;
     }
@@ -411,7 +408,7 @@ static int take_tls(int direction, PyObject *st, const InOrder *io, const unsign
 
 /* OpenVPN's opcode test (OpenVPN.update with the ACK filter off) on a TCP segment: 1 taken, 0 Python, -1 error. */
 static int take_ovpn(int direction, PyObject *st, const InOrder *io, const unsigned char *payload, Py_ssize_t plen,
-                     const Watch *w)
+                     const long *c)
 {
     PyObject *first_c2s = SLOT(st, o_off[O_FIRST_C2S]), *first_s2c = SLOT(st, o_off[O_FIRST_S2C]);
     PyObject *values = SLOT(st, o_off[O_VALUES]), *records_o = SLOT(st, o_off[O_RECORDS]);
@@ -465,8 +462,8 @@ static int take_ovpn(int direction, PyObject *st, const InOrder *io, const unsig
     }
     distinct += nfresh;
     records += nfound;
-    if (distinct > w->max_distinct || records >= w->window
-            || (records >= w->min_records && w->min_distinct <= distinct))
+    if (distinct > c[OVPN_MAX_DISTINCT] || records >= c[OVPN_WINDOW]
+            || (records >= c[OVPN_MIN_RECORDS] && c[OVPN_MIN_DISTINCT] <= distinct))
         return 0;                                            /* an outcome: DONE or a detection */
     /* Commit: the stream, the client's sizes, the count and the values seen. */
     PyObject *joined = joined_bytes(io, payload);
@@ -491,13 +488,13 @@ static int take_ovpn(int direction, PyObject *st, const InOrder *io, const unsig
  * -1 error.
  */
 static int take_watched(PyObject *flow, int direction, int kind, PyObject *st, const unsigned char *payload,
-                        Py_ssize_t plen, uint32_t seq, const Watch *w)
+                        Py_ssize_t plen, uint32_t seq, const Watcher *w)
 {
     InOrder io;
     if (!in_order(flow, direction, seq, plen, &io))
         return 0;
-    int took = kind == WATCH_TLS ? take_tls(direction, st, &io, payload, plen, w)
-                                 : take_ovpn(direction, st, &io, payload, plen, w);
+    int took = kind == WATCH_TLS ? take_tls(direction, st, &io, payload, plen, w->c)
+                                 : take_ovpn(direction, st, &io, payload, plen, w->c);
     if (took <= 0)
         return took;
     return add_to(flow, direction == 0 ? f_off[F_C2S_DATA] : f_off[F_S2C_DATA], 1) ? -1 : 1;
@@ -541,7 +538,7 @@ static PyObject *walk(PyObject *self, PyObject *args)
     long quiet_data = 0, quiet_packets = 0;
     Py_ssize_t limit = PY_SSIZE_T_MAX;
     PyObject *watch_spec = NULL;
-    Watch watch;
+    Watcher watchers[WATCH_KINDS];
     if (!PyArg_ParseTuple(args, "O!Onpdd|llnO", &PyDict_Type, &flows, &data, &offset, &big, &tick, &expiry_at,
                           &quiet_data, &quiet_packets, &limit, &watch_spec))
         return NULL;
@@ -549,7 +546,7 @@ static PyObject *walk(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_RuntimeError, "_fastpath.setup(Flow) was not called");
         return NULL;
     }
-    if (watch_of(watch_spec, &watch))
+    if (watchers_of(watch_spec, quiet_data, quiet_packets, watchers))
         return NULL;
     Py_buffer view;
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0)
@@ -598,7 +595,7 @@ static PyObject *walk(PyObject *self, PyObject *args)
         } else {
             break;
         }
-        Py_ssize_t captured = 0;                             /* the TCP payload as the slow path sees it */
+        Py_ssize_t captured = 0, payload_at = 0;             /* the TCP payload as the slow path sees it */
         int whole_header = 0;                                /* one the parser takes as it is */
         if (proto == 6) {
             if (len - l4 < 14 || (p[l4 + 13] & 0x02))        /* SYN: a new connection, or a TCB turnaround */
@@ -608,7 +605,7 @@ static PyObject *walk(PyObject *self, PyObject *args)
             size -= doff;
             whole_header = doff >= 20 && l4 + doff <= ip_end;
             if (whole_header)
-                captured = ip_end - l4 - doff;
+                payload_at = l4 + doff, captured = ip_end - payload_at;
             else if (flags & 0x05)                           /* FIN, RST: only for decided flows, below */
                 break;
         } else {
@@ -641,11 +638,9 @@ static PyObject *walk(PyObject *self, PyObject *args)
             if (proto != 6 || (flags & 0x05) || !whole_header || quiet_data <= 0
                     || states == NULL || !PyDict_Check(states) || PyDict_GET_SIZE(states) == 0)
                 break;
-            int kind;
-            PyObject *state = watched(states, &watch, &kind);
-            long data_budget = kind == WATCH_TLS ? watch.tls_data : kind == WATCH_OVPN ? watch.ovpn_data : quiet_data;
-            long packet_budget = kind == WATCH_TLS ? watch.tls_packets
-                                 : kind == WATCH_OVPN ? watch.ovpn_packets : quiet_packets;
+            PyObject *state;
+            int kind = watched(states, watchers, &state);
+            long data_budget = watchers[kind].data, packet_budget = watchers[kind].packets;
             if (int_of(flow, f_off[F_C2S_DATA], &c2s_data) || int_of(flow, f_off[F_S2C_DATA], &s2c_data)
                     || int_of(flow, f_off[F_PACKETS], &packets)) {
                 failed = 1;
@@ -654,11 +649,11 @@ static PyObject *walk(PyObject *self, PyObject *args)
             if (packets + 1 >= packet_budget)
                 break;                                       /* Engine._spent would end the inspection */
             if (size != 0) {
-                if (state == NULL || captured == 0 || c2s_data + s2c_data + 1 >= data_budget
+                if (kind == WATCH_NONE || captured == 0 || c2s_data + s2c_data + 1 >= data_budget
                         || (direction == 0 ? c2s_data : s2c_data) == 0)
                     break;                                   /* not watched, or a first payload (kept whole) */
-                int took = take_watched(flow, (int)direction, kind, state, p + l4 + (p[l4 + 12] >> 4) * 4,
-                                        captured, u32(p + l4 + 4, 1), &watch);
+                int took = take_watched(flow, (int)direction, kind, state, p + payload_at, captured,
+                                        u32(p + l4 + 4, 1), &watchers[kind]);
                 if (took < 0) {
                     failed = 1;
                     break;
@@ -690,19 +685,12 @@ static PyObject *walk(PyObject *self, PyObject *args)
         if (flags & 0x04) {                                  /* RST: closed */
             set_slot(flow, f_off[F_CLOSED], Py_NewRef(Py_True));
         } else if (flags & 0x01) {                           /* FIN: closed once both ends sent one */
-            long fins;
-            if (int_of(flow, f_off[F_FINS], &fins)) {
+            long fins, sender = direction == 0 ? 1 : 2;           /* the bit of the end that sent it */
+            if (int_of(flow, f_off[F_FINS], &fins) || set_int(flow, f_off[F_FINS], fins | sender)) {
                 failed = 1;
                 break;
             }
-            fins |= direction == 0 ? 1 : 2;
-            PyObject *value = PyLong_FromLong(fins);
-            if (value == NULL) {
-                failed = 1;
-                break;
-            }
-            set_slot(flow, f_off[F_FINS], value);
-            set_slot(flow, f_off[F_CLOSED], Py_NewRef(fins == 3 ? Py_True : Py_False));
+            set_slot(flow, f_off[F_CLOSED], Py_NewRef((fins | sender) == 3 ? Py_True : Py_False));
         }
         if (done && SLOT(flow, f_off[F_BLOCKING]) == Py_True)
             blocked++;
