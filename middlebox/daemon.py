@@ -235,46 +235,46 @@ class Middlebox:
         """The frames queued on the port, up to DRAIN_MAX per wake-up: one
         poll per burst rather than per frame (under many short connections
         the frames come in bursts), while control messages and load reports
-        still get their turn. With the C receive, one system call reads them
-        all; each frame's lag is its wait from the kernel's receive time to
-        its turn here."""
+        still get their turn. Each frame's lag is its wait from the kernel's
+        receive time to its turn here."""
         limit = self.profile.flows.max_lag_ms / 1000.0
+        for frame, stamp in self.queued():
+            if self.waited(stamp) > limit:
+                self.shed(frame)
+            else:
+                self.on_frame(frame)
+
+    def queued(self):
+        """(frame, the kernel's receive time or 0.0) of each frame waiting on
+        the port, at most DRAIN_MAX: all of them read by one system call with
+        the C receive, else one recvmsg per frame, each read when its turn
+        comes."""
         if _receive is not None:
             frames = _receive(self.port.fileno(), DRAIN_MAX)
             self.load["frames"] += len(frames)
-            for frame, stamp in frames:
-                lag = time.time() - stamp if stamp else 0.0
-                if lag > self.window_lag:
-                    self.window_lag = lag
-                if lag > limit:
-                    self.shed(frame)
-                else:
-                    self.on_frame(frame)
+            yield from frames
             return
         flags = 0                                     # the first: poll said there is one
         for _ in range(DRAIN_MAX):
             try:
-                frame, lag = self.receive(flags)
+                frame, ancillary, _flags, _addr = self.port.recvmsg(65535, 64, flags)
             except BlockingIOError:
                 return
-            if lag > limit:
-                self.shed(frame)
-            else:
-                self.on_frame(frame)
+            self.load["frames"] += 1
+            stamp = 0.0
+            for level, kind, data in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+                    sec, nsec = struct.unpack_from("qq", data)
+                    stamp = sec + nsec * 1e-9
+            yield frame, stamp
             flags = socket.MSG_DONTWAIT
 
-    def receive(self, flags: int = 0) -> tuple[bytes, float]:
-        """A frame and how long it waited in the socket's queue (seconds)."""
-        frame, ancillary, _flags, _addr = self.port.recvmsg(65535, 64, flags)
-        self.load["frames"] += 1
-        lag = 0.0
-        for level, kind, data in ancillary:
-            if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
-                sec, nsec = struct.unpack_from("qq", data)
-                lag = max(0.0, time.time() - (sec + nsec * 1e-9))
+    def waited(self, stamp: float) -> float:
+        """Seconds since *stamp* (0.0 without one), kept as the window's worst."""
+        lag = max(0.0, time.time() - stamp) if stamp else 0.0
         if lag > self.window_lag:
             self.window_lag = lag
-        return frame, lag
+        return lag
 
     def shed(self, frame: bytes) -> None:
         """A frame past capacity, under the profile's overload policy: open

@@ -184,14 +184,9 @@ class Engine:
         # tool capture), stopping at any segment that would make the classifier
         # decide. Only for the classifiers as written, and a model that
         # reassembles and refuses nothing.
-        self.watch = None
-        if not refuses and model.reassemble:
-            watchers = []
-            for kind in (TLSinTLS, OpenVPN):
-                clf = next((c for c in self.classifiers if type(c) is kind and c.walk_constants()), None)
-                budget = max(profile.inspect_packets, clf.budget) if clf is not None else 0
-                watchers.append((clf, budget, PACKETS_PER_DATA * budget, *clf.walk_constants()) if clf else None)
-            self.watch = tuple(watchers) if any(watchers) else None
+        watchers = tuple(self._watcher(kind) for kind in (TLSinTLS, OpenVPN)) \
+            if not refuses and model.reassemble else ()
+        self.watch = watchers if any(watchers) else None
         self.max_flows = profile.flows.max
         self.idle = profile.flows.idle_timeout
         self.defrag = Defragmenter()
@@ -207,6 +202,18 @@ class Engine:
         self.stats = {"packets": 0, "non_ip": 0, "flows": 0, "verdicts": 0, "blocked_packets": 0,
                       "fragments_held": 0, "untracked": 0, "ignored_segments": 0, "evicted_idle": 0,
                       "evicted_full": 0}
+
+    def _watcher(self, kind) -> tuple | None:
+        """What the C walk needs of this engine's classifier of *kind* to
+        count for it (_fastpath.c, watchers_of): the classifier, its data
+        and packet budgets (_spent with only it left) and its constants;
+        None without such a classifier, or one the walk cannot follow."""
+        clf = next((c for c in self.classifiers if type(c) is kind), None)
+        constants = clf.walk_constants() if clf is not None else ()
+        if not constants:
+            return None
+        budget = max(self.profile.inspect_packets, clf.budget)
+        return (clf, budget, PACKETS_PER_DATA * budget, *constants)
 
     # -- input ----------------------------------------------------------
     def feed(self, frame: bytes, ts: float) -> Flow | None:

@@ -168,3 +168,22 @@ def test_inline_a_copied_synack_is_not_sent_back_even_when_shed(middlebox, monke
     mb.shed(synack)
     mb.shed(request)
     assert sent(switch) == [request] and mb.load["shed"] == 2
+
+
+@pytest.mark.parametrize("in_c", [True, False])
+def test_draining_the_port_reads_every_queued_frame_once_in_c_or_with_recvmsg(middlebox, monkeypatch, in_c):
+    """drain_port reads what waits on the port (one recvmmsg in C, or one
+    recvmsg per frame without the C module), measures each frame's wait from
+    the kernel's timestamp and handles the frames in order."""
+    if in_c and daemon._receive is None:
+        pytest.skip("the C module is not built here")
+    if not in_c:
+        monkeypatch.setattr(daemon, "_receive", None)
+    mb, switch, _controller = middlebox("inline", offload="rules")
+    frames = handshake_and_request(41012)
+    for f in frames:
+        switch.send(f)
+    mb.drain_port()
+    assert sent(switch) == frames[:1] + frames[2:]           # as on_frame sends them (the SYN/ACK is a copy)
+    assert mb.load["frames"] == len(frames) and mb.load["shed"] == 0
+    assert 0.0 < mb.window_lag < 5.0                          # each frame's kernel timestamp was read

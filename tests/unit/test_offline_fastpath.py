@@ -133,16 +133,18 @@ def outcome(path, profile: str) -> str:
 needs_c = pytest.mark.skipif(offline._fastpath is None, reason="the C walk is not built here")
 
 
-def count_walks(monkeypatch) -> list[int]:
-    """From now on, how many packets each call of the C walk takes."""
-    real, taken = offline._fastpath, []
+def count_walks(monkeypatch, watch: bool = True) -> list[int]:
+    """From now on, how many packets each call of the C walk takes;
+    *watch* False: the walk is given no watchers (Engine.watch)."""
+    real, taken = getattr(offline._fastpath, "real", offline._fastpath), []
 
     class Counting:
         @staticmethod
         def walk(*args):
-            out = real.walk(*args)
+            out = real.walk(*args) if watch else real.walk(*args[:9], None)
             taken.append(out[1])
             return out
+    Counting.real = real
     monkeypatch.setattr(offline, "_fastpath", Counting)
     return taken
 
@@ -350,18 +352,8 @@ def _record(kind: int, length: int) -> bytes:
 def _taken_with_and_without_watchers(monkeypatch, path, profile):
     """Packets the C walk took with the engine's watchers and without them,
     and the flow reports of the C walk and of the pure-Python loop."""
-    real = offline._fastpath
-
     def run(watch: bool):
-        taken = []
-
-        class Counting:
-            @staticmethod
-            def walk(*args):
-                out = real.walk(*args) if watch else real.walk(*args[:9], None)
-                taken.append(out[1])
-                return out
-        monkeypatch.setattr(offline, "_fastpath", Counting)
+        taken = count_walks(monkeypatch, watch)
         result = classify_pcap(path, profile, seed=3)
         return sum(taken), json.dumps([r.as_dict() for r in result.flows], sort_keys=True)
     with_watch, flows = run(True)

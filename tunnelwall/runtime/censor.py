@@ -19,13 +19,12 @@ from tunnelwall.topologies.model import Topology
 from tunnelwall.base import procs
 from tunnelwall.base.errors import TunnelwallError
 from tunnelwall.base.runstate import STATE_DIR, RunState, all_runs
-from tunnelwall.runtime.cleanup import flush_zone
+from tunnelwall.runtime.cleanup import ZONE_BASE, ZONES, flush_zone
 
 
 # conntrack offload: the VLAN tag the middlebox puts on frames of flows it
 # allowed, for the switch to mark their connection (controller/pipeline.py).
 BYPASS_VLAN = 4093
-ZONE_BASE, ZONES = 0x7000, 0x1000       # the runs' conntrack zones: 28672 .. 32767
 
 
 def conntrack_zone(state: RunState) -> int:

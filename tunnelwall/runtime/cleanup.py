@@ -26,6 +26,9 @@ def _quiet(argv: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(argv, capture_output=True, text=True)
 
 
+ZONE_BASE, ZONES = 0x7000, 0x1000       # the runs' conntrack zones: 28672 .. 32767 (censor.conntrack_zone)
+
+
 def flush_zone(zone: int) -> bool:
     """Forget every connection the switch's tracker holds in *zone* (a run's
     allowed flows, flows.offload: conntrack); False if there was no datapath."""
@@ -135,10 +138,9 @@ def cleanup_all(log=print) -> list[str]:
         removed += teardown(state, log)
     from tunnelwall.topologies import dockerd as engine
     removed += engine.stop()     # our labelled containers, then our dockerd
-    from tunnelwall.runtime.censor import ZONE_BASE, ZONES
     dump = _quiet(["ovs-appctl", "--timeout=10", "dpctl/dump-conntrack"]).stdout
     for zone in sorted({int(z) for z in re.findall(r"\bzone=(\d+)", dump)}):
-        if ZONE_BASE <= zone < ZONE_BASE + ZONES:       # runs' zones only (runtime.censor.conntrack_zone)
+        if ZONE_BASE <= zone < ZONE_BASE + ZONES:       # runs' zones only
             flush_zone(zone)
             removed.append(f"conntrack zone {zone} (left over)")
     for bridge, run_id in labelled_bridges().items():
