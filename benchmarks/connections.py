@@ -14,7 +14,10 @@ and `gfw` with ``flows.offload: rules`` (a 5-tuple rule per allowed flow
 once it has sent 32 more packets). ``--size 100000`` makes the fetches
 long enough to get rules. Goal (issue 17): with the censor >= 0.8 x without. Also
 the CPU each process spent per connection (the switch, controller,
-middlebox, servers), which says where the censor's cost goes.
+middlebox, servers), which says where the censor's cost goes, and the
+switch's own counters per connection (``pmd-stats-show``: packets it
+received, connection-tracker recirculations, lookups in all): counts, so
+they hold still while this shared machine's speed swings.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from procinfo import cpu_of, run_processes  # noqa: E402
+from procinfo import cpu_of, datapath_counts, datapath_per, run_processes  # noqa: E402
 from benchmatrix import tw  # noqa: E402
 CLIENT = r"""
 import json, socket, sys, threading, time
@@ -69,13 +72,14 @@ def measure(up_args: list[str], fetches: int, threads: int, size: int = 200) -> 
     tw("up", "isp", *up_args)
     try:
         processes = run_processes()
-        before = cpu_of(processes)
+        before, counted = cpu_of(processes), datapath_counts()
         out = subprocess.run(["ip", "netns", "exec", "tw-c1", sys.executable, "-c", CLIENT, "198.18.0.10",
                               str(fetches), str(threads), str(size)], capture_output=True, text=True, timeout=600)
         result = json.loads(out.stdout)
         used = {name: sec - before[name] for name, sec in cpu_of(processes).items()}
         result["cpu_ms_per_connection"] = {name: round(sec * 1000 / fetches, 3) for name, sec in used.items()
                                            if sec > 0}
+        result["switch_per_connection"] = datapath_per(counted, datapath_counts(), fetches)
         return result
     finally:
         tw("down")
@@ -110,6 +114,12 @@ def main() -> None:
     for name, r in results.items():
         parts = sorted(r["cpu_ms_per_connection"].items(), key=lambda kv: -kv[1])
         print(f"  {name:<16} " + ", ".join(f"{k} {v:.3f}" for k, v in parts))
+    print("\nThe switch per connection (its own counters, summed over its threads): lookups (passes),")
+    print("packets received, recirculations (each connection-tracker lookup is one), upcalls:")
+    for name, r in results.items():
+        s = r["switch_per_connection"]
+        print(f"  {name:<16} passes {s['passes']:.1f}, received {s['received']:.1f}, "
+              f"recirculations {s['recirculations']:.1f}, upcalls {s['upcalls'] + s['failed_upcalls']:.2f}")
 
 
 if __name__ == "__main__":
