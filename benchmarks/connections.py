@@ -127,6 +127,9 @@ def main() -> None:
     print("packets received, recirculations (each connection-tracker lookup is one), upcalls:")
     for name, r in results.items():
         s = r["switch_per_connection"]
+        if not s["received"]:
+            print(f"  {name:<16} none counted: the kernel datapath keeps no such counters")
+            continue
         print(f"  {name:<16} passes {s['passes']:.1f}, received {s['received']:.1f}, "
               f"recirculations {s['recirculations']:.1f}, upcalls {s['upcalls'] + s['failed_upcalls']:.2f}")
 

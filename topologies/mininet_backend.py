@@ -4,7 +4,9 @@ Open vSwitch bridges.
 Machine facts this module is built around (README, "Machine facts"):
 
 * no openvswitch kernel module: bridges use the userspace datapath
-  (``datapath_type=netdev``, Mininet ``datapath='user'``);
+  (``datapath_type=netdev``, Mininet ``datapath='user'``); where the module
+  is loaded they use the kernel's (the run state's ``datapath``, chosen by
+  :mod:`datapath`);
 * TCP through the userspace datapath stalls unless tx checksum offload is
   off on the veths (``ethtool -K IF tx off``), so every veth end gets that;
 * no sch_netem: links may be shaped (HTB via Mininet's TCLink) but not delayed.
@@ -26,6 +28,7 @@ from tunnelwall.base import kernel, procs
 from tunnelwall.base.errors import EnvironmentProblem, TunnelwallError
 from tunnelwall.base.runstate import BRIDGE_LABEL, RunState, name_prefix
 
+from .datapath import MININET_DATAPATH
 from .model import Role, Topology
 
 
@@ -179,6 +182,7 @@ class MininetBackend:
         _require_ovs()
         net = self.Mininet(topo=None, build=False, controller=None, autoSetMacs=False)
         layout = plan_layout(topo, controlled=controller is not None, scope=state.scope)
+        kind = layout["datapath"] = state.files.get("datapath", "user")
         mn_nodes = {}
         for node in topo.hosts():
             ns = layout["nodes"][node.name]["netns"]
@@ -196,7 +200,7 @@ class MininetBackend:
             info = layout["switches"][node.name]
             state.add("bridges", info["bridge"])
             mn_nodes[node.name] = net.addSwitch(
-                info["bridge"], cls=self.switch_cls, datapath="user", protocols="OpenFlow13",
+                info["bridge"], cls=self.switch_cls, datapath=MININET_DATAPATH[kind], protocols="OpenFlow13",
                 failMode=fail_mode if info["controlled"] else "standalone", dpid=f"{info['dpid']:016x}")
         root_ifaces = []
         for link in layout["links"]:

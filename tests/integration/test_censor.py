@@ -14,6 +14,7 @@ from tunnelwall.harness import spec
 from tunnelwall.harness.runner import BLOCKED, PASSED, run_tool
 from tunnelwall.base.runstate import active_run
 from tunnelwall.runtime.network import down
+from tunnelwall.topologies.datapath import DPCTL_NAME
 
 
 @pytest.fixture
@@ -191,7 +192,9 @@ def test_offload_after_zero_puts_every_allowed_flow_on_the_switch_at_its_verdict
 
 
 def _conntrack(zone: int) -> str:
-    return subprocess.run(["ovs-appctl", "dpctl/dump-conntrack", f"zone={zone}"], capture_output=True,
+    """The run's zone in the run's datapath, named (a machine can have both)."""
+    name = DPCTL_NAME[active_run().files["datapath"]]
+    return subprocess.run(["ovs-appctl", "dpctl/dump-conntrack", name, f"zone={zone}"], capture_output=True,
                           text=True).stdout
 
 

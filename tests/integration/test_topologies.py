@@ -2,11 +2,15 @@
 each other (ping), TCP transfers cross it, and nothing is left after down."""
 
 import itertools
+import subprocess
 
 import pytest
 from conftest import assert_nothing_left, in_node, tw
 
 from tunnelwall import topologies
+from tunnelwall.base import kernel
+from tunnelwall.base.runstate import active_run
+from tunnelwall.topologies import datapath
 from tunnelwall.topologies.model import Role
 
 
@@ -49,6 +53,13 @@ def test_no_censor_variant_and_inspect():
         import json
         data = json.loads(res.stdout)
         assert data["profile"] is None and set(data["layout"]["nodes"]) >= {"c1", "isp", "web"}
+        # --datapath auto: the kernel's where its module is loaded, else userspace.
+        kind = "kernel" if datapath.module_loaded() else "user"
+        assert data["layout"]["datapath"] == kind
+        for info in data["layout"]["switches"].values():
+            dp_type = subprocess.run(["ovs-vsctl", "get", "bridge", info["bridge"], "datapath_type"],
+                                     capture_output=True, text=True, check=True).stdout.strip()
+            assert dp_type == {"kernel": "system", "user": "netdev"}[kind]
         assert in_node("c1", "ping -c1 -W2 198.18.0.10").returncode == 0
     finally:
         tw("down")
@@ -62,6 +73,16 @@ def test_second_up_is_refused_with_one_line():
         assert res.returncode == 2 and "already up" in res.stderr and "Traceback" not in res.stderr
     finally:
         tw("down")
+    assert_nothing_left()
+
+
+@pytest.mark.skipif(kernel.module_available("openvswitch"), reason="this machine has the kernel datapath")
+def test_kernel_datapath_asked_for_without_the_module_is_refused_with_one_line():
+    res = tw("up", "minimal", "--no-censor", "--datapath", "kernel", check=False)
+    assert res.returncode == 3, res.stderr
+    assert res.stderr.count("\n") == 1 and "kernel module is not available" in res.stderr
+    assert "--datapath user" in res.stderr and "Traceback" not in res.stderr
+    assert active_run() is None
     assert_nothing_left()
 
 

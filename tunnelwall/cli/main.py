@@ -42,11 +42,13 @@ def cmd_up(args) -> int:
     from tunnelwall.runtime.network import UpOptions, up
     state = up(UpOptions(topology=args.topology, profile=args.profile, no_censor=args.no_censor,
                          placement=args.placement, seed=args.seed, overrides=args.set or [],
-                         scope=None if args.scope == "auto" else (args.scope or "")))
+                         scope=None if args.scope == "auto" else (args.scope or ""),
+                         datapath=args.datapath))
     print(f"run {state.run_id}: '{state.layout['topology']}' is up in {state.files['up_seconds']}s"
           f"{' with censor profile ' + state.profile if state.profile else ' (no censor)'}"
           f"{' (scope ' + state.scope + ': names start with ' + name_prefix(state.scope) + ')' if state.scope else ''}")
     print(f"  logs: {state.log_dir}")
+    print(f"  switch: Open vSwitch, {'kernel' if state.files.get('datapath') == 'kernel' else 'userspace'} datapath")
     if state.api:
         print(f"  controller API: http://127.0.0.1:{state.api['port']}/  (token in {state.api['token_file']})")
     print("  nodes: " + ", ".join(f"{n} ({i['role']})" for n, i in state.layout["nodes"].items()))
@@ -191,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="RULE.FIELD=VALUE",
                    help="override a profile rule, e.g. --set fet.probability=1 (repeatable)")
     p.add_argument("--cli", action="store_true", help="open a node shell; leaving it tears the network down")
+    p.add_argument("--datapath", choices=["auto", "kernel", "user"],
+                   help="Open vSwitch's datapath: the kernel's where its module is loaded (auto, the default; "
+                        "also $TUNNELWALL_DATAPATH), or insist on one")
 
     p.add_argument("--scope", metavar="S|auto",
                    help="run beside other runs: 'auto' picks a free scope, or give one character (1-9, a-z); "

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tunnelwall.base import procs
 from tunnelwall.base.runstate import BRIDGE_LABEL, STATE_DIR, RunState, all_runs
+from tunnelwall.topologies.datapath import DPCTL_NAME
 
 
 def _quiet(argv: list[str]) -> subprocess.CompletedProcess:
@@ -29,10 +30,21 @@ def _quiet(argv: list[str]) -> subprocess.CompletedProcess:
 ZONE_BASE, ZONES = 0x7000, 0x1000       # the runs' conntrack zones: 28672 .. 32767 (censor.conntrack_zone)
 
 
-def flush_zone(zone: int) -> bool:
+def flush_zone(zone: int, kind: str = "user") -> bool:
     """Forget every connection the switch's tracker holds in *zone* (a run's
-    allowed flows, flows.offload: conntrack); False if there was no datapath."""
-    return _quiet(["ovs-appctl", "--timeout=10", "dpctl/flush-conntrack", f"zone={zone}"]).returncode == 0
+    allowed flows, flows.offload: conntrack) in the datapath of *kind*
+    ("kernel" or "user"); False if there was no such datapath."""
+    # Named, since a machine can have both datapaths; Open vSwitch 3.1 refuses
+    # a name in this one command ("field netdev@ovs-netdev missing value"),
+    # and without one dpctl takes the only datapath there is.
+    return any(_quiet(["ovs-appctl", "--timeout=10", "dpctl/flush-conntrack", *named, f"zone={zone}"]).returncode == 0
+               for named in ([DPCTL_NAME[kind]], []))
+
+
+def datapaths() -> list[str]:
+    """The kinds of datapath Open vSwitch has now ("kernel", "user")."""
+    listed = _quiet(["ovs-appctl", "--timeout=10", "dpctl/dump-dps"]).stdout.split()
+    return [kind for kind, name in DPCTL_NAME.items() if name in listed]
 
 
 def existing_netns() -> set[str]:
@@ -81,7 +93,7 @@ def teardown(state: RunState, log=print) -> list[str]:
     if state.containers:
         removed += _remove_containers(state)
     zone = state.files.get("ct_zone")
-    if zone and flush_zone(zone):
+    if zone and flush_zone(zone, state.files.get("datapath", "user")):
         # The connections the switch remembered as allowed (flows.offload:
         # conntrack), while the datapath is still there.
         removed.append(f"conntrack zone {zone}")
@@ -138,11 +150,12 @@ def cleanup_all(log=print) -> list[str]:
         removed += teardown(state, log)
     from tunnelwall.topologies import dockerd as engine
     removed += engine.stop()     # our labelled containers, then our dockerd
-    dump = _quiet(["ovs-appctl", "--timeout=10", "dpctl/dump-conntrack"]).stdout
-    for zone in sorted({int(z) for z in re.findall(r"\bzone=(\d+)", dump)}):
-        if ZONE_BASE <= zone < ZONE_BASE + ZONES:       # runs' zones only
-            flush_zone(zone)
-            removed.append(f"conntrack zone {zone} (left over)")
+    for kind in datapaths():
+        dump = _quiet(["ovs-appctl", "--timeout=10", "dpctl/dump-conntrack", DPCTL_NAME[kind]]).stdout
+        for zone in sorted({int(z) for z in re.findall(r"\bzone=(\d+)", dump)}):
+            if ZONE_BASE <= zone < ZONE_BASE + ZONES:       # runs' zones only
+                flush_zone(zone, kind)
+                removed.append(f"conntrack zone {zone} (left over)")
     for bridge, run_id in labelled_bridges().items():
         _quiet(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", bridge])
         removed.append(f"bridge {bridge} (labelled run {run_id})")

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunnelwall import topologies
+from tunnelwall.topologies import datapath
 from tunnelwall.topologies.mininet_backend import MininetBackend
 from tunnelwall.topologies.model import Topology
 
@@ -28,6 +29,7 @@ class UpOptions:
     seed: int | None = None
     overrides: list[str] = field(default_factory=list)   # RULE.FIELD=VALUE
     scope: str | None = ""            # "": the default run; one of runstate.SCOPES; None: the first free one
+    datapath: str | None = None       # Open vSwitch's (auto, kernel, user); None: $TUNNELWALL_DATAPATH or auto
 
 
 def require_root() -> None:
@@ -45,7 +47,9 @@ def up(opts: UpOptions, say=print) -> RunState:
         profile = profiles.apply_overrides(profiles.load(opts.profile or topo.censor.profile), opts.overrides)
     elif opts.profile and not topo.censor:
         raise TunnelwallError(f"topology '{topo.name}' has no censor section, so --profile cannot apply")
+    kind = datapath.resolve(opts.datapath)      # before anything is created: a wrong ask fails clean
     state = new_run(topo.source, profile.name if profile else None, opts.scope)
+    state.files["datapath"] = kind
     t0 = time.monotonic()
     try:
         with procs.signals_as_interrupts():
