@@ -60,6 +60,7 @@ def test_no_censor_variant_and_inspect():
             dp_type = subprocess.run(["ovs-vsctl", "get", "bridge", info["bridge"], "datapath_type"],
                                      capture_output=True, text=True, check=True).stdout.strip()
             assert dp_type == {"kernel": "system", "user": "netdev"}[kind]
+        assert f"  datapath {kind}" in tw("inspect").stdout.splitlines()[0]
         assert in_node("c1", "ping -c1 -W2 198.18.0.10").returncode == 0
     finally:
         tw("down")

@@ -162,7 +162,8 @@ def cmd_inspect(args) -> int:
                           "status": state.status, "log_dir": state.log_dir, "layout": state.layout,
                           "processes": [p.__dict__ for p in state.processes]}, indent=1))
     else:
-        print(f"run {state.run_id}  topology {state.topology}  profile {state.profile or '-'}  status {state.status}")
+        print(f"run {state.run_id}  topology {state.topology}  profile {state.profile or '-'}  status {state.status}"
+              f"  datapath {state.layout.get('datapath', 'user')}")
         _print_table(rows, ["node", "role", "netns", "iface", "address", "address6", "mac", "peer"])
         for line in _condition_lines(state):
             print(f"link {line}")

@@ -28,7 +28,7 @@ BYPASS_VLAN = 4093
 
 
 def conntrack_zone(state: RunState) -> int:
-    """A connection-tracking zone of the run's own: the userspace datapath's
+    """A connection-tracking zone of the run's own: the switch's (either datapath)
     tracker is shared by every bridge on the machine (runs side by side, or
     a run and its leftovers), and teardown flushes this zone only."""
     taken = {r.files.get("ct_zone") for r in all_runs() if r.run_id != state.run_id}
