@@ -67,9 +67,9 @@ def parse_pmd_stats(text: str) -> dict[str, int]:
     totals = dict.fromkeys(DATAPATH_COUNTERS.values(), 0)
     for line in text.splitlines():
         label, sep, value = line.strip().partition(":")
-        name = DATAPATH_COUNTERS.get(label)
-        if sep and name and value.split() and value.split()[0].isdigit():
-            totals[name] += int(value.split()[0])
+        name, fields = DATAPATH_COUNTERS.get(label), value.split()
+        if sep and name and fields and fields[0].isdigit():
+            totals[name] += int(fields[0])
     return totals
 
 

@@ -47,7 +47,7 @@ from tunnelwall.base.rawsock import SOL_PACKET, packet_socket
 
 from . import inject, profiles
 from .engine import Engine, collect_less
-from .packet import ip_bytes, parse_ethernet, plain_synack
+from .packet import ip_bytes, ip_start, parse_ethernet, plain_synack
 
 try:
     from ._fastpath import receive as _receive      # frames in batches, in C (optional, like the walk)
@@ -371,7 +371,7 @@ class Middlebox:
         """A throttled flow's frame that still reached the middlebox (its
         meter's rule is not on the switch yet) passes only within the rule's
         rate, per direction, as the meter would let it (base.policer)."""
-        at = 18 if frame[12:14] == b"\x81\x00" else 14        # a VLAN tag moves the IP header
+        at, _ethertype = ip_start(frame)                      # a VLAN tag moves the IP header
         src = frame[at + 12:at + 16] if len(flow.client) == 4 else frame[at + 8:at + 24]
         key = (flow.key, src == flow.client)
         bucket = self.buckets.get(key)

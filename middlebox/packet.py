@@ -222,6 +222,15 @@ def parse_l4(src: bytes, dst: bytes, proto: int, buf: bytes, l4: int, end: int, 
     return pkt
 
 
+def ip_start(frame: bytes) -> tuple[int, bytes]:
+    """Where the frame's network header starts and its ethertype, the frame
+    untagged or with one 802.1Q tag (what the border switch's rules match
+    through; deeper stacks are parse_ethernet's)."""
+    if frame[12:14] == b"\x81\x00":
+        return 18, frame[16:18]
+    return 14, frame[12:14]
+
+
 def plain_synack(frame: bytes) -> bool:
     """Whether *frame* is a whole TCP SYN/ACK (SYN and ACK set) that Open
     vSwitch parses down to its TCP flags: untagged or with one 802.1Q tag,
@@ -231,10 +240,7 @@ def plain_synack(frame: bytes) -> bool:
     only towards "no" (an IPv6 SYN/ACK behind extension headers is copied
     too, and the middlebox then re-sends a duplicate the client ignores),
     never towards taking a held frame for a copy."""
-    at = 14
-    ethertype = frame[12:14]
-    if ethertype == b"\x81\x00":
-        at, ethertype = 18, frame[16:18]
+    at, ethertype = ip_start(frame)
     if ethertype == ETH_IPV4:
         if len(frame) < at + 20 or frame[at] >> 4 != 4:
             return False
@@ -250,7 +256,8 @@ def plain_synack(frame: bytes) -> bool:
             return False
     else:
         return False
-    if end - l4 < 20 or (frame[l4 + 12] >> 4) * 4 < 20 or l4 + (frame[l4 + 12] >> 4) * 4 > end:
+    doff = (frame[l4 + 12] >> 4) * 4 if end - l4 >= 20 else 0
+    if doff < 20 or l4 + doff > end:
         return False
     return frame[l4 + 13] & (SYN | ACK) == SYN | ACK
 

@@ -31,13 +31,12 @@ from pathlib import Path
 
 from tunnelwall.base.errors import EnvironmentProblem, TunnelwallError
 
-CHOICES = ("auto", "kernel", "user")
+CHOICES = ("auto", "kernel", "user")   # the kinds chosen are Mininet's own names: datapath="kernel" | "user"
 MODULE = "openvswitch"
 # ovs-appctl dpctl/* names each datapath by type; a machine can have both
 # (our userspace bridges beside the host's kernel ones), and then a dpctl
 # command without a name does not know which one is meant.
 DPCTL_NAME = {"kernel": "system@ovs-system", "user": "netdev@ovs-netdev"}
-MININET_DATAPATH = {"kernel": "kernel", "user": "user"}
 
 
 def module_loaded(sys_module: Path = Path("/sys/module")) -> bool:

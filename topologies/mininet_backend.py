@@ -28,7 +28,6 @@ from tunnelwall.base import kernel, procs
 from tunnelwall.base.errors import EnvironmentProblem, TunnelwallError
 from tunnelwall.base.runstate import BRIDGE_LABEL, RunState, name_prefix
 
-from .datapath import MININET_DATAPATH
 from .model import Role, Topology
 
 
@@ -182,7 +181,7 @@ class MininetBackend:
         _require_ovs()
         net = self.Mininet(topo=None, build=False, controller=None, autoSetMacs=False)
         layout = plan_layout(topo, controlled=controller is not None, scope=state.scope)
-        kind = layout["datapath"] = state.files.get("datapath", "user")
+        layout["datapath"] = state.datapath
         mn_nodes = {}
         for node in topo.hosts():
             ns = layout["nodes"][node.name]["netns"]
@@ -200,7 +199,7 @@ class MininetBackend:
             info = layout["switches"][node.name]
             state.add("bridges", info["bridge"])
             mn_nodes[node.name] = net.addSwitch(
-                info["bridge"], cls=self.switch_cls, datapath=MININET_DATAPATH[kind], protocols="OpenFlow13",
+                info["bridge"], cls=self.switch_cls, datapath=state.datapath, protocols="OpenFlow13",
                 failMode=fail_mode if info["controlled"] else "standalone", dpid=f"{info['dpid']:016x}")
         root_ifaces = []
         for link in layout["links"]:

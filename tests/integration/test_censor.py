@@ -193,7 +193,7 @@ def test_offload_after_zero_puts_every_allowed_flow_on_the_switch_at_its_verdict
 
 def _conntrack(zone: int) -> str:
     """The run's zone in the run's datapath, named (a machine can have both)."""
-    name = DPCTL_NAME[active_run().files["datapath"]]
+    name = DPCTL_NAME[active_run().datapath]
     return subprocess.run(["ovs-appctl", "dpctl/dump-conntrack", name, f"zone={zone}"], capture_output=True,
                           text=True).stdout
 

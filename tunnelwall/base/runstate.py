@@ -65,6 +65,13 @@ class RunState:
     api: dict = field(default_factory=dict)        # controller REST API: port, token
     files: dict = field(default_factory=dict)      # named paths: verdict log, controller config...
 
+    @property
+    def datapath(self) -> str:
+        """Open vSwitch's datapath the run's bridges use, "kernel" or "user"
+        (topologies/datapath.py); runs recorded before the choice existed
+        used the userspace one."""
+        return self.files.get("datapath", "user")
+
     # -- persistence -------------------------------------------------------
     @property
     def path(self) -> Path:

@@ -48,7 +48,7 @@ def cmd_up(args) -> int:
           f"{' with censor profile ' + state.profile if state.profile else ' (no censor)'}"
           f"{' (scope ' + state.scope + ': names start with ' + name_prefix(state.scope) + ')' if state.scope else ''}")
     print(f"  logs: {state.log_dir}")
-    print(f"  switch: Open vSwitch, {'kernel' if state.files.get('datapath') == 'kernel' else 'userspace'} datapath")
+    print(f"  switch: Open vSwitch, {'kernel' if state.datapath == 'kernel' else 'userspace'} datapath")
     if state.api:
         print(f"  controller API: http://127.0.0.1:{state.api['port']}/  (token in {state.api['token_file']})")
     print("  nodes: " + ", ".join(f"{n} ({i['role']})" for n, i in state.layout["nodes"].items()))
@@ -163,7 +163,7 @@ def cmd_inspect(args) -> int:
                           "processes": [p.__dict__ for p in state.processes]}, indent=1))
     else:
         print(f"run {state.run_id}  topology {state.topology}  profile {state.profile or '-'}  status {state.status}"
-              f"  datapath {state.layout.get('datapath', 'user')}")
+              f"  datapath {state.datapath}")
         _print_table(rows, ["node", "role", "netns", "iface", "address", "address6", "mac", "peer"])
         for line in _condition_lines(state):
             print(f"link {line}")

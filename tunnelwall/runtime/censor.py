@@ -38,7 +38,7 @@ def conntrack_zone(state: RunState) -> int:
         if zone not in taken:
             # Whatever a run that died without its teardown left in it goes:
             # a stale mark would let a new connection on the same 5-tuple by.
-            flush_zone(zone, state.files.get("datapath", "user"))
+            flush_zone(zone, state.datapath)
             return zone
     raise TunnelwallError("no free connection-tracking zone")
 

@@ -93,7 +93,7 @@ def teardown(state: RunState, log=print) -> list[str]:
     if state.containers:
         removed += _remove_containers(state)
     zone = state.files.get("ct_zone")
-    if zone and flush_zone(zone, state.files.get("datapath", "user")):
+    if zone and flush_zone(zone, state.datapath):
         # The connections the switch remembered as allowed (flows.offload:
         # conntrack), while the datapath is still there.
         removed.append(f"conntrack zone {zone}")
