@@ -18,12 +18,14 @@ class MiddleboxConfig:
     overrides: list[str] = field(default_factory=list)   # RULE.FIELD=VALUE, as verify --set
     offload: str = "conntrack"         # conntrack | rules (flows.offload, fixed for the run)
     bypass_vlan: int | None = None     # conntrack offload: the tag that lets an allowed flow by
+    heartbeat: str | None = None       # the file the loop's sign of life goes to (the supervisor's watchdog)
 
     @classmethod
     def from_dict(cls, d: dict) -> MiddleboxConfig:
         return cls(iface=str(d["iface"]), profile=str(d["profile"]), placement=str(d["placement"]),
                    socket=str(d["socket"]), seed=d.get("seed"), overrides=list(d.get("overrides") or []),
-                   offload=str(d.get("offload", "conntrack")), bypass_vlan=d.get("bypass_vlan"))
+                   offload=str(d.get("offload", "conntrack")), bypass_vlan=d.get("bypass_vlan"),
+                   heartbeat=d.get("heartbeat"))
 
     @classmethod
     def read(cls, path: str | Path) -> MiddleboxConfig:

@@ -37,7 +37,9 @@ import argparse
 import sys
 import time
 
+from tunnelwall.base import heartbeat
 from tunnelwall.base.rawsock import packet_socket
+from tunnelwall.base.verdict import ResidualBlock, Verdict
 
 from . import profiles
 from .config import MiddleboxConfig
@@ -47,6 +49,7 @@ from .engine import Engine, collect_less
 from .flow import Flow
 from .packet import ip_bytes, parse_ethernet, plain_synack
 from .port import Port, poller_for
+from .restore import restore_block, restore_verdict
 
 REANNOUNCE_EVERY = 1.0           # seconds between re-announcements of one flow's verdict
 LOAD_EVERY = 1.0                 # seconds between load reports to the controller
@@ -111,6 +114,7 @@ class Middlebox:
         self.errors = 0
         self.next_load = time.monotonic() + LOAD_EVERY
         self.poller = poller_for(self.port.fileno())
+        self.beat = heartbeat.Heartbeat(self.config.heartbeat) if self.config.heartbeat else None
         self.link = ControllerLink(connect_controller, self.config.socket, self.poller, self.hello)
         print(f"middlebox: profile {self.profile.name}, {self.config.placement} on {self.config.iface}", flush=True)
 
@@ -127,10 +131,12 @@ class Middlebox:
 
     # -- the loop ------------------------------------------------------------
     def run(self) -> None:
-        port, link = self.port.fileno(), self.link
+        port, link, beat = self.port.fileno(), self.link, self.beat
         while True:
             now = time.monotonic()
-            timeout = self.next_load - now
+            if beat is not None:
+                beat.beat(now)             # the watchdog's sign of life: at least every heartbeat.EVERY
+            timeout = min(self.next_load - now, heartbeat.EVERY)
             if not link.up:
                 timeout = min(timeout, link.next_attempt - now)
             if link.batch:
@@ -153,6 +159,8 @@ class Middlebox:
         poll per burst rather than per frame, while control messages and load
         reports still get their turn."""
         limit = self.profile.flows.max_lag_ms / 1000.0
+        if self.beat is not None:
+            self.beat.beat()
         for frame, stamp in self.port.queued():
             if self.port.waited(stamp) > limit:
                 self.port.shed(frame, self.profile.overload)
@@ -287,11 +295,29 @@ class Middlebox:
                 self.reload(msg.get("profile", ""))
             elif kind == "clear-blocks":
                 self.engine.residual.clear()
+            elif kind == "restore":
+                self.restore(msg)
             elif kind == "block-server":
                 self.engine.residual.block_server(6 if msg.get("transport", "tcp") == "tcp" else 17,
                                                   ip_bytes(msg["server"]), int(msg["port"]), msg.get("seconds"),
                                                   msg.get("rule", "probe"), msg.get("action", "drop"), time.time())
         return True
+
+    def restore(self, msg: dict) -> None:
+        """A restarted middlebox gets back what the last one had decided (the
+        controller keeps it): running residual blocks, and the flows whose
+        verdicts the switch cannot enforce alone (a freeze is counted here)
+        or that still need this middlebox (RSTs for each packet of a reset
+        flow), so a watchdog restart lets nothing through that was blocked."""
+        now = time.time()
+        for record in msg.get("blocks", []):
+            block = ResidualBlock(**{k: record[k] for k in ("transport", "client", "server", "server_port", "rule",
+                                                             "action")},
+                                  until=now + record["seconds_left"] if record["seconds_left"] is not None
+                                  else float("inf"))
+            restore_block(self.engine, block, now)
+        restored = sum(restore_verdict(self.engine, Verdict.from_dict(v), now) for v in msg.get("verdicts", []))
+        print(f"middlebox: restored {len(msg.get('blocks', []))} residual blocks and {restored} verdicts", flush=True)
 
     def reload(self, name: str) -> None:
         try:
