@@ -251,7 +251,7 @@ def residual_flow(dp, block: ResidualBlock, seconds_left: float | None):
     (None: for the rest of the run). Also re-installs blocks with the time
     they have left after the controller or Open vSwitch restarted."""
     parser = dp.ofproto_parser
-    proto = TCP if block.transport == "tcp" else UDP if block.transport == "udp" else 0
+    proto = number_of(block.transport) if block.transport in ("tcp", "udp") else 0
     return parser.OFPFlowMod(dp, cookie=COOKIE_RESIDUAL, table_id=TABLE_CENSOR, priority=PRIO_RESIDUAL,
                              hard_timeout=0 if seconds_left is None else max(1, int(round(seconds_left))),
                              match=three_tuple(parser, proto, block.client, block.server, block.server_port),

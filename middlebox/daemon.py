@@ -38,6 +38,7 @@ import sys
 import time
 
 from tunnelwall.base import heartbeat
+from tunnelwall.base.protocols import TCP, UDP
 from tunnelwall.base.rawsock import packet_socket
 from tunnelwall.base.verdict import ResidualBlock, Verdict
 
@@ -298,7 +299,7 @@ class Middlebox:
             elif kind == "restore":
                 self.restore(msg)
             elif kind == "block-server":
-                self.engine.residual.block_server(6 if msg.get("transport", "tcp") == "tcp" else 17,
+                self.engine.residual.block_server(TCP if msg.get("transport", "tcp") == "tcp" else UDP,
                                                   ip_bytes(msg["server"]), int(msg["port"]), msg.get("seconds"),
                                                   msg.get("rule", "probe"), msg.get("action", "drop"), time.time())
         return True

@@ -18,12 +18,13 @@ import ipaddress
 import random
 from fnmatch import fnmatchcase
 
-from tunnelwall.base.protocols import TCP, UDP
+from tunnelwall.base.protocols import NAMES, TCP, UDP
 
 from .classifiers.base import Detection
 from .flow import Flow
 from .profiles import Match, Profile, Rule
 
+TRANSPORTS = {p: NAMES[p] for p in (TCP, UDP)}   # what a rule's `transport` names
 NAME_KEYS = ("sni", "qname", "host")   # detection details matched against a rule's name list
 
 
@@ -120,7 +121,7 @@ class RuleSet:
             crossing = (client_in and not server_in) if m.direction == "outbound" else (server_in and not client_in)
             if not crossing:
                 return False
-        if m.transport and m.transport != ("tcp" if flow.proto == TCP else "udp" if flow.proto == UDP else None):
+        if m.transport and m.transport != TRANSPORTS.get(flow.proto):
             return False
         if m.server_ports is not None and flow.server_port not in m.server_ports:
             return False

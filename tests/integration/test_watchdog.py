@@ -36,6 +36,15 @@ def run(request):
     assert_nothing_left()
 
 
+def ended(pid: int) -> bool:
+    """Gone, or a zombie its parent (not us) has yet to reap."""
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except FileNotFoundError:
+        return True
+    return stat.rpartition(")")[2].split()[0] in ("Z", "X")
+
+
 def log_records(path) -> list[dict]:
     return [json.loads(line) for line in open(path).read().splitlines()]
 
@@ -52,7 +61,7 @@ def test_a_stopped_middlebox_is_restarted_counted_and_gets_its_blocks_back(run):
     new = wait_for(lambda: (r := active_run().process("middlebox")) and r.pid != old.pid and r, 10,
                    "the watchdog to restart the middlebox")
     noticed = time.monotonic() - stopped_at
-    assert not os.path.exists(f"/proc/{old.pid}")        # the stuck process was ended, not left behind
+    wait_for(lambda: ended(old.pid), 5, "the stuck process to be ended")   # not left behind, stopped
     health = wait_for(lambda: (h := Api(run).health())["middlebox_connected"] and h, 30, "the new middlebox")
     assert health["watchdog_restarts"] == 1 and not health["middlebox_stalled"]
     stalls = [r for r in log_records(run.files["verdict_log"]) if r.get("type") == "watchdog"]
