@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
+from . import budget
 from .classifiers import make_classifiers
 from .classifiers.base import C2S, DONE, S2C, Detection, StreamView
 from .classifiers.openvpn import OpenVPN
@@ -201,7 +202,7 @@ class Engine:
                           for key in NAME_KEYS if getattr(m, key) is not None}
         self.stats = {"packets": 0, "non_ip": 0, "flows": 0, "verdicts": 0, "blocked_packets": 0,
                       "fragments_held": 0, "untracked": 0, "ignored_segments": 0, "evicted_idle": 0,
-                      "evicted_full": 0}
+                      "evicted_full": 0, "unparsed": 0}
 
     def _watcher(self, kind) -> tuple | None:
         """What the C walk needs of this engine's classifier of *kind* to
@@ -504,15 +505,21 @@ class Engine:
     def _classify(self, flow: Flow, pkt: Packet, view: StreamView | None, direction: int, ts: float,
                   streaming: bool) -> None:
         finished = None                                   # made when a classifier finishes (most packets: none)
+        budget.start()                                    # this packet's work budget (middlebox/budget.py)
         for clf, state in flow.states.items():
             if finished is not None and clf in finished:
                 continue
-            if streaming and clf.reads_stream:
-                if view is None:
-                    continue                              # nothing new in order for it
-                result = clf.update(state, flow, view, direction)
-            else:
-                result = clf.update(state, flow, pkt, direction)
+            try:
+                if streaming and clf.reads_stream:
+                    if view is None:
+                        continue                          # nothing new in order for it
+                    result = clf.update(state, flow, view, direction)
+                else:
+                    result = clf.update(state, flow, pkt, direction)
+            except Exception as exc:                      # noqa: BLE001 - a runaway or broken parse
+                budget.unparsed(self.stats, flow, clf, exc)   # counted and logged: "unparsed"
+                budget.start()
+                result = DONE
             if result is None:
                 continue
             if finished is None:
