@@ -55,6 +55,10 @@ class FuzzInput:
     sport: int
     dport: int
     packets: list[tuple[int, bytes]] = field(default_factory=list)     # (direction, transport payload)
+    # How the packets go on the wire (frames_of): None, plain IPv4 frames in
+    # order; else the seed of the wire-level choices (IPv6, VLAN tags, IP
+    # fragments, TCP segments reordered or repeated, header bytes mutated).
+    wire_seed: int | None = None
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -65,7 +69,7 @@ class FuzzInput:
     def from_json(cls, text: str) -> "FuzzInput":
         d = json.loads(text)
         return cls(d["kind"], d["proto"], d["sport"], d["dport"],
-                   [(int(direction), bytes.fromhex(h)) for direction, h in d["packets"]])
+                   [(int(direction), bytes.fromhex(h)) for direction, h in d["packets"]], d.get("wire_seed"))
 
 
 # -- mutations of plaintext ----------------------------------------------------
@@ -189,11 +193,16 @@ def segments(rng: random.Random, data: bytes, direction: int) -> list[tuple[int,
 def tls(rng: random.Random) -> FuzzInput:
     stream = tls_records(rng, client_hello(rng))
     packets = segments(rng, maybe(rng, 0.2, stream), C2S)
-    if rng.random() < 0.5:                                         # a server flight, then more client records
-        packets += segments(rng, tls_records(rng, rng.randbytes(rng.randint(50, 1500)), rng.choice([0x16, 0x17])), S2C)
-        for _ in range(rng.randint(0, 6)):
-            direction = rng.choice([C2S, S2C])
-            packets += segments(rng, tls_records(rng, rng.randbytes(rng.randint(1, 800)), 0x17), direction)
+    if rng.random() < 0.6:                 # the server's flight, each side's ChangeCipherSpec, data bursts
+        packets += segments(rng, tls_records(rng, rng.randbytes(rng.randint(50, 1500)), 0x16), S2C)
+        packets += segments(rng, b"\x14\x03\x03\x00\x01\x01", S2C)
+        packets += segments(rng, b"\x14\x03\x03\x00\x01\x01", C2S)
+        direction = C2S
+        for _ in range(rng.randint(0, 12)):
+            if rng.random() < 0.6:
+                direction = 1 - direction
+            size = rng.choice([rng.randint(1, 300), rng.randint(300, 5000), 565, 1180, 186, 3000, 641, 4649])
+            packets += segments(rng, maybe(rng, 0.05, tls_records(rng, rng.randbytes(size), 0x17)), direction)
     return FuzzInput("tls", TCP, rng.randint(1024, 65535), rng.choice([443, 8443, 993]), packets)
 
 
@@ -213,7 +222,7 @@ def dtls(rng: random.Random) -> FuzzInput:
 
 def wireguard(rng: random.Random) -> FuzzInput:
     sender = rng.randbytes(4)
-    packets = [(C2S, b"\x01\x00\x00\x00" + sender + rng.randbytes(140))]
+    packets = [(C2S, b"\x01\x00\x00\x00" + sender + rng.randbytes(140))] if rng.random() < 0.7 else []
     if rng.random() < 0.7:
         packets.append((S2C, b"\x02\x00\x00\x00" + rng.randbytes(4) + (sender if rng.random() < 0.8 else rng.randbytes(4))
                         + rng.randbytes(80)))
@@ -290,7 +299,10 @@ WEIGHTS = {"quic": 4, "tls": 3, "dtls": 2, "wireguard": 1, "openvpn": 2, "plaint
 
 def structured_input(rng: random.Random) -> FuzzInput:
     kind = rng.choices(list(WEIGHTS), list(WEIGHTS.values()))[0]
-    return GENERATORS[kind](rng)
+    inp = GENERATORS[kind](rng)
+    if rng.random() < 0.4:
+        inp.wire_seed = rng.randrange(1 << 32)
+    return inp
 
 
 # -- running one input -------------------------------------------------------------
@@ -303,6 +315,8 @@ def classifier_instances() -> list:
     out.append(CLASSIFIERS["quic"]({"first_frame_only": True}))
     out.append(CLASSIFIERS["tls"]({"records": True}))
     out.append(CLASSIFIERS["openvpn"]({"ack_filter": True}))
+    out.append(CLASSIFIERS["openvpn"]({"opcode_sequence": False}))
+    out.append(CLASSIFIERS["wireguard"]({"require_response": True}))
     return out
 
 
@@ -318,21 +332,85 @@ def _setup():
     return _CLASSIFIERS, _PROFILES
 
 
-def frames_of(inp: FuzzInput) -> list[bytes]:
-    """The input as Ethernet frames (TCP with a handshake and sequence numbers)."""
-    out, seq = [], {C2S: 1000, S2C: 5000}
+def _ipv4_frame(src: bytes, dst: bytes, proto: int, l4: bytes) -> bytes:
+    f = tcp_segment(MAC, MAC, src, dst, 1, 1, 1, 1, 0x18, b"")
+    return f[:16] + struct.pack(">H", 20 + len(l4)) + f[18:23] + bytes([proto]) + f[24:34] + l4
+
+
+def _l4(inp: FuzzInput, direction: int, seq: dict, payload: bytes, flags: int = 0x18) -> tuple[bytes, bytes, bytes]:
+    src, dst, sp, dp = ((CLIENT, SERVER, inp.sport, inp.dport) if direction == C2S
+                        else (SERVER, CLIENT, inp.dport, inp.sport))
     if inp.proto == TCP:
-        out.append(tcp_segment(MAC, MAC, CLIENT, SERVER, inp.sport, inp.dport, 999, 0, 0x02, b""))
-        out.append(tcp_segment(MAC, MAC, SERVER, CLIENT, inp.dport, inp.sport, 4999, 1000, 0x12, b""))
-    for direction, payload in inp.packets:
-        src, dst, sp, dp = (CLIENT, SERVER, inp.sport, inp.dport) if direction == C2S else (SERVER, CLIENT, inp.dport, inp.sport)
-        if inp.proto == TCP:
-            out.append(tcp_segment(MAC, MAC, src, dst, sp, dp, seq[direction], seq[1 - direction], 0x18, payload))
-            seq[direction] += len(payload)
+        f = tcp_segment(MAC, MAC, src, dst, sp, dp, seq[direction], seq[1 - direction], flags, payload)
+        return src, dst, f[34:]
+    return src, dst, struct.pack(">HHHH", sp, dp, 8 + len(payload), 0) + payload
+
+
+def _fragments(rng: random.Random, frame: bytes) -> list[bytes]:
+    """An IPv4 frame's datagram in fragments (8-byte multiples, now and then
+    out of order, repeated or overlapping)."""
+    header, body = frame[14:34], frame[34:]
+    size = 8 * rng.randint(1, max(1, len(body) // 16 or 1))
+    out = []
+    for at in range(0, len(body), size):
+        part = body[at:at + size]
+        more = 0x2000 if at + size < len(body) else 0
+        h = header[:2] + struct.pack(">H", 20 + len(part)) + header[4:6] + struct.pack(">H", more | at // 8) + header[8:]
+        out.append(frame[:14] + h + part)
+    if rng.random() < 0.3:
+        rng.shuffle(out)
+    if rng.random() < 0.2 and out:
+        out.append(mutate(rng, rng.choice(out)))
+    return out
+
+
+def frames_of(inp: FuzzInput) -> list[bytes]:
+    """The input as Ethernet frames (TCP after a handshake, with sequence
+    numbers), shaped on the wire by ``inp.wire_seed``."""
+    rng = random.Random(inp.wire_seed) if inp.wire_seed is not None else None
+    v6 = rng is not None and rng.random() < 0.3
+    vlans = rng.choice([0, 0, 1, 2, 3]) if rng is not None else 0
+    units: list[tuple[int, bytes, int]] = []             # (direction, payload, flags)
+    seq = {C2S: 1000, S2C: 5000}
+    if inp.proto == TCP:
+        units += [(C2S, b"", 0x02), (S2C, b"", 0x12)]
+    units += [(d, p, 0x18) for d, p in inp.packets]
+    if rng is not None and inp.proto == TCP and rng.random() < 0.5 and len(units) > 3:
+        data = units[2:]                                  # retransmit or reorder data segments
+        if rng.random() < 0.5:
+            data.insert(rng.randrange(len(data) + 1), rng.choice(data))
         else:
-            f = tcp_segment(MAC, MAC, src, dst, sp, dp, 1, 1, 0x18, b"")
-            udp = struct.pack(">HHHH", sp, dp, 8 + len(payload), 0) + payload
-            out.append(f[:16] + struct.pack(">H", 20 + len(udp)) + f[18:23] + b"\x11" + f[24:34] + udp)
+            i = rng.randrange(len(data) - 1)
+            data[i], data[i + 1] = data[i + 1], data[i]
+        units = units[:2] + data
+    out = []
+    sent = {C2S: 1000, S2C: 5000}
+    positions = {}
+    for direction, payload, flags in units:
+        key = (direction, payload, flags)
+        if key in positions:                             # a repeat keeps its sequence number
+            seq_at = positions[key]
+        else:
+            seq_at = sent[direction] - (1 if flags & 0x02 else 0)
+            positions[key] = seq_at
+            sent[direction] += len(payload)
+        seq = {direction: seq_at, 1 - direction: sent[1 - direction]}
+        src, dst, l4 = _l4(inp, direction, seq, payload, flags)
+        if v6:
+            s6, d6 = b"\xfd" + b"\x00" * 14 + src[-1:], b"\x20\x01" + b"\x00" * 13 + dst[-1:]
+            l3 = struct.pack(">IHBB", 6 << 28, len(l4), inp.proto, 64) + s6 + d6 + l4
+            frame = MAC + MAC + b"\x86\xdd" + l3
+        else:
+            frame = _ipv4_frame(src, dst, inp.proto, l4)
+        frames = [frame]
+        if rng is not None and not v6 and len(l4) > 16 and rng.random() < 0.15:
+            frames = _fragments(rng, frame)
+        for f in frames:
+            if vlans:
+                f = f[:12] + b"".join(b"\x81\x00" + struct.pack(">H", 100 + i) for i in range(vlans)) + f[12:]
+            if rng is not None and rng.random() < 0.05:
+                f = mutate(rng, f)                           # header bytes too: lengths, offsets, options
+            out.append(f)
     return out
 
 
@@ -344,11 +422,15 @@ class Finding:
     cpu_s: float
 
 
-def run_input(inp: FuzzInput, per_classifier: dict | None = None) -> tuple[list[Finding], float]:
-    """Every classifier directly, then the engine under three profiles, on
+def run_input(inp: FuzzInput, per_classifier: dict | None = None, classifiers: list | None = None,
+              engines: bool = True) -> tuple[list[Finding], float]:
+    """Every classifier directly (*classifiers*: instead of all of them),
+    then the engine under three profiles (unless *engines* is false), on
     *inp*; the findings and the CPU seconds it took. *per_classifier*, if
     given, accumulates each classifier's CPU seconds."""
-    classifiers, profs = _setup()
+    every, profs = _setup()
+    classifiers = every if classifiers is None else classifiers
+    profs = profs if engines else []
     findings: list[Finding] = []
     t0 = time.process_time()
     key = bytes((inp.proto,)) + CLIENT + SERVER + struct.pack(">HH", inp.sport, inp.dport)
