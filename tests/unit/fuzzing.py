@@ -423,14 +423,18 @@ class Finding:
 
 
 def run_input(inp: FuzzInput, per_classifier: dict | None = None, classifiers: list | None = None,
-              engines: bool = True) -> tuple[list[Finding], float]:
+              engines: bool | int = True) -> tuple[list[Finding], float]:
     """Every classifier directly (*classifiers*: instead of all of them),
-    then the engine under three profiles (unless *engines* is false), on
-    *inp*; the findings and the CPU seconds it took. *per_classifier*, if
-    given, accumulates each classifier's CPU seconds."""
+    then the engine under three profiles (gfw-2025, tspu-2025, iran-2026;
+    an int: only that one of them; False: none), on *inp*; the findings and
+    the CPU seconds it took. *per_classifier*, if given, accumulates each
+    classifier's CPU seconds."""
     every, profs = _setup()
     classifiers = every if classifiers is None else classifiers
-    profs = profs if engines else []
+    if engines is False:
+        profs = []
+    elif engines is not True:
+        profs = [profs[engines % len(profs)]]
     findings: list[Finding] = []
     t0 = time.process_time()
     key = bytes((inp.proto,)) + CLIENT + SERVER + struct.pack(">HH", inp.sport, inp.dport)
