@@ -45,7 +45,7 @@ class BudgetExceeded(RuntimeError):
     """A parse spent more than one packet's work budget."""
 
     def __init__(self, where: str):
-        super().__init__(f"work budget of {UNITS_PER_PACKET} units exceeded in {where}")
+        super().__init__(f"work budget exceeded in {where}")
         self.where = where
 
 
@@ -61,10 +61,11 @@ class Unparsed:
         return f"unparsed: {self.flow} packet {self.packet}: classifier {self.classifier}: {self.reason}"
 
 
-def start(units: int = UNITS_PER_PACKET) -> None:
-    """A fresh budget for the packet about to be classified."""
+def start(units: int | None = None) -> None:
+    """A fresh budget (*units*, else :data:`UNITS_PER_PACKET`) for the
+    packet about to be classified."""
     global _left, _started
-    _left, _started = units, True
+    _left, _started = UNITS_PER_PACKET if units is None else units, True
 
 
 def stop() -> None:
@@ -101,4 +102,6 @@ def unparsed(engine_stats: dict, flow, clf, exc: BaseException) -> Unparsed:
 
 
 UNPARSED_KEPT = 16
-last: list[Unparsed] = []     # the most recent outcomes (offline classify reports them)
+# The most recent outcomes, newest last (offline classification clears it
+# before a capture and reports them after; the count is the engine's).
+last: list[Unparsed] = []

@@ -86,3 +86,48 @@ def test_budget_trips_a_runaway_loop_only_when_metered():
     budget.stop()
     for _ in range(3 * budget.UNITS_PER_PACKET):     # unmetered: spending never trips
         budget.spend(1, "test")
+
+
+# -- the offline path: `tunnelwall classify` on a capture holding the datagram
+
+def write_capture(path, payloads: list[bytes]) -> None:
+    """A pcap of UDP datagrams from 10.0.0.11:50000 to 198.18.0.10:443."""
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+    from tunnelwall.middlebox.pcap import Writer
+    with Writer(path) as w:
+        for i, payload in enumerate(payloads):
+            frame = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(src="10.0.0.11", dst="198.18.0.10") \
+                / UDP(sport=50000, dport=443) / payload
+            w.write(1.0 + i * 0.01, bytes(frame))
+
+
+def test_classify_returns_on_a_capture_holding_the_datagram(tmp_path):
+    """The issue's `classify` never returned; now it does, and gfw-2025
+    blocks the datagram as the GFW did (Table 3, case 6)."""
+    import json
+    capture = tmp_path / "crypto-length-0.pcap"
+    write_capture(capture, [crypto_length_0_initial()])
+    done = subprocess.run([sys.executable, "-m", "tunnelwall", "classify", str(capture), "--profile", "gfw-2025",
+                           "--format", "json"], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    flow, summary = (json.loads(line) for line in done.stdout.splitlines())
+    assert (flow["protocol"], flow["rule"], flow["action"], flow["packet_index"]) == ("quic", "quic-sni", "drop", 1)
+    assert summary["stats"]["unparsed"] == 0 and summary["unparsed"] == []
+
+
+def test_a_capture_that_trips_the_budget_names_flow_and_packet(tmp_path, monkeypatch, capsys):
+    """With a budget too small for a real Initial (the default read takes
+    unit per frame), the QUIC parse of the datagram trips it: one line says
+    which flow and packet, no traceback, and the run goes on to the end."""
+    from tunnelwall.cli.main import main
+    from tunnelwall.middlebox.fidelity.quic_table3 import crypto_among_ping_padding
+    capture = tmp_path / "trip.pcap"
+    write_capture(capture, [crypto_among_ping_padding("google.com"), b"\x00" * 8])
+    monkeypatch.setattr(budget, "UNITS_PER_PACKET", 2)
+    assert main(["classify", str(capture), "--profile", "log-only"]) == 0
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("unparsed:")]
+    assert lines == ["unparsed: udp 10.0.0.11:50000 -> 198.18.0.10:443 packet 1: classifier quic: "
+                     "work budget exceeded in quic frames"]
+    assert "Traceback" not in err and "2 packets, 1 flows" in err
