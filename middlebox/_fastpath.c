@@ -347,6 +347,7 @@ static int take_tls(int direction, PyObject *st, const InOrder *io, const unsign
         return -1;
     const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(joined);
     Py_ssize_t n = PyBytes_GET_SIZE(joined);
+    /* pos grows by 5 + length >= 5 per record: at most n / 5 passes. */
     while (pos + 5 <= n) {                                   /* TLSinTLS.update, up to any outcome */
         unsigned rtype = d[pos];
         long length = (long)u16be(d + pos + 3);
@@ -427,6 +428,7 @@ static int take_ovpn(int direction, PyObject *st, const InOrder *io, const unsig
     unsigned char found[256];
     int nfound = 0;
     Py_ssize_t pos = 0;
+    /* pos grows by 2 + length >= 3 per record (length < 1 breaks out). */
     while (pos + 3 <= plen) {
         long length = (long)u16be(payload + pos);
         if (length < 1 || pos + 2 + length > plen) {
@@ -556,6 +558,7 @@ static PyObject *walk(PyObject *self, PyObject *args)
     long taken = 0, blocked = 0;
     int failed = 0, python_fast = 0;   /* 1: Engine.fast takes the record (expiry or freeze), 0: the slow path */
     unsigned char key[37];
+    /* offset grows by 16 + caplen per record (offset = stop below), or the loop breaks. */
     while (offset + 16 <= end) {
         const unsigned char *h = buf + offset;
         uint32_t caplen = u32(h + 8, big);

@@ -103,7 +103,7 @@ class Defragmenter:
         return None, []
 
     def _expire(self, now: float) -> None:
-        while self.expiry and self.expiry[0][0] <= now:
+        while self.expiry and self.expiry[0][0] <= now:      # pops one entry per pass
             deadline, key = self.expiry.popleft()
             dgram = self.pending.get(key)
             if dgram is not None and dgram.deadline == deadline:

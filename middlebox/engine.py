@@ -76,7 +76,7 @@ class Engine:
         self.profile = profile
         self.stats = {"packets": 0, "non_ip": 0, "flows": 0, "verdicts": 0, "blocked_packets": 0,
                       "fragments_held": 0, "untracked": 0, "ignored_segments": 0, "evicted_idle": 0,
-                      "evicted_full": 0}
+                      "evicted_full": 0, "unparsed": 0}
         self.inspector = Inspector(profile, seed, self.stats)
         self.residual = self.inspector.residual
         self.pending = self.inspector.pending           # one list for the run: offline clears it in place
@@ -123,6 +123,12 @@ class Engine:
         if pkt is None:
             self.stats["non_ip"] += 1
             return None
+        return self._packet(pkt, ts)
+
+    def feed_packet(self, pkt: Packet, ts: float) -> Flow | None:
+        """Feed a packet already parsed (or built: the fidelity vectors)."""
+        self.stats["packets"] += 1
+        self.fragments = None
         return self._packet(pkt, ts)
 
     def fast(self, buf, s: int, end: int, ts: float) -> Flow | None:

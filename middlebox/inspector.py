@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from tunnelwall.base.verdict import Verdict
 
+from . import budget
 from .classifiers import make_classifiers
 from .classifiers.base import C2S, DONE, Detection, StreamView
 from .flow import Flow
@@ -107,15 +108,21 @@ class Inspector:
     def _classify(self, flow: Flow, pkt: Packet, view: StreamView | None, direction: int, ts: float,
                   streaming: bool) -> None:
         finished = None                                   # made when a classifier finishes (most packets: none)
+        budget.start()                                    # this packet's work budget (middlebox/budget.py)
         for clf, state in flow.states.items():
             if finished is not None and clf in finished:
                 continue
-            if streaming and clf.reads_stream:
-                if view is None:
-                    continue                              # nothing new in order for it
-                result = clf.update(state, flow, view, direction)
-            else:
-                result = clf.update(state, flow, pkt, direction)
+            try:
+                if streaming and clf.reads_stream:
+                    if view is None:
+                        continue                          # nothing new in order for it
+                    result = clf.update(state, flow, view, direction)
+                else:
+                    result = clf.update(state, flow, pkt, direction)
+            except Exception as exc:                      # noqa: BLE001 - a runaway or broken parse
+                budget.unparsed(self.stats, flow, clf, exc)   # counted and logged: "unparsed"
+                budget.start()
+                result = DONE
             if result is None:
                 continue
             if finished is None:

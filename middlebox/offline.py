@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from . import budget
 from .classifiers import openvpn, tlsintls
 from .engine import Engine, fewer_collections
 from .flow import Flow
@@ -65,6 +66,9 @@ class Result:
     flows: list[FlowReport]
     stats: dict = field(default_factory=dict)
     counts: Counter = field(default_factory=Counter)     # (protocol, rule, action) -> flows
+    # Packets a classifier could not parse within the work budget (or raised
+    # on): the last budget.UNPARSED_KEPT of stats["unparsed"], each naming its flow and packet.
+    unparsed: list[budget.Unparsed] = field(default_factory=list)
 
     def summary(self) -> list[dict]:
         return [{"protocol": p, "rule": rule, "action": a, "flows": n}
@@ -88,6 +92,7 @@ def classify_pcap(path: str | Path, profile: Profile, seed: int | None = None,
             result.flows.append(report)
 
     engine = Engine(profile, seed=seed, on_evict=finished)
+    budget.last.clear()
     data, endian, tick, linktype = open_pcap(path)
     with fewer_collections():
         if linktype == ETHERNET and endian != "pcapng":
@@ -101,6 +106,8 @@ def classify_pcap(path: str | Path, profile: Profile, seed: int | None = None,
     if on_flow is None:
         result.flows.sort(key=lambda r: r.flow.first_ts)
     result.stats = {**engine.stats, "flows_live_at_end": engine.live, **{f"defrag_{k}": v for k, v in engine.defrag.stats.items()}}
+    result.unparsed = list(budget.last)
+    budget.stop()
     return result
 
 

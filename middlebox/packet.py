@@ -74,7 +74,7 @@ class Packet:
     def tcp_option_kinds(self) -> list[int]:
         """Kinds of the TCP options present (stops at a malformed option)."""
         kinds, opts, pos = [], self.tcp_options, 0
-        while pos < len(opts):
+        while pos < len(opts):            # pos grows by 1 (NOP) or by a length >= 2; at most 40 bytes
             kind = opts[pos]
             if kind == 0:
                 break

@@ -78,6 +78,7 @@ def _changed(data: bytes, positions: list[int], rng: random.Random) -> bytes:
 # with its own VERSIONS cell; no other server does that.
 TOR_PROBE = "tor-versions"
 TOR_VERSIONS_CELL = b"\x00\x00\x07\x00\x06\x00\x03\x00\x04\x00\x05"
+MAX_REQUEST = 1 << 20          # bytes of one control-channel request line (a probe request is < 4 KB)
 
 
 def build_probes(first_payload: bytes | None, count: int, rng: random.Random,
@@ -121,6 +122,7 @@ def run_probe(server: str, port: int, name: str, payload: bytes, timeout: float,
             return _tor_probe(sock, payload, timeout, t0)
         sock.sendall(payload)
         sock.settimeout(timeout)
+        # Ends at the first byte, the peer's FIN or the socket's timeout.
         while True:
             chunk = sock.recv(65536)
             if not chunk:
@@ -244,6 +246,8 @@ def main() -> int:
             print("prober: controller closed the channel", flush=True)
             return 0
         buffer += data
+        # Each pass takes one line off the buffer; a line that never ends is
+        # not let grow without bound (the controller's requests are small).
         while b"\n" in buffer:
             line, buffer = buffer.split(b"\n", 1)
             try:
@@ -252,6 +256,9 @@ def main() -> int:
                 continue
             if req.get("type") == "probe":
                 threading.Thread(target=handle, args=(req,), daemon=True).start()
+        if len(buffer) > MAX_REQUEST:
+            print(f"prober: dropped {len(buffer)} bytes of a request with no end of line", flush=True)
+            buffer = b""
 
 
 if __name__ == "__main__":

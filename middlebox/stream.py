@@ -56,6 +56,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .budget import spend
+
 SEQ_MOD = 1 << 32
 HALF = 1 << 31
 
@@ -139,7 +141,9 @@ class Stream:
         return d - SEQ_MOD if d >= HALF else d
 
     def _drain(self) -> None:
+        # Each pass pops one waiting segment or returns: at most max_segments passes.
         while self.waiting and not self.full:
+            spend(1, "tcp reassembly")
             progressed = False
             for seq in sorted(self.waiting, key=self._distance):
                 rel = (seq - self.next) % SEQ_MOD

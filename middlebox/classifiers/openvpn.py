@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import struct
 
+from ..budget import spend
 from ..packet import TCP, UDP
 from .base import C2S, DONE, Classifier, Detection
 
@@ -46,7 +47,9 @@ def header_bytes(payload: bytes, tcp: bool) -> list[int]:
     if not tcp:
         return [payload[0]] if payload else []
     out, pos = [], 0
+    # Each record moves pos on by 2 + its length, which is at least 1 here.
     while pos + 3 <= len(payload):
+        spend(1, "openvpn records")
         length = struct.unpack_from(">H", payload, pos)[0]
         if length < 1 or pos + 2 + length > len(payload):
             # A record continuing in the next segment: count it, stop here.

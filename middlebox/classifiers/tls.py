@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 import struct
 
+from ..budget import spend
 from ..packet import TCP
 from .base import C2S, DONE, Classifier, Detection
 from .fingerprint import ja3, ja4
@@ -73,7 +74,9 @@ def parse_client_hello_body(body: bytes, dtls: bool = False) -> dict | None:
         ext_end = min(len(body), declared_end)
         info["truncated"] = declared_end > len(body)
         pos += 2
+        # Each extension moves pos on by its 4-byte header and its length.
         while pos + 4 <= ext_end:
+            spend(1, "tls extensions")
             etype, elen = struct.unpack_from(">HH", body, pos)
             data = body[pos + 4:pos + 4 + elen]
             info["extensions"].append(etype)
@@ -83,7 +86,8 @@ def parse_client_hello_body(body: bytes, dtls: bool = False) -> dict | None:
                     info["sni"] = data[5:5 + name_len].decode("ascii", "replace").lower()
             elif etype == EXT_ALPN and len(data) >= 2:
                 p = 2
-                while p < len(data):
+                while p < len(data):                      # each name moves p on by 1 + its length
+                    spend(1, "tls alpn")
                     n = data[p]
                     info["alpn"].append(data[p + 1:p + 1 + n].decode("ascii", "replace"))
                     p += 1 + n
@@ -108,7 +112,9 @@ def client_hello_message(data: bytes, records: bool = True) -> tuple[bytes | Non
     (msg, False): more bytes are needed. With *records* false only the first
     record is read, and the message ends with it."""
     msg, pos = b"", 0
+    # Each pass consumes a 5-byte record header and its fragment, or returns.
     while pos + 5 <= len(data):
+        spend(1, "tls records")
         if data[pos] != 0x16 or data[pos + 1] != 0x03:
             return (None, True) if pos == 0 else (msg, True)
         length = struct.unpack_from(">H", data, pos + 3)[0]

@@ -43,6 +43,7 @@ from __future__ import annotations
 import math
 import struct
 
+from ..budget import spend
 from ..packet import TCP
 from .base import C2S, DONE, Classifier, Detection
 
@@ -112,7 +113,9 @@ class TLSinTLS(Classifier):
     def update(self, st: _State, flow, view, direction):
         data = view.payload
         pos = st.pos[direction]
+        # Each pass consumes one whole record (5-byte header and body) or leaves.
         while pos + 5 <= len(data):
+            spend(1, "tls-in-tls records")
             rtype, length = data[pos], struct.unpack_from(">H", data, pos + 3)[0]
             if rtype not in (0x14, 0x15, 0x16, 0x17) or data[pos + 1] != 0x03:
                 return DONE                                  # not TLS records (any more)

@@ -23,6 +23,7 @@ def parse_dns_query(payload: bytes) -> dict | None:
     if flags & 0x8000 or (flags >> 11) & 0xF != 0 or qd != 1 or an or ns or ar > 1:
         return None
     pos, labels = 12, []
+    # Each label moves pos on by 1 + its length; the end of the payload stops it.
     while True:
         if pos >= len(payload):
             return None

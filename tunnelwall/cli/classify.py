@@ -17,7 +17,9 @@ def cmd_classify(args) -> int:
         # stays bounded by the flows alive at once, however long the capture.
         result = classify_pcap(args.pcap, profile, seed=args.seed,
                                on_flow=lambda report: print(json.dumps(report.as_dict())))
-        print(json.dumps({"summary": result.summary(), "stats": result.stats}))
+        print(json.dumps({"summary": result.summary(), "stats": result.stats,
+                          "unparsed": [u.line() for u in result.unparsed]}))
+        _say_unparsed(result)
         return 0
     result = classify_pcap(args.pcap, profile, seed=args.seed)
     rows = [r.as_dict() for r in result.flows]
@@ -35,7 +37,18 @@ def cmd_classify(args) -> int:
     s = result.stats
     print(f"\n{s['packets']} packets, {s['flows']} flows, {s['blocked_packets']} packets after a blocking "
           f"verdict, profile {profile.name}", file=sys.stderr)
+    _say_unparsed(result)
     return 0
+
+
+def _say_unparsed(result) -> None:
+    """One line per packet a classifier gave up on (work budget or a parse
+    error): which flow and which packet, never a traceback."""
+    for outcome in result.unparsed:
+        print(outcome.line(), file=sys.stderr)
+    more = result.stats.get("unparsed", 0) - len(result.unparsed)
+    if more > 0:
+        print(f"unparsed: {more} more packets (the last {len(result.unparsed)} shown)", file=sys.stderr)
 
 
 @verb
