@@ -9,7 +9,8 @@ import pytest
 
 from tunnelwall.base.errors import SourceError
 from tunnelwall.topologies import loader
-from tunnelwall.topologies.mininet_backend import conditions_mode, plan_layout
+from tunnelwall.base.layout import RelayEnd
+from tunnelwall.topologies.layout import conditions_mode, plan_layout
 from tunnelwall.topologies.model import LinkConditions
 from tunnelwall.topologies.relay import Conditioner
 
@@ -59,9 +60,9 @@ def test_netem_where_the_kernel_has_it_and_it_can_do_it_else_the_relay():
 
 def test_layout_puts_the_relay_at_the_node_end():
     topo = load('  - {endpoints: ["sw", "s1:eth0"], delay: 50ms}\n')
-    link = plan_layout(topo)["links"][1]
-    assert link["relay"] == {"node": "s1", "iface": "eth0"} and link["conditions"] == {"delay_ms": 50.0}
-    assert link["conditions_by"] in ("netem", "relay")
+    link = plan_layout(topo).links[1]
+    assert link.relay == RelayEnd("s1", "eth0") and link.conditions == {"delay_ms": 50.0}
+    assert link.conditions_by in ("netem", "relay")
 
 
 def test_conditioner_delay_jitter_loss_duplicate_reorder():
