@@ -52,10 +52,10 @@ def main() -> None:
         time.sleep(1)
         from tunnelwall.base.runstate import active_run
         state = active_run()
-        students = [n for n, i in state.layout["nodes"].items() if i["role"] == "client"]
+        students = state.layout.by_role("client")
         used = free0 - mem_available_mb()
         pids = run_processes()
-        print(f"{args.topology} with {args.profile}: {len(state.layout['nodes'])} hosts, {len(students)} students; "
+        print(f"{args.topology} with {args.profile}: {len(state.nodes)} hosts, {len(students)} students; "
               f"up in {up_s:.1f}s; memory used {used:.0f} MB (MemAvailable delta)")
         print("RSS MB: " + ", ".join(f"{n} {sum(status_mb('VmRSS', p) for p in ps):.0f}"
                                       for n, ps in sorted(pids.items())))

@@ -45,7 +45,7 @@ def main() -> int:
     partial = out.with_suffix(".partial.pcapng")
     state = up(UpOptions(topology="isp", profile="log-only", scope=None))
     try:
-        iface = next(iter(state.layout["nodes"]["c1"]["interfaces"]))
+        iface = next(iter(state.nodes["c1"].interfaces))
         rec = procs.spawn(state, "record", [sys.executable, "-m", "tunnelwall.runtime.capture", "--iface", iface,
                                             "--out", str(partial.resolve())], netns=state.netns_of("c1"),
                           host_binaries=True)

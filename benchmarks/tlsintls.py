@@ -47,7 +47,7 @@ def main() -> int:
             urls = [f"https://198.18.0.10/bytes/{size}"] * (2 if i % 2 else 1)
             subprocess.run(["ip", "netns", "exec", "tw-c1", "curl", "-sk", "-o", "/dev/null", "--max-time", "10",
                             *urls], capture_output=True)
-        log = read(state.files["verdict_log"])
+        log = read(state.files.verdict_log)
         flagged = sum(1 for v in log if v.get("rule") == "tls-in-tls" and v["flow"]["server_port"] == 443)
         conns = len({v["flow"]["client_port"] for v in log if v.get("flow", {}).get("server_port") == 443})
         caught = 0

@@ -1,7 +1,10 @@
-"""Topologies: the YAML catalogue, its loader (parser -> model) and backends.
+"""Topologies: the YAML catalogue, its loader (parser -> model), the
+planning of a run's layout (:mod:`layout`) and the backends that build it
+(:mod:`backend`).
 
 ``resolve(spec)`` is the registry: a catalogue name (``isp``), a path to a
-YAML file, or a generated shape (``star:50``).
+YAML file, or a generated shape (``star:50``); ``backend_for(state)`` gives
+the backend that builds (or built) a run's network.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tunnelwall.base.errors import TunnelwallError
+from tunnelwall.base.runstate import RunState
 
 from .model import Role, Topology
 
@@ -38,4 +42,15 @@ def resolve(spec: str) -> Topology:
         f"unknown topology '{spec}' (catalogue: {', '.join(catalogue())}; or a path to a .yaml file; or star:N)")
 
 
-__all__ = ["Role", "Topology", "catalogue", "resolve", "DEFAULT"]
+BACKENDS = ("mininet",)
+
+
+def backend_for(state: RunState):
+    """The :class:`backend.Backend` of the run *state* (``state.backend``)."""
+    if state.backend == "mininet":
+        from .mininet_backend import MininetBackend
+        return MininetBackend(state)
+    raise TunnelwallError(f"run {state.run_id}: unknown backend '{state.backend}' (known: {', '.join(BACKENDS)})")
+
+
+__all__ = ["Role", "Topology", "catalogue", "resolve", "backend_for", "DEFAULT"]

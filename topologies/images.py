@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tunnelwall.topologies import dockerd as engine
+from tunnelwall.topologies import dockerd
 from tunnelwall.base import yamlsrc
 from tunnelwall.base.errors import EnvironmentProblem, SourceError, TunnelwallError
 
@@ -46,9 +46,9 @@ def build(name: str, say=print, force: bool = False) -> dict:
     recipe = all_recipes[name]
     if shutil.which("debootstrap") is None:
         raise EnvironmentProblem("building images needs debootstrap (run scripts/setup.sh)")
-    engine.ensure()
+    dockerd.ensure()
     image = tag(name, recipe)
-    if engine.image_exists(image) and not force:
+    if dockerd.image_exists(image) and not force:
         say(f"{name}: {image} is up to date")
         return {"image": image, "seconds": 0.0, "cached": True}
     t0 = time.monotonic()
@@ -69,8 +69,8 @@ def build(name: str, say=print, force: bool = False) -> dict:
             tar.add(root, arcname=".")
         say(f"{name}: docker import ...")
         repository, version = image.split(":")
-        engine.client().api.import_image_from_file(str(archive), repository=repository, tag=version)
-    client = engine.client()
+        dockerd.client().api.import_image_from_file(str(archive), repository=repository, tag=version)
+    client = dockerd.client()
     built = client.images.get(image)
     built.tag(image.split(":")[0], "latest")
     seconds = time.monotonic() - t0
@@ -81,11 +81,11 @@ def build(name: str, say=print, force: bool = False) -> dict:
 
 def resolve(name: str) -> str:
     """The image a topology's ``image: NAME`` runs, or an error saying how to build it."""
-    engine.ensure()
+    dockerd.ensure()
     short = name.split("/")[-1].split(":")[0]
     candidates = [name] if ":" in name else [f"{name}:latest", f"tunnelwall/{short}:latest"]
     for candidate in candidates:
-        if engine.image_exists(candidate):
+        if dockerd.image_exists(candidate):
             return candidate
     hint = f"sudo .venv/bin/tunnelwall images build {short}" if short in recipes() else \
         f"a recipe in {RECIPES}, then tunnelwall images build NAME"

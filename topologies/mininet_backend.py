@@ -1,5 +1,5 @@
-"""Mininet backend: a :class:`Topology` becomes namespaces, veths and
-Open vSwitch bridges.
+"""Mininet backend (:class:`backend.Backend`): a planned :class:`Layout`
+becomes namespaces, veths and Open vSwitch bridges.
 
 Machine facts this module is built around (README, "Machine facts"):
 
@@ -22,127 +22,33 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from dataclasses import dataclass
+from typing import ClassVar
 
-from tunnelwall.base import kernel, procs
+from tunnelwall.base import procs
 from tunnelwall.base.errors import EnvironmentProblem, TunnelwallError
-from tunnelwall.base.runstate import BRIDGE_LABEL, RunState, name_prefix
+from tunnelwall.base.layout import ContainerLayout, Layout, LinkLayout
+from tunnelwall.base.runstate import BRIDGE_LABEL, RunState
 
-from .model import Role, Topology
-
-
-@dataclass(frozen=True)
-class ControllerAddress:
-    """What Mininet's OVSSwitch.start() reads from a controller object."""
-
-    name: str
-    port: int
-    protocol: str = "tcp"
-    ip: str = "127.0.0.1"
-
-    def IP(self) -> str:  # noqa: N802 (Mininet's API)
-        return self.ip
+from .backend import Backend, ControllerAddress, NetworkStatus
+from .layout import netns_name
+from .model import LinkConditions, Role, Topology
 
 
-def bridge_name(switch: str, scope: str = "") -> str:
-    return f"{name_prefix(scope)}{switch}"
-
-
-def port_name(switch: str, port: int, scope: str = "") -> str:
-    return f"{name_prefix(scope)}{switch}-{port}"
-
-
-def netns_name(node: str, scope: str = "") -> str:
-    """The namespace of *node* in the run with *scope* ("" is the default
-    run; see runstate.name_prefix). With a RunState at hand, use
-    ``state.netns_of(node)``."""
-    return f"{name_prefix(scope)}{node}"
-
-
-def host_mac(host_index: int, iface_index: int) -> str:
-    # 02: locally administered; 74:77 = "tw"
-    return f"02:74:77:{host_index >> 8:02x}:{host_index & 0xff:02x}:{iface_index:02x}"
-
-
-def port_mac(switch_index: int, port: int) -> str:
-    return f"02:74:77:ff:{switch_index:02x}:{port & 0xff:02x}"
-
-
-NETEM_FIELDS = {"delay_ms", "jitter_ms", "loss"}      # what Mininet's TCLink passes to netem
-
-
-def netem_available() -> bool:
-    """Whether this kernel has the netem qdisc (loaded, or loadable)."""
-    return kernel.available("netem")
-
-
-def conditions_mode(conditions, netem: bool | None = None) -> str:
-    """How a link's conditions are applied: ``netem`` where the kernel has it
-    and the conditions are ones Mininet's TCLink passes to it (delay, jitter,
-    loss), else the userspace ``relay`` (:mod:`topologies.relay`)."""
-    netem = netem_available() if netem is None else netem
-    used = {k for k, v in conditions.__dict__.items() if v not in (0.0, None, "uniform")}
-    return "netem" if netem and used <= NETEM_FIELDS else "relay"      # per-direction conditions need the relay
-
-
-def plan_layout(topo: Topology, controlled: bool = False, scope: str = "") -> dict:
-    """Names, MACs, addresses and switch port numbers of *topo*, computed
-    without touching the kernel: the controller's forwarding table is built
-    from this before the switch first connects, and ``deploy`` follows it."""
-    layout = {"topology": topo.name, "nodes": {}, "switches": {}}
-    for index, node in enumerate(topo.hosts(), start=1):
-        layout["nodes"][node.name] = {
-            "role": node.role.value, "netns": netns_name(node.name, scope), "index": index,
-            "gateway": str(node.gateway) if node.gateway else None,
-            "gateway6": str(node.gateway6) if node.gateway6 else None,
-            "interfaces": {iface: {"mac": host_mac(index, i), "address": str(addr) if addr else None,
-                                   "address6": str(node.interfaces6[iface]) if iface in node.interfaces6 else None,
-                                   "peer": None}
-                           for i, (iface, addr) in enumerate(node.interfaces.items())}}
-    for index, node in enumerate(topo.switches(), start=1):
-        layout["switches"][node.name] = {"bridge": bridge_name(node.name, scope), "dpid": index, "role": node.role.value,
-                                         "controlled": controlled and node.role is Role.BORDER_SWITCH,
-                                         "ports": {}}
-    # Port numbers follow link order; deploy() and the controller both read them from here.
-    layout["links"] = []
-    next_port = {s.name: 1 for s in topo.switches()}
-    for link in topo.links:
-        ends = []
-        for ep in (link.a, link.b):
-            node = topo.nodes[ep.node]
-            if node.is_switch:
-                port = next_port[node.name]
-                next_port[node.name] += 1
-                sw_index = layout["switches"][node.name]["dpid"]
-                ends.append((node, port_name(node.name, port, scope), port, port_mac(sw_index, port)))
-            else:
-                ends.append((node, ep.interface, None, layout["nodes"][node.name]["interfaces"][ep.interface]["mac"]))
-        for (node, iface, port, mac), (peer, _pi, _pp, peer_mac) in ((ends[0], ends[1]), (ends[1], ends[0])):
-            if node.is_switch:
-                layout["switches"][node.name]["ports"][str(port)] = {
-                    "iface": iface, "mac": mac, "peer": peer.name, "peer_mac": peer_mac,
-                    "peer_ips": [str(a.ip) for a in [*peer.addresses(), *peer.interfaces6.values()]]
-                    if not peer.is_switch else [],
-                    "peer_role": peer.role.value}
-            else:
-                layout["nodes"][node.name]["interfaces"][iface]["peer"] = peer.name
-        entry = {"ends": [{"node": n.name, "iface": i, "port": p, "mac": m} for n, i, p, m in ends],
-                 "bandwidth_mbit": link.bandwidth_mbit}
-        if link.conditions is not None:
-            host_end = next(e for e in ends if not e[0].is_switch)
-            entry["conditions"] = link.conditions.as_dict()
-            entry["conditions_by"] = conditions_mode(link.conditions)
-            entry["relay"] = {"node": host_end[0].name, "iface": host_end[1]}
-        layout["links"].append(entry)
-    return layout
-
-
-class MininetBackend:
+class MininetBackend(Backend):
     """Build a topology with Mininet. Node classes are injectable (Mininet
-    style): ``MininetBackend(topo, state, host_cls=MyHost, switch_cls=MySwitch)``."""
+    style): ``MininetBackend(state, host_cls=MyHost, switch_cls=MySwitch)``."""
 
-    def __init__(self, topo: Topology, state: RunState, host_cls=None, switch_cls=None,
-                 link_cls=None, shaped_link_cls=None, container_cls=None):
+    name: ClassVar[str] = "mininet"
+
+    def __init__(self, state: RunState, host_cls=None, switch_cls=None, link_cls=None, shaped_link_cls=None,
+                 container_cls=None):
+        super().__init__(state)
+        self.classes = {"host": host_cls, "switch": switch_cls, "link": link_cls, "shaped_link": shaped_link_cls,
+                        "container": container_cls}
+
+    def _load_mininet(self) -> None:
+        """Mininet is imported only to deploy: destroy and inspect work from
+        the run state without it."""
         try:
             from mininet.link import Link, TCLink
             from mininet.log import setLogLevel
@@ -152,27 +58,19 @@ class MininetBackend:
             raise EnvironmentProblem("Mininet is not importable: run scripts/setup.sh and use .venv/bin/tunnelwall "
                                      "(Debian's python3-mininet lives in the system site-packages)") from None
         setLogLevel("error")
-        if shaped_link_cls is None:
-            shaped_link_cls = _shaped_link_class(Link, TCLink)
-        self.topo = topo
-        self.state = state
+        given = self.classes
         self.Mininet = Mininet
-        self.host_cls = host_cls or Host
-        self.switch_cls = switch_cls or OVSSwitch
-        self.link_cls = link_cls or Link
-        self.shaped_link_cls = shaped_link_cls or TCLink
-        self.container_cls = container_cls or _container_host_class(Host)
+        self.host_cls = given["host"] or Host
+        self.switch_cls = given["switch"] or OVSSwitch
+        self.link_cls = given["link"] or Link
+        self.shaped_link_cls = given["shaped_link"] or _shaped_link_class(Link, TCLink)
+        self.container_cls = given["container"] or _container_host_class(Host)
 
     # ------------------------------------------------------------------
-    def deploy(self, controller: ControllerAddress | None = None, fail_mode: str = "secure") -> dict:
-        """Create the network; returns the layout (also stored in the run state).
-
-        *controller*: where the border switch's OpenFlow controller listens;
-        None leaves the border switch a standalone learning switch.
-        *fail_mode*: OVS fail mode of the border switch while its controller
-        is away: ``secure`` (fail closed) or ``standalone`` (fail open).
-        """
-        topo, state = self.topo, self.state
+    def deploy(self, topo: Topology, layout: Layout, controller: ControllerAddress | None = None,
+               fail_mode: str = "secure") -> None:
+        self._load_mininet()
+        state = self.state
         images = {}
         if any(n.image for n in topo.hosts()):
             # Every image is checked before anything is created.
@@ -180,74 +78,122 @@ class MininetBackend:
             images = {n.name: image_store.resolve(n.image) for n in topo.hosts() if n.image}
         _require_ovs()
         net = self.Mininet(topo=None, build=False, controller=None, autoSetMacs=False)
-        layout = plan_layout(topo, controlled=controller is not None, scope=state.scope)
-        layout["datapath"] = state.datapath
         mn_nodes = {}
         for node in topo.hosts():
-            ns = layout["nodes"][node.name]["netns"]
-            state.add("netns", ns)
+            planned = layout.nodes[node.name]
+            state.add("netns", planned.netns)
             if node.image:
                 pid = self._start_container(node, images[node.name])
                 host = net.addHost(node.name, cls=self.container_cls, container_pid=pid)
-                layout["nodes"][node.name]["container"] = {"image": images[node.name], "pid": pid}
+                planned.container = ContainerLayout(image=images[node.name], pid=pid)
             else:
                 pid = None
                 host = net.addHost(node.name, cls=self.host_cls, inNamespace=True)
             mn_nodes[node.name] = host
-            _check(["ip", "netns", "attach", ns, str(pid or host.pid)], f"node '{node.name}'")
+            _check(["ip", "netns", "attach", planned.netns, str(pid or host.pid)], f"node '{node.name}'")
         for node in topo.switches():
-            info = layout["switches"][node.name]
-            state.add("bridges", info["bridge"])
+            planned = layout.switches[node.name]
+            state.add("bridges", planned.bridge)
             mn_nodes[node.name] = net.addSwitch(
-                info["bridge"], cls=self.switch_cls, datapath=state.datapath, protocols="OpenFlow13",
-                failMode=fail_mode if info["controlled"] else "standalone", dpid=f"{info['dpid']:016x}")
+                planned.bridge, cls=self.switch_cls, datapath=layout.datapath, protocols="OpenFlow13",
+                failMode=fail_mode if planned.controlled else "standalone", dpid=f"{planned.dpid:016x}")
         root_ifaces = []
-        for link in layout["links"]:
-            a, b = link["ends"]
+        for model_link, link in zip(topo.links, layout.links):
+            a, b = link.ends
             for end in (a, b):
-                if end["port"] is not None:
-                    state.add("root_ifaces", end["iface"])
-                    root_ifaces.append(end["iface"])
+                if end.port is not None:
+                    state.add("root_ifaces", end.iface)
+                    root_ifaces.append(end.iface)
             params = {}
             cls = self.link_cls
-            if link["bandwidth_mbit"]:
+            if link.bandwidth_mbit:
                 cls = self.shaped_link_cls
-                params = {"bw": link["bandwidth_mbit"]}
-            names, macs = [a["iface"], b["iface"]], [a["mac"], b["mac"]]
-            if link.get("conditions_by") == "netem":
-                c = link["conditions"]
+                params = {"bw": link.bandwidth_mbit}
+            names, macs = [a.iface, b.iface], [a.mac, b.mac]
+            if link.conditions_by == "netem":
                 cls = self.shaped_link_cls
-                params.update({k: v for k, v in (("delay", f"{c.get('delay_ms', 0)}ms"),
-                                                 ("jitter", f"{c['jitter_ms']}ms" if c.get("jitter_ms") else None),
-                                                 ("loss", c.get("loss", 0) * 100 or None)) if v})
-            elif link.get("conditions_by") == "relay":
+                params.update(_netem_params(model_link.conditions))
+            elif link.conditions_by == "relay":
                 # The link ends in IFr; the node's own IF is the far end of a
                 # veth pair inside the node, and the relay copies between them.
-                i = 0 if a["node"] == link["relay"]["node"] and a["port"] is None else 1
+                i = 0 if a.node == link.relay.node and a.port is None else 1
                 # IFr never sends frames of its own; it gets a MAC of its own all the same.
                 names[i], macs[i] = names[i] + "r", "06" + macs[i][2:]
-            net.addLink(mn_nodes[a["node"]], mn_nodes[b["node"]], port1=a["port"], port2=b["port"],
+            net.addLink(mn_nodes[a.node], mn_nodes[b.node], port1=a.port, port2=b.port,
                         intfName1=names[0], intfName2=names[1], addr1=macs[0], addr2=macs[1], cls=cls, **params)
-        relays = [link for link in layout["links"] if link.get("conditions_by") == "relay"]
-        self._configure_hosts(mn_nodes, {(r["relay"]["node"], r["relay"]["iface"]):
-                                         layout["nodes"][r["relay"]["node"]]["interfaces"][r["relay"]["iface"]]["mac"]
-                                         for r in relays})
+        relays = [link for link in layout.links if link.conditions_by == "relay"]
+        self._configure_hosts(topo, mn_nodes, {(r.relay.node, r.relay.iface):
+                                         layout.nodes[r.relay.node].interfaces[r.relay.iface].mac for r in relays})
         _tx_off_root(root_ifaces)
         for link in relays:
-            self._start_relay(link, layout)
+            self._start_relay(link)
         for node in topo.switches():
             sw = mn_nodes[node.name]
-            censored = layout["switches"][node.name]["controlled"]
+            censored = layout.switches[node.name].controlled
             sw.start([ControllerAddress("c0", controller.port)] if censored else [])
             _check(["ovs-vsctl", "--timeout=10", "set", "bridge", sw.name,
                     f"external_ids:{BRIDGE_LABEL}={state.run_id}"], f"switch '{node.name}'")
         for host in mn_nodes.values():
-            if host.name in layout["nodes"]:
+            if host.name in layout.nodes:
                 # The namespace is pinned; Mininet's helper shell is not needed any more.
                 host.terminate()
         state.layout = layout
         state.save()
-        return layout
+
+    def destroy(self) -> list[str]:
+        """Containers, bridges, root-side veths and namespaces the run state
+        lists, in that order (a namespace goes once nothing holds it)."""
+        state = self.state
+        removed = []
+        if state.containers:
+            removed += self._remove_containers()
+        for bridge in state.bridges:
+            if _quiet(["ovs-vsctl", "--timeout=10", "br-exists", bridge]).returncode == 0:
+                _quiet(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", bridge])
+                removed.append(f"bridge {bridge}")
+        ifaces = existing_ifaces()
+        for iface in state.root_ifaces:
+            if iface in ifaces:
+                _quiet(["ip", "link", "del", iface])
+                removed.append(f"veth {iface}")
+        namespaces = existing_netns()
+        for ns in state.netns:
+            if ns in namespaces:
+                # Deleting the name drops the namespace once no process is in it;
+                # its veths vanish with it (and so do their root-side peers).
+                _quiet(["ip", "netns", "del", ns])
+                removed.append(f"netns {ns}")
+        return removed
+
+    def inspect(self) -> NetworkStatus:
+        state = self.state
+        exists = {"netns": existing_netns().__contains__, "root_ifaces": existing_ifaces().__contains__,
+                  "bridges": lambda b: _quiet(["ovs-vsctl", "--timeout=10", "br-exists", b]).returncode == 0}
+        status = NetworkStatus()
+        for kind, present in exists.items():
+            names = getattr(state, kind)
+            status.present[kind] = [n for n in names if present(n)]
+            status.missing[kind] = [n for n in names if not present(n)]
+        return status
+
+    def _remove_containers(self) -> list[str]:
+        from tunnelwall.topologies import dockerd
+        removed = []
+        for ns in self.state.netns:
+            (procs.CONTAINER_DIR / ns).unlink(missing_ok=True)
+        if not dockerd.running():
+            return removed
+        import docker
+        client = dockerd.client()
+        for name in self.state.containers:
+            try:
+                container = client.containers.get(name)
+            except docker.errors.NotFound:
+                continue
+            if container.labels.get(dockerd.LABEL):
+                container.remove(force=True)
+                removed.append(f"container {name}")
+        return removed
 
     def _start_container(self, node, image: str) -> int:
         """A container node: Docker runs the image with no network of its
@@ -255,16 +201,16 @@ class MininetBackend:
         run's tool work directories are mounted (at the same path, so they are
         the same inside and out): never the run's log directory, which holds
         the controller's configuration and the REST API's token."""
-        from tunnelwall.topologies import dockerd as engine
+        from tunnelwall.topologies import dockerd
 
         name = f"tw-{self.state.run_id}-{node.name}"
         self.state.add("containers", name)
         tools = self.state.logs / "tools"
         tools.mkdir(parents=True, exist_ok=True)
         logs = str(tools)
-        container = engine.client().containers.run(
+        container = dockerd.client().containers.run(
             image, command=["sleep", "infinity"], name=name, hostname=node.name, detach=True,
-            network_mode="none", labels={engine.LABEL: self.state.run_id},
+            network_mode="none", labels={dockerd.LABEL: self.state.run_id},
             # What tunnels need and no more: interfaces, raw sockets, TUN devices.
             cap_add=["NET_ADMIN", "NET_RAW"], devices=["/dev/net/tun:/dev/net/tun:rwm"],
             volumes={logs: {"bind": logs, "mode": "rw"}}, init=True)
@@ -274,23 +220,23 @@ class MininetBackend:
         (procs.CONTAINER_DIR / netns_name(node.name, self.state.scope)).write_text(str(pid))
         return pid
 
-    def _start_relay(self, link: dict, layout: dict) -> None:
+    def _start_relay(self, link: LinkLayout) -> None:
         """The userspace relay of a link with conditions, in its node's namespace."""
         import json
         import sys
-        node, iface = link["relay"]["node"], link["relay"]["iface"]
+        node, iface = link.relay.node, link.relay.iface
         seed = sum(ord(ch) for ch in f"{node}:{iface}")
         rec = procs.spawn(self.state, f"relay-{node}-{iface}",
                           [sys.executable, "-m", "tunnelwall.topologies.relay", "--a", f"{iface}p", "--b", f"{iface}r",
-                           "--conditions", json.dumps(link["conditions"]), "--seed", str(seed)],
+                           "--conditions", json.dumps(link.conditions), "--seed", str(seed)],
                           netns=netns_name(node, self.state.scope), host_binaries=True)
         procs.wait_started(rec, lambda: "relaying" in Path(rec.log).read_text(errors="replace"), 10,
                            f"the link relay on {node}:{iface}")
 
-    def _configure_hosts(self, mn_nodes: dict, relayed: dict | None = None) -> None:
+    def _configure_hosts(self, topo: Topology, mn_nodes: dict, relayed: dict | None = None) -> None:
         """*relayed*: (node, interface) -> MAC of the interfaces behind a link relay."""
         relayed = relayed or {}
-        for node in self.topo.hosts():
+        for node in topo.hosts():
             # IPv6 is on everywhere (the censor inspects it like IPv4); no
             # router advertisements or autoconfiguration: addresses and routes
             # are the topology's. Only the middlebox's sniffing port stays
@@ -380,6 +326,25 @@ def _shaped_link_class(Link, TCLink):
                           intfName2=intfName2, cls1=QuietTCIntf, cls2=QuietTCIntf, addr1=addr1, addr2=addr2,
                           params1=params, params2=params)
     return ShapedLink
+
+
+def _netem_params(c: LinkConditions) -> dict:
+    """What Mininet's TCLink passes to netem for *c* (conditions_mode says it can)."""
+    return {k: v for k, v in (("delay", f"{c.delay_ms or 0}ms"), ("jitter", f"{c.jitter_ms}ms" if c.jitter_ms else None),
+                              ("loss", c.loss * 100 or None)) if v}
+
+
+def _quiet(argv: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, capture_output=True, text=True)
+
+
+def existing_netns() -> set[str]:
+    out = _quiet(["ip", "netns", "list"]).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def existing_ifaces() -> set[str]:
+    return {p.name for p in Path("/sys/class/net").iterdir()}
 
 
 def _check(argv: list[str], what: str) -> None:

@@ -170,13 +170,3 @@ class Topology:
 
     def by_role(self, *roles: Role) -> list[Node]:
         return [n for n in self.nodes.values() if n.role in roles]
-
-    def links_of(self, node: str) -> list[Link]:
-        return [l for l in self.links if node in (l.a.node, l.b.node)]
-
-    def node_for_ip(self, ip: str | IPv4Address) -> Node | None:
-        ip = ipaddress.ip_address(str(ip))
-        for node in self.hosts():
-            if any(a.ip == ip for a in [*node.addresses(), *node.interfaces6.values()]):
-                return node
-        return None

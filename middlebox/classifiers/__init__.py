@@ -1,8 +1,9 @@
 """One classifier per protocol, all behind :class:`base.Classifier`.
 
 ``CLASSIFIERS`` maps a classifier's name (as used under a profile's
-``params``) to its class; ``PROTOCOLS`` lists the protocol names they can
-report (what a rule's ``match.protocol`` may say).
+``params``) to its class; ``PROTOCOLS`` is the protocol names they can
+report (what a rule's ``match.protocol`` may say), each classifier's
+``reports`` together.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from .wireguard import WireGuard
 CLASSIFIERS: dict[str, type[Classifier]] = {c.name: c for c in (
     OpenVPN, WireGuard, IPsec, L2TP, PPTP, SSH, TLS, Tor, QUIC, DTLS, DNS, HTTP, Allowlist, TLSinTLS, FET)}
 
-PROTOCOLS = frozenset({"openvpn", "wireguard", "ipsec", "l2tp", "pptp", "ssh", "tls", "tor", "quic", "dtls", "dns",
-                       "http", "non-allowlisted", "tls-in-tls", "fet"})
+# Every protocol a classifier can name: derived from the classifiers themselves.
+PROTOCOLS = frozenset().union(*(cls.reports for cls in CLASSIFIERS.values()))
 
 
 def make_classifiers(params: dict[str, dict], protocols: set[str] | None = None) -> list[Classifier]:

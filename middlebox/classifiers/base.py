@@ -51,7 +51,9 @@ class Classifier:
     DEFAULTS: ClassVar[dict[str, Any]] = {}
     sees_inside_tunnels: ClassVar[bool] = False   # keeps going after another protocol is identified
     policy: ClassVar[bool] = False          # True: only runs when a rule matches its protocol
-    reports: ClassVar[frozenset] = frozenset()   # protocols it can report (for policy classifiers)
+    # The protocols it can name in a Detection (what a rule's match.protocol
+    # may say); a classifier that names only its own sets nothing.
+    reports: ClassVar[frozenset] = frozenset()
     # True: on TCP it is fed the reassembled byte stream of the direction
     # (``pkt.payload`` is everything delivered in order so far, ``pkt.full``
     # says the censor's reassembly limit was reached) instead of single
@@ -61,6 +63,11 @@ class Classifier:
     # decide; the engine keeps a flow under inspection for the largest budget
     # of its classifiers or the profile's ``inspect_packets``, whichever is more.
     budget: int = 0
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "reports" not in cls.__dict__:
+            cls.reports = frozenset({cls.name})
 
     def __init__(self, params: dict | None = None):
         params = dict(params or {})

@@ -5,7 +5,12 @@ A profile is a list of rules (OpenGFW style: ``name``, ``match``, ``action``,
 behaviour. Built-in profiles live next to this file; ``load`` also takes a
 path. Errors name file and line::
 
-    middlebox/profiles/x.yaml:14: rule 'fet': unknown action 'block' (...)
+    middlebox/profiles/x.yaml:14: rules.0.action: 'block' must be one of: allow, log, ...
+
+The schema (``schema.json``) is the only check of the structure: keys,
+types, enums and ranges. This module checks only what a schema cannot say:
+protocols the classifiers know, lists a rule refers to, addresses and port
+ranges, classifier parameters and which fields go with which action.
 """
 
 from __future__ import annotations
@@ -26,12 +31,7 @@ ACTIONS = ("allow", "log", "drop", "reset", "throttle", "forge-dns", "probe", "f
 # Names that stand for another profile: "gfw" is the GFW as it is now.
 ALIASES = {"gfw": "gfw-2025"}
 BLOCKING = ("drop", "reset")
-TOP_KEYS = {"name", "description", "period", "sources", "fail", "overload", "placement", "inspect_packets", "seed",
-            "lists", "params", "rules", "probe", "tcp", "flows", "inside", "confidence"}
-RULE_KEYS = {"name", "match", "unless", "action", "probability", "residual", "rate", "answer", "log", "description",
-             "source", "then", "after_bytes", "resets"}
-MATCH_KEYS = {"protocol", "signal", "sni", "qname", "host", "server_ip", "server_net", "server_port", "transport",
-              "min_confidence", "client_ip", "sport_gt_dport", "direction", "ip_version", "ja3", "ja4"}
+SCHEMA = PROFILE_DIR / "schema.json"
 
 
 @dataclass
@@ -91,9 +91,6 @@ class ProbeSettings:
     delay: float = 0.5          # seconds from suspicion to the first probe
     count: int = 8              # probes per suspected server
     timeout: float = 3.0        # seconds to wait for a reaction to each probe
-
-
-OFFLOADS = ("rules", "conntrack")
 
 
 @dataclass
@@ -158,39 +155,26 @@ def _fail(path, line, msg):
     return SourceError(path, line, msg)
 
 
-def _str_list(path: str, value: Any, line: int, what: str) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, list) or not all(isinstance(v, (str, int)) for v in value):
-        raise _fail(path, line, f"{what}: expected a list of strings")
-    return [str(v) for v in value]
+def _str_list(value: Any) -> list[str]:
+    """A name or a list of names (the schema allows both; list entries may be numbers) as strings."""
+    return [value] if isinstance(value, str) else [str(v) for v in value]
 
 
 def from_data(data: Any, path: str) -> Profile:
     from tunnelwall.middlebox.classifiers import CLASSIFIERS
     from tunnelwall.middlebox.classifiers.base import ParamError
 
-    yamlsrc.check_mapping(data, path, "a profile", TOP_KEYS, required=("name", "rules"))
-    yamlsrc.validate(data, yamlsrc.load_schema(PROFILE_DIR / "schema.json"), path)
+    yamlsrc.validate(data, yamlsrc.load_schema(SCHEMA), path)
     prof = Profile(name=str(data["name"]), rules=[], description=str(data.get("description", "")),
                    period=str(data.get("period", "")), source=path)
     if "sources" in data:
-        prof.sources = _str_list(path, data["sources"], data.line_of("sources"), "sources")
-    fail = data.get("fail", "closed")
-    if fail not in ("open", "closed"):
-        raise _fail(path, data.line_of("fail"), f"fail: '{fail}' must be 'open' or 'closed'")
-    prof.fail = fail
-    overload = data.get("overload", fail)
-    if overload not in ("open", "closed"):
-        raise _fail(path, data.line_of("overload"), f"overload: '{overload}' must be 'open' or 'closed'")
-    prof.overload = overload
-    placement = data.get("placement")
-    if placement is not None and placement not in ("tap", "inline"):
-        raise _fail(path, data.line_of("placement"), f"placement: '{placement}' must be 'tap' or 'inline'")
-    prof.placement = placement
+        prof.sources = _str_list(data["sources"])
+    prof.fail = data.get("fail", "closed")
+    prof.overload = data.get("overload", prof.fail)
+    prof.placement = data.get("placement")
     if "inside" in data:
         nets = []
-        for entry in _str_list(path, data["inside"], data.line_of("inside"), "inside"):
+        for entry in _str_list(data["inside"]):
             try:
                 nets.append(ipaddress.ip_network(entry, strict=False))
             except ValueError:
@@ -200,37 +184,27 @@ def from_data(data: Any, path: str) -> Profile:
         prof.confidence = str(data["confidence"])
     for key in ("inspect_packets", "seed"):
         if key in data:
-            if not isinstance(data[key], int) or isinstance(data[key], bool) or data[key] < (1 if key == "inspect_packets" else 0):
-                raise _fail(path, data.line_of(key), f"{key}: expected a {'positive' if key == 'inspect_packets' else 'non-negative'} whole number")
             setattr(prof, key, data[key])
     lists = data.get("lists", {})
-    if not isinstance(lists, yamlsrc.Mapping) and lists != {}:
-        raise _fail(path, data.line_of("lists"), "lists: expected a mapping of list name -> entries")
     for name, entries in lists.items():
-        prof.lists[name] = [e.lower().rstrip(".") for e in _str_list(path, entries, lists.line_of(name), f"lists.{name}")]
+        prof.lists[name] = [e.lower().rstrip(".") for e in _str_list(entries)]
     params = data.get("params", {})
-    if not isinstance(params, yamlsrc.Mapping) and params != {}:
-        raise _fail(path, data.line_of("params"), "params: expected a mapping of classifier -> parameters")
     for cname, cparams in params.items():
         line = params.line_of(cname)
         if cname not in CLASSIFIERS:
             raise _fail(path, line, f"params: unknown classifier '{cname}' (known: {', '.join(sorted(CLASSIFIERS))})")
-        if not isinstance(cparams, dict):
-            raise _fail(path, line, f"params.{cname}: expected a mapping")
         try:
             CLASSIFIERS[cname](cparams)
         except ParamError as err:
             raise _fail(path, line, f"params.{cname}: {err}") from None
         prof.params[cname] = dict(cparams)
     if "probe" in data:
-        prof.probe = _probe(path, data)
+        prof.probe = ProbeSettings(**{k: int(v) if k == "count" else float(v) for k, v in data["probe"].items()})
     if "tcp" in data:
-        prof.tcp = _tcp(path, data)
+        prof.tcp = TcpModel(**data["tcp"])
     if "flows" in data:
-        prof.flows = _flows(path, data)
+        prof.flows = FlowSettings(**data["flows"])
     rules = data["rules"]
-    if not isinstance(rules, yamlsrc.Sequence):
-        raise _fail(path, data.line_of("rules"), "rules: expected a list")
     names = set()
     for i, spec in enumerate(rules):
         rule = _rule(path, rules.line_of(i), spec, prof)
@@ -241,112 +215,31 @@ def from_data(data: Any, path: str) -> Profile:
     return prof
 
 
-def _probe(path: str, data) -> ProbeSettings:
-    spec = data["probe"]
-    if not isinstance(spec, yamlsrc.Mapping):
-        raise _fail(path, data.line_of("probe"), "probe: expected a mapping (delay, count, timeout)")
-    out = ProbeSettings()
-    for key, value in spec.items():
-        if key not in ("delay", "count", "timeout"):
-            raise _fail(path, spec.line_of(key), f"probe: unknown field '{key}' (delay, count, timeout)")
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise _fail(path, spec.line_of(key), f"probe.{key}: expected a non-negative number")
-        setattr(out, key, int(value) if key == "count" else float(value))
-    return out
-
-
-def _tcp(path: str, data) -> TcpModel:
-    """The censor's TCP model (see :mod:`middlebox.stream` for each field's meaning and source)."""
-    spec = data["tcp"]
-    fields = {f: v for f, v in TcpModel().__dict__.items()}
-    if not isinstance(spec, yamlsrc.Mapping):
-        raise _fail(path, data.line_of("tcp"), f"tcp: expected a mapping ({', '.join(fields)})")
-    out = {}
-    for key, value in spec.items():
-        line = spec.line_of(key)
-        if key not in fields:
-            raise _fail(path, line, f"tcp: unknown field '{key}' (one of: {', '.join(fields)})")
-        default = fields[key]
-        if isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise _fail(path, line, f"tcp.{key}: expected true or false")
-        elif isinstance(default, int):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise _fail(path, line, f"tcp.{key}: expected a positive whole number")
-        elif value not in TcpModel.CHOICES[key]:
-            raise _fail(path, line, f"tcp.{key}: '{value}' must be one of {', '.join(TcpModel.CHOICES[key])}")
-        out[key] = value
-    return TcpModel(**out)
-
-
-def _flows(path: str, data) -> FlowSettings:
-    spec = data["flows"]
-    out = FlowSettings()
-    if not isinstance(spec, yamlsrc.Mapping):
-        raise _fail(path, data.line_of("flows"), "flows: expected a mapping (max, idle_timeout, rule_idle_timeout, max_lag_ms, offload_after, offload)")
-    for key, value in spec.items():
-        line = spec.line_of(key)
-        if key not in out.__dict__:
-            raise _fail(path, line, f"flows: unknown field '{key}' (max, idle_timeout, rule_idle_timeout, max_lag_ms, offload_after, offload)")
-        if key == "offload":
-            if value not in OFFLOADS:
-                raise _fail(path, line, f"flows.offload: expected one of {', '.join(OFFLOADS)}")
-            out.offload = value
-            continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or value < (0 if key in ("max_lag_ms", "offload_after") else 1e-9) \
-                or (key != "idle_timeout" and not isinstance(value, int)):
-            raise _fail(path, line, f"flows.{key}: expected a positive {'number' if key == 'idle_timeout' else 'whole number'}")
-        setattr(out, key, value)
-    return out
-
-
 def _rule(path: str, line: int, spec: Any, prof: Profile) -> Rule:
-    if not isinstance(spec, yamlsrc.Mapping):
-        raise _fail(path, line, "each rule must be a mapping with name, match and action")
-    name = spec.get("name")
-    if not isinstance(name, str) or not name:
+    name, action = spec["name"], spec["action"]
+    if not name:
         raise _fail(path, line, "rule: missing 'name'")
-    for key in spec:
-        if key not in RULE_KEYS:
-            raise _fail(path, spec.line_of(key), f"rule '{name}': unknown field '{key}' (expected one of: {', '.join(sorted(RULE_KEYS))})")
-    action = spec.get("action")
-    if action not in ACTIONS:
-        raise _fail(path, spec.line_of("action") if "action" in spec else line,
-                    f"rule '{name}': unknown action '{action}' (one of: {', '.join(ACTIONS)})")
     rule = Rule(name=name, match=_match(path, spec, name, prof), action=action, line=line,
                 log=bool(spec.get("log", True)), description=str(spec.get("description", "")),
                 source=str(spec.get("source", "")))
     if "unless" in spec:
         rule.unless = _match(path, spec, name, prof, section="unless")
+    # Which fields go with which action: the schema checks each field, this their combination.
     if action == "freeze":
-        n = spec.get("after_bytes")
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise _fail(path, spec.line_of("after_bytes") if "after_bytes" in spec else line,
-                        f"rule '{name}': freeze needs 'after_bytes', a positive whole number (e.g. 16384)")
-        rule.after_bytes = n
+        if "after_bytes" not in spec:
+            raise _fail(path, line, f"rule '{name}': freeze needs 'after_bytes', a positive whole number (e.g. 16384)")
+        rule.after_bytes = spec["after_bytes"]
     elif "after_bytes" in spec:
         raise _fail(path, spec.line_of("after_bytes"), f"rule '{name}': 'after_bytes' only applies to action freeze")
     if "resets" in spec:
         r = spec["resets"]
-        ok = (action == "reset" and isinstance(r, yamlsrc.Mapping) and set(r) <= {"count", "windows"}
-              and isinstance(r.get("count", 1), int) and 1 <= r.get("count", 1) <= 10
-              and (r.get("windows") is None or (isinstance(r["windows"], list) and len(r["windows"]) == 2
-                                                 and all(isinstance(w, int) and 0 <= w <= 65535 for w in r["windows"]))))
-        if not ok:
-            raise _fail(path, spec.line_of("resets"), f"rule '{name}': resets is {{count: 1-10, windows: [LOW, HIGH]}} "
-                                                      f"and only applies to action reset")
+        if action != "reset":
+            raise _fail(path, spec.line_of("resets"), f"rule '{name}': resets only applies to action reset")
         rule.resets = {"count": r.get("count", 1), "windows": list(r["windows"]) if r.get("windows") else None}
     if "probability" in spec:
-        p = spec["probability"]
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p <= 1:
-            raise _fail(path, spec.line_of("probability"), f"rule '{name}': probability must be between 0 and 1")
-        rule.probability = float(p)
+        rule.probability = float(spec["probability"])
     if "residual" in spec:
-        r = spec["residual"]
-        if isinstance(r, bool) or not isinstance(r, (int, float)) or r <= 0:
-            raise _fail(path, spec.line_of("residual"), f"rule '{name}': residual must be a positive number of seconds")
-        rule.residual = float(r)
+        rule.residual = float(spec["residual"])
     if action == "throttle":
         if "rate" not in spec:
             raise _fail(path, line, f"rule '{name}': throttle needs 'rate' (e.g. 256kbit)")
@@ -362,10 +255,7 @@ def _rule(path: str, line: int, spec: Any, prof: Profile) -> Rule:
             raise _fail(path, spec.line_of("answer") if "answer" in spec else line,
                         f"rule '{name}': forge-dns needs 'answer', an IPv4 address") from None
     if action == "probe":
-        then = spec.get("then", "drop")
-        if then not in BLOCKING:
-            raise _fail(path, spec.line_of("then"), f"rule '{name}': then must be one of {', '.join(BLOCKING)}")
-        rule.then = then
+        rule.then = spec.get("then", "drop")
     elif "then" in spec:
         raise _fail(path, spec.line_of("then"), f"rule '{name}': 'then' only applies to action probe")
     return rule
@@ -374,26 +264,21 @@ def _rule(path: str, line: int, spec: Any, prof: Profile) -> Rule:
 def _match(path: str, spec, rule: str, prof: Profile, section: str = "match") -> Match:
     from tunnelwall.middlebox.classifiers import PROTOCOLS
 
-    m = spec.get(section)
-    if not isinstance(m, yamlsrc.Mapping) or not m:
-        raise _fail(path, spec.line_of(section) if section in spec else spec.line,
-                    f"rule '{rule}': '{section}' must be a non-empty mapping (e.g. {{protocol: openvpn}})")
+    m = spec[section]
     out = Match()
     for key, value in m.items():
         line = m.line_of(key)
-        if key not in MATCH_KEYS:
-            raise _fail(path, line, f"rule '{rule}': unknown match field '{key}' (expected one of: {', '.join(sorted(MATCH_KEYS))})")
         if key == "protocol":
-            protos = _str_list(path, value, line, f"rule '{rule}': match.protocol")
+            protos = _str_list(value)
             for p in protos:
                 if p not in PROTOCOLS:
                     raise _fail(path, line, f"rule '{rule}': unknown protocol '{p}' (known: {', '.join(sorted(PROTOCOLS))})")
             out.protocols = frozenset(protos)
         elif key == "signal":
-            out.signals = frozenset(_str_list(path, value, line, f"rule '{rule}': match.signal"))
+            out.signals = frozenset(_str_list(value))
         elif key in ("sni", "qname", "host"):
             names = []
-            for entry in _str_list(path, value, line, f"rule '{rule}': match.{key}"):
+            for entry in _str_list(value):
                 if entry.startswith("@"):
                     if entry[1:] not in prof.lists:
                         raise _fail(path, line, f"rule '{rule}': unknown list '{entry}' (define it under 'lists')")
@@ -403,38 +288,27 @@ def _match(path: str, spec, rule: str, prof: Profile, section: str = "match") ->
             setattr(out, key, tuple(names))
         elif key in ("server_ip", "server_net", "client_ip"):
             nets = []
-            for entry in _expand(path, line, rule, prof, _str_list(path, value, line, f"rule '{rule}': match.{key}")):
+            for entry in _expand(path, line, rule, prof, _str_list(value)):
                 try:
                     nets.append(ipaddress.ip_network(entry, strict=False))
                 except ValueError:
                     raise _fail(path, line, f"rule '{rule}': '{entry}' is not an IP address or CIDR") from None
             setattr(out, "client_ips" if key == "client_ip" else "server_ips", tuple(nets))
         elif key == "sport_gt_dport":
-            if not isinstance(value, bool):
-                raise _fail(path, line, f"rule '{rule}': sport_gt_dport must be true or false")
             out.sport_gt_dport = value
         elif key == "direction":
-            if value not in ("outbound", "inbound"):
-                raise _fail(path, line, f"rule '{rule}': direction must be outbound or inbound")
             if not prof.inside:
                 raise _fail(path, line, f"rule '{rule}': direction needs the profile's 'inside' networks")
             out.direction = value
         elif key == "ip_version":
-            if value not in (4, 6):
-                raise _fail(path, line, f"rule '{rule}': ip_version must be 4 or 6")
             out.ip_version = value
         elif key in ("ja3", "ja4"):
-            setattr(out, key, tuple(v.lower() for v in _expand(path, line, rule, prof,
-                                                              _str_list(path, value, line, f"rule '{rule}': match.{key}"))))
+            setattr(out, key, tuple(v.lower() for v in _expand(path, line, rule, prof, _str_list(value))))
         elif key == "server_port":
             out.server_ports = frozenset(_ports(path, line, rule, value))
         elif key == "transport":
-            if value not in ("tcp", "udp"):
-                raise _fail(path, line, f"rule '{rule}': transport must be tcp or udp")
             out.transport = value
         elif key == "min_confidence":
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-                raise _fail(path, line, f"rule '{rule}': min_confidence must be between 0 and 1")
             out.min_confidence = float(value)
     return out
 
@@ -527,14 +401,17 @@ def apply_overrides(profile: Profile, overrides: list[str]) -> Profile:
 
 
 def _override_setting(profile: Profile, item: str, section: str, field_name: str, value: str) -> None:
-    """``tcp.FIELD=VALUE`` / ``flows.FIELD=VALUE``, checked like the YAML is."""
+    """``tcp.FIELD=VALUE`` / ``flows.FIELD=VALUE``, checked like the YAML is: by the schema's section."""
     text = f"{section}:\n  {field_name}: {value}\n"
     try:
         parsed = yamlsrc.load("<override>", text)
+        section_schema = yamlsrc.load_schema(SCHEMA)["properties"][section]
+        yamlsrc.validate(parsed, {"type": "object", "properties": {section: section_schema}}, "<override>")
+        parsed_value = parsed[section][field_name]
         if section == "tcp":
-            profile.tcp = dataclasses.replace(profile.tcp, **{field_name: getattr(_tcp("<override>", parsed), field_name)})
+            profile.tcp = dataclasses.replace(profile.tcp, **{field_name: parsed_value})
         else:
-            setattr(profile.flows, field_name, getattr(_flows("<override>", parsed), field_name))
+            setattr(profile.flows, field_name, parsed_value)
     except TunnelwallError as err:
         raise TunnelwallError(f"override '{item}': {str(err).split(': ', 1)[-1]}") from None
 

@@ -44,7 +44,7 @@ def test_gfw_blocks_wireguard_and_openvpn_passes_https(censored):
     flows = border_flows()
     assert "udp,nw_src=10.0.0.11,nw_dst=198.18.0.20" in flows and "actions=drop" in flows
     # Every verdict is in the JSON-lines log, complete.
-    log = read_verdicts(censored.files["verdict_log"])
+    log = read_verdicts(censored.files.verdict_log)
     rules = {v["rule"] for v in log}
     assert {"wireguard", "openvpn"} <= rules
     assert all({"time", "flow", "rule", "action", "packet_index", "ms"} <= set(v) for v in log)
@@ -95,7 +95,7 @@ def test_residual_blocking_of_the_server_port_then_expiry(censored):
 
 @pytest.mark.parametrize("censored", [["classroom"]], indirect=True)
 def test_tap_placement_still_blocks_after_the_verdict(censored):
-    assert censored.files["placement"] == "tap"
+    assert censored.placement == "tap"
     result = run_tool(censored, spec.load("wireguard"))
     assert result.outcome == BLOCKED and result.rule == "wireguard"
     https = run_tool(censored, spec.load("https"))
@@ -104,7 +104,7 @@ def test_tap_placement_still_blocks_after_the_verdict(censored):
 
 @pytest.mark.parametrize("censored", [["minimal", "--profile", "gfw-2022"]], indirect=True)
 def test_rest_api_token_loopback_and_hot_reload(censored):
-    port = censored.api["port"]
+    port = censored.api.port
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=5)
     assert err.value.code == 401
@@ -144,7 +144,7 @@ def test_tspu_2021_throttles_twitter_by_sni_with_a_meter(censored):
     for node, name in (("c1", "www.twitter.com"), ("c3", "www.reddit.com")):
         rate = fetch_rate_kbit(node, name)
         assert 40 < rate < 200, (name, rate)
-    log = read_verdicts(censored.files["verdict_log"])
+    log = read_verdicts(censored.files.verdict_log)
     throttled = [v for v in log if v["rule"] == "twitter-throttle"]
     assert len(throttled) == 2 and all(v["action"] == "throttle" and v["installed"] for v in throttled)
     meters = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-meters", "tw-border"], capture_output=True,
@@ -171,7 +171,7 @@ def test_a_short_allowed_connection_costs_no_rule_and_a_long_one_gets_its_rule(c
     long_ = in_node("c1", "curl -s --local-port 41002 -o /dev/null -w '%{size_download}' "
                           "http://198.18.0.10/bytes/3000000")
     assert long_.stdout.strip() == "3000000"
-    log = wait_for(lambda: [v for v in read_verdicts(censored.files["verdict_log"])
+    log = wait_for(lambda: [v for v in read_verdicts(censored.files.verdict_log)
                             if v["flow"]["client_port"] in (41001, 41002)] or None, 10, "both verdicts logged")
     by_port = {v["flow"]["client_port"]: v for v in log}
     assert set(by_port) == {41001, 41002}
@@ -187,7 +187,7 @@ def test_offload_after_zero_puts_every_allowed_flow_on_the_switch_at_its_verdict
     short = in_node("c1", "curl -s --local-port 41003 -o /dev/null -w '%{http_code}' http://198.18.0.10/bytes/200")
     assert short.stdout.strip() == "200"
     wait_for(lambda: _allow_rule(border_flows(), 41003), 10, "the short flow's allow rule")
-    (v,) = [v for v in read_verdicts(censored.files["verdict_log"]) if v["flow"]["client_port"] == 41003]
+    (v,) = [v for v in read_verdicts(censored.files.verdict_log) if v["flow"]["client_port"] == 41003]
     assert v["installed"] and "offload" not in v
 
 
@@ -209,13 +209,13 @@ def test_conntrack_offload_lets_an_allowed_connection_by_at_its_verdict(placemen
     never passed on: tests/unit/test_middlebox_daemon.py.)"""
     tw("up", "minimal", "--profile", "gfw-2025", "--placement", placement, "--set", "flows.offload=conntrack")
     state = active_run()
-    zone = state.files["ct_zone"]
+    zone = state.ct_zone
     try:
         api = Api(state)
         got = in_node("c1", "curl -s --local-port 41011 -o /dev/null -w '%{size_download}' "
                             "http://10.0.0.20/bytes/3000000")
         assert got.stdout.strip() == "3000000"
-        (v,) = wait_for(lambda: [v for v in read_verdicts(state.files["verdict_log"])
+        (v,) = wait_for(lambda: [v for v in read_verdicts(state.files.verdict_log)
                                  if v["flow"]["client_port"] == 41011] or None, 10, "the download's verdict")
         assert v["action"] == "allow" and v["offload"] == "conntrack" and not v["installed"]
         assert not _allow_rule(border_flows(), 41011)

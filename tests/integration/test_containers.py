@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, assert_nothing_left, in_node, tw
 
-from tunnelwall.topologies import dockerd as engine
+from tunnelwall.topologies import dockerd
 from tunnelwall.runtime.api import Api
 from tunnelwall.harness import spec
 from tunnelwall.harness.runner import BLOCKED, PASSED, RunOptions, run_tool
@@ -19,9 +19,9 @@ def images():
 
 
 def our_containers() -> list[str]:
-    if not engine.running():
+    if not dockerd.running():
         return []
-    return [c.name for c in engine.client().containers.list(all=True, filters={"label": engine.LABEL})]
+    return [c.name for c in dockerd.client().containers.list(all=True, filters={"label": dockerd.LABEL})]
 
 
 def test_wireguard_between_containers_across_the_censor():
@@ -38,7 +38,7 @@ def test_wireguard_between_containers_across_the_censor():
                              capture_output=True, text=True).stdout.strip()
         assert out == "cc"
         # A student or a tool on a container node cannot read the censor's API token or config.
-        token = state.api["token_file"]
+        token = state.api.token_file
         for secret in (token, str(Path(state.log_dir) / "controller.json")):
             res = subprocess.run([".venv/bin/tunnelwall", "exec", "cc", "--", "cat", secret], cwd=ROOT,
                                  capture_output=True, text=True)
@@ -70,5 +70,5 @@ def test_cleanup_removes_containers_after_sigkill():
         subprocess.run(["kill", "-9", str(rec.pid)])
     tw("cleanup")
     assert our_containers() == []
-    assert not engine.running()            # cleanup also stops tunnelwall's own dockerd
+    assert not dockerd.running()            # cleanup also stops tunnelwall's own dockerd
     assert_nothing_left()

@@ -73,7 +73,7 @@ def test_middlebox_killed_fails_as_declared_then_restarts(run, expect_while_down
     wg = run_tool(active_run(), spec.load("wireguard"))
     assert wg.rule == "wireguard" and wg.outcome == (BLOCKED if expect_while_down == "closed" else PASSED)
     assert in_node("c3", FETCH).stdout == "200"
-    complete_lines(run.files["verdict_log"])
+    complete_lines(run.files.verdict_log)
 
 
 @pytest.mark.parametrize("run", [["isp", "--profile", "gfw-2022"]], indirect=True)
@@ -90,7 +90,7 @@ def test_middlebox_killed_during_a_transfer_the_allowed_flow_continues(run):
     assert results["https"].outcome == PASSED, results["https"].error
     wait_ready(run)
     assert run_tool(active_run(), spec.load("openvpn-udp")).outcome == BLOCKED
-    complete_lines(run.files["verdict_log"])
+    complete_lines(run.files.verdict_log)
 
 
 @pytest.mark.parametrize("run", [["isp", "--profile", "gfw-2022", "--set", "fet.probability=1",
@@ -98,7 +98,7 @@ def test_middlebox_killed_during_a_transfer_the_allowed_flow_continues(run):
 def test_controller_killed_restarts_with_its_residual_blocks(run):
     ss = run_tool(run, spec.load("shadowsocks"))
     assert ss.outcome == BLOCKED and ss.rule == "fet"
-    lines_before = complete_lines(run.files["verdict_log"])
+    lines_before = complete_lines(run.files.verdict_log)
     controller = run.process("controller")
     os.kill(controller.pid, signal.SIGKILL)
     wait_for(lambda: active_run().process("controller").pid != controller.pid, 30, "the restarted controller")
@@ -109,7 +109,7 @@ def test_controller_killed_restarts_with_its_residual_blocks(run):
                            text=True).stdout
     assert "tp_dst=8388" in flows and "actions=drop" in flows
     # Nothing written before the kill was lost or torn.
-    after = complete_lines(run.files["verdict_log"])
+    after = complete_lines(run.files.verdict_log)
     assert after[:len(lines_before)] == lines_before
     assert run_tool(active_run(), spec.load("wireguard")).outcome == BLOCKED
 
@@ -135,7 +135,7 @@ def test_while_the_controller_is_down_the_border_fails_as_declared(run, fail):
     wait_ready(run, timeout=30)
     assert active_run().process("middlebox").pid == middlebox.pid    # it lived through the outage
     if fail == "closed":
-        lines = complete_lines(run.files["verdict_log"])
+        lines = complete_lines(run.files.verdict_log)
         held = [v for v in lines if v.get("rule") == "wireguard" and outage_start <= v["decided"] <= outage_end]
         assert held and held[0]["action"] == "drop", lines[-5:]
     assert run_tool(active_run(), spec.load("wireguard")).outcome == (BLOCKED if fail == "closed" else PASSED)

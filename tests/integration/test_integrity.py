@@ -60,7 +60,7 @@ def test_ipv6_wireguard_blocked_and_https_passes(gfw):
     assert https.outcome == PASSED, (https.error, https.log)
     wg = run_tool(gfw, spec.load("wireguard"), RunOptions(ipv6=True, bytes=200_000))
     assert wg.outcome == BLOCKED and wg.rule == "wireguard", (wg.error, wg.log)
-    log = read_verdicts(gfw.files["verdict_log"])
+    log = read_verdicts(gfw.files.verdict_log)
     assert any(v["rule"] == "wireguard" and v["flow"]["server"] == VPN6 for v in log)
     flows = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", "tw-border"], capture_output=True,
                            text=True).stdout
@@ -71,7 +71,7 @@ def test_blocked_sni_split_over_two_segments_is_reset(gfw):
     cut = 120                      # inside the extensions, before the name
     assert in_node("c1", f"{WIRE} tls-split {WEB4} www.twitter.com {cut}").stdout.strip() == "reset"
     assert in_node("c1", f"{WIRE} tls-split {WEB4} www.example.org {cut}").stdout.strip() == "data"
-    log = read_verdicts(gfw.files["verdict_log"])
+    log = read_verdicts(gfw.files.verdict_log)
     assert any(v["rule"] == "sni-blocklist" and v["detection"]["detail"]["sni"] == "www.twitter.com" for v in log)
 
 
@@ -80,7 +80,7 @@ def test_wireguard_stays_blocked_after_idling_past_the_rule_timeout(gfw):
     control = Listener(gfw, "vpn", 9999)
     try:
         send("c1", VPN4, 51820, 40404, WG_INIT)
-        log = Path(gfw.files["verdict_log"])
+        log = Path(gfw.files.verdict_log)
         wait_for(lambda: any(v["rule"] == "wireguard" for v in read_verdicts(log)), 5, "the wireguard verdict")
         before = listener.count()
         assert before <= 1                   # tap: the first packet may pass, as on-path censors let it
@@ -104,7 +104,7 @@ def test_fragmented_wireguard_initiation_is_blocked(gfw):
         send("c1", VPN4, 51820, 40500, WG_INIT, fragment=48)
         send("c1", VPN4, 9999, 40501, "00" * 148, fragment=48)
         wait_for(lambda: control.count() == 1, 5, "the fragmented control datagram")
-        log = Path(gfw.files["verdict_log"])
+        log = Path(gfw.files.verdict_log)
         wait_for(lambda: any(v["rule"] == "wireguard" and v["flow"]["client_port"] == 40500
                              for v in read_verdicts(log)), 5, "the wireguard verdict")
         assert listener.count() == 0
@@ -132,7 +132,7 @@ STRATEGIES = {
 
 @pytest.mark.parametrize("gfw", ["inline"], indirect=True)
 def test_published_strategies_against_the_live_gfw(gfw):
-    gw_mac = gfw.layout["nodes"]["isp"]["interfaces"]["eth0"]["mac"]
+    gw_mac = gfw.layout.nodes["isp"].interfaces["eth0"].mac
     got = {}
     for name in STRATEGIES:
         res = in_node("c1", f"{WIRE} strategy {name} {WEB4} www.twitter.com {gw_mac}", timeout=30)

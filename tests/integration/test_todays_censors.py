@@ -25,7 +25,7 @@ def test_tls_in_tls_blocked_while_https_passes(run):
     assert https.outcome == PASSED, (https.error, https.log)
     wrapped = run_tool(run, spec.load("stunnel-https"), RunOptions(bytes=300_000))
     assert wrapped.outcome == BLOCKED and wrapped.rule == "tls-in-tls", (wrapped.error, wrapped.log)
-    log = read_verdicts(run.files["verdict_log"])
+    log = read_verdicts(run.files.verdict_log)
     hits = [v for v in log if v.get("rule") == "tls-in-tls"]
     assert hits and all(v["flow"]["server_port"] == 4433 for v in hits)
     assert hits[0]["detection"]["detail"]["model"] == "openssl-curl"
@@ -43,7 +43,7 @@ def test_tspu_freezes_tls_to_a_listed_datacenter_near_16_kb(run):
     assert listed < 200_000                       # the transfer stalled (silently: no RST, curl timed out)
     unlisted, code = fetch("c1", "https://198.18.0.20/bytes/200000")
     assert (unlisted, code) == (200_000, "200")
-    log = read_verdicts(run.files["verdict_log"])
+    log = read_verdicts(run.files.verdict_log)
     frozen = [v for v in log if v.get("rule") == "datacenter-freeze"]
     assert [v["action"] for v in frozen] == ["freeze", "drop"]
     assert all(v["flow"]["server"] == "198.18.0.10" for v in frozen)
@@ -82,7 +82,7 @@ def test_real_tor_client_to_a_bridge_is_detected_probed_and_blocked(run, tmp_pat
                 while "Opened OR listener" not in (tmp_path / "bridge.log").read_text():
                     assert time.monotonic() < deadline, (tmp_path / "bridge.log").read_text()[-2000:]
                     time.sleep(0.1)
-        verdicts = Path(run.files["verdict_log"])
+        verdicts = Path(run.files.verdict_log)
         deadline = time.monotonic() + 40
         while not any(v.get("type") == "probe" and v.get("confirmed") for v in read_verdicts(verdicts)):
             assert time.monotonic() < deadline, (tmp_path / "client.log").read_text()[-2000:]

@@ -48,7 +48,11 @@ def test_topology_up_reachability_tcp_down(name):
 
 def test_no_censor_variant_and_inspect():
     tw("up", "isp", "--no-censor")
+    state = active_run()
     try:
+        # The backend finds every resource the run recorded, and after down none.
+        status = topologies.backend_for(state).inspect()
+        assert status.complete and len(status.present["netns"]) == len(state.nodes) and status.present["bridges"]
         res = tw("inspect", "--format", "json")
         import json
         data = json.loads(res.stdout)
@@ -64,6 +68,7 @@ def test_no_censor_variant_and_inspect():
         assert in_node("c1", "ping -c1 -W2 198.18.0.10").returncode == 0
     finally:
         tw("down")
+    assert topologies.backend_for(state).inspect().gone
     assert_nothing_left()
 
 

@@ -27,8 +27,8 @@ def test_live_view_shows_a_blocked_flow(tmp_path):
         result = run_tool(state, spec.load("wireguard"))
         assert result.outcome == BLOCKED
         _post_result(state, result)
-        token = open(state.api["token_file"]).read().strip()
-        url = f"http://127.0.0.1:{state.api['port']}/"
+        token = open(state.api.token_file).read().strip()
+        url = f"http://127.0.0.1:{state.api.port}/"
         page = urllib.request.urlopen(url, timeout=5).read().decode()
         assert "tunnelwall: live censor view" in page and "http" not in page.split("<script>")[1].split("fetch(")[0]
         dom = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",

@@ -72,10 +72,11 @@ def test_unsupported_tool_is_an_error_with_its_reason(monkeypatch, tmp_path):
     from tunnelwall.base.runstate import RunState
     from tunnelwall.harness import runner
     monkeypatch.setattr(kernel, "available", lambda f: f != "ppp")
-    state = RunState(run_id="t", profile="gfw", log_dir=str(tmp_path), layout={"nodes": {
-        "c1": {"role": "client", "interfaces": {"e": {"address": "10.0.0.2/24"}}},
-        "vpn": {"role": "server", "interfaces": {"e": {"address": "198.18.0.20/24"}}},
-        "web": {"role": "server", "interfaces": {"e": {"address": "198.18.0.10/24"}}}}})
+    from tunnelwall.base.layout import InterfaceLayout, Layout, NodeLayout
+    state = RunState(run_id="t", profile="gfw", log_dir=str(tmp_path), layout=Layout("t", nodes={
+        name: NodeLayout(role, f"tw-{name}", i, {"e": InterfaceLayout(f"02:00:00:00:00:0{i}", address)})
+        for i, (name, role, address) in enumerate([("c1", "client", "10.0.0.2/24"), ("vpn", "server", "198.18.0.20/24"),
+                                                   ("web", "server", "198.18.0.10/24")], 1)}))
     result = runner.run_tool(state, spec.load("l2tp"))
     assert result.outcome == runner.ERROR and result.unsupported
     assert "cannot run here: kernel feature 'ppp'" in result.error

@@ -9,7 +9,8 @@ import pytest
 
 from tunnelwall.base.errors import SourceError
 from tunnelwall.topologies import loader
-from tunnelwall.topologies.mininet_backend import conditions_mode, plan_layout
+from tunnelwall.base.layout import RelayEnd
+from tunnelwall.topologies.layout import conditions_mode, plan_layout
 from tunnelwall.topologies.model import LinkConditions
 from tunnelwall.topologies.relay import Conditioner
 
@@ -59,9 +60,9 @@ def test_netem_where_the_kernel_has_it_and_it_can_do_it_else_the_relay():
 
 def test_layout_puts_the_relay_at_the_node_end():
     topo = load('  - {endpoints: ["sw", "s1:eth0"], delay: 50ms}\n')
-    link = plan_layout(topo)["links"][1]
-    assert link["relay"] == {"node": "s1", "iface": "eth0"} and link["conditions"] == {"delay_ms": 50.0}
-    assert link["conditions_by"] in ("netem", "relay")
+    link = plan_layout(topo).links[1]
+    assert link.relay == RelayEnd("s1", "eth0") and link.conditions == {"delay_ms": 50.0}
+    assert link.conditions_by in ("netem", "relay")
 
 
 def test_conditioner_delay_jitter_loss_duplicate_reorder():
@@ -109,3 +110,19 @@ def test_conditions_per_direction_override_the_link_and_need_the_relay():
     assert one_way(d, "to_node") == {"delay_ms": 40.0, "loss": 0.02}
     with pytest.raises(SourceError, match="t.yaml:9: .*to_node is a mapping of conditions for one direction"):
         load('  - endpoints: ["s1:eth0", "sw"]\n    to_node: {to_node: {delay: 1ms}}\n')
+
+
+@pytest.mark.parametrize("link,line,words", [
+    # One direction's conditions: the schema checks only that it is a mapping, the loader the rest.
+    ('  - endpoints: ["s1:eth0", "sw"]\n    from_node: {jitter_distribution: odd}\n', 9,
+     "jitter_distribution is uniform or normal"),
+    ('  - endpoints: ["s1:eth0", "sw"]\n    to_node: {loss_burst: {p: 1%}}\n', 9, "loss_burst is {p: GOOD_TO_BAD"),
+    ('  - endpoints: ["s1:eth0", "sw"]\n    to_node: {colour: red}\n', 9, "to_node is a mapping of conditions"),
+    # The top level's are the schema's.
+    ('  - endpoints: ["s1:eth0", "sw"]\n    jitter_distribution: odd\n', 9,
+     "links.1.jitter_distribution: 'odd' must be one of: uniform, normal"),
+])
+def test_one_directions_conditions_are_checked_like_the_links(link, line, words):
+    with pytest.raises(SourceError) as err:
+        load(link)
+    assert str(err.value).startswith(f"t.yaml:{line}: ") and words in str(err.value), str(err.value)

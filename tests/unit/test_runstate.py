@@ -7,7 +7,7 @@ import pytest
 from tunnelwall.base import runstate
 from tunnelwall.base.errors import TunnelwallError
 from tunnelwall.topologies import resolve
-from tunnelwall.topologies.mininet_backend import plan_layout
+from tunnelwall.topologies.layout import plan_layout
 
 
 @pytest.fixture
@@ -70,10 +70,10 @@ def test_scoped_names_fit_linux_interface_names():
     the default run's, and stay within 15 bytes."""
     topo = resolve("classroom")
     default, scoped = plan_layout(topo, controlled=True), plan_layout(topo, controlled=True, scope="z")
-    names = lambda lay: ({n["netns"] for n in lay["nodes"].values()} | {s["bridge"] for s in lay["switches"].values()}
-                         | {p["iface"] for s in lay["switches"].values() for p in s["ports"].values()})
+    names = lambda lay: ({n.netns for n in lay.nodes.values()} | {s.bridge for s in lay.switches.values()}
+                         | {p.iface for s in lay.switches.values() for p in s.ports.values()})
     assert not names(default) & names(scoped)
     assert all(len(n) <= 15 for n in names(scoped))
-    assert scoped["nodes"]["st01"]["netns"] == "tz-st01" and default["nodes"]["st01"]["netns"] == "tw-st01"
+    assert scoped.nodes["st01"].netns == "tz-st01" and default.nodes["st01"].netns == "tw-st01"
     state = runstate.RunState(run_id="x", scope="z", layout=scoped)
     assert state.netns_of("web") == "tz-web"

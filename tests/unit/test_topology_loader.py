@@ -15,9 +15,9 @@ BAD = Path(__file__).resolve().parents[1] / "fixtures" / "bad_topologies"
 # fixture file -> (line, words the message must contain)
 CASES = {
     "syntax_error.yaml": (4, "YAML syntax error"),
-    "not_mapping.yaml": (1, "must be a mapping"),
+    "not_mapping.yaml": (1, "expected a mapping"),
     "missing_nodes.yaml": (1, "missing 'nodes'"),
-    "unknown_top_key.yaml": (4, "unknown top-level key 'linkz'"),
+    "unknown_top_key.yaml": (4, "unknown field 'linkz' (expected one of: censor, description, links, name, nodes)"),
     "unknown_role.yaml": (4, "nodes.c1.role: 'clinet' must be one of: client, router"),
     "unknown_node_field.yaml": (5, "unknown field 'adress'"),
     "bad_address.yaml": (3, "'10.0.0.300/24' is not an IPv4 address"),
@@ -119,3 +119,24 @@ def test_graph_shows_every_node_link_address_and_the_censor():
     dot = graph.to_dot(topologies.resolve("classroom"))
     assert dot.startswith('graph "classroom" {') and dot.rstrip().endswith("}")
     assert dot.count(" -- ") == len(topologies.resolve("classroom").links) and 'label="50 Mbit/s"' in dot
+
+
+def test_a_name_made_from_the_file_name_is_checked_too(tmp_path):
+    """The schema checks a given name; one made from the file's name is the loader's."""
+    path = tmp_path / "1st.yaml"
+    path.write_text("nodes:\n  c1: {role: client, ip: 10.0.0.1/24}\n  s1: {role: server, ip: 10.0.0.2/24}\n"
+                    "links:\n  - endpoints: [c1, s1]\n")
+    with pytest.raises(SourceError, match=r"1st.yaml:1: name: '1st' must be lowercase letters"):
+        loader.load(path)
+    (tmp_path / "first.yaml").write_text(path.read_text())
+    assert loader.load(tmp_path / "first.yaml").name == "first"
+
+
+def test_the_schema_knows_what_the_model_knows():
+    """The schema is the only check of roles, services and traffic kinds: it must agree with the model."""
+    from tunnelwall.base import yamlsrc
+    from tunnelwall.topologies.model import KNOWN_SERVICES, ROLE_ALIASES, TRAFFIC_KINDS
+    node = yamlsrc.load_schema(loader.SCHEMA)["$defs"]["node"]["properties"]
+    assert set(node["role"]["enum"]) == {r.value for r in Role} | set(ROLE_ALIASES)
+    assert tuple(node["services"]["items"]["enum"]) == KNOWN_SERVICES
+    assert tuple(node["traffic"]["anyOf"][1]["properties"]["mix"]["items"]["enum"]) == TRAFFIC_KINDS

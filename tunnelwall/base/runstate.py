@@ -16,10 +16,11 @@ import json
 import os
 import secrets
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from tunnelwall.base.errors import TunnelwallError
+from tunnelwall.base.layout import Layout, NodeLayout
 
 STATE_DIR = Path(os.environ.get("TUNNELWALL_STATE_DIR", "/run/tunnelwall"))
 LOG_ROOT = Path(os.environ.get("TUNNELWALL_LOG_DIR", "/var/log/tunnelwall"))
@@ -47,6 +48,27 @@ class ProcessRecord:
 
 
 @dataclass
+class ApiEndpoint:
+    """The controller's REST API (127.0.0.1) and the file holding its token."""
+    port: int
+    token_file: str
+
+
+@dataclass
+class RunFiles:
+    """Named paths of a censored run."""
+    verdict_log: str | None = None        # the controller's verdicts, one JSON line each
+    socket: str | None = None             # the middlebox <-> controller Unix socket
+    controller_config: str | None = None  # the controller's configuration (JSON)
+
+
+# What a run state written before its fields were named kept in "files"
+# (read by RunState.from_json, so a run brought up by an older tunnelwall
+# can still be brought down).
+_FORMERLY_IN_FILES = ("datapath", "placement", "ct_zone", "exercise", "up_seconds")
+
+
+@dataclass
 class RunState:
     run_id: str
     scope: str = ""            # "" for the default run, else one of SCOPES (see name_prefix)
@@ -56,21 +78,44 @@ class RunState:
     created: float = field(default_factory=time.time)
     owner_pid: int = field(default_factory=os.getpid)
     log_dir: str = ""
+    backend: str = "mininet"   # what built the network (tunnelwall.topologies.backend_for)
+    # Open vSwitch's datapath the run's bridges use, "kernel" or "user"
+    # (topologies/datapath.py); runs recorded before the choice used the userspace one.
+    datapath: str = "user"
+    placement: str | None = None      # the censor's: tap or inline (None: no censor)
+    ct_zone: int | None = None        # the run's own conntrack zone (flows.offload: conntrack)
+    exercise: str | None = None       # the exercise the run was brought up for
+    up_seconds: float | None = None   # how long bringing it up took
     netns: list[str] = field(default_factory=list)
     bridges: list[str] = field(default_factory=list)
     root_ifaces: list[str] = field(default_factory=list)
     containers: list[str] = field(default_factory=list)
     processes: list[ProcessRecord] = field(default_factory=list)
-    layout: dict = field(default_factory=dict)     # nodes, addresses, switch ports (see backend)
-    api: dict = field(default_factory=dict)        # controller REST API: port, token
-    files: dict = field(default_factory=dict)      # named paths: verdict log, controller config...
+    layout: Layout | None = None      # nodes, addresses, switch ports (planned once, topologies/layout.py)
+    api: ApiEndpoint | None = None    # the controller's REST API (censored runs)
+    files: RunFiles = field(default_factory=RunFiles)
 
-    @property
-    def datapath(self) -> str:
-        """Open vSwitch's datapath the run's bridges use, "kernel" or "user"
-        (topologies/datapath.py); runs recorded before the choice existed
-        used the userspace one."""
-        return self.files.get("datapath", "user")
+    def to_json(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["processes"] = [asdict(p) for p in self.processes]
+        out["layout"] = self.layout.to_json() if self.layout is not None else None
+        out["api"] = asdict(self.api) if self.api is not None else None
+        out["files"] = asdict(self.files)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> "RunState":
+        data = dict(data)
+        processes = [ProcessRecord(**p) for p in data.pop("processes", [])]
+        files = dict(data.pop("files", None) or {})
+        for key in _FORMERLY_IN_FILES:
+            if key in files:
+                data.setdefault(key, files.pop(key))
+        known = {f.name for f in fields(RunFiles)}
+        layout, api = data.pop("layout", None), data.pop("api", None)
+        return cls(processes=processes, files=RunFiles(**{k: v for k, v in files.items() if k in known}),
+                   layout=Layout.from_json(layout) if layout else None, api=ApiEndpoint(**api) if api else None,
+                   **data)
 
     # -- persistence -------------------------------------------------------
     @property
@@ -91,7 +136,7 @@ class RunState:
                     pass
             tmp = self.path.with_suffix(".tmp")
             with open(tmp, "w") as fh:
-                json.dump(asdict(self), fh, indent=1)
+                json.dump(self.to_json(), fh, indent=1)
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, self.path)
@@ -111,9 +156,7 @@ class RunState:
 
     @classmethod
     def load(cls, path: Path) -> "RunState":
-        data = json.loads(Path(path).read_text())
-        procs = [ProcessRecord(**p) for p in data.pop("processes", [])]
-        return cls(processes=procs, **data)
+        return cls.from_json(json.loads(Path(path).read_text()))
 
     def forget(self) -> None:
         for p in (self.path, self.path.with_suffix(".tmp"), self.path.with_suffix(".lock")):
@@ -143,10 +186,15 @@ class RunState:
     def logs(self) -> Path:
         return Path(self.log_dir)
 
+    @property
+    def nodes(self) -> dict[str, NodeLayout]:
+        """The run's hosts by name ({} before the network is deployed)."""
+        return self.layout.nodes if self.layout is not None else {}
+
     def netns_of(self, node: str) -> str:
         """The network namespace of *node* in this run."""
-        info = self.layout.get("nodes", {}).get(node)
-        return info["netns"] if info and info.get("netns") else name_prefix(self.scope) + node
+        info = self.layout.nodes.get(node) if self.layout is not None else None
+        return info.netns if info is not None else name_prefix(self.scope) + node
 
 
 def new_run(topology: str, profile: str | None, scope: str | None = "") -> RunState:

@@ -115,7 +115,7 @@ def load(name: str) -> Exercise:
 
 
 def students(state: RunState) -> list[str]:
-    return [n for n, i in state.layout["nodes"].items() if i["role"] == "client"]
+    return state.layout.by_role("client")
 
 
 def answers_dir(state: RunState, override: str | None = None) -> Path:
@@ -130,7 +130,7 @@ def start(ex: Exercise, seed: int | None = None, scope: str | None = "") -> RunS
     from tunnelwall.runtime.network import UpOptions, up
     state = up(UpOptions(topology=ex.topology, profile=ex.profile, overrides=ex.overrides, placement=ex.placement,
                          seed=seed, scope=scope))
-    state.files["exercise"] = ex.name
+    state.exercise = ex.name
     state.save()
     answers_dir(state)
     return state
@@ -139,9 +139,9 @@ def start(ex: Exercise, seed: int | None = None, scope: str | None = "") -> RunS
 def _require(ex: Exercise, state: RunState | None) -> RunState:
     if state is None:
         raise TunnelwallError(f"no run is up: tunnelwall exercise start {ex.name}")
-    if state.files.get("exercise") != ex.name:
+    if state.exercise != ex.name:
         raise TunnelwallError(f"the running topology is not exercise '{ex.name}' "
-                              f"(it is {state.files.get('exercise') or 'no exercise'}); tunnelwall down first")
+                              f"(it is {state.exercise or 'no exercise'}); tunnelwall down first")
     return state
 
 

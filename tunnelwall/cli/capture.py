@@ -21,10 +21,9 @@ def cmd_capture(args) -> int:
     if state is None:
         raise TunnelwallError("capture: no run is up (tunnelwall up TOPO)")
     node, _, iface = args.target.partition(":")
-    nodes = state.layout.get("nodes", {})
-    if node not in nodes:
-        raise TunnelwallError(f"capture: no node '{node}' in the running topology (nodes: {', '.join(nodes)})")
-    ifaces = list(nodes[node]["interfaces"])
+    if node not in state.nodes:
+        raise TunnelwallError(f"capture: no node '{node}' in the running topology (nodes: {', '.join(state.nodes)})")
+    ifaces = list(state.nodes[node].interfaces)
     iface = iface or ifaces[0]
     if iface not in ifaces:
         raise TunnelwallError(f"capture: node '{node}' has no interface '{iface}' (it has {', '.join(ifaces)})")

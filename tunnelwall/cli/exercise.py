@@ -29,8 +29,8 @@ def cmd_exercise(args) -> int:
         answers = exercises.answers_dir(state)
         if args.format == "json":
             print(json.dumps({"run": state.run_id, "scope": state.scope, "students": exercises.students(state),
-                              "answers": str(answers), "api_port": state.api.get("port"),
-                              "token_file": state.api.get("token_file", "")}))
+                              "answers": str(answers), "api_port": state.api.port if state.api else None,
+                              "token_file": state.api.token_file if state.api else ""}))
             return 0
         print(f"exercise '{ex.name}': {ex.title}\n")
         print(textwrap.indent(ex.goal.replace("ANSWERS", str(answers)).strip(), "  "))
@@ -40,7 +40,7 @@ def cmd_exercise(args) -> int:
                 print(f"  - {h}")
         print(f"\nstudents: {', '.join(exercises.students(state))}   (tunnelwall exec HOST -- COMMAND)")
         if state.api:
-            print(f"live view: http://127.0.0.1:{state.api['port']}/?token=$(cat {state.api['token_file']})")
+            print(f"live view: http://127.0.0.1:{state.api.port}/?token=$(cat {state.api.token_file})")
         print(f"check:     tunnelwall exercise check {ex.name}")
         return 0
     state = active_run()

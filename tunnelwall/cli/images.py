@@ -6,7 +6,7 @@ from tunnelwall.cli.main import _print_table, verb
 
 
 def cmd_images(args) -> int:
-    from tunnelwall.topologies import dockerd as engine
+    from tunnelwall.topologies import dockerd
     from tunnelwall.topologies import images
     from tunnelwall.runtime.network import require_root
     require_root()
@@ -18,7 +18,7 @@ def cmd_images(args) -> int:
     rows = []
     for name, recipe in recipes.items():
         tag = images.tag(name, recipe)
-        rows.append({"image": name, "tag": tag, "built": "yes" if engine.running() and engine.image_exists(tag) else "no",
+        rows.append({"image": name, "tag": tag, "built": "yes" if dockerd.running() and dockerd.image_exists(tag) else "no",
                      "packages": len(recipe["packages"]), "description": recipe["description"]})
     _print_table(rows, ["image", "tag", "built", "packages", "description"])
     return 0

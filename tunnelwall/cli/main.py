@@ -44,18 +44,18 @@ def cmd_up(args) -> int:
                          placement=args.placement, seed=args.seed, overrides=args.set or [],
                          scope=None if args.scope == "auto" else (args.scope or ""),
                          datapath=args.datapath))
-    print(f"run {state.run_id}: '{state.layout['topology']}' is up in {state.files['up_seconds']}s"
+    print(f"run {state.run_id}: '{state.layout.topology}' is up in {state.up_seconds}s"
           f"{' with censor profile ' + state.profile if state.profile else ' (no censor)'}"
           f"{' (scope ' + state.scope + ': names start with ' + name_prefix(state.scope) + ')' if state.scope else ''}")
     print(f"  logs: {state.log_dir}")
     print(f"  switch: Open vSwitch, {'kernel' if state.datapath == 'kernel' else 'userspace'} datapath")
     if state.api:
-        print(f"  controller API: http://127.0.0.1:{state.api['port']}/  (token in {state.api['token_file']})")
-    print("  nodes: " + ", ".join(f"{n} ({i['role']})" for n, i in state.layout["nodes"].items()))
+        print(f"  controller API: http://127.0.0.1:{state.api.port}/  (token in {state.api.token_file})")
+    print("  nodes: " + ", ".join(f"{n} ({i.role})" for n, i in state.nodes.items()))
     for line in _condition_lines(state):
         print(f"  link {line}")
     run = f"--run {state.scope} " if state.scope else ""
-    client = next((n for n, i in state.layout["nodes"].items() if i["role"] == "client"), "c1")
+    client = next(iter(state.layout.by_role("client")), "c1")
     print(f"  try:   tunnelwall {run}exec {client} -- ping -c1 ADDRESS    |    tunnelwall {run}down")
     if args.cli:
         from tunnelwall.runtime.network import down
@@ -73,7 +73,7 @@ def _mininet_like_cli(state) -> None:
     import subprocess
 
     from tunnelwall.base import procs
-    nodes = state.layout["nodes"]
+    nodes = state.nodes
     print("tunnelwall CLI: 'NODE COMMAND' runs COMMAND on NODE (e.g. 'c1 ping -c1 198.18.0.10'); "
           "'nodes' lists nodes; 'exit' tears the network down.")
     while True:
@@ -99,12 +99,12 @@ def _mininet_like_cli(state) -> None:
 def _condition_lines(state) -> list[str]:
     """Links with delay, loss and the like, and what applies them (netem or the userspace relay)."""
     out = []
-    for link in state.layout.get("links", []):
-        if link.get("conditions"):
-            a, b = link["ends"]
-            out.append(f"{a['node']}-{b['node']}: {link['conditions']} by {link['conditions_by']}"
+    for link in state.layout.links if state.layout is not None else []:
+        if link.conditions:
+            a, b = link.ends
+            out.append(f"{a.node}-{b.node}: {link.conditions} by {link.conditions_by}"
                        + (" (sch_netem is not in this kernel: a userspace relay on "
-                          f"{link['relay']['node']}:{link['relay']['iface']})" if link["conditions_by"] == "relay" else ""))
+                          f"{link.relay.node}:{link.relay.iface})" if link.conditions_by == "relay" else ""))
     return out
 
 
@@ -135,7 +135,7 @@ def cmd_runs(args) -> int:
     from tunnelwall.base.runstate import all_runs, name_prefix
     rows = [{"run": r.run_id, "scope": r.scope or "default", "names": name_prefix(r.scope) + "*",
              "topology": Path(r.topology).stem, "profile": r.profile or "-", "status": r.status,
-             "api": f"127.0.0.1:{r.api['port']}" if r.api else "-"} for r in all_runs()]
+             "api": f"127.0.0.1:{r.api.port}" if r.api else "-"} for r in all_runs()]
     if args.format == "json":
         print(json.dumps(rows, indent=1))
     elif rows:
@@ -152,14 +152,14 @@ def cmd_inspect(args) -> int:
         print("no run is up" if args.format == "table" else json.dumps({"run": None}))
         return 0
     rows = []
-    for name, info in state.layout.get("nodes", {}).items():
-        for iface, i in info["interfaces"].items():
-            rows.append({"node": name, "role": info["role"], "netns": info["netns"], "iface": iface,
-                         "address": i["address"] or "-", "address6": i.get("address6") or "-",
-                         "mac": i["mac"], "peer": i["peer"]})
+    for name, info in state.nodes.items():
+        for iface, i in info.interfaces.items():
+            rows.append({"node": name, "role": info.role, "netns": info.netns, "iface": iface,
+                         "address": i.address or "-", "address6": i.address6 or "-", "mac": i.mac, "peer": i.peer})
     if args.format == "json":
         print(json.dumps({"run": state.run_id, "topology": state.topology, "profile": state.profile,
-                          "status": state.status, "log_dir": state.log_dir, "layout": state.layout,
+                          "status": state.status, "log_dir": state.log_dir,
+                          "layout": state.layout.to_json() if state.layout is not None else {},
                           "processes": [p.__dict__ for p in state.processes]}, indent=1))
     else:
         print(f"run {state.run_id}  topology {state.topology}  profile {state.profile or '-'}  status {state.status}"

@@ -17,9 +17,8 @@ def cmd_probe(args) -> int:
     state = active_run()
     if state is None:
         raise TunnelwallError("no run is up (tunnelwall up TOPO)")
-    nodes = state.layout["nodes"]
-    node = args.source or next((n for n, i in nodes.items() if i["role"] == "prober"), None)
-    if node is None or node not in nodes:
+    node = args.source or next(iter(state.layout.by_role("prober")), None)
+    if node is None or node not in state.nodes:
         raise TunnelwallError("give --from NODE: the topology has no prober node")
     if ":" not in args.target:
         raise TunnelwallError(f"probe '{args.target}': write HOST:PORT, e.g. 198.18.0.20:8388")

@@ -43,7 +43,6 @@ from pathlib import Path
 from tunnelwall.base.errors import EnvironmentProblem, TunnelwallError
 from tunnelwall.harness import matrix
 
-DEFAULT_PORT = 8786
 WORKER_PYTHON = "{worker-python}"    # replaced on the worker by its interpreter
 PR_SET_PDEATHSIG = 1
 

@@ -148,10 +148,9 @@ def _query(state: RunState, node: str, web: str, name: str) -> Attempt:
 def run(state: RunState, connections: int, seed: int = 1, classes: tuple[str, ...] = CLASSES) -> list[Attempt]:
     """*connections* attempts: the classes in turn, every name in turn within
     a class (the largest size on the first pass), clients drawn at random."""
-    nodes = state.layout["nodes"]
-    clients = [n for n, i in nodes.items() if i["role"] == "client"]
-    web_node = "web" if "web" in nodes else next(n for n, i in nodes.items() if i["role"] == "server")
-    web = next(i["address"].split("/")[0] for i in nodes[web_node]["interfaces"].values() if i["address"])
+    clients = state.layout.by_role("client")
+    web_node = "web" if "web" in state.nodes else state.layout.by_role("server")[0]
+    web = next(i.ip for i in state.nodes[web_node].interfaces.values() if i.address)
     if "ssh" in classes:
         _start_sshd(state, web_node)
     if "quic" in classes:

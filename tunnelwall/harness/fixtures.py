@@ -73,9 +73,9 @@ class Testbed:
         return procs.spawn(self.state, name or Path(argv[0]).name, argv, netns=self.state.netns_of(node))
 
     def ip(self, node: str) -> str:
-        for iface in self.state.layout["nodes"][node]["interfaces"].values():
-            if iface["address"]:
-                return iface["address"].split("/")[0]
+        for iface in self.state.nodes[node].interfaces.values():
+            if iface.address:
+                return iface.ip
         raise KeyError(node)
 
     def verdicts(self, since: float = 0.0) -> list[dict]:

@@ -75,20 +75,19 @@ class RunOptions:
 
 
 def _default_node(state: RunState, role: str, prefer: str | None = None) -> str:
-    nodes = state.layout["nodes"]
-    if prefer and prefer in nodes:
+    if prefer and prefer in state.nodes:
         return prefer
-    for name, info in nodes.items():
-        if info["role"] == role:
-            return name
+    found = state.layout.by_role(role)
+    if found:
+        return found[0]
     raise TunnelwallError(f"the topology has no {role} node")
 
 
 def _ip(state: RunState, node: str, ipv6: bool = False) -> str:
-    key = "address6" if ipv6 else "address"
-    for iface in state.layout["nodes"][node]["interfaces"].values():
-        if iface.get(key):
-            return iface[key].split("/")[0]
+    for iface in state.nodes[node].interfaces.values():
+        address = iface.ip6 if ipv6 else iface.ip
+        if address:
+            return address
     raise TunnelwallError(f"node '{node}' has no {'IPv6 ' if ipv6 else ''}address")
 
 
@@ -98,10 +97,9 @@ def _host(address: str) -> str:
 
 
 def _web_node(state: RunState, server: str) -> str:
-    nodes = state.layout["nodes"]
-    if "web" in nodes:
+    if "web" in state.nodes:
         return "web"
-    servers = [n for n, i in nodes.items() if i["role"] == "server"]
+    servers = state.layout.by_role("server")
     return next((n for n in servers if n != server), server)
 
 

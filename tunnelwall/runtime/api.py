@@ -16,8 +16,8 @@ class Api:
         state = state or active_run()
         if state is None or not state.api:
             raise TunnelwallError("no censored run is up (tunnelwall up TOPO)")
-        self.base = f"http://127.0.0.1:{state.api['port']}"
-        self.token = Path(state.api["token_file"]).read_text().strip()
+        self.base = f"http://127.0.0.1:{state.api.port}"
+        self.token = Path(state.api.token_file).read_text().strip()
 
     def call(self, path: str, body: dict | None = None, timeout: float = 15.0):
         data = json.dumps(body).encode() if body is not None else None

@@ -12,13 +12,14 @@ import socket
 import sys
 
 from tunnelwall.middlebox.profiles import Profile
-from tunnelwall.topologies.mininet_backend import ControllerAddress, plan_layout
+from tunnelwall.topologies.backend import ControllerAddress
 from tunnelwall.topologies.graph import link_label
 from tunnelwall.topologies.model import Topology
 
 from tunnelwall.base import heartbeat, procs
 from tunnelwall.base.errors import TunnelwallError
-from tunnelwall.base.runstate import STATE_DIR, RunState, all_runs
+from tunnelwall.base.layout import Layout
+from tunnelwall.base.runstate import STATE_DIR, ApiEndpoint, RunFiles, RunState, all_runs
 from tunnelwall.runtime.cleanup import ZONE_BASE, ZONES, flush_zone
 
 
@@ -31,7 +32,7 @@ def conntrack_zone(state: RunState) -> int:
     """A connection-tracking zone of the run's own: the switch's (either datapath)
     tracker is shared by every bridge on the machine (runs side by side, or
     a run and its leftovers), and teardown flushes this zone only."""
-    taken = {r.files.get("ct_zone") for r in all_runs() if r.run_id != state.run_id}
+    taken = {r.ct_zone for r in all_runs() if r.run_id != state.run_id}
     seed = int.from_bytes(hashlib.sha256(state.run_id.encode()).digest()[:2], "big")
     for step in range(ZONES):
         zone = ZONE_BASE + (seed + step) % ZONES
@@ -57,11 +58,12 @@ class CensorRuntime:
         self.placement = placement or profile.placement or topo.censor.placement
         self.seed = seed
 
-    def start_controller(self) -> ControllerAddress:
+    def start_controller(self, layout: Layout) -> ControllerAddress:
+        """The controller, configured from the run's planned *layout* before
+        the switch exists (it connects to the controller once deployed)."""
         site = self.topo.censor
-        layout = plan_layout(self.topo, controlled=True, scope=self.state.scope)
-        border = layout["switches"][site.switch]
-        mbox_ports = [int(p) for p, i in border["ports"].items() if i["peer"] == site.middlebox]
+        border = layout.switches[site.switch]
+        mbox_ports = border.ports_to(site.middlebox)
         logs = self.state.logs
         token = secrets.token_urlsafe(24)
         token_file = logs / "api-token"
@@ -70,7 +72,7 @@ class CensorRuntime:
         os.close(fd)
         STATE_DIR.mkdir(parents=True, exist_ok=True)
         self.config = {
-            "dpid": border["dpid"], "ports": border["ports"], "middlebox_port": mbox_ports[0],
+            "dpid": border.dpid, "ports": border.ports_json(), "middlebox_port": mbox_ports[0],
             "placement": self.placement, "fail": self.profile.fail, "profile": self.profile.name,
             "rule_idle_timeout": self.profile.flows.rule_idle_timeout,
             "offload": self.profile.flows.offload,
@@ -89,17 +91,18 @@ class CensorRuntime:
         }
         if self.profile.flows.offload == "conntrack":
             self.config.update(ct_zone=conntrack_zone(self.state), bypass_vlan=BYPASS_VLAN)
-            self.state.files["ct_zone"] = self.config["ct_zone"]
+            self.state.ct_zone = self.config["ct_zone"]
         if site.prober:
-            port, info = next((int(p), i) for p, i in border["ports"].items() if i["peer"] == site.prober)
-            self.config.update(prober_port=port, prober_mac=info["peer_mac"])
+            port = border.ports_to(site.prober)[0]
+            self.config.update(prober_port=port, prober_mac=border.ports[port].peer_mac)
         config_file = logs / "controller.json"
         fd = os.open(config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.write(fd, json.dumps(self.config, indent=1).encode())
         os.close(fd)
-        self.state.api = {"port": self.config["api_port"], "token_file": str(token_file)}
-        self.state.files.update({"verdict_log": self.config["verdict_log"], "socket": self.config["socket"],
-                                 "placement": self.placement, "controller_config": str(config_file)})
+        self.state.api = ApiEndpoint(port=self.config["api_port"], token_file=str(token_file))
+        self.state.files = RunFiles(verdict_log=self.config["verdict_log"], socket=self.config["socket"],
+                                    controller_config=str(config_file))
+        self.state.placement = self.placement
         self.state.save()
         rec = procs.spawn(self.state, "controller", [sys.executable, "-m", "tunnelwall.controller.run",
                                                      "--config", str(config_file)])

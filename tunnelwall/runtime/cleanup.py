@@ -16,11 +16,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from pathlib import Path
 
+from tunnelwall import topologies
 from tunnelwall.base import procs
 from tunnelwall.base.runstate import BRIDGE_LABEL, STATE_DIR, RunState, all_runs
 from tunnelwall.topologies.datapath import DPCTL_NAME
+# The machine's namespaces and interfaces (the integration tests' census uses them too).
+from tunnelwall.topologies.mininet_backend import existing_ifaces, existing_netns  # noqa: F401
 
 
 def _quiet(argv: list[str]) -> subprocess.CompletedProcess:
@@ -45,15 +47,6 @@ def datapaths() -> list[str]:
     """The kinds of datapath Open vSwitch has now ("kernel", "user")."""
     listed = _quiet(["ovs-appctl", "--timeout=10", "dpctl/dump-dps"]).stdout.split()
     return [kind for kind, name in DPCTL_NAME.items() if name in listed]
-
-
-def existing_netns() -> set[str]:
-    out = _quiet(["ip", "netns", "list"]).stdout
-    return {line.split()[0] for line in out.splitlines() if line.strip()}
-
-
-def existing_ifaces() -> set[str]:
-    return {p.name for p in Path("/sys/class/net").iterdir()}
 
 
 def labelled_bridges() -> dict[str, str]:
@@ -90,54 +83,17 @@ def teardown(state: RunState, log=print) -> list[str]:
     for rec in reversed(state.processes):
         if procs.stop(rec):
             removed.append(f"process {rec.name} (pid {rec.pid})")
-    if state.containers:
-        removed += _remove_containers(state)
-    zone = state.files.get("ct_zone")
-    if zone and flush_zone(zone, state.datapath):
+    if state.ct_zone and flush_zone(state.ct_zone, state.datapath):
         # The connections the switch remembered as allowed (flows.offload:
         # conntrack), while the datapath is still there.
-        removed.append(f"conntrack zone {zone}")
-    for bridge in state.bridges:
-        if _quiet(["ovs-vsctl", "--timeout=10", "br-exists", bridge]).returncode == 0:
-            _quiet(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", bridge])
-            removed.append(f"bridge {bridge}")
-    ifaces = existing_ifaces()
-    for iface in state.root_ifaces:
-        if iface in ifaces:
-            _quiet(["ip", "link", "del", iface])
-            removed.append(f"veth {iface}")
-    namespaces = existing_netns()
-    for ns in state.netns:
-        if ns in namespaces:
-            # Deleting the name drops the namespace once no process is in it;
-            # its veths vanish with it (and so do their root-side peers).
-            _quiet(["ip", "netns", "del", ns])
-            removed.append(f"netns {ns}")
-    sock = state.files.get("socket")
+        removed.append(f"conntrack zone {state.ct_zone}")
+    # Containers, bridges, veths and namespaces: the backend that built them.
+    removed += topologies.backend_for(state).destroy()
+    sock = state.files.socket
     if sock and os.path.exists(sock):
         os.unlink(sock)
         removed.append(f"socket {sock}")
     state.forget()
-    return removed
-
-
-def _remove_containers(state: RunState) -> list[str]:
-    from tunnelwall.topologies import dockerd as engine
-    removed = []
-    for ns in state.netns:
-        (procs.CONTAINER_DIR / ns).unlink(missing_ok=True)
-    if not engine.running():
-        return removed
-    import docker
-    client = engine.client()
-    for name in state.containers:
-        try:
-            container = client.containers.get(name)
-        except docker.errors.NotFound:
-            continue
-        if container.labels.get(engine.LABEL):
-            container.remove(force=True)
-            removed.append(f"container {name}")
     return removed
 
 
@@ -148,8 +104,8 @@ def cleanup_all(log=print) -> list[str]:
     for state in all_runs():
         known_runs.add(state.run_id)
         removed += teardown(state, log)
-    from tunnelwall.topologies import dockerd as engine
-    removed += engine.stop()     # our labelled containers, then our dockerd
+    from tunnelwall.topologies import dockerd
+    removed += dockerd.stop()     # our labelled containers, then our dockerd
     for kind in datapaths():
         dump = _quiet(["ovs-appctl", "--timeout=10", "dpctl/dump-conntrack", DPCTL_NAME[kind]]).stdout
         for zone in sorted({int(z) for z in re.findall(r"\bzone=(\d+)", dump)}):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tunnelwall import topologies
 from tunnelwall.topologies import datapath
-from tunnelwall.topologies.mininet_backend import MininetBackend
+from tunnelwall.topologies.layout import plan_layout
 from tunnelwall.topologies.model import Topology
 
 from tunnelwall.runtime import cleanup
@@ -38,7 +38,7 @@ def require_root() -> None:
         raise EnvironmentProblem("tunnelwall needs root (network namespaces, Open vSwitch)")
 
 
-def up(opts: UpOptions, say=print) -> RunState:
+def up(opts: UpOptions) -> RunState:
     require_root()
     topo = topologies.resolve(opts.topology)
     profile = None
@@ -49,25 +49,27 @@ def up(opts: UpOptions, say=print) -> RunState:
         raise TunnelwallError(f"topology '{topo.name}' has no censor section, so --profile cannot apply")
     kind = datapath.resolve(opts.datapath)      # before anything is created: a wrong ask fails clean
     state = new_run(topo.source, profile.name if profile else None, opts.scope)
-    state.files["datapath"] = kind
+    state.datapath = kind
     t0 = time.monotonic()
     try:
         with procs.signals_as_interrupts():
+            # Planned once, here: the controller's forwarding table and the backend both follow it.
+            layout = plan_layout(topo, controlled=profile is not None, scope=state.scope, datapath=kind)
             controller_addr = None
             censor = None
             if profile is not None:
                 from tunnelwall.runtime import censor as censor_mod
                 censor = censor_mod.CensorRuntime(state, topo, profile, placement=opts.placement, seed=opts.seed,
                                                   overrides=opts.overrides)
-                controller_addr = censor.start_controller()
-            backend = MininetBackend(topo, state)
-            backend.deploy(controller=controller_addr,
-                           fail_mode="standalone" if profile and profile.fail == "open" else "secure")
+                controller_addr = censor.start_controller(layout)
+            topologies.backend_for(state).deploy(
+                topo, layout, controller=controller_addr,
+                fail_mode="standalone" if profile and profile.fail == "open" else "secure")
             if censor is not None:
                 censor.start_middlebox()
             start_services(state, topo)
             state.status = "up"
-            state.files["up_seconds"] = round(time.monotonic() - t0, 3)
+            state.up_seconds = round(time.monotonic() - t0, 3)
             state.save()
             if censor is not None:
                 procs.spawn(state, "supervisor", [sys.executable, "-m", "tunnelwall.runtime.supervisor",
@@ -83,7 +85,7 @@ def up(opts: UpOptions, say=print) -> RunState:
     return state
 
 
-def down(state: RunState | None = None, say=print) -> list[str]:
+def down(state: RunState | None = None) -> list[str]:
     """Tear down *state* (default: the run active_run() picks)."""
     require_root()
     state = state or active_run()
@@ -188,7 +190,6 @@ def exec_in(node: str, argv: list[str], timeout: float | None = None, state: Run
     state = state or active_run()
     if state is None:
         raise TunnelwallError("no run is up (tunnelwall up TOPO)")
-    if node not in state.layout.get("nodes", {}):
-        raise TunnelwallError(f"no node '{node}' in the running topology "
-                              f"(nodes: {', '.join(state.layout.get('nodes', {}))})")
+    if node not in state.nodes:
+        raise TunnelwallError(f"no node '{node}' in the running topology (nodes: {', '.join(state.nodes)})")
     return subprocess.run(procs.in_netns(state.netns_of(node), argv), timeout=timeout)
