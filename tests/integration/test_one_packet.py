@@ -27,7 +27,7 @@ def run(request):
 
 
 def verdict_of(run, client_port: int, what: str) -> dict:
-    (v,) = wait_for(lambda: [v for v in read_verdicts(run.files["verdict_log"])
+    (v,) = wait_for(lambda: [v for v in read_verdicts(run.files.verdict_log)
                              if v["flow"]["client_port"] == client_port], 10, what)
     return v
 

@@ -64,7 +64,7 @@ def test_a_stopped_middlebox_is_restarted_counted_and_gets_its_blocks_back(run):
     wait_for(lambda: ended(old.pid), 5, "the stuck process to be ended")   # not left behind, stopped
     health = wait_for(lambda: (h := Api(run).health())["middlebox_connected"] and h, 30, "the new middlebox")
     assert health["watchdog_restarts"] == 1 and not health["middlebox_stalled"]
-    stalls = [r for r in log_records(run.files["verdict_log"]) if r.get("type") == "watchdog"]
+    stalls = [r for r in log_records(run.files.verdict_log) if r.get("type") == "watchdog"]
     assert len(stalls) == 1 and stalls[0]["pid"] == old.pid and stalls[0]["stalled_ms"] >= 500
     assert stalls[0]["policy"] == "closed"
     # Found within the watchdog's time plus the supervisor's checks, with room for a loaded machine.

@@ -11,6 +11,8 @@ import secrets
 import socket
 import sys
 
+from tunnelwall.controller.config import ControllerConfig, ProbeTiming, SwitchPort
+from tunnelwall.middlebox.config import MiddleboxConfig
 from tunnelwall.middlebox.profiles import Profile
 from tunnelwall.topologies.backend import ControllerAddress
 from tunnelwall.topologies.graph import link_label
@@ -71,54 +73,52 @@ class CensorRuntime:
         os.write(fd, token.encode())
         os.close(fd)
         STATE_DIR.mkdir(parents=True, exist_ok=True)
-        self.config = {
-            "dpid": border.dpid, "ports": border.ports_json(), "middlebox_port": mbox_ports[0],
-            "placement": self.placement, "fail": self.profile.fail, "profile": self.profile.name,
-            "rule_idle_timeout": self.profile.flows.rule_idle_timeout,
-            "offload": self.profile.flows.offload,
-            "socket": str(STATE_DIR / f"{self.state.run_id}.sock"),
-            "verdict_log": str(logs / "verdicts.jsonl"),
-            "of_port": free_port(), "api_port": free_port(), "api_token": token,
-            "probe": {"delay": self.profile.probe.delay, "count": self.profile.probe.count,
-                      "timeout": self.profile.probe.timeout},
+        conntrack = self.profile.flows.offload == "conntrack"
+        prober_port = border.ports_to(site.prober)[0] if site.prober else None
+        self.config = ControllerConfig(
+            dpid=border.dpid, middlebox_port=mbox_ports[0],
+            ports={n: SwitchPort(p.iface, p.mac, p.peer, p.peer_mac) for n, p in border.ports.items()},
+            placement=self.placement, fail=self.profile.fail, profile=self.profile.name,
+            rule_idle_timeout=self.profile.flows.rule_idle_timeout, offload=self.profile.flows.offload,
+            socket=str(STATE_DIR / f"{self.state.run_id}.sock"), verdict_log=str(logs / "verdicts.jsonl"),
+            of_port=free_port(), api_port=free_port(), api_token=token,
+            probe=ProbeTiming(self.profile.probe.delay, self.profile.probe.count, self.profile.probe.timeout),
+            ct_zone=conntrack_zone(self.state) if conntrack else None, bypass_vlan=BYPASS_VLAN if conntrack else None,
+            prober_port=prober_port, prober_mac=border.ports[prober_port].peer_mac if prober_port else None,
             # The live view draws what `tunnelwall graph` draws: nodes, addresses, link conditions.
-            "topology": {"name": self.topo.name,
-                         "nodes": [{"name": n.name, "role": n.role.value,
-                                    "address": str(n.primary_ip()) if n.primary_ip() else None,
-                                    "address6": str(n.primary_ip6()) if n.primary_ip6() else None}
-                                   for n in self.topo.nodes.values()],
-                         "links": [[l.a.node, l.b.node, link_label(l)] for l in self.topo.links]},
-        }
-        if self.profile.flows.offload == "conntrack":
-            self.config.update(ct_zone=conntrack_zone(self.state), bypass_vlan=BYPASS_VLAN)
-            self.state.ct_zone = self.config["ct_zone"]
-        if site.prober:
-            port = border.ports_to(site.prober)[0]
-            self.config.update(prober_port=port, prober_mac=border.ports[port].peer_mac)
+            topology={"name": self.topo.name,
+                      "nodes": [{"name": n.name, "role": n.role.value,
+                                 "address": str(n.primary_ip()) if n.primary_ip() else None,
+                                 "address6": str(n.primary_ip6()) if n.primary_ip6() else None}
+                                for n in self.topo.nodes.values()],
+                      "links": [[l.a.node, l.b.node, link_label(l)] for l in self.topo.links]})
+        if conntrack:
+            self.state.ct_zone = self.config.ct_zone
         config_file = logs / "controller.json"
         fd = os.open(config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.write(fd, json.dumps(self.config, indent=1).encode())
+        os.write(fd, json.dumps(self.config.as_dict(), indent=1).encode())
         os.close(fd)
-        self.state.api = ApiEndpoint(port=self.config["api_port"], token_file=str(token_file))
-        self.state.files = RunFiles(verdict_log=self.config["verdict_log"], socket=self.config["socket"],
+        self.state.api = ApiEndpoint(port=self.config.api_port, token_file=str(token_file))
+        self.state.files = RunFiles(verdict_log=self.config.verdict_log, socket=self.config.socket,
                                     controller_config=str(config_file))
         self.state.placement = self.placement
         self.state.save()
         rec = procs.spawn(self.state, "controller", [sys.executable, "-m", "tunnelwall.controller.run",
                                                      "--config", str(config_file)])
-        _wait_port(self.config["of_port"], rec, "controller")
-        _wait_port(self.config["api_port"], rec, "controller API")
-        return ControllerAddress("c0", self.config["of_port"])
+        _wait_port(self.config.of_port, rec, "controller")
+        _wait_port(self.config.api_port, rec, "controller API")
+        return ControllerAddress("c0", self.config.of_port)
 
     def start_middlebox(self) -> None:
         site = self.topo.censor
         iface = next(iter(self.topo.nodes[site.middlebox].interfaces))
-        config = {"iface": iface, "profile": self.profile.source or self.profile.name, "seed": self.seed,
-                  "placement": self.placement, "socket": self.config["socket"], "overrides": self.overrides,
-                  "offload": self.config["offload"], "bypass_vlan": self.config.get("bypass_vlan"),
-                  "heartbeat": str(self.state.logs / heartbeat.MIDDLEBOX)}
+        config = MiddleboxConfig(iface=iface, profile=self.profile.source or self.profile.name, seed=self.seed,
+                                 placement=self.placement, socket=self.config.socket,
+                                 overrides=list(self.overrides or []), offload=self.config.offload,
+                                 bypass_vlan=self.config.bypass_vlan,
+                                 heartbeat=str(self.state.logs / heartbeat.MIDDLEBOX))
         config_file = self.state.logs / "middlebox.json"
-        config_file.write_text(json.dumps(config, indent=1))
+        config_file.write_text(json.dumps(config.as_dict(), indent=1))
         rec = procs.spawn(self.state, "middlebox", [sys.executable, "-m", "tunnelwall.middlebox.daemon",
                                                     "--config", str(config_file)],
                           netns=self.state.netns_of(site.middlebox))
@@ -126,7 +126,7 @@ class CensorRuntime:
         if site.prober:
             address = str(self.topo.nodes[site.prober].primary_ip())
             procs.spawn(self.state, "prober", [sys.executable, "-m", "tunnelwall.middlebox.prober", "--socket",
-                                               self.config["socket"], "--source", address],
+                                               self.config.socket, "--source", address],
                         netns=self.state.netns_of(site.prober))
 
 
