@@ -5,8 +5,8 @@ writes it too).
 Link types: Ethernet (1), raw IP (101, 228 IPv4, 229 IPv6), Linux cooked SLL
 (113) and SLL2 (276, what ``tcpdump -i any`` writes). Non-Ethernet records
 are given a synthetic Ethernet header so the engine sees one frame format.
-A truncated last record ends the file quietly; a bad header is an error
-naming the file. pcapng is read block by block (section header, interface
+A truncated last record ends the file (``on_truncated`` hears of it); a bad
+header is an error naming the file. pcapng is read block by block (section header, interface
 descriptions with their timestamp resolution, enhanced and simple packet
 blocks; other blocks are skipped), written as one section with one
 interface (Ethernet, microseconds).
@@ -18,7 +18,7 @@ import mmap
 import os
 import struct
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from tunnelwall.base.errors import TunnelwallError
 
@@ -56,21 +56,29 @@ def open_pcap(path: str | Path):
     return data, endian, tick, linktype
 
 
-def frames(path: str | Path) -> Iterator[tuple[float, bytes]]:
-    """Yield (timestamp, Ethernet frame) for every packet of a pcap or pcapng file."""
+def frames(path: str | Path, on_truncated: Callable[[str], None] | None = None) -> Iterator[tuple[float, bytes]]:
+    """Yield (timestamp, Ethernet frame) for every packet of a pcap or pcapng
+    file. A last record cut short (a capture killed mid-write) ends the
+    file; *on_truncated* is told so in one line."""
     data, endian, tick, linktype = open_pcap(path)
+    say = on_truncated or (lambda line: None)
     if endian == "pcapng":
-        yield from _pcapng_frames(path, data)
+        yield from _pcapng_frames(path, data, say)
         return
     record = struct.Struct(endian + "IIII")
-    offset, end = 24, len(data)
+    offset, end, number = 24, len(data), 0
     while offset + 16 <= end:
         sec, frac, caplen, _orig = record.unpack_from(data, offset)
         start = offset + 16
         offset = start + caplen
         if offset > end:
-            return  # truncated last record (capture killed mid-write)
+            say(f"frame {number + 1} is cut short ({end - start} of {caplen} bytes; the capture was probably "
+                f"stopped while writing it); it was not read")
+            return
+        number += 1
         yield sec + frac * tick, to_ethernet(linktype, data[start:offset])
+    if offset < end:
+        say(f"frame {number + 1} is cut short in its record header ({end - offset} of 16 bytes); it was not read")
 
 
 def to_ethernet(linktype: int, frame: bytes) -> bytes:
@@ -85,13 +93,16 @@ def to_ethernet(linktype: int, frame: bytes) -> bytes:
     return _FAKE_ETH + (b"\x86\xdd" if frame[:1] and frame[0] >> 4 == 6 else b"\x08\x00") + frame
 
 
-def _pcapng_frames(path, data) -> Iterator[tuple[float, bytes]]:
+def _pcapng_frames(path, data, say: Callable[[str], None]) -> Iterator[tuple[float, bytes]]:
     """pcapng (IETF draft-ietf-opsawg-pcapng): sections of blocks, each
     ``type, total length, body, total length``; byte order per section."""
-    offset, end = 0, len(data)
+    offset, end, number = 0, len(data), 0
     endian = "<"
     interfaces: list[tuple[int, float]] = []       # (link type, seconds per timestamp unit)
-    while offset + 12 <= end:
+    while offset < end:
+        if offset + 12 > end:
+            say(f"the block after frame {number} is cut short ({end - offset} bytes); it was not read")
+            return
         if data[offset:offset + 4] == PCAPNG_MAGIC:
             bom = data[offset + 8:offset + 12]
             if bom == b"\x4d\x3c\x2b\x1a":
@@ -103,7 +114,9 @@ def _pcapng_frames(path, data) -> Iterator[tuple[float, bytes]]:
             interfaces = []
         btype, blen = struct.unpack_from(endian + "II", data, offset)
         if blen < 12 or blen % 4 or offset + blen > end:
-            return                                     # truncated last block
+            say(f"the block after frame {number} is cut short ({end - offset} of {blen} bytes; the capture "
+                f"was probably stopped while writing it); it was not read")
+            return
         body = data[offset + 8:offset + blen - 4]
         offset += blen
         if btype == 1 and len(body) >= 8:              # interface description
@@ -116,10 +129,12 @@ def _pcapng_frames(path, data) -> Iterator[tuple[float, bytes]]:
             linktype, unit = interfaces[iface]
             if linktype not in LINKTYPES:
                 raise PcapError(f"{path}: pcapng interface {iface} has link type {linktype}, which is not supported")
+            number += 1
             yield ((high << 32) | low) * unit, to_ethernet(linktype, bytes(body[20:20 + caplen]))
         elif btype == 3 and len(body) >= 4 and interfaces:   # simple packet: no timestamp
             linktype, _unit = interfaces[0]
             caplen = min(struct.unpack_from(endian + "I", body, 0)[0], len(body) - 4)
+            number += 1
             yield 0.0, to_ethernet(linktype, bytes(body[4:4 + caplen]))
 
 

@@ -17,22 +17,34 @@ Chinese ISPs reset such ClientHellos by December 2025 (net4people issue
 550). A name cut short by the end of the bytes is never reported as a
 shorter name.
 
-Tor (``Tor`` classifier): little-t tor's client hello names a random
-``www.<base32>.com|net`` server and offers no ALPN. This is a heuristic of
-limited power: it is the *passive* half of the GFW's Tor detection, which is
-confirmed by an active probe (Ensafi et al., IMC 2015); pluggable
-transports (obfs4) are caught by the FET rule or probing instead.
+Tor (``Tor`` classifier): the *passive* half of the GFW's Tor detection,
+which an active probe confirms (Ensafi et al., IMC 2015); pluggable
+transports (obfs4) are caught by the FET rule or probing instead. Little-t
+tor's ClientHello names a made-up ``www.<base32>.com`` server and offers no
+ALPN; that shape alone also fits ``www.example.com``, so it is only the
+precondition. Then either of two published kinds of evidence decides:
+
+* the ClientHello itself: the GFW told Tor apart by its cipher list (Winter
+  and Lindskog, "How the Great Firewall of China is Blocking Tor", FOCI
+  2012). Tor sets its cipher suites and its groups (P-256, X25519, P-224)
+  itself; ``TOR_HELLOS`` holds those of the tor builds measured here
+  (signal ``tls-fingerprint``);
+* the name's label looks random (:mod:`.labelrandom`, a likelihood-ratio
+  test against English spelling, as nDPI also asks the name to look random):
+  signal ``random-sni``, for tor builds whose ClientHello is not listed.
 """
 
 from __future__ import annotations
 
 import re
 import struct
+from dataclasses import dataclass
 
 from ..budget import spend
 from ..packet import TCP
 from .base import C2S, DONE, Classifier, Detection
 from .fingerprint import ja3, ja4
+from .labelrandom import looks_random, randomness_score
 
 EXT_SNI, EXT_ALPN, EXT_SUPPORTED_VERSIONS, EXT_ESNI, EXT_ECH = 0, 16, 43, 0xFFCE, 0xFE0D
 EXT_GROUPS, EXT_POINT_FORMATS, EXT_SIGALGS = 10, 11, 13
@@ -194,7 +206,50 @@ class TLS(Classifier):
         return Detection("tls", "client-hello", 1.0, detail)
 
 
-TOR_SNI = re.compile(r"^www\.[a-z2-7]{4,25}\.(com|net)$")
+TOR_SNI = re.compile(r"^www\.([a-z2-7]{4,25})\.(com|net)$")
+
+
+@dataclass(frozen=True)
+class TorHello:
+    """What a tor build's ClientHello offers that tor, not OpenSSL, chose."""
+    build: str
+    ciphers: tuple[int, ...]
+    groups: tuple[int, ...]
+
+
+# Measured: tor 0.4.9.11 (Debian 12) with OpenSSL 3.0.19, its client's
+# ClientHellos to a bridge on loopback (tests/fixtures/tor/). The TLS 1.3
+# suites in the order 1301, 1303, 1302 and the group secp224r1 (21) are
+# tor's own settings; OpenSSL's defaults differ in both.
+TOR_HELLOS = (
+    TorHello("tor 0.4.9.11 / OpenSSL 3.0.19",
+             ciphers=(0x1301, 0x1303, 0x1302, 0xC02B, 0xC02F, 0xCCA9, 0xCCA8, 0xC02C, 0xC030, 0xC00A, 0xC009,
+                      0xC013, 0xC014, 0x009C, 0x009D, 0x002F, 0x0035, 0x00FF),
+             groups=(23, 29, 21)),
+)
+
+
+def tor_build(hello: dict) -> str | None:
+    """The listed tor build whose cipher suites and groups *hello* offers, if any."""
+    ciphers, groups = tuple(hello["ciphers"]), tuple(hello["groups"])
+    return next((t.build for t in TOR_HELLOS if t.ciphers == ciphers and t.groups == groups), None)
+
+
+def tor_signal(hello: dict) -> Detection | None:
+    """The Tor detection for a parsed ClientHello, or None: a pure function
+    of the hello (tests and ``tunnelwall fidelity`` call it directly)."""
+    name = hello["sni"]
+    shape = TOR_SNI.match(name) if name else None
+    if shape is None or hello["alpn"]:
+        return None
+    label = shape.group(1)
+    build, random_label = tor_build(hello), looks_random(label)
+    detail = {"sni": name, "label_score": round(randomness_score(label), 1)}
+    if build:
+        return Detection("tor", "tls-fingerprint", 0.95 if random_label else 0.9, {**detail, "build": build})
+    if random_label:
+        return Detection("tor", "random-sni", 0.6, detail)
+    return None
 
 
 class Tor(Classifier):
@@ -209,8 +264,4 @@ class Tor(Classifier):
         hello = read_client_hello(pkt, True)
         if hello is None or hello is DONE:
             return hello
-        if not hello["sni"]:
-            return DONE
-        if TOR_SNI.match(hello["sni"]) and not hello["alpn"]:
-            return Detection("tor", "tls-fingerprint", 0.6, {"sni": hello["sni"]})
-        return DONE
+        return tor_signal(hello) or DONE

@@ -86,7 +86,12 @@ def _named_in_code(cls) -> set[str]:
     for klass in cls.__mro__:
         if not issubclass(klass, Classifier) or klass is Classifier:
             continue
-        for node in ast.walk(ast.parse(textwrap.dedent(inspect.getsource(klass)))):
+        # The class, and the module's functions it calls (tls.py's tor_signal).
+        own = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        called = {n.func.id for n in ast.walk(own) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+        module = ast.parse(inspect.getsource(inspect.getmodule(klass)))
+        functions = [n for n in module.body if isinstance(n, ast.FunctionDef) and n.name in called]
+        for node in [n for tree in [own] + functions for n in ast.walk(tree)]:
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "Detection" and node.args \
                     and isinstance(node.args[0], ast.Constant):
                 named.add(node.args[0].value)

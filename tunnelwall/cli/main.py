@@ -265,7 +265,7 @@ def _load_verb_modules() -> None:
     import importlib
     for mod in ("tunnelwall.cli.classify", "tunnelwall.cli.probe", "tunnelwall.cli.exercise", "tunnelwall.cli.images",
                 "tunnelwall.cli.profiles", "tunnelwall.cli.capture", "tunnelwall.cli.graph", "tunnelwall.cli.compare",
-                "tunnelwall.cli.collateral", "tunnelwall.cli.cluster",
+                "tunnelwall.cli.collateral", "tunnelwall.cli.cluster", "tunnelwall.cli.fidelity",
                 "tunnelwall.cli.verify"):
         try:
             importlib.import_module(mod)
