@@ -249,3 +249,39 @@ def test_profiles_list_says_current_or_historical(capsys):
     assert {r["status"] for r in rows.values()} <= {"current", "historical", "future", "undated"}
     assert rows["tspu-2021"]["status"] == "historical"
     assert rows["gfw"]["alias_of"] == "gfw-2025" and rows["gfw"]["status"] == rows["gfw-2025"]["status"]
+
+
+# -- issue 32: the layers below the command line do not start it ----------------
+
+def test_no_layer_below_the_cli_starts_the_cli():
+    """harness/verify.py (--jobs, --cluster) and classroom/spread.py started
+    `python -m tunnelwall ...` (the top layer) from below it; their child
+    processes now run the library (tunnelwall.harness.child, tunnelwall.classroom.task)."""
+    import ast
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    offenders = []
+    for folder in ("tunnelwall/harness", "tunnelwall/classroom", "tunnelwall/runtime", "tunnelwall/base",
+                   "tunnelwall/services", "topologies", "middlebox", "controller"):
+        for path in sorted((root / folder).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.List):
+                    words = [e.value for e in node.elts if isinstance(e, ast.Constant)]
+                    if any(a == "-m" and b == "tunnelwall" for a, b in zip(words, words[1:])):
+                        offenders.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert offenders == []
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["tunnelwall.harness.child", '{"profiles": ["nosuch"], "tools": ["https"]}'], "unknown censor profile 'nosuch'"),
+    (["tunnelwall.harness.child", "{"], "child: options are not VerifyOptions JSON"),
+    (["tunnelwall.classroom.task", "check", '{"exercise": "find-blocked", "run": "nosuch-run"}'],
+     "no run 'nosuch-run' is up"),
+    (["tunnelwall.classroom.task", "stop", "{}"], "usage: python -m tunnelwall.classroom.task start|check|cleanup"),
+])
+def test_child_processes_fail_in_one_line(argv, message):
+    import subprocess
+    import sys
+    res = subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True)
+    assert res.returncode == 2 and res.stdout == ""
+    assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
