@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tunnelwall.middlebox import profiles  # noqa: E402
 from tunnelwall.middlebox.engine import Engine  # noqa: E402
-from tunnelwall.middlebox.inject import tcp_segment  # noqa: E402
+from tunnelwall.middlebox.inject import Endpoints, tcp_segment  # noqa: E402
 
 MAC = b"\x02" * 6
 
@@ -45,7 +45,7 @@ def seeds(rng: random.Random) -> list[tuple[int, bytes]]:
 
 
 def frame(proto: int, payload: bytes, sport: int, dport: int) -> bytes:
-    f = tcp_segment(MAC, MAC, b"\x0a\x00\x00\x0b", b"\xc6\x12\x00\x14", sport, dport, 1, 1, 0x18, payload)
+    f = tcp_segment(Endpoints(MAC, MAC, b"\x0a\x00\x00\x0b", b"\xc6\x12\x00\x14", sport, dport), 1, 1, 0x18, payload)
     if proto == 6:
         return f
     if proto == 17:

@@ -37,7 +37,7 @@ from procinfo import status_mb  # noqa: E402
 def frames(flows: int):
     """Four frames per TCP connection, distinct addresses per flow (built
     as the censor builds the segments it injects)."""
-    from tunnelwall.middlebox.inject import tcp_segment
+    from tunnelwall.middlebox.inject import Endpoints, tcp_segment
     client_mac, server_mac = b"\x02\x00\x00\x00\x00\x01", b"\x02\x00\x00\x00\x00\x02"
     request = b"GET / HTTP/1.1\r\nHost: example.org\r\n\r\n"
     for i in range(flows):
@@ -47,7 +47,7 @@ def frames(flows: int):
         for src, dst, sp, dp, seq, ack, flags, payload in (
                 (c, s, cport, 80, isn, 0, 0x02, b""), (s, c, 80, cport, sisn, isn + 1, 0x12, b""),
                 (c, s, cport, 80, isn + 1, sisn + 1, 0x10, b""), (c, s, cport, 80, isn + 1, sisn + 1, 0x18, request)):
-            yield tcp_segment(server_mac, client_mac, src, dst, sp, dp, seq, ack, flags, payload, window=65535)
+            yield tcp_segment(Endpoints(server_mac, client_mac, src, dst, sp, dp), seq, ack, flags, payload, window=65535)
 
 
 def child(kind: str, flows: int, pcap: str | None) -> None:

@@ -19,7 +19,7 @@ Configuration comes from the JSON file named by ``TUNNELWALL_CONTROLLER_CONFIG``
 from __future__ import annotations
 
 import collections
-import json
+import math
 import os
 import time
 
@@ -29,9 +29,15 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_D
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
+from tunnelwall.base.verdict import ANY_CLIENT, ResidualBlock, Verdict
+
 from . import pipeline
+from .config import ControllerConfig
 from .verdictlog import VerdictLog
 from .verdictlog import read as read_log
+
+
+RESTORE_VERDICTS_SECONDS = 600.0     # verdicts this recent are handed to a restarted middlebox
 
 
 class TunnelwallController(app_manager.OSKenApp):
@@ -39,24 +45,25 @@ class TunnelwallController(app_manager.OSKenApp):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        with open(os.environ["TUNNELWALL_CONTROLLER_CONFIG"]) as fh:
-            self.config = json.load(fh)
+        self.config = ControllerConfig.read(os.environ["TUNNELWALL_CONTROLLER_CONFIG"])
         self.datapath = None
-        self.blocks: dict[tuple, dict] = {}          # residual blocks: 3-tuple -> record with expiry
+        self.blocks: dict[tuple, ResidualBlock] = {}  # residual blocks by 3-tuple (client "*": every client)
         self.verdicts = collections.deque(maxlen=5000)
         # A restarted controller picks up where the last one stopped: the
         # residual blocks still running are in the verdict log.
-        for record in read_log(self.config["verdict_log"]):
+        for record in read_log(self.config.verdict_log):
             self.verdicts.append(record)
-            self._remember_block(record, record.get("time", 0.0))
-        self.verdict_log = VerdictLog(self.config["verdict_log"])
+            self._remember_logged_block(record)
+        self.verdict_log = VerdictLog(self.config.verdict_log)
         self.next_meter = 1
         self.reinstalled = 0                         # verdicts put back after their rule expired
         self.offloaded = 0                           # allowed flows given their rule once they went on
-        self.tracked = self.config.get("offload") == "conntrack"   # allowed flows: the switch's tracker, no rules
+        self.tracked = self.config.offload == "conntrack"   # allowed flows: the switch's tracker, no rules
         self.generation = 1                          # conntrack offload: the mark of flows allowed under this profile
         self.middlebox_load: dict = {}               # the middlebox's last load report (overload policy)
-        self.profile = self.config["profile"]
+        self.stalls = 0                              # middleboxes the supervisor's watchdog found stuck
+        self.stalled_policy: str | None = None       # open / closed until the restarted middlebox is back
+        self.profile = self.config.profile
         self.middlebox = None                        # the channel's connection while it is up
         self.started = time.time()
         self.probes = collections.deque(maxlen=1000)   # probe results
@@ -65,17 +72,17 @@ class TunnelwallController(app_manager.OSKenApp):
         self.history = collections.deque(maxlen=1000)  # switch/middlebox up/down, reloads (os-ken owns self.events)
         from .channel import MiddleboxChannel
         from .rest import RestApi
-        self.channel = MiddleboxChannel(self, self.config["socket"])
+        self.channel = MiddleboxChannel(self, self.config.socket)
         self.threads.append(hub.spawn(self.channel.serve))
-        self.rest = RestApi(self, self.config["api_port"], self.config["api_token"])
+        self.rest = RestApi(self, self.config.api_port, self.config.api_token)
         self.threads.append(hub.spawn(self.rest.serve))
 
     # -- switch events ---------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
     def switch_features(self, ev):
         dp = ev.msg.datapath
-        if dp.id != self.config["dpid"]:
-            self.logger.warning("ignoring switch with dpid %s (expected %s)", dp.id, self.config["dpid"])
+        if dp.id != self.config.dpid:
+            self.logger.warning("ignoring switch with dpid %s (expected %s)", dp.id, self.config.dpid)
             return
         self.datapath = dp
         # Our rules from an earlier session go (after an Open vSwitch restart
@@ -84,9 +91,10 @@ class TunnelwallController(app_manager.OSKenApp):
         dp.send_msg(pipeline.delete_cookie(dp, pipeline.COOKIE_VERDICT))
         dp.send_msg(pipeline.delete_cookie(dp, pipeline.COOKIE_RESIDUAL))
         self.install_pipeline()
-        blocks = self.active_blocks()
+        now = time.time()
+        blocks = self.live_blocks(now)
         for block in blocks:
-            dp.send_msg(pipeline.residual_flow(dp, block, block["seconds_left"]))   # None: for the run
+            dp.send_msg(pipeline.residual_flow(dp, block, block.seconds_left(now)))   # None: for the run
         self.note("switch connected", dpid=dp.id, residual_blocks=len(blocks))
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD_DISPATCHER)
@@ -106,27 +114,27 @@ class TunnelwallController(app_manager.OSKenApp):
         if dp is None:
             return
         dp.send_msg(pipeline.delete_cookie(dp, pipeline.COOKIE_PIPELINE))
-        for mod in pipeline.base_flows(dp, self.config, middlebox_up=self.middlebox is not None,
-                                       generation=self.generation):
+        up = self.middlebox is not None and self.stalled_policy is None
+        for mod in pipeline.base_flows(dp, self.config, middlebox_up=up, generation=self.generation,
+                                       fail=self.stalled_policy):
             dp.send_msg(mod)
 
-    def install_verdict(self, verdict: dict) -> bool:
+    def install_verdict(self, verdict: Verdict) -> bool:
         """Put one verdict's rules on the switch; False if none is connected."""
         dp = self.datapath
         if dp is None:
             return False
         meter_ids = None
-        if verdict["action"] == "throttle" and verdict.get("rate_kbit"):
+        if verdict.action == "throttle" and verdict.rate_kbit:
             meter_ids = (self.next_meter, self.next_meter + 1)
             self.next_meter += 2
             for meter_id in meter_ids:
-                dp.send_msg(pipeline.meter(dp, meter_id, verdict["rate_kbit"]))
-        for mod in pipeline.verdict_flows(dp, verdict, meter_ids, self.config.get("rule_idle_timeout",
-                                                                               pipeline.VERDICT_IDLE_TIMEOUT)):
+                dp.send_msg(pipeline.meter(dp, meter_id, verdict.rate_kbit))
+        for mod in pipeline.verdict_flows(dp, verdict, meter_ids, self.config.rule_idle_timeout):
             dp.send_msg(mod)
         return True
 
-    def reinstall_verdict(self, verdict: dict, offload: bool = False) -> None:
+    def reinstall_verdict(self, verdict: Verdict, offload: bool = False) -> None:
         """A decided flow came back to the middlebox: its rule idled out or
         was lost (the verdict holds for the flow's life, so it goes back on),
         or, with *offload*, an allowed flow went on long enough after its
@@ -137,7 +145,7 @@ class TunnelwallController(app_manager.OSKenApp):
             self.reinstalled += 1
         self.install_verdict(verdict)
 
-    def apply_verdict(self, verdict: dict, first_seen: float | None, install: bool = True) -> dict:
+    def apply_verdict(self, verdict: Verdict, first_seen: float | None, install: bool = True) -> dict:
         """Install the rules for one verdict (unless the middlebox defers an
         allowed flow's rule until it has gone on for a while: it re-announces
         it then), log it, and return the log record."""
@@ -145,40 +153,40 @@ class TunnelwallController(app_manager.OSKenApp):
         if install:
             self.install_verdict(verdict)
         now = time.time()
-        record = {"time": now, "profile": self.profile, **{k: v for k, v in verdict.items() if k != "time"},
+        wire = verdict.as_dict()
+        record = {"time": now, "profile": self.profile, **{k: v for k, v in wire.items() if k != "time"},
                   "installed": dp is not None and install}
         if not install:
             # Its rule comes later (rules), or the switch's tracker holds it (conntrack).
             record["offload"] = "conntrack" if self.tracked else "deferred"
-        if "time" in verdict:
-            # When the middlebox decided; later than "time" only for verdicts it
-            # queued while this controller was away.
-            record["decided"] = verdict["time"]
+        # When the middlebox decided; later than "time" only for verdicts it
+        # queued while this controller was away.
+        record["decided"] = wire["time"]
         if first_seen:
             record["install_ms"] = round((now - first_seen) * 1000.0, 3)
-        self._remember_block(verdict, now)
-        if verdict["action"] == "probe":
+        block = ResidualBlock.from_verdict(verdict, now)
+        if block is not None:
+            self.blocks[block.key] = block
+        if verdict.action == "probe":
             record["probe"] = self.request_probe(verdict)
         self.verdicts.append(record)
-        if verdict.get("log", True):
-            self.verdict_log.write(record)
+        self.verdict_log.write(record)
         return record
 
     # -- active probing ----------------------------------------------------
-    def request_probe(self, verdict: dict) -> dict:
+    def request_probe(self, verdict: Verdict) -> dict:
         """Ask the prober to probe the verdict's server (once per server at a time)."""
-        f = verdict["flow"]
-        key = (f["transport"], f["server"], f["server_port"])
-        if f["transport"] != "tcp":
+        f = verdict.flow
+        key = (f.transport, f.server, f.server_port)
+        if f.transport != "tcp":
             return {"requested": False, "why": "only TCP servers are probed"}
         if key in self.probing:
             return {"requested": False, "why": "already being probed"}
-        probe = self.config.get("probe", {})
-        req = {"type": "probe", "server": f["server"], "port": f["server_port"], "rule": verdict.get("rule"),
-               "protocol": verdict.get("protocol"),
-               "then": verdict.get("then") or "drop", "residual": verdict.get("residual"),
-               "first_payload": verdict.get("first_payload", ""), "delay": probe.get("delay", 0.5),
-               "count": probe.get("count", 10), "timeout": probe.get("timeout", 3.0),
+        probe = self.config.probe
+        req = {"type": "probe", "server": f.server, "port": f.server_port, "rule": verdict.rule,
+               "protocol": verdict.protocol, "then": verdict.then or "drop", "residual": verdict.residual,
+               "first_payload": verdict.first_payload or "", "delay": probe.delay,
+               "count": probe.count, "timeout": probe.timeout,
                "seed": int(time.time() * 1000) & 0xFFFF}
         if not self.channel.send("prober", req):
             return {"requested": False, "why": "no prober connected"}
@@ -197,14 +205,13 @@ class TunnelwallController(app_manager.OSKenApp):
             # silently on the switch (then: drop), or by the middlebox answering
             # new connections with RSTs (then: reset), which a switch cannot do.
             then = req.get("then") or "drop"
-            block = {"transport": "tcp", "client": "*", "server": req["server"], "server_port": req["port"],
-                     "rule": f"{req.get('rule')}+probe", "action": then,
-                     "until": now + float(req["residual"]) if req.get("residual") else float("inf")}
-            self.blocks[("tcp", "*", req["server"], req["port"])] = block
+            block = ResidualBlock("tcp", ANY_CLIENT, req["server"], req["port"], f"{req.get('rule')}+probe", then,
+                                  now + float(req["residual"]) if req.get("residual") else math.inf)
+            self.blocks[block.key] = block
             if then == "reset":
                 self.channel.send("middlebox", {"type": "block-server", "transport": "tcp", "server": req["server"],
                                                 "port": req["port"], "seconds": req.get("residual"),
-                                                "rule": block["rule"], "action": "reset"})
+                                                "rule": block.rule, "action": "reset"})
             elif self.datapath is not None:
                 self.datapath.send_msg(pipeline.residual_flow(self.datapath, block, req.get("residual")))
             record["blocked"] = True
@@ -213,29 +220,31 @@ class TunnelwallController(app_manager.OSKenApp):
         self.note("probed", server=req["server"], port=req["port"], fingerprint=msg["fingerprint"],
                   confirmed=msg["confirmed"])
 
-    def _remember_block(self, verdict: dict, at: float) -> None:
-        if verdict.get("type") == "probe":
-            if verdict.get("confirmed"):
-                residual = next((r for r in [verdict.get("residual")] if r), None)
-                self.blocks[("tcp", "*", verdict["server"], verdict["server_port"])] = {
-                    "transport": "tcp", "client": "*", "server": verdict["server"],
-                    "server_port": verdict["server_port"], "rule": f"{verdict.get('rule')}+probe",
-                    "until": at + residual if residual else float("inf")}
+    def _remember_logged_block(self, record: dict) -> None:
+        """A residual block still running in a record of the verdict log (a
+        restarted controller picks them up): a confirmed probe's, or a
+        blocking verdict's with a residual time."""
+        at = record.get("time", 0.0)
+        if record.get("type") == "probe":
+            if record.get("confirmed"):
+                residual = record.get("residual")
+                block = ResidualBlock("tcp", ANY_CLIENT, record["server"], record["server_port"],
+                                      f"{record.get('rule')}+probe", "drop", at + residual if residual else math.inf)
+                self.blocks[block.key] = block
             return
-        if verdict.get("residual") and verdict.get("action") in ("drop", "reset"):
-            f = verdict["flow"]
-            key = (f["transport"], f["client"], f["server"], f["server_port"])
-            self.blocks[key] = {"transport": f["transport"], "client": f["client"], "server": f["server"],
-                                "server_port": f["server_port"], "rule": verdict.get("rule"),
-                                "until": at + float(verdict["residual"])}
+        block = ResidualBlock.from_verdict(Verdict.from_dict(record), at)
+        if block is not None:
+            self.blocks[block.key] = block
+
+    def live_blocks(self, now: float) -> list[ResidualBlock]:
+        """The residual blocks still running (expired ones are dropped)."""
+        for key in [k for k, b in self.blocks.items() if b.until <= now]:
+            del self.blocks[key]
+        return list(self.blocks.values())
 
     def active_blocks(self) -> list[dict]:
         now = time.time()
-        for key in [k for k, b in self.blocks.items() if b["until"] <= now]:
-            del self.blocks[key]
-        return [{**b, "until": b["until"] if b["until"] != float("inf") else None,
-                 "seconds_left": round(b["until"] - now, 1) if b["until"] != float("inf") else None}
-                for b in self.blocks.values()]
+        return [b.as_dict(now) for b in self.live_blocks(now)]
 
     def clear_blocks(self) -> int:
         """Lift every residual block, on the switch and in the middlebox (for
@@ -250,9 +259,40 @@ class TunnelwallController(app_manager.OSKenApp):
 
     def middlebox_changed(self, connected) -> None:
         self.middlebox = connected
+        if connected:
+            self.stalled_policy = None
         self.note("middlebox connected" if connected else
-                  f"middlebox disconnected: failing {self.config['fail']} until it is back")
+                  f"middlebox disconnected: failing {self.stalled_policy or self.config.fail} until it is back")
         self.install_pipeline()
+        if connected:
+            self.restore_middlebox()
+
+    def restore_middlebox(self) -> None:
+        """What a (re)started middlebox must know of the last one's decisions:
+        the residual blocks still running and the recent verdicts that are
+        not allow or log (middlebox/restore.py)."""
+        now = time.time()
+        since = now - RESTORE_VERDICTS_SECONDS
+        verdicts = [{k: v for k, v in r.items() if k != "profile"} for r in self.verdicts
+                    if r.get("time", 0.0) > since and "flow" in r and r.get("action") not in ("allow", "log")]
+        blocks = [b.as_dict(now) for b in self.live_blocks(now)]
+        if verdicts or blocks:
+            self.channel.send("middlebox", {"type": "restore", "blocks": blocks, "verdicts": verdicts})
+
+    def middlebox_stalled(self, stalled_ms: float, pid: int) -> dict:
+        """The supervisor's watchdog found the middlebox's loop stuck (it is
+        restarting it): the border does what the profile's overload policy
+        says at once (open: uninspected; closed: new flows dropped) until
+        the new middlebox is back. Counted, logged and noted."""
+        policy = self.middlebox_load.get("policy") or self.config.fail
+        self.stalls += 1
+        self.stalled_policy = policy
+        self.install_pipeline()
+        record = {"time": time.time(), "type": "watchdog", "profile": self.profile, "stalled_ms": round(stalled_ms, 1),
+                  "policy": policy, "pid": pid}
+        self.verdict_log.write(record)
+        self.note("middlebox stalled", stalled_ms=round(stalled_ms, 1), policy=policy, pid=pid)
+        return record
 
     def reload_profile(self, name: str) -> dict:
         if self.middlebox is None:

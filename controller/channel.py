@@ -28,6 +28,8 @@ import socket
 
 from os_ken.lib import hub
 
+from tunnelwall.base.verdict import Verdict
+
 
 class MiddleboxChannel:
     def __init__(self, app, path: str):
@@ -77,9 +79,10 @@ class MiddleboxChannel:
                     else:
                         self.app.note(f"{role} connected")
                 if kind == "verdict" and msg.get("reannounce"):
-                    self.app.reinstall_verdict(msg["verdict"], offload=bool(msg.get("offload")))
+                    self.app.reinstall_verdict(Verdict.from_dict(msg["verdict"]), offload=bool(msg.get("offload")))
                 elif kind == "verdict":
-                    self.app.apply_verdict(msg["verdict"], msg.get("first_seen"), install=msg.get("install", True))
+                    self.app.apply_verdict(Verdict.from_dict(msg["verdict"]), msg.get("first_seen"),
+                                           install=msg.get("install", True))
                 elif kind == "hello":
                     self.app.note(f"{role} hello", **{k: v for k, v in msg.items() if k not in ("type", "role")})
                 elif kind == "load":

@@ -50,6 +50,10 @@ Cookies tell our rule kinds apart so they can be replaced selectively.
 from __future__ import annotations
 
 from tunnelwall.base.policer import burst_kbit
+from tunnelwall.base.protocols import ICMPV6, TCP, UDP, number_of
+from tunnelwall.base.verdict import ResidualBlock, Verdict
+
+from .config import ControllerConfig
 
 COOKIE_PIPELINE = 0x7477_0001
 COOKIE_VERDICT = 0x7477_0002
@@ -60,7 +64,7 @@ TABLE_CENSOR, TABLE_FORWARD, TABLE_TRACKED = 0, 1, 2
 NX_CT_COMMIT, NX_CT_NO_RECIRC = 1, 0xFF
 CT_INVALID, CT_TRACKED = 0x10, 0x20     # ct_state bits (Open vSwitch's +inv, +trk)
 PRIO_FROM_MIDDLEBOX, PRIO_RESIDUAL, PRIO_STEER, PRIO_VERDICT, PRIO_INSPECT = 1000, 200, 150, 100, 10
-IPV4, IPV6, TCP, UDP = 0x0800, 0x86DD, 6, 17
+IPV4, IPV6 = 0x0800, 0x86DD
 VERDICT_IDLE_TIMEOUT = 60
 TCP_SYN, TCP_ACK = 0x002, 0x010
 IP_FRAG_ANY = 1                         # Open vSwitch's NXM ip_frag: set on every fragment
@@ -94,13 +98,16 @@ def three_tuple(parser, proto: int, client: str, server: str, server_port: int):
     return parser.OFPMatch(**fields)
 
 
-def base_flows(dp, config: dict, middlebox_up: bool = True, generation: int = 1) -> list:
+def base_flows(dp, config: ControllerConfig, middlebox_up: bool = True, generation: int = 1,
+               fail: str | None = None) -> list:
     """FlowMods of the static pipeline. While the middlebox is away, new IPv4
     flows are forwarded uninspected (profile ``fail: open``) or dropped
-    (``fail: closed``), whatever the placement. *generation* is the
-    connection tracker's mark of allowed flows (conntrack offload)."""
+    (``fail: closed``), whatever the placement; *fail* overrides the
+    profile's (a stalled middlebox: the profile's overload policy).
+    *generation* is the connection tracker's mark of allowed flows
+    (conntrack offload)."""
     ofp, parser = dp.ofproto, dp.ofproto_parser
-    mbox = config["middlebox_port"]
+    mbox = config.middlebox_port
     goto = parser.OFPInstructionGotoTable(TABLE_FORWARD)
     mods = []
 
@@ -109,23 +116,23 @@ def base_flows(dp, config: dict, middlebox_up: bool = True, generation: int = 1)
                                       instructions=instructions))
 
     add(TABLE_CENSOR, PRIO_FROM_MIDDLEBOX, parser.OFPMatch(in_port=mbox), [goto])
-    if config.get("prober_port"):
+    if config.prober_port:
         # The censor's own probes (and the answers to them) are not inspected.
-        add(TABLE_CENSOR, PRIO_FROM_MIDDLEBOX, parser.OFPMatch(in_port=config["prober_port"]), [goto])
-        add(TABLE_CENSOR, PRIO_FROM_MIDDLEBOX, parser.OFPMatch(eth_dst=config["prober_mac"]), [goto])
+        add(TABLE_CENSOR, PRIO_FROM_MIDDLEBOX, parser.OFPMatch(in_port=config.prober_port), [goto])
+        add(TABLE_CENSOR, PRIO_FROM_MIDDLEBOX, parser.OFPMatch(eth_dst=config.prober_mac), [goto])
     to_mbox = parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, [parser.OFPActionOutput(mbox)])
-    if not middlebox_up and config["fail"] == "closed":
+    if not middlebox_up and (fail or config.fail) == "closed":
         inspect, fragments = [], []
     elif not middlebox_up:
         inspect, fragments = [goto], [goto]
-    elif config["placement"] == "inline":
+    elif config.placement == "inline":
         inspect, fragments = [to_mbox], [to_mbox]
     else:
         inspect, fragments = [to_mbox, goto], [to_mbox]
     # IP not caught above: to the middlebox, or first through the tracker
     # (conntrack offload), whose marked connections skip it. SYNs and
     # fragments (below) always go to the middlebox first.
-    ip = _track_allowed(dp, config, add, inspect, generation) if config.get("offload") == "conntrack" else inspect
+    ip = _track_allowed(dp, config, add, inspect, generation) if config.offload == "conntrack" else inspect
     for eth_type in (IPV4, IPV6):
         add(TABLE_CENSOR, PRIO_INSPECT, parser.OFPMatch(eth_type=eth_type), ip)
         # Open vSwitch wants a field's prerequisites before it in the match,
@@ -134,15 +141,15 @@ def base_flows(dp, config: dict, middlebox_up: bool = True, generation: int = 1)
             ("eth_type", eth_type), ("ip_frag", (IP_FRAG_ANY, IP_FRAG_ANY))]), fragments)
         add(TABLE_CENSOR, PRIO_STEER, parser.OFPMatch(_ordered_fields=[
             ("eth_type", eth_type), ("ip_proto", TCP), ("tcp_flags_nxm", (TCP_SYN, TCP_SYN | TCP_ACK))]), inspect)
-        if middlebox_up and config["placement"] == "inline":
+        if middlebox_up and config.placement == "inline":
             add(TABLE_CENSOR, PRIO_INSPECT + 1, parser.OFPMatch(_ordered_fields=[
                 ("eth_type", eth_type), ("ip_proto", TCP), ("tcp_flags_nxm", (TCP_SYN | TCP_ACK, TCP_SYN | TCP_ACK))]),
                 [to_mbox, goto])
     add(TABLE_CENSOR, 0, parser.OFPMatch(), [goto])
-    ports = {int(p): info for p, info in config["ports"].items()}
+    ports = config.ports
     for port, info in ports.items():
         if port != mbox:
-            add(TABLE_FORWARD, 10, parser.OFPMatch(eth_dst=info["peer_mac"]),
+            add(TABLE_FORWARD, 10, parser.OFPMatch(eth_dst=info.peer_mac),
                 [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, [parser.OFPActionOutput(port)])])
     flood = [parser.OFPActionOutput(p) for p in sorted(ports) if p != mbox]
     add(TABLE_FORWARD, 5, parser.OFPMatch(eth_dst="ff:ff:ff:ff:ff:ff"),
@@ -154,7 +161,7 @@ def base_flows(dp, config: dict, middlebox_up: bool = True, generation: int = 1)
     return mods
 
 
-def _track_allowed(dp, config: dict, add, inspect: list, generation: int) -> list:
+def _track_allowed(dp, config: ControllerConfig, add, inspect: list, generation: int) -> list:
     """The conntrack offload's rules (see the module's docstring); returns
     what the inspect rules do instead of *inspect*: a lookup in the run's
     zone that continues in table 2, where *inspect* is the default.
@@ -166,14 +173,14 @@ def _track_allowed(dp, config: dict, add, inspect: list, generation: int) -> lis
     connection from a single packet the middlebox tags, with no flow-table
     change and no controller."""
     ofp, parser = dp.ofproto, dp.ofproto_parser
-    zone, mbox = config["ct_zone"], config["middlebox_port"]
+    zone, mbox = config.ct_zone, config.middlebox_port
     commit = [parser.OFPActionPopVlan(),
               parser.NXActionCT(flags=NX_CT_COMMIT, zone_src="", zone_ofs_nbits=zone, recirc_table=NX_CT_NO_RECIRC,
                                 alg=0, actions=[parser.OFPActionSetField(ct_mark=generation)])]
-    then = [parser.OFPInstructionGotoTable(TABLE_FORWARD)] if config["placement"] == "inline" else []
+    then = [parser.OFPInstructionGotoTable(TABLE_FORWARD)] if config.placement == "inline" else []
     for eth_type in (IPV4, IPV6):                      # the tracker takes IP only
         add(TABLE_CENSOR, PRIO_FROM_MIDDLEBOX + 1,
-            parser.OFPMatch(in_port=mbox, vlan_vid=ofp.OFPVID_PRESENT | config["bypass_vlan"], eth_type=eth_type),
+            parser.OFPMatch(in_port=mbox, vlan_vid=ofp.OFPVID_PRESENT | config.bypass_vlan, eth_type=eth_type),
             [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, commit)] + then)
     # Table 2 cannot go back to table 1 (goto only moves forward): resubmit,
     # after the inspect rule's own actions (one apply-actions instruction).
@@ -200,7 +207,7 @@ def delete_cookie(dp, cookie: int, table: int | None = None):
                              out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY, match=parser.OFPMatch())
 
 
-def verdict_flows(dp, verdict: dict, meter_ids: tuple[int, int] | None = None,
+def verdict_flows(dp, verdict: Verdict, meter_ids: tuple[int, int] | None = None,
                   idle_timeout: int = VERDICT_IDLE_TIMEOUT) -> list:
     """FlowMods that enforce one verdict: both directions of the 5-tuple,
     plus the residual 3-tuple block if the rule has one. A throttle gets one
@@ -208,19 +215,19 @@ def verdict_flows(dp, verdict: dict, meter_ids: tuple[int, int] | None = None,
     Russia's throttler limited upload and download separately. Blocking
     rules have no idle timeout; the others idle out after *idle_timeout*."""
     parser = dp.ofproto_parser
-    f = verdict["flow"]
-    proto = {"tcp": TCP, "udp": UDP, "gre": 47, "esp": 50, "icmp": 1}.get(f["transport"])
-    if proto is None:
+    f = verdict.flow
+    proto = number_of(f.transport)
+    if proto is None or proto == ICMPV6:
         return []
-    if proto in (TCP, UDP) and not (f["client_port"] and f["server_port"]):
+    if proto in (TCP, UDP) and not f.has_ports:
         return []          # fragments match with ports 0 on the switch: never let a rule catch them
-    if verdict["action"] == "freeze":
+    if verdict.action == "freeze":
         return []          # the middlebox counts the flow's bytes; it sends a drop verdict at the threshold
-    action = verdict["action"]
+    action = verdict.action
     goto = parser.OFPInstructionGotoTable(TABLE_FORWARD)
     mods = []
-    for direction, (src, sport, dst, dport) in enumerate(((f["client"], f["client_port"], f["server"], f["server_port"]),
-                                                          (f["server"], f["server_port"], f["client"], f["client_port"]))):
+    for direction, (src, sport, dst, dport) in enumerate(((f.client, f.client_port, f.server, f.server_port),
+                                                          (f.server, f.server_port, f.client, f.client_port))):
         if action in ("drop", "reset"):
             instructions = []
         elif action == "throttle" and meter_ids is not None:
@@ -231,23 +238,23 @@ def verdict_flows(dp, verdict: dict, meter_ids: tuple[int, int] | None = None,
                                       idle_timeout=0 if action in ("drop", "reset") else idle_timeout,
                                       match=five_tuple(parser, proto, src, sport, dst, dport),
                                       instructions=instructions))
-    if verdict.get("residual") and action in ("drop", "reset"):
+    if verdict.residual and action in ("drop", "reset"):
         mods.append(parser.OFPFlowMod(dp, cookie=COOKIE_RESIDUAL, table_id=TABLE_CENSOR, priority=PRIO_RESIDUAL,
-                                      hard_timeout=max(1, int(round(verdict["residual"]))),
-                                      match=three_tuple(parser, proto, f["client"], f["server"], f["server_port"]),
+                                      hard_timeout=max(1, int(round(verdict.residual))),
+                                      match=three_tuple(parser, proto, f.client, f.server, f.server_port),
                                       instructions=[]))
     return mods
 
 
-def residual_flow(dp, block: dict, seconds_left: float | None):
+def residual_flow(dp, block: ResidualBlock, seconds_left: float | None):
     """A residual block: client -> server:port dropped for *seconds_left*
     (None: for the rest of the run). Also re-installs blocks with the time
     they have left after the controller or Open vSwitch restarted."""
     parser = dp.ofproto_parser
-    proto = {"tcp": TCP, "udp": UDP}.get(block["transport"], 0)
+    proto = number_of(block.transport) if block.transport in ("tcp", "udp") else 0
     return parser.OFPFlowMod(dp, cookie=COOKIE_RESIDUAL, table_id=TABLE_CENSOR, priority=PRIO_RESIDUAL,
                              hard_timeout=0 if seconds_left is None else max(1, int(round(seconds_left))),
-                             match=three_tuple(parser, proto, block["client"], block["server"], block["server_port"]),
+                             match=three_tuple(parser, proto, block.client, block.server, block.server_port),
                              instructions=[])
 
 

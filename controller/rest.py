@@ -67,8 +67,9 @@ class RestApi:
             if path == "/api/health" and method == "GET":
                 return self._reply(start_response, 200, {
                     "switch_connected": app.datapath is not None, "middlebox_connected": app.middlebox is not None,
-                    "profile": app.profile, "placement": app.config["placement"], "fail": app.config["fail"],
+                    "profile": app.profile, "placement": app.config.placement, "fail": app.config.fail,
                     "reinstalled_verdicts": app.reinstalled, "offloaded_verdicts": app.offloaded, "middlebox_load": app.middlebox_load,
+                    "watchdog_restarts": app.stalls, "middlebox_stalled": app.stalled_policy is not None,
                     "uptime": round(__import__("time").time() - app.started, 1)})
             if path == "/api/verdicts" and method == "GET":
                 since = float(query.get("since", ["0"])[0])
@@ -77,8 +78,13 @@ class RestApi:
                 return self._reply(start_response, 200, app.active_blocks())
             if path == "/api/blocks/clear" and method == "POST":
                 return self._reply(start_response, 200, {"cleared": app.clear_blocks()})
+            if path == "/api/watchdog" and method == "POST":
+                length = int(environ.get("CONTENT_LENGTH") or 0)
+                body = json.loads(environ["wsgi.input"].read(length) or b"{}")
+                return self._reply(start_response, 200, app.middlebox_stalled(float(body.get("stalled_ms", 0.0)),
+                                                                              int(body.get("pid", 0))))
             if path == "/api/topology" and method == "GET":
-                return self._reply(start_response, 200, app.config.get("topology", {"nodes": [], "links": []}))
+                return self._reply(start_response, 200, app.config.topology)
             if path == "/api/results" and method == "GET":
                 return self._reply(start_response, 200, list(app.results))
             if path == "/api/results" and method == "POST":

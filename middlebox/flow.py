@@ -2,30 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from tunnelwall.base.protocols import name_of
+from tunnelwall.base.verdict import FlowId
 
 from .packet import ip_text
-
-PROTO_NAMES = {6: "tcp", 17: "udp", 47: "gre", 1: "icmp", 50: "esp", 58: "icmpv6"}
-
-
-@dataclass(frozen=True)
-class FlowId:
-    transport: str
-    client: str
-    client_port: int
-    server: str
-    server_port: int
-
-    def __str__(self) -> str:
-        if ":" in self.client:
-            return f"{self.transport} [{self.client}]:{self.client_port} -> [{self.server}]:{self.server_port}"
-        return f"{self.transport} {self.client}:{self.client_port} -> {self.server}:{self.server_port}"
-
-    def as_dict(self) -> dict:
-        return {"transport": self.transport, "client": self.client, "client_port": self.client_port,
-                "server": self.server, "server_port": self.server_port}
-
 
 class Flow:
     """What the engine knows about one flow. The first data payload of
@@ -39,8 +19,7 @@ class Flow:
     __slots__ = ("key", "proto", "client", "server", "client_port", "server_port", "first_ts", "last_ts",
                  "packets", "c2s_packets", "s2c_packets", "c2s_data", "s2c_data", "bytes", "states",
                  "detections", "verdict", "done", "blocking", "first_c2s_payload", "first_s2c_payload",
-                 "spared", "notes", "client_isn", "streams", "fins", "closed", "announced", "evicted", "freeze_at",
-                 "s2c_bytes", "offload_at")
+                 "spared", "notes", "client_isn", "streams", "fins", "closed", "evicted", "freeze_at", "s2c_bytes")
 
     def __init__(self, key: bytes, proto: int, client: bytes, client_port: int, server: bytes,
                  server_port: int, ts: float):
@@ -65,15 +44,13 @@ class Flow:
         self.streams = None
         self.fins = 0
         self.closed = False
-        self.announced = 0.0                  # when the live middlebox last sent this flow's verdict
         self.evicted = ""                     # why the engine let go of it ("idle", "full"), if it did
         self.freeze_at = 0                    # freeze verdict: drop once the server has sent this many bytes
         self.s2c_bytes = 0                    # server->client payload bytes (counted while freeze_at is set)
-        self.offload_at = 0                   # live: the packet count at which its allow rule is sent (0: sent)
 
     @property
     def id(self) -> FlowId:
-        return FlowId(PROTO_NAMES.get(self.proto, str(self.proto)), ip_text(self.client), self.client_port,
+        return FlowId(name_of(self.proto), ip_text(self.client), self.client_port,
                       ip_text(self.server), self.server_port)
 
     @property

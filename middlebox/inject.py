@@ -10,27 +10,11 @@ the trigger and carry its VLAN tags, so they reach the same hosts.
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 
 from tunnelwall.base.dnsmsg import build_answer
 
-from .packet import ACK, FIN, RST, SYN, TCP, UDP, Packet
-
-
-def checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\x00"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    total = (total >> 16) + (total & 0xFFFF)
-    total += total >> 16
-    return ~total & 0xFFFF
-
-
-def l4_checksum(src: bytes, dst: bytes, proto: int, l4: bytes) -> int:
-    """The TCP/UDP checksum over the pseudo-header; 0 for a segment whose
-    checksum is right. The IPv4 (RFC 793) and IPv6 (RFC 8200 section 8.1)
-    pseudo-headers differ in layout but, for segments under 64 KiB, not in
-    their one's-complement sum, so one formula serves both."""
-    return checksum(src + dst + struct.pack("!BBH", 0, proto, len(l4)) + l4)
+from .packet import ACK, FIN, RST, SYN, TCP, UDP, Packet, checksum, l4_checksum  # noqa: F401 - builders use them
 
 
 def ip_header(src: bytes, dst: bytes, proto: int, l4: bytes, ttl: int = 64, ip_id: int = 0) -> bytes:
@@ -46,12 +30,34 @@ def ethernet(eth_src: bytes, eth_dst: bytes, family: int, l3: bytes, vlan: bytes
     return eth_dst + eth_src + vlan + (b"\x86\xdd" if family == 6 else b"\x08\x00") + l3
 
 
-def tcp_segment(eth_src: bytes, eth_dst: bytes, src: bytes, dst: bytes, sport: int, dport: int, seq: int,
-                ack: int, flags: int, payload: bytes = b"", ttl: int = 64, vlan: bytes = b"", window: int = 0) -> bytes:
-    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4, flags, window, 0, 0) + payload
-    csum = l4_checksum(src, dst, TCP, tcp)
+@dataclass(frozen=True)
+class Endpoints:
+    """Who a forged segment goes from and to: link and IP addresses, ports."""
+
+    eth_src: bytes
+    eth_dst: bytes
+    src: bytes
+    dst: bytes
+    sport: int
+    dport: int
+
+    def reversed(self) -> Endpoints:
+        return Endpoints(self.eth_dst, self.eth_src, self.dst, self.src, self.dport, self.sport)
+
+    @classmethod
+    def of(cls, pkt: Packet) -> Endpoints:
+        """The endpoints of a parsed packet, as it travelled."""
+        return cls(pkt.eth_src, pkt.eth_dst, pkt.src, pkt.dst, pkt.sport, pkt.dport)
+
+
+def tcp_segment(ends: Endpoints, seq: int, ack: int, flags: int, payload: bytes = b"", *, ttl: int = 64,
+                vlan: bytes = b"", window: int = 0) -> bytes:
+    tcp = struct.pack("!HHIIBBHHH", ends.sport, ends.dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, 5 << 4, flags, window,
+                      0, 0) + payload
+    csum = l4_checksum(ends.src, ends.dst, TCP, tcp)
     tcp = tcp[:16] + struct.pack("!H", csum) + tcp[18:]
-    return ethernet(eth_src, eth_dst, 6 if len(src) == 16 else 4, ip_header(src, dst, TCP, tcp, ttl), vlan)
+    return ethernet(ends.eth_src, ends.eth_dst, 6 if len(ends.src) == 16 else 4,
+                    ip_header(ends.src, ends.dst, TCP, tcp, ttl), vlan)
 
 
 def tcp_resets(trigger: Packet, count: int = 1, windows: list[int] | None = None) -> list[bytes]:
@@ -71,12 +77,10 @@ def tcp_resets(trigger: Packet, count: int = 1, windows: list[int] | None = None
         return []
     end = trigger.seq + len(trigger.payload) + (1 if trigger.flags & SYN else 0) + (1 if trigger.flags & FIN else 0)
     low, high = windows or (0, 0)
-    to_sender = [tcp_segment(trigger.eth_dst, trigger.eth_src, trigger.dst, trigger.src, trigger.dport,
-                             trigger.sport, trigger.ack, end, RST | ACK, vlan=trigger.vlan, window=min(low + i, high))
+    ends = Endpoints.of(trigger)
+    to_sender = [tcp_segment(ends.reversed(), trigger.ack, end, RST | ACK, vlan=trigger.vlan, window=min(low + i, high))
                  for i in range(count)]
-    to_receiver = [tcp_segment(trigger.eth_src, trigger.eth_dst, trigger.src, trigger.dst, trigger.sport,
-                               trigger.dport, seq, trigger.ack, RST | ACK, vlan=trigger.vlan)
-                   for seq in sorted({trigger.seq, end})]
+    to_receiver = [tcp_segment(ends, seq, trigger.ack, RST | ACK, vlan=trigger.vlan) for seq in sorted({trigger.seq, end})]
     return [*to_sender, *to_receiver]
 
 

@@ -156,3 +156,20 @@ class Stream:
                 break
             if not progressed:
                 return
+
+
+def segment_accepted(model: TcpModel, streams, pkt, direction: int) -> bool:
+    """Whether the censor's state machine takes this segment at all: a
+    censor that checks MD5 options, checksums or acknowledgement numbers
+    ignores segments that fail (Bock et al. 2019: insertion packets with a
+    bad checksum or an ACK of unsent bytes get through a censor that does not)."""
+    from .packet import ACK, TCP_OPT_MD5, l4_checksum_ok
+    if model.check_md5 and TCP_OPT_MD5 in pkt.tcp_option_kinds():
+        return False
+    if model.check_checksum and not l4_checksum_ok(pkt):
+        return False
+    if model.check_ack and pkt.flags & ACK:
+        other = streams[1 - direction]
+        if other.next is not None and 0 < (pkt.ack - other.next) % SEQ_MOD < HALF:
+            return False                             # acknowledges bytes never sent
+    return True

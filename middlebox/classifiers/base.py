@@ -9,22 +9,11 @@ fed, so it can be tested byte-exactly without any network.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from tunnelwall.base.verdict import Detection  # noqa: F401 - every classifier reports one
+
 from ..packet import TCP, UDP
-
-
-@dataclass(frozen=True)
-class Detection:
-    protocol: str                   # e.g. "openvpn", "wireguard", "fet", "tls", "dns"
-    signal: str                     # which test fired, e.g. "hard-reset-handshake"
-    confidence: float = 1.0         # 0..1
-    detail: dict = field(default_factory=dict)   # e.g. {"sni": "x.example"}
-
-    def as_dict(self) -> dict:
-        return {"protocol": self.protocol, "signal": self.signal, "confidence": round(self.confidence, 3),
-                **({"detail": self.detail} if self.detail else {})}
 
 
 class _Done:

@@ -30,10 +30,6 @@ TLS_VERSIONS = {0x0304: "13", 0x0303: "12", 0x0302: "11", 0x0301: "10", 0x0300: 
 GREASE = frozenset(0x0A0A + 0x1010 * i for i in range(16))     # RFC 8701: 0x0a0a, 0x1a1a, ..., 0xfafa
 
 
-def is_grease(value: int) -> bool:
-    return value in GREASE
-
-
 def _ja3_fields(hello: dict) -> tuple:
     """What JA3 is made of, as hashable values (the cache key below)."""
     return (hello["version"], tuple(hello["ciphers"]), tuple(hello["extensions"]),

@@ -324,12 +324,12 @@ def test_pcapng_with_nanosecond_interfaces_and_big_endian(tmp_path):
 
 
 def test_a_compiled_name_list_answers_as_its_entries_do():
-    """Engine.NameSet (one set lookup per label) against name_matches on
+    """ruleset.NameSet (one set lookup per label) against name_matches on
     every entry, over names and lists built to hit the edges: the domain
     itself, subdomains, look-alike suffixes without a dot, globs, a leading
     dot, an empty entry."""
     import random
-    from tunnelwall.middlebox.engine import NameSet, name_matches
+    from tunnelwall.middlebox.ruleset import NameSet, name_matches
     rng = random.Random(11)
     labels = ["t", "co", "example", "org", "www", "a", "xt", "twitter", "com", "", "news"]
     pool = ["example.org", "t.co", "*t.co*", "twitter.com", ".example.org", "org", "", "x*e.org", "co", "www.a.t"]

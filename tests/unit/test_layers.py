@@ -131,3 +131,65 @@ def test_wheel_installs_only_tunnelwall(tmp_path):
         assert data in names
     if shutil.which("gcc"):      # the optional C walk is compiled into the wheel where it can be
         assert any(n.startswith("tunnelwall/middlebox/_fastpath.") and n.endswith(".so") for n in names), names
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the modules of ours it imports (a package's import of a
+    name resolves to the module of that name when there is one)."""
+    names = {n for n, _ in modules()}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules():
+        edges = set()
+        for _line, target in imports(name, path):
+            while target and target not in names:
+                target = target.rpartition(".")[0]        # tunnelwall.base.verdict.Verdict -> the module
+            if target and target != name:
+                edges.add(target)
+        graph[name] = edges
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every strongly connected set of more than one module (Tarjan)."""
+    index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+# Packages whose __init__ re-exports from their own modules: the package
+# and its modules import each other by design (``from .x import y`` in
+# __init__, ``from . import z`` in x), which is not a cycle between files.
+def test_no_import_cycle_between_files():
+    graph = import_graph()
+    packages = {n for n, p in modules() if p.name == "__init__.py"}
+    found = [c for c in cycles({n: {t for t in e if t not in packages} for n, e in graph.items()})]
+    assert found == []
+
+
+def test_cycle_finder_sees_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []

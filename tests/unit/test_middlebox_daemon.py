@@ -13,7 +13,8 @@ import socket
 import pytest
 from test_engine import C, frame
 
-from tunnelwall.middlebox import daemon
+from tunnelwall.middlebox import controllink, daemon
+from tunnelwall.middlebox import port as port_module
 
 S = "198.18.0.10"
 TAG = b"\x81\x00" + (4093).to_bytes(2, "big")
@@ -75,11 +76,11 @@ def test_inline_the_verdict_frame_and_the_rest_of_an_allowed_flow_go_back_tagged
     # switch copied and sent on itself; from the request (the verdict) on,
     # with the tag.
     assert back == [frames[0], frames[2]] + [f[:12] + TAG + f[12:] for f in frames[3:]]
-    assert mb.load["copies"] == 1
-    mb.flush()
+    assert mb.port.load["copies"] == 1
+    mb.link.flush()
     (v,) = verdicts(controller)
     assert v["verdict"]["action"] == "allow" and v["install"] is False
-    assert mb.load["tagged"] == 2
+    assert mb.port.load["tagged"] == 2
 
 
 def test_tap_sends_a_tagged_copy_only_of_allowed_flows(middlebox):
@@ -100,7 +101,7 @@ def test_a_frame_that_comes_with_the_tag_is_never_passed_on(middlebox):
     sent(switch)
     request = frame(C, S, 41004, 80, GET, proto="tcp")
     mb.on_frame(request[:12] + TAG + request[12:])
-    assert sent(switch) == [] and mb.load["forged_tags"] == 1
+    assert sent(switch) == [] and mb.port.load["forged_tags"] == 1
 
 
 def test_rule_offload_sends_frames_back_as_they_came(middlebox):
@@ -108,8 +109,8 @@ def test_rule_offload_sends_frames_back_as_they_came(middlebox):
     frames = handshake_and_request(41005)
     for f in frames:
         mb.on_frame(f)
-    assert sent(switch) == frames[:1] + frames[2:] and mb.load["tagged"] == 0      # not the SYN/ACK: a copy
-    mb.flush()
+    assert sent(switch) == frames[:1] + frames[2:] and mb.port.load["tagged"] == 0      # not the SYN/ACK: a copy
+    mb.link.flush()
     (v,) = verdicts(controller)
     assert v["install"] is False                          # deferred: the rule comes after offload_after packets
 
@@ -122,11 +123,11 @@ def test_verdicts_that_only_need_logging_go_together_and_never_overtake_a_blocki
     for cport in (41006, 41007):
         for f in handshake_and_request(cport):
             mb.on_frame(f)
-    assert verdicts(controller) == [] and len(mb.batch) == 2
-    assert mb.batch_due <= __import__("time").monotonic() + daemon.LOG_BATCH_SECONDS
+    assert verdicts(controller) == [] and len(mb.link.batch) == 2
+    assert mb.link.batch_due <= __import__("time").monotonic() + controllink.LOG_BATCH_SECONDS
     mb.on_frame(frame(C, S, 41008, 51820, b"\x01\x00\x00\x00" + bytes(144)))     # WireGuard: drop
     got = [(v["verdict"]["flow"]["client_port"], v["verdict"]["action"]) for v in verdicts(controller)]
-    assert got == [(41006, "allow"), (41007, "allow"), (41008, "drop")] and mb.batch == []
+    assert got == [(41006, "allow"), (41007, "allow"), (41008, "drop")] and mb.link.batch == []
 
 
 def test_a_synack_is_a_copy_only_when_the_switch_surely_copied_it():
@@ -165,9 +166,9 @@ def test_inline_a_copied_synack_is_not_sent_back_even_when_shed(middlebox, monke
     monkeypatch.setattr(mb.profile, "overload", "open")
     synack = frame(S, C, 80, 41011, proto="tcp", flags=0x12)
     request = frame(C, S, 41011, 80, GET, proto="tcp")
-    mb.shed(synack)
-    mb.shed(request)
-    assert sent(switch) == [request] and mb.load["shed"] == 2
+    mb.port.shed(synack, mb.profile.overload)
+    mb.port.shed(request, mb.profile.overload)
+    assert sent(switch) == [request] and mb.port.load["shed"] == 2
 
 
 @pytest.mark.parametrize("in_c", [True, False])
@@ -175,15 +176,15 @@ def test_draining_the_port_reads_every_queued_frame_once_in_c_or_with_recvmsg(mi
     """drain_port reads what waits on the port (one recvmmsg in C, or one
     recvmsg per frame without the C module), measures each frame's wait from
     the kernel's timestamp and handles the frames in order."""
-    if in_c and daemon._receive is None:
+    if in_c and port_module._receive is None:
         pytest.skip("the C module is not built here")
     if not in_c:
-        monkeypatch.setattr(daemon, "_receive", None)
+        monkeypatch.setattr(port_module, "_receive", None)
     mb, switch, _controller = middlebox("inline", offload="rules")
     frames = handshake_and_request(41012)
     for f in frames:
         switch.send(f)
     mb.drain_port()
     assert sent(switch) == frames[:1] + frames[2:]           # as on_frame sends them (the SYN/ACK is a copy)
-    assert mb.load["frames"] == len(frames) and mb.load["shed"] == 0
-    assert 0.0 < mb.window_lag < 5.0                          # each frame's kernel timestamp was read
+    assert mb.port.load["frames"] == len(frames) and mb.port.load["shed"] == 0
+    assert 0.0 < mb.port.window_lag < 5.0                          # each frame's kernel timestamp was read

@@ -272,7 +272,7 @@ def test_plain_acks_of_flows_under_inspection_are_counted_in_c_unless_the_model_
     acknowledgements may refuse a segment, and then the walk leaves every
     one of them to Python. The flows are identical either way."""
     import dataclasses
-    from tunnelwall.middlebox.engine import PACKETS_PER_DATA
+    from tunnelwall.middlebox.flowtable import PACKETS_PER_DATA
     profile = profiles.load("gfw")
     if refusing:
         profile = dataclasses.replace(profile, tcp=dataclasses.replace(profile.tcp, check_ack=True))

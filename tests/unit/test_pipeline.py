@@ -8,6 +8,7 @@ import pytest
 from os_ken.ofproto import nicira_ext, ofproto_v1_3 as ofp, ofproto_v1_3_parser as parser
 
 from tunnelwall.controller import pipeline
+from tunnelwall.controller.config import ControllerConfig, SwitchPort
 
 MBOX = 3
 
@@ -19,16 +20,17 @@ class Datapath:
         msg.xid = 0
 
 
-def config(placement: str, offload: str = "conntrack") -> dict:
-    ports = {"1": {"peer_mac": "02:00:00:00:00:01"}, "2": {"peer_mac": "02:00:00:00:00:02"},
-             str(MBOX): {"peer_mac": "02:00:00:00:00:03"}}
-    out = {"middlebox_port": MBOX, "placement": placement, "fail": "closed", "ports": ports, "offload": offload}
-    if offload == "conntrack":
-        out.update(ct_zone=0x7123, bypass_vlan=4093)
-    return out
+def config(placement: str, offload: str = "conntrack") -> ControllerConfig:
+    ports = {p: SwitchPort(f"s1-eth{p}", "02:00:00:00:01:00", f"n{p}", f"02:00:00:00:00:0{i + 1}")
+             for i, p in enumerate((1, 2, MBOX))}
+    conntrack = offload == "conntrack"
+    return ControllerConfig(dpid=1, ports=ports, middlebox_port=MBOX, placement=placement, fail="closed",
+                            profile="gfw-2025", socket="-", verdict_log="-", of_port=0, api_port=0, api_token="-",
+                            offload=offload, ct_zone=0x7123 if conntrack else None,
+                            bypass_vlan=4093 if conntrack else None)
 
 
-def rules(cfg: dict, middlebox_up: bool = True, generation: int = 1) -> dict:
+def rules(cfg: ControllerConfig, middlebox_up: bool = True, generation: int = 1) -> dict:
     out = {}
     for mod in pipeline.base_flows(Datapath(), cfg, middlebox_up, generation):
         mod.serialize()                                   # what os-ken would send: must encode

@@ -16,7 +16,7 @@ from tunnelwall.topologies.mininet_backend import ControllerAddress, plan_layout
 from tunnelwall.topologies.graph import link_label
 from tunnelwall.topologies.model import Topology
 
-from tunnelwall.base import procs
+from tunnelwall.base import heartbeat, procs
 from tunnelwall.base.errors import TunnelwallError
 from tunnelwall.base.runstate import STATE_DIR, RunState, all_runs
 from tunnelwall.runtime.cleanup import ZONE_BASE, ZONES, flush_zone
@@ -112,7 +112,8 @@ class CensorRuntime:
         iface = next(iter(self.topo.nodes[site.middlebox].interfaces))
         config = {"iface": iface, "profile": self.profile.source or self.profile.name, "seed": self.seed,
                   "placement": self.placement, "socket": self.config["socket"], "overrides": self.overrides,
-                  "offload": self.config["offload"], "bypass_vlan": self.config.get("bypass_vlan")}
+                  "offload": self.config["offload"], "bypass_vlan": self.config.get("bypass_vlan"),
+                  "heartbeat": str(self.state.logs / heartbeat.MIDDLEBOX)}
         config_file = self.state.logs / "middlebox.json"
         config_file.write_text(json.dumps(config, indent=1))
         rec = procs.spawn(self.state, "middlebox", [sys.executable, "-m", "tunnelwall.middlebox.daemon",

@@ -1,0 +1,213 @@
+"""The engine's parts on their own (issue 32's split): the flow table, the
+rule set and the residual-block table, fed plain objects, no frames; and
+the verdict wire type's JSON form."""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+
+import pytest
+
+from tunnelwall.base.protocols import NAMES, NUMBERS, TCP, UDP, name_of, number_of
+from tunnelwall.base.verdict import Detection, FlowId, ResidualBlock, Verdict
+from tunnelwall.middlebox import profiles
+from tunnelwall.middlebox.flow import Flow
+from tunnelwall.middlebox.flowtable import FlowTable
+from tunnelwall.middlebox.profiles import FlowSettings, Match, Rule
+from tunnelwall.middlebox.residual import ANY_CLIENT, ResidualTable
+from tunnelwall.middlebox.ruleset import RuleSet
+
+CLIENT, SERVER = ipaddress.ip_address("10.0.0.11").packed, ipaddress.ip_address("198.18.0.20").packed
+
+
+def stats() -> dict:
+    return {"flows": 0, "evicted_idle": 0, "evicted_full": 0}
+
+
+def flow(cport: int, ts: float = 0.0, proto: int = TCP, server: bytes = SERVER, sport: int = 443) -> Flow:
+    key = bytes((proto,)) + CLIENT + server + cport.to_bytes(2, "big") + sport.to_bytes(2, "big")
+    return Flow(key, proto, CLIENT, cport, server, sport, ts)
+
+
+# -- flow table ------------------------------------------------------------------------------
+def test_a_flow_is_filed_under_both_keys_and_forgotten_under_both():
+    gone = []
+    table = FlowTable(FlowSettings(max=10, idle_timeout=30.0), stats(), on_evict=gone.append)
+    f = flow(40000)
+    table.add(f, 0.0, 0, 1)
+    assert table.live == 1 and len(table.flows) == 2 and table.flows[f.key] == (f, 0)
+    assert [d for _f, d in table.flows.values()] == [0, 1]
+    table.forget(f)
+    assert table.live == 0 and table.flows == {} and gone == [f] and f.evicted == "replaced"
+
+
+def test_idle_flows_expire_and_active_ones_are_put_back():
+    counts = stats()
+    table = FlowTable(FlowSettings(max=10, idle_timeout=30.0), counts)
+    quiet, busy = flow(40001), flow(40002)
+    table.add(quiet, 0.0, 0, 1)
+    table.add(busy, 0.0, 0, 1)
+    busy.last_ts = 25.0
+    table.expire(31.0)
+    assert quiet.evicted == "idle" and not busy.evicted and counts["evicted_idle"] == 1
+    assert [f for _due, f in table.expiry] == [busy] and table.expiry[0][0] == 55.0
+    table.expire(56.0)
+    assert busy.evicted == "idle" and table.live == 0
+
+
+def test_a_full_table_evicts_the_least_recently_active_of_the_oldest():
+    counts = stats()
+    table = FlowTable(FlowSettings(max=3, idle_timeout=300.0), counts)
+    flows = [flow(40010 + i, ts=float(i)) for i in range(3)]
+    for i, f in enumerate(flows):
+        f.last_ts = [5.0, 1.0, 9.0][i]
+        table.add(f, float(i), 0, 1)
+    table.add(flow(40020, ts=10.0), 10.0, 0, 1)
+    assert flows[1].evicted == "full" and counts["evicted_full"] == 1 and table.live == 3
+    assert not flows[0].evicted and not flows[2].evicted
+
+
+# -- rule set --------------------------------------------------------------------------------
+RULES = """
+name: rules-only
+seed: 7
+inside: [10.0.0.0/8]
+rules:
+  - name: outbound-udp
+    match: {transport: udp, direction: outbound}
+    action: drop
+  - name: maybe-tls
+    match: {protocol: tls, sni: [blocked.example]}
+    action: reset
+    probability: 0.5
+  - name: allowlisted
+    match: {protocol: tls}
+    unless: {sni: [ok.example]}
+    action: drop
+"""
+
+
+def test_address_rules_need_the_flow_to_cross_outwards():
+    rules = RuleSet(profiles.loads(RULES))
+    assert rules.first_address_rule(flow(40030, proto=UDP)).name == "outbound-udp"
+    inside = flow(40031, proto=UDP, server=ipaddress.ip_address("10.9.9.9").packed)
+    assert rules.first_address_rule(inside) is None
+    assert rules.first_address_rule(flow(40032)) is None                 # TCP
+
+
+def test_a_rule_that_lost_its_draw_is_spared_for_the_flow_and_the_next_rule_is_tried():
+    rules = RuleSet(profiles.loads(RULES), seed=1)
+    det = Detection("tls", "client-hello", 1.0, {"sni": "www.blocked.example"})
+    outcomes = []
+    for cport in range(40100, 40140):
+        f = flow(cport)
+        rule = rules.first_detection_rule(f, det)
+        outcomes.append(rule.name)
+        if rule.name == "allowlisted":
+            assert f.spared == ["maybe-tls"]                              # lost its draw, remembered
+            assert rules.first_detection_rule(f, det).name == "allowlisted"    # never drawn again
+    assert set(outcomes) == {"maybe-tls", "allowlisted"}
+    again = RuleSet(profiles.loads(RULES), seed=1)
+    assert [again.first_detection_rule(flow(c), det).name for c in range(40100, 40140)] == outcomes  # seeded
+
+
+def test_unless_exempts_what_it_names():
+    rules = RuleSet(profiles.loads(RULES), seed=1)
+    ok = Detection("tls", "client-hello", 1.0, {"sni": "cdn.ok.example"})
+    assert rules.first_detection_rule(flow(40200), ok) is None
+    other = Detection("tls", "client-hello", 1.0, {"sni": "other.example"})
+    assert rules.first_detection_rule(flow(40201), other).name == "allowlisted"
+
+
+# -- residual blocks -------------------------------------------------------------------------
+def test_a_three_tuple_block_holds_until_it_expires_and_is_dropped_when_met():
+    table = ResidualTable()
+    rule = Rule("sni", Match(), "reset", residual=90.0)
+    table.block_three_tuple(TCP, CLIENT, SERVER, 443, 100.0, rule)
+    assert table.holding(TCP, CLIENT, SERVER, 443, 99.0) == (100.0, rule, "drop")
+    assert table.holding(TCP, CLIENT, SERVER, 80, 99.0) is None
+    other = ipaddress.ip_address("10.0.0.12").packed
+    assert table.holding(TCP, other, SERVER, 443, 99.0) is None          # another client
+    assert table.holding(TCP, CLIENT, SERVER, 443, 100.0) is None and len(table) == 0
+
+
+def test_a_server_blocked_after_probing_is_blocked_for_every_client_for_the_run():
+    table = ResidualTable()
+    table.block_server(TCP, SERVER, 8388, None, "fet+probe", "reset", 5.0)
+    other = ipaddress.ip_address("10.0.0.99").packed
+    until, rule, action = table.holding(TCP, other, SERVER, 8388, 1e9)
+    assert until == math.inf and rule.name == "fet+probe" and action == "reset"
+    assert (TCP, ANY_CLIENT, SERVER, 8388) in table.blocks
+    table.clear()
+    assert table.holding(TCP, other, SERVER, 8388, 6.0) is None
+
+
+def test_expired_blocks_are_swept_past_the_threshold():
+    table = ResidualTable()
+    rule = Rule("r", Match(), "drop")
+    for i in range(1100):
+        table.block_three_tuple(TCP, CLIENT, SERVER, i, 10.0 if i % 2 else 100.0, rule)
+    table.sweep(50.0)
+    assert len(table) == 550
+
+
+# -- the wire types --------------------------------------------------------------------------
+def test_a_verdict_survives_its_json_form():
+    v = Verdict(flow=FlowId("tcp", "10.0.0.11", 40000, "198.18.0.20", 443), action="reset", rule="sni-blocklist",
+                protocol="tls", packet_index=4, ms=1.25, residual=90.0, resets={"count": 3, "windows": [1980, 1982]},
+                detection=Detection("tls", "client-hello", 1.0, {"sni": "x.example"}), note="n", time=12.5,
+                first_payload="16030100", notes={"fet": "exempt"})
+    back = Verdict.from_dict(v.as_dict())
+    assert back == v and back.as_dict() == v.as_dict()
+    assert v.first_seen == pytest.approx(12.49875) and v.blocks
+    assert ResidualBlock.from_verdict(v, 100.0) == ResidualBlock("tcp", "10.0.0.11", "198.18.0.20", 443,
+                                                                 "sni-blocklist", "drop", 190.0)
+    assert ResidualBlock.from_verdict(Verdict(flow=v.flow, action="allow", residual=90.0), 0.0) is None
+
+
+def test_a_residual_block_reports_the_time_left_or_none_for_the_run():
+    block = ResidualBlock("tcp", "*", "198.18.0.20", 8388, "fet+probe", "reset")
+    assert block.as_dict(5.0)["seconds_left"] is None and block.as_dict(5.0)["until"] is None
+    timed = ResidualBlock("udp", "10.0.0.1", "198.18.0.20", 53, "r", until=20.0)
+    assert timed.as_dict(5.0)["seconds_left"] == 15.0 and timed.key == ("udp", "10.0.0.1", "198.18.0.20", 53)
+
+
+def test_one_protocol_table():
+    assert name_of(6) == "tcp" and number_of("udp") == 17 and name_of(132) == "132" and number_of("sctp") is None
+    assert all(NUMBERS[name] == number for number, name in NAMES.items())
+
+
+# -- what a restarted middlebox gets back (the watchdog) --------------------------------------
+def test_a_restored_freeze_verdict_counts_afresh_and_drops_at_the_threshold():
+    from test_engine import frame
+
+    from tunnelwall.middlebox.engine import Engine
+    from tunnelwall.middlebox.restore import restore_block, restore_verdict
+    engine = Engine(profiles.load("tspu-2025"), seed=1)
+    fid = FlowId("tcp", "10.0.0.11", 40500, "198.18.0.20", 443)
+    frozen = Verdict(flow=fid, action="freeze", rule="datacenter-freeze", after_bytes=3000, time=1.0)
+    assert restore_verdict(engine, frozen, 10.0)
+    assert not restore_verdict(engine, frozen, 10.0)                                   # already there
+    assert not restore_verdict(engine, Verdict(flow=FlowId("tcp", "10.0.0.11", 40501, "198.18.0.20", 443),
+                                               action="allow"), 10.0)
+    reply = frame("198.18.0.20", "10.0.0.11", 443, 40500, bytes(1400), proto="tcp", flags=0x10)
+    seen = [(f.verdict.action, f.blocking) for f in (engine.feed(reply, 10.0 + i / 100) for i in range(3))]
+    assert seen == [("freeze", False), ("freeze", False), ("drop", True)]
+    assert engine.drain()[-1].note.startswith("frozen: 4200 bytes")
+    restore_block(engine, ResidualBlock("tcp", "*", "198.18.0.20", 8388, "fet+probe", "reset"), 10.0)
+    restore_block(engine, ResidualBlock("tcp", "10.0.0.11", "198.18.0.20", 443, "sni", until=100.0), 10.0)
+    assert engine.residual.holding(TCP, ipaddress.ip_address("10.0.0.99").packed, SERVER, 8388, 1e6)[2] == "reset"
+    assert engine.residual.holding(TCP, CLIENT, SERVER, 443, 50.0)[0] == 100.0
+
+
+def test_a_heartbeat_tells_a_stalled_loop_from_one_not_started(tmp_path):
+    from tunnelwall.base import heartbeat
+    path = tmp_path / "beat"
+    assert heartbeat.stalled_for(path) == 0.0                      # no file: not started
+    beat = heartbeat.Heartbeat(path)
+    assert heartbeat.stalled_for(path) == 0.0                      # made, not beaten yet
+    beat.beat(100.0)
+    assert heartbeat.last_beat(path) == 100.0 and heartbeat.stalled_for(path, now=100.75) == 0.75
+    heartbeat.reset(path)
+    assert heartbeat.stalled_for(path, now=1e9) == 0.0
