@@ -64,7 +64,8 @@ def test_the_readme_ci_recipe_runs_as_written_and_keeps_its_baseline(tmp_path):
     for name, res in first:
         assert res.returncode == 0, f"step '{name}' exited {res.returncode}:\n{res.stdout}\n{res.stderr}"
     steps = dict(first)
-    assert list(steps) == ["set up tunnelwall", "verify", "compare with the baseline", "keep this run as the baseline"]
+    assert list(steps) == ["set up tunnelwall", "check the tool definition", "verify", "compare with the baseline",
+                           "keep this run as the baseline"]
     assert "no baseline yet" in steps["compare with the baseline"].stdout
     baseline = json.loads((ws / "baseline" / "results.json").read_text())
     outcomes = {(r["profile"], r["tool"]): r["outcome"] for r in baseline["results"]}
@@ -77,7 +78,7 @@ def test_the_readme_ci_recipe_runs_as_written_and_keeps_its_baseline(tmp_path):
 
     # A pull request: compared with the baseline main made, which it leaves alone.
     second = dict(run_workflow(ws, "refs/pull/7/merge"))
-    assert list(second) == ["set up tunnelwall", "verify", "compare with the baseline"]
+    assert list(second) == ["set up tunnelwall", "check the tool definition", "verify", "compare with the baseline"]
     assert all(res.returncode == 0 for res in second.values()), {n: r.stderr for n, r in second.items()}
     compared = second["compare with the baseline"].stdout
     assert compared.count("same") == 4 and "no baseline" not in compared

@@ -285,3 +285,26 @@ def test_child_processes_fail_in_one_line(argv, message):
     res = subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True)
     assert res.returncode == 2 and res.stdout == ""
     assert message in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_the_ci_guide_shows_the_recipe_that_is_tested():
+    """docs/ci.md's workflow is examples/ci/github-actions.yml (without its
+    comments), which tests/integration/test_ci_example.py runs."""
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    guide = (root / "docs" / "ci.md").read_text()
+    shown = guide.split("```yaml\n", 1)[1].split("```", 1)[0]
+    workflow = (root / "examples" / "ci" / "github-actions.yml").read_text()
+    tested = "".join(line + "\n" for line in workflow.split("name: censorship", 1)[1].splitlines()
+                     if not line.strip().startswith("#"))
+    assert shown == "name: censorship" + tested
+
+
+def test_a_rate_leaves_error_trials_out():
+    from tunnelwall.harness import expect
+    runs = [ToolResult(tool="ss", profile="p", outcome=o) for o in ("BLOCKED", "BLOCKED", "PASSED", "ERROR")]
+    (miss,) = expect.evaluate([expect.parse("ss=BLOCKED@>=0.7")], runs)
+    assert miss.detail.startswith("BLOCKED in at least 70% of trials, got 2 of 3 = 67% (95 % CI")
+    assert expect.evaluate([expect.parse("ss=BLOCKED@>=0.6")], runs) == []
+    (miss,) = expect.evaluate([expect.parse("ss=PASSED@>=0.5")], runs[3:])
+    assert miss.detail == "PASSED in at least 50% of trials, but no trial ran without ERROR"
