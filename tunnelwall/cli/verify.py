@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -32,8 +31,7 @@ def cmd_verify(args) -> int:
                                  topology=args.topology, bytes=args.bytes, seed=args.seed, overrides=args.set or [],
                                  placement=args.placement, ipv6=args.ipv6, trials=args.trials,
                                  keep_residual=args.keep_residual, requests=args.requests,
-                                 shard=matrix.parse_shard(args.shard) if args.shard else None,
-                                 only_cells=_cell_list(args.cells) if args.cells else None))
+                                 shard=matrix.parse_shard(args.shard) if args.shard else None))
     expectations = expect.bind([expect.parse(e) for e in args.expect or []], opts.profiles, opts.tools,
                                opts.profile_given, opts.tool_given, ALIASES)
     for line in alias_lines(opts):
@@ -107,13 +105,6 @@ def cmd_merge(args) -> int:
     return 0
 
 
-def _cell_list(text: str) -> list[int]:
-    try:
-        return [int(c) for c in _split(text)]
-    except ValueError:
-        raise TunnelwallError(f"--cells '{text}': cell numbers, comma-separated") from None
-
-
 def _split(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
@@ -161,7 +152,6 @@ def add_verify(sub) -> None:
     p.add_argument("--shard", metavar="K/N",
                    help="run only the K-th of N interleaved parts of the matrix (tools x profiles x trials); "
                         "join the parts with 'tunnelwall merge'")
-    p.add_argument("--cells", help=argparse.SUPPRESS)     # a cluster task's cell numbers
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="spread the matrix over N testbeds side by side (N processes, one run scope each)")
     p.add_argument("--cluster", metavar="ADDRESS",

@@ -255,6 +255,7 @@ def verify_jobs(opts: VerifyOptions, jobs: int, say=progress) -> dict:
     import subprocess
     import tempfile
     import threading
+    opts = resolve(opts)
     k, n = opts.shard or (1, 1)
     every = matrix.cells(opts.profiles, opts.tools, opts.trials)
     parts = [p for p in (matrix.sub_shard(k, n, j, jobs) for j in range(1, jobs + 1)) if matrix.shard(every, *p)]
