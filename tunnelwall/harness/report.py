@@ -143,7 +143,9 @@ def html_report(results: list[ToolResult], meta: dict, summary: list[dict] | Non
         body.append(f'<tr class="{r.outcome.lower()}">{cells}</tr>')
         if r.outcome == ERROR:
             body.append(f'<tr><td colspan="{len(COLUMNS)}"><pre>{html.escape(r.error + chr(10) + r.log)}</pre></td></tr>')
-    metas = "".join(f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>" for k, v in meta.items())
+    metas = "".join(f"<li><b>{html.escape(str(k))}</b>: "
+                    f"{html.escape(json.dumps(v, default=str) if isinstance(v, (dict, list)) else str(v))}</li>"
+                    for k, v in meta.items())
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>tunnelwall verify</title>
 <style>
