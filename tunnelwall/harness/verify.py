@@ -82,12 +82,14 @@ def resolve(opts: VerifyOptions) -> VerifyOptions:
     from tunnelwall.middlebox import profiles
     profile_names: list[str] = []
     profile_given: dict[str, str] = {}
+    typed: dict[str, str] = {}            # name -> what was given for it, for the duplicate's message
     for p in opts.profiles:
         given = opts.profile_source(p)
         prof = profiles.apply_overrides(profiles.load(given), opts.overrides)
-        if prof.name in profile_names:
+        if prof.name in typed:
             raise TunnelwallError(f"--profile: '{given}' is profile '{prof.name}', which is already in the matrix "
-                                  f"(as '{opts.profile_source(prof.name) if prof.name in opts.profile_given else prof.name}')")
+                                  f"(as '{typed[prof.name]}')")
+        typed[prof.name] = given
         profile_names.append(prof.name)
         if given != prof.name:
             profile_given[prof.name] = given
