@@ -34,8 +34,11 @@ def resolve(spec: str) -> Topology:
     if spec in catalogue():
         return loader.load(catalogue()[spec])
     if spec.startswith("star:"):
+        count = spec.split(":", 1)[1].strip()
+        if not count.isdigit():
+            raise TunnelwallError(f"topology '{spec}': star:N takes a whole number of clients, e.g. star:50")
         try:
-            return generate.star(int(spec.split(":", 1)[1]))
+            return generate.star(int(count))
         except ValueError as err:
             raise TunnelwallError(f"topology '{spec}': {err}") from None
     raise TunnelwallError(

@@ -42,12 +42,12 @@ def test_cluster_survives_a_worker_killed_mid_run():
                                      "--tools", "https,wireguard,openvpn-udp", "--trials", "2", "--bytes", "200000",
                                      "--seed", "5", "--chunk", "2", "--format", "json"],
                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        # Kill w1 while it is running a task (its `verify --cells` child exists).
+        # Kill w1 while it is running a task (its tunnelwall.harness.child process exists).
         w1 = workers[0]
         def w1_busy():
             if run.poll() is not None:
                 raise AssertionError(f"verify --cluster ended early: {run.stderr.read()[-2000:]}")
-            return children_with(w1.pid, "--cells")
+            return children_with(w1.pid, "tunnelwall.harness.child")
         wait_for(w1_busy, 120, "worker w1 running a task")
         os.kill(w1.pid, signal.SIGKILL)
         out, err = run.communicate(timeout=900)

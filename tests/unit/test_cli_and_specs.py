@@ -32,7 +32,7 @@ def test_validate_catalogue_and_profiles():
      "tests/fixtures/bad_topologies/link_unknown_node.yaml:7: link 'r9-s1': unknown node 'r9'"),
     (["validate", "--profile", "tests/fixtures/bad_profiles/unknown_action.yaml"],
      "tests/fixtures/bad_profiles/unknown_action.yaml:5: rules.0.action: 'block' must be one of"),
-    (["validate", "nosuch"], "unknown topology 'nosuch'"),
+    (["validate", "nosuch"], "'nosuch': no such file, and no topology (or star:N), profile, tool or exercise"),
     (["classify", "README.md"], "README.md: not a pcap file"),
     (["classify", "nosuch.pcap"], "nosuch.pcap: cannot read"),
     (["classify", "tests/fixtures/bad_topologies/empty.yaml", "--profile", "nosuch"], "unknown censor profile 'nosuch'"),

@@ -8,14 +8,14 @@ from tunnelwall.base.errors import TunnelwallError
 from tunnelwall.harness import matrix, stats
 from tunnelwall.harness.runner import ToolResult
 
-PROFILES, TOOLS, TRIALS = ["log-only", "gfw"], ["https", "wireguard", "shadowsocks"], 3
+PROFILES, TOOLS, TRIALS = ["log-only", "gfw-2025"], ["https", "wireguard", "shadowsocks"], 3
 META = {"profiles": PROFILES, "tools": TOOLS, "trials": TRIALS, "topology": "isp", "bytes": 1000, "seed": 7,
         "overrides": [], "placement": None, "ipv6": False, "requests": None}
 
 
 def outcome_of(cell):
-    # A deterministic censor: gfw blocks wireguard, and shadowsocks in odd trials.
-    if cell.profile == "gfw" and (cell.tool == "wireguard" or (cell.tool == "shadowsocks" and cell.trial % 2)):
+    # A deterministic censor: gfw-2025 blocks wireguard, and shadowsocks in odd trials.
+    if cell.profile == "gfw-2025" and (cell.tool == "wireguard" or (cell.tool == "shadowsocks" and cell.trial % 2)):
         return "BLOCKED"
     return "PASSED"
 
@@ -35,7 +35,7 @@ def test_cells_are_numbered_profile_then_tool_then_trial():
     assert len(cells) == 18 and [c.index for c in cells] == list(range(18))
     assert (cells[0].profile, cells[0].tool, cells[0].trial) == ("log-only", "https", 1)
     assert (cells[4].profile, cells[4].tool, cells[4].trial) == ("log-only", "wireguard", 2)
-    assert (cells[17].profile, cells[17].tool, cells[17].trial) == ("gfw", "shadowsocks", 3)
+    assert (cells[17].profile, cells[17].tool, cells[17].trial) == ("gfw-2025", "shadowsocks", 3)
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 18, 25])
@@ -54,10 +54,10 @@ def test_merge_of_shards_equals_the_unsharded_run():
     merged = matrix.merge(shards)
     assert merged["results"] == whole["results"]
     rates = {(s["profile"], s["tool"]): (s["blocked"], s["trials"], s["ci95"]) for s in merged["summary"]}
-    assert rates[("gfw", "wireguard")][:2] == (3, 3)
-    assert rates[("gfw", "shadowsocks")][:2] == (2, 3)     # trials 1 and 3
+    assert rates[("gfw-2025", "wireguard")][:2] == (3, 3)
+    assert rates[("gfw-2025", "shadowsocks")][:2] == (2, 3)     # trials 1 and 3
     assert rates[("log-only", "wireguard")][:2] == (0, 3)
-    assert rates[("gfw", "shadowsocks")][2] == [round(x, 4) for x in stats.wilson(2, 3)]
+    assert rates[("gfw-2025", "shadowsocks")][2] == [round(x, 4) for x in stats.wilson(2, 3)]
     assert merged["meta"]["elapsed_s"] == 180.0 and merged["meta"]["merged_from"] == 3
     assert "shard" not in merged["meta"]
 

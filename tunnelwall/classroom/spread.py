@@ -6,18 +6,17 @@ NAME --students N --cluster ADDRESS`` makes ceil(N / hosts per testbed)
 groups, asks every worker what it can hold (``capacity``: free memory and
 cores, measured per testbed, and free run scopes), places the groups on the
 workers with the most room first, and starts each with a task pinned to
-its worker that runs ``tunnelwall exercise start NAME --scope auto --format
-json`` there. The testbed outlives the task, as any ``tunnelwall up`` does
+its worker that starts the exercise there in a free run scope (a child
+process of the worker, :mod:`tunnelwall.classroom.task`). The testbed outlives the task, as any ``tunnelwall up`` does
 (namespaces and daemons recorded under /run/tunnelwall on that machine);
 the *class file* (JSON, on the instructor's machine) records where each
 group runs, its run id, its student hosts and its live view.
 
 The instructor's overview (``exercise overview --class FILE``) runs
-``exercise check`` for every group on its own worker and shows each
+the exercise's checks for every group on its own worker and shows each
 student's goals (PASS/FAIL) with the group's worker and live view;
 ``--html FILE`` writes the same as one self-contained page.
-``exercise stop --class FILE`` runs ``tunnelwall cleanup RUN`` for every
-group on its worker. Students get in with ``ssh WORKER`` and then
+``exercise stop --class FILE`` tears every group's run down on its worker. Students get in with ``ssh WORKER`` and then
 ``tunnelwall --run RUN exec HOST -- bash`` (the class file has both).
 
 The live view (REST API and web page) listens on 127.0.0.1 of its worker,
@@ -109,7 +108,7 @@ def worker_capacity() -> dict:
 
 
 def run_here(argv: list[str]) -> dict:
-    """Run on a worker: a tunnelwall command by the worker's own interpreter."""
+    """Run on a worker: a task's child process (classroom.task) by the worker's own interpreter."""
     res = subprocess.run(on_this_worker(argv), capture_output=True, text=True)
     return {"code": res.returncode, "stdout": res.stdout, "stderr": res.stderr[-2000:], "host": socket.gethostname()}
 
@@ -131,9 +130,11 @@ def _on(client, address: str, fn, *args):
     return client.submit(fn, *args, workers=[address], allow_other_workers=False, pure=False)
 
 
-def _tunnelwall_on(client, address: str, *args: str):
-    """``tunnelwall ARGS`` on the worker at *address* (a task whose result is ``run_here``'s)."""
-    return _on(client, address, run_here, [WORKER_PYTHON, "-m", "tunnelwall", *args])
+def _task_on(client, address: str, verb: str, **kwargs):
+    """A :mod:`tunnelwall.classroom.task` child on the worker at *address*
+    (a task whose result is ``run_here``'s)."""
+    from tunnelwall.classroom import task
+    return _on(client, address, run_here, task.argv(WORKER_PYTHON, verb, **kwargs))
 
 
 def _result(fut, what: str):
@@ -146,7 +147,7 @@ def _result(fut, what: str):
 
 
 def _command(fut) -> dict:
-    """A ``_tunnelwall_on`` task's result; a task that did not run to the
+    """A ``_task_on`` task's result; a task that did not run to the
     end (its worker died) reads as a failed command saying why."""
     try:
         return _result(fut, "the task failed")
@@ -199,9 +200,7 @@ def start_class(exercise: str, students: int, address: str, tls: str | None, see
         names = place(caps, n_groups)
         say(f"[class] {students} students in {n_groups} groups of up to {per_group} on {len(set(names))} of "
             f"{len(workers)} workers")
-        args = ["exercise", "start", exercise, "--scope", "auto", "--format", "json"] + \
-            (["--seed", str(seed)] if seed is not None else [])
-        futures = [_tunnelwall_on(client, workers[name], *args) for name in names]
+        futures = [_task_on(client, workers[name], "start", exercise=exercise, seed=seed) for name in names]
         groups: list[Group] = []
         failures = []
         for i, (name, fut) in enumerate(zip(names, futures), start=1):
@@ -241,8 +240,7 @@ def overview(plan: ClassPlan) -> list[dict]:
             if addr is None:
                 futures[g.number] = None
                 continue
-            futures[g.number] = _tunnelwall_on(client, addr, "--run", g.run, "exercise", "check", plan.exercise,
-                                               "--format", "json")
+            futures[g.number] = _task_on(client, addr, "check", exercise=plan.exercise, run=g.run)
         for g in plan.groups:
             fut = futures[g.number]
             results: dict[str, list[dict]] = {}
@@ -306,7 +304,7 @@ def overview_html(plan: ClassPlan, rows: list[dict]) -> str:
 
 
 def stop_class(plan: ClassPlan, say=print) -> list[str]:
-    """``tunnelwall cleanup RUN`` for every group, on its worker; returns what could not be stopped."""
+    """Every group's run torn down, on its worker; returns what could not be stopped."""
     left = []
     with _client(plan.cluster, plan.tls) as client:
         workers = _workers(client)
@@ -318,7 +316,7 @@ def stop_class(plan: ClassPlan, say=print) -> list[str]:
             if addr is None:
                 left.append(f"group {g.number}: worker {g.worker} is not connected (run {g.run} is still up there)")
                 continue
-            futures.append((g, _tunnelwall_on(client, addr, "cleanup", g.run)))
+            futures.append((g, _task_on(client, addr, "cleanup", run=g.run)))
         for g, fut in futures:
             out = _command(fut)
             if out["code"] != 0:

@@ -28,9 +28,8 @@ def cmd_exercise(args) -> int:
         state = exercises.start(ex, seed=args.seed, scope=None if args.scope == "auto" else (args.scope or ""))
         answers = exercises.answers_dir(state)
         if args.format == "json":
-            print(json.dumps({"run": state.run_id, "scope": state.scope, "students": exercises.students(state),
-                              "answers": str(answers), "api_port": state.api.port if state.api else None,
-                              "token_file": state.api.token_file if state.api else ""}))
+            from tunnelwall.classroom.task import started
+            print(json.dumps(started(state)))
             return 0
         print(f"exercise '{ex.name}': {ex.title}\n")
         print(textwrap.indent(ex.goal.replace("ANSWERS", str(answers)).strip(), "  "))

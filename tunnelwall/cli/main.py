@@ -1,7 +1,7 @@
 """The ``tunnelwall`` command.
 
 Verbs (containerlab-style): ``up`` / ``down`` / ``inspect`` / ``cleanup``,
-``validate`` for topologies and profiles, ``exec`` into a node, ``classify``
+``validate`` for topologies, profiles, tools and exercises, ``exec`` into a node, ``classify``
 a capture offline, ``verify`` circumvention tools against a censor.
 
 Every user error ends as one line on stderr and a non-zero exit code; a
@@ -24,19 +24,6 @@ def _print_table(rows: list[dict], columns: list[str], out=None) -> None:
     (out or sys.stdout).write(format_table(rows, columns) + "\n")
 
 
-def cmd_validate(args) -> int:
-    from tunnelwall import topologies
-    from tunnelwall.middlebox import profiles
-    for item in args.files:
-        if item.endswith((".yaml", ".yml")) and "profiles" in item or args.profile:
-            p = profiles.load(item)
-            print(f"{item}: ok (profile '{p.name}', {len(p.rules)} rules)")
-        else:
-            t = topologies.resolve(item)
-            print(f"{item}: ok ({len(t.hosts())} hosts, {len(t.switches())} switches, {len(t.links)} links)")
-    return 0
-
-
 def cmd_up(args) -> int:
     from tunnelwall.base.runstate import name_prefix
     from tunnelwall.runtime.network import UpOptions, up
@@ -47,6 +34,8 @@ def cmd_up(args) -> int:
     print(f"run {state.run_id}: '{state.layout.topology}' is up in {state.up_seconds}s"
           f"{' with censor profile ' + state.profile if state.profile else ' (no censor)'}"
           f"{' (scope ' + state.scope + ': names start with ' + name_prefix(state.scope) + ')' if state.scope else ''}")
+    for alias, target in _aliases_of(state.profile):
+        print(f"  profile {alias} = {target}")
     print(f"  logs: {state.log_dir}")
     print(f"  switch: Open vSwitch, {'kernel' if state.datapath == 'kernel' else 'userspace'} datapath")
     if state.api:
@@ -65,6 +54,12 @@ def cmd_up(args) -> int:
             down(state)
             print("down: removed everything the run created")
     return 0
+
+
+def _aliases_of(profile: str | None) -> list[tuple[str, str]]:
+    """The aliases (gfw) that stand for *profile*, so output says what gfw means."""
+    from tunnelwall.middlebox.profiles import ALIASES
+    return [(a, t) for a, t in ALIASES.items() if t == profile]
 
 
 def _mininet_like_cli(state) -> None:
@@ -214,10 +209,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("inspect", help="show the running topology")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.set_defaults(func=cmd_inspect)
-    p = sub.add_parser("validate", help="check topology or profile files without touching the network")
-    p.add_argument("files", nargs="+")
-    p.add_argument("--profile", action="store_true", help="the files are censor profiles")
-    p.set_defaults(func=cmd_validate)
     p = sub.add_parser("exec", help="run a command in a node's namespace")
     p.add_argument("node")
     p.add_argument("command", nargs=argparse.REMAINDER)
@@ -266,7 +257,7 @@ def _load_verb_modules() -> None:
     for mod in ("tunnelwall.cli.classify", "tunnelwall.cli.probe", "tunnelwall.cli.exercise", "tunnelwall.cli.images",
                 "tunnelwall.cli.profiles", "tunnelwall.cli.capture", "tunnelwall.cli.graph", "tunnelwall.cli.compare",
                 "tunnelwall.cli.collateral", "tunnelwall.cli.cluster", "tunnelwall.cli.fidelity",
-                "tunnelwall.cli.verify"):
+                "tunnelwall.cli.verify", "tunnelwall.cli.validate"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as err:

@@ -9,7 +9,11 @@ from tunnelwall.cli.main import _print_table, verb
 
 
 def cmd_profiles(args) -> int:
+    import datetime
+
     from tunnelwall.middlebox import profiles
+    from tunnelwall.middlebox.profiles import periods
+    today = datetime.date.today()
     if args.action == "show":
         if not args.name:
             from tunnelwall.base.errors import TunnelwallError
@@ -20,8 +24,10 @@ def cmd_profiles(args) -> int:
                               "rules": [{"name": r.name, "action": r.action, "words": profiles.describe_rule(r)}
                                         for r in p.rules]}, indent=1))
             return 0
+        if args.name in profiles.ALIASES:
+            print(f"({args.name} = {p.name})")
         print(f"{p.name}: {p.description}")
-        print(f"period: {p.period or '-'}")
+        print(f"period: {p.period or '-'} ({periods.status(p.period, today)} on {today.isoformat()})")
         for source in p.sources:
             print(f"source: {source}")
         t = p.tcp
@@ -33,12 +39,14 @@ def cmd_profiles(args) -> int:
     rows = []
     for name in profiles.available():
         p = profiles.load(name)
-        rows.append({"profile": name, "period": p.period or "-", "rules": len(p.rules),
-                     "alias_of": profiles.ALIASES.get(name, ""), "sources": len(p.sources)})
+        rows.append({"profile": name, "period": p.period or "-", "status": periods.status(p.period, today),
+                     "rules": len(p.rules), "alias_of": profiles.ALIASES.get(name, ""), "sources": len(p.sources)})
     if args.format == "json":
         print(json.dumps(rows, indent=1))
     else:
-        _print_table(rows, ["profile", "period", "rules", "sources", "alias_of"])
+        _print_table(rows, ["profile", "period", "status", "rules", "sources", "alias_of"])
+        print(f"\nstatus: whether the period includes today ({today.isoformat()}); "
+              + "; ".join(f"{a} = {t}" for a, t in profiles.ALIASES.items()) + ", the newest profile of its censor")
     return 0
 
 

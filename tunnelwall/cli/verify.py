@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -12,31 +11,35 @@ from tunnelwall.base.errors import TunnelwallError
 
 
 def cmd_verify(args) -> int:
-    from tunnelwall.harness import matrix, stats
-    from tunnelwall.harness.runner import ERROR
-    from tunnelwall.harness.verify import DEFAULT_TOOLS, VerifyOptions, verify
+    from tunnelwall.harness import expect, matrix, report
+    from tunnelwall.harness.runner import ERROR, ToolResult
+    from tunnelwall.harness.verify import DEFAULT_TOOLS, VerifyOptions, alias_lines, document, resolve, verify
     from tunnelwall.harness import spec
+    from tunnelwall.middlebox.profiles import ALIASES
     if args.trials < 1 or (args.requests is not None and not 1 <= args.requests <= 20):
         raise TunnelwallError("verify: --trials is at least 1, and --requests a whole number 1..20")
+    if args.jobs < 1:
+        raise TunnelwallError("verify: --jobs is at least 1")
+    if args.cluster and args.jobs > 1:
+        raise TunnelwallError("verify: --cluster or --jobs, not both (the cluster's workers have slots)")
     tools = _split(args.tools) if args.tools else list(DEFAULT_TOOLS)
     every = tools == ["all"]
     if every:
         tools = list(spec.builtin())
-    opts = VerifyOptions(profiles=_split(args.profile), tools=tools,
-                         topology=args.topology, bytes=args.bytes, seed=args.seed, overrides=args.set or [],
-                         placement=args.placement, ipv6=args.ipv6, trials=args.trials,
-                         keep_residual=args.keep_residual, requests=args.requests,
-                         shard=matrix.parse_shard(args.shard) if args.shard else None,
-                         only_cells=_cell_list(args.cells) if args.cells else None)
-    expectations = _expectations(args.expect or [])
-    if args.jobs < 1:
-        raise TunnelwallError("verify: --jobs is at least 1")
+    # The edge: aliases and paths become the names the results carry, once.
+    opts = resolve(VerifyOptions(profiles=_split(args.profile), tools=tools,
+                                 topology=args.topology, bytes=args.bytes, seed=args.seed, overrides=args.set or [],
+                                 placement=args.placement, ipv6=args.ipv6, trials=args.trials,
+                                 keep_residual=args.keep_residual, requests=args.requests,
+                                 shard=matrix.parse_shard(args.shard) if args.shard else None))
+    expectations = expect.bind([expect.parse(e) for e in args.expect or []], opts.profiles, opts.tools,
+                               opts.profile_given, opts.tool_given, ALIASES)
+    for line in alias_lines(opts):
+        print(f"tunnelwall: {line}", file=sys.stderr)
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     t0 = time.monotonic()
-    if args.cluster and args.jobs > 1:
-        raise TunnelwallError("verify: --cluster or --jobs, not both (the cluster's workers have slots)")
+    mixed = None
     if args.cluster or args.jobs > 1:
-        from tunnelwall.harness.runner import ToolResult
         from tunnelwall.harness.verify import verify_jobs, progress
         if args.cluster:
             from tunnelwall.harness.cluster import verify_cluster
@@ -44,41 +47,34 @@ def cmd_verify(args) -> int:
         else:
             merged = verify_jobs(opts, args.jobs)
         results = [ToolResult.from_dict(r) for r in merged["results"]]
+        mixed = merged["meta"].get("provenance_mixed")
     else:
         results = verify(opts)
-    elapsed = time.monotonic() - t0
-    summary = stats.summarize(results, elapsed) if opts.trials > 1 else None
-    meta = {"started": started, "topology": opts.topology, "profiles": ",".join(opts.profiles),
-            "family": "IPv6" if opts.ipv6 else "IPv4",
-            "bytes": opts.bytes, "seed": opts.seed, "overrides": " ".join(opts.overrides) or "-",
-            "matrix": opts.matrix_meta(), "elapsed_s": round(elapsed, 1), "jobs": args.jobs}
-    if args.cluster:
-        meta["cluster"] = args.cluster
-    if opts.shard:
-        meta["shard"] = f"{opts.shard[0]}/{opts.shard[1]}"
-    if summary:
-        meta["trials"] = opts.trials
-    present(results, meta, summary, args.format, args.report)
-    failed = []
-    for r in results:
-        want = expectations.get((r.profile, r.tool)) or expectations.get(("*", r.tool))
-        if want and r.outcome != want:
-            failed.append(f"{r.profile}/{r.tool}: expected {want}, got {r.outcome}")
-    for line in failed:
-        print(f"tunnelwall: expectation not met: {line}", file=sys.stderr)
+    doc = document(results, opts, started, time.monotonic() - t0, jobs=args.jobs, cluster=args.cluster)
+    if mixed:
+        doc["meta"]["provenance_mixed"] = mixed
+    misses = expect.evaluate(expectations, results)
+    policy = report.JunitPolicy(expectations=tuple(expectations), misses=tuple(misses),
+                                outcomes_fail=args.junit_outcomes_fail)
+    present(doc, args.format, args.report, policy)
+    for miss in misses:
+        print(f"tunnelwall: expectation not met: {miss}", file=sys.stderr)
     # "all" means every built-in tool this machine can run: the others are
     # reported (ERROR, with the missing kernel feature or program) but do
     # not fail the run; a tool named explicitly must run.
     errors = [r for r in results if r.outcome == ERROR and not (every and r.unsupported)]
-    return 1 if failed or errors else 0
+    return 1 if misses or errors else 0
 
 
-def present(results, meta: dict, summary: list[dict] | None, fmt: str, report_dir: str | None) -> None:
-    """Print a verify (or merged) result as a table or JSON, and write the
-    report files when asked."""
+def present(doc: dict, fmt: str, report_dir: str | None, policy=None) -> None:
+    """Print a results document (a verify's, or merged) as a table or JSON,
+    and write the report files when asked."""
     from tunnelwall.harness import report, stats
+    from tunnelwall.harness.runner import ToolResult
+    results = [ToolResult.from_dict(r) for r in doc["results"]]
+    summary = doc.get("summary")
     if fmt == "json":
-        print(report.to_json(results, meta, summary))
+        print(json.dumps(doc, indent=1, default=str))
     else:
         print(report.table(results))
         if summary:
@@ -88,49 +84,29 @@ def present(results, meta: dict, summary: list[dict] | None, fmt: str, report_di
             from tunnelwall.harness import charts
             print()
             print(charts.text_bars(summary))
-            print(f"\n{summary[0]['trials_per_minute']} trials/minute", file=sys.stderr)
+            if summary[0].get("trials_per_minute"):
+                print(f"\n{summary[0]['trials_per_minute']} trials/minute", file=sys.stderr)
     if report_dir:
-        files = report.write_all(results, meta, report_dir, summary)
+        files = report.write_all(results, doc["meta"], report_dir, summary, policy)
         print(f"reports: {', '.join(str(p) for p in files.values())}", file=sys.stderr)
 
 
 def cmd_merge(args) -> int:
     from tunnelwall.harness import matrix
-    from tunnelwall.harness.runner import ToolResult
     merged = matrix.merge([(path, matrix.read(path)) for path in args.files])
     if args.output:
         with open(args.output, "w") as fh:
             json.dump(merged, fh, indent=1, default=str)
         print(f"merged {len(args.files)} files, {len(merged['results'])} cells: {args.output}", file=sys.stderr)
-    results = [ToolResult.from_dict(r) for r in merged["results"]]
+    for line in merged["meta"].get("provenance_mixed", []):
+        print(f"tunnelwall: warning: the parts differ in provenance: {line}", file=sys.stderr)
     if args.report or not args.output or args.format == "json":
-        present(results, merged["meta"], merged.get("summary"), args.format, args.report)
+        present(merged, args.format, args.report)
     return 0
-
-
-def _cell_list(text: str) -> list[int]:
-    try:
-        return [int(c) for c in _split(text)]
-    except ValueError:
-        raise TunnelwallError(f"--cells '{text}': cell numbers, comma-separated") from None
 
 
 def _split(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def _expectations(items: list[str]) -> dict:
-    out = {}
-    for item in items:
-        try:
-            left, outcome = item.split("=", 1)
-            profile, _, tool = left.rpartition("/")
-            out[(profile or "*", tool)] = outcome.upper()
-        except ValueError:
-            raise TunnelwallError(f"--expect '{item}': write [PROFILE/]TOOL=OUTCOME, e.g. gfw/wireguard=BLOCKED") from None
-        if out[(profile or "*", tool)] not in ("PASSED", "BLOCKED", "DEGRADED", "ERROR"):
-            raise TunnelwallError(f"--expect '{item}': outcome is one of PASSED, BLOCKED, DEGRADED, ERROR")
-    return out
 
 
 def cmd_tools(args) -> int:
@@ -169,12 +145,13 @@ def add_verify(sub) -> None:
                    help="with --trials: keep residual blocks from one trial to the next (default: lifted)")
     p.add_argument("--requests", type=int, metavar="N",
                    help="override each tool's traffic.requests (1: one tunnel connection per trial)")
-    p.add_argument("--expect", action="append", metavar="[PROFILE/]TOOL=OUTCOME",
-                   help="fail (exit 1) unless TOOL's outcome is OUTCOME, e.g. gfw/wireguard=BLOCKED")
+    p.add_argument("--expect", action="append", metavar="[PROFILE/]TOOL=OUTCOME[@RATE]",
+                   help="fail (exit 1) unless TOOL's outcome is OUTCOME, e.g. gfw/wireguard=BLOCKED; with --trials, "
+                        "a share of the trials: shadowsocks=BLOCKED@>=0.7 (or @<=0.3). An expectation that "
+                        "matches no cell is an error before anything runs (repeatable)")
     p.add_argument("--shard", metavar="K/N",
                    help="run only the K-th of N interleaved parts of the matrix (tools x profiles x trials); "
                         "join the parts with 'tunnelwall merge'")
-    p.add_argument("--cells", help=argparse.SUPPRESS)     # a cluster task's cell numbers
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="spread the matrix over N testbeds side by side (N processes, one run scope each)")
     p.add_argument("--cluster", metavar="ADDRESS",
@@ -185,6 +162,9 @@ def add_verify(sub) -> None:
                    help="with --cluster: cells per task (default: about two tasks per worker slot)")
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("--report", metavar="DIR", help="write results.json, junit.xml and report.html into DIR")
+    p.add_argument("--junit-outcomes-fail", action="store_true",
+                   help="in junit.xml, every BLOCKED or DEGRADED cell is a failure (default: only a missed "
+                        "--expect or an ERROR; other outcomes are properties)")
     p.set_defaults(func=cmd_verify)
     p = sub.add_parser("merge", help="join the JSON results of 'verify --shard K/N' runs into one result")
     p.add_argument("files", nargs="+", metavar="RESULTS.json")

@@ -14,8 +14,8 @@ is much more than a matrix of shell-sized tasks needs.
 How a matrix runs: the client (``verify --cluster ADDRESS``) numbers the
 cells as ``harness.matrix`` does and submits one task per *chunk*: a run of
 consecutive cells of one profile, so a worker brings a testbed up once per
-chunk rather than once per cell. A task runs ``tunnelwall verify --cells
-...`` as a child process on its worker, in the first free run scope of that
+chunk rather than once per cell. A task runs those cells in a child process
+on its worker (``tunnelwall.harness.child``, the runner as a library), in the first free run scope of that
 machine (so tasks of several workers, or several slots of one, never share
 a namespace), and returns its JSON results; the child gets SIGTERM if its
 worker dies (PR_SET_PDEATHSIG) and tears its testbed down. Results stream
@@ -174,7 +174,7 @@ def on_this_worker(argv: list[str]) -> list[str]:
 
 
 def run_chunk(argv: list[str]) -> dict:
-    """A task, run on a worker: one ``verify --cells ...`` child process."""
+    """A task, run on a worker: one child process running its cells (harness.child)."""
     res = subprocess.run(on_this_worker(argv), capture_output=True, text=True, preexec_fn=_die_with_parent)
     try:
         doc = json.loads(res.stdout)
@@ -198,7 +198,8 @@ def verify_cluster(opts, address: str, tls_dir: str | None = None, chunk: int = 
     the merged results document."""
     _require_dask()
     from distributed import Client, as_completed
-    from tunnelwall.harness.verify import child_argv
+    from tunnelwall.harness.verify import child_argv, resolve
+    opts = resolve(opts)
     todo = opts.cells()
     if not todo:
         raise TunnelwallError("verify --cluster: the matrix (or shard) has no cells")

@@ -12,7 +12,20 @@ Write regression tests against the censor::
 ``@pytest.mark.tunnelwall(profile=..., topology=..., overrides=[...], seed=...,
 placement=...)`` chooses the testbed (defaults: ``--tunnelwall-profile``,
 ``--tunnelwall-topology``, else gfw on isp). Tests need root; the testbed is
-torn down after each test, whatever happens in it.
+torn down after each test, whatever happens in it. Without root a test is
+skipped, except in CI (``$CI`` set, as every CI service sets it): there it
+fails, saying why, so a job that forgot root cannot be green.
+
+A probabilistic rule makes one run a coin flip: ``run_tool(tool,
+trials=20)`` runs it 20 times (censor memory cleared between trials) and
+returns rates with 95 % intervals::
+
+    runs = tunnelwall_testbed.run_tool("shadowsocks", trials=20)
+    assert runs.blocked.high < 0.5, str(runs.blocked)
+
+Each result is also attached to the test's JUnit entry as properties
+(``tunnelwall.TOOL.outcome``, ``.rule``, ``.blocked``: what pytest's
+``record_property`` does), so ``pytest --junitxml`` carries them.
 """
 
 from __future__ import annotations
@@ -21,6 +34,7 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -46,17 +60,50 @@ class Testbed:
     """A running topology with its censor, and helpers to use it."""
 
     state: RunState
+    record: Callable[[str, object], None] | None = None    # the test's record_property
 
     @property
     def profile(self) -> str | None:
         return self.state.profile
 
-    def run_tool(self, tool, bytes: int = 2_000_000, client: str | None = None, server: str | None = None):
-        """Run a tool (built-in name, YAML path or ToolSpec) and return its ToolResult."""
-        from tunnelwall.harness.runner import RunOptions, run_tool
+    def run_tool(self, tool, bytes: int = 2_000_000, client: str | None = None, server: str | None = None,
+                 trials: int = 1):
+        """Run a tool (built-in name, YAML path or ToolSpec) and return its
+        ToolResult; with *trials* > 1, run it that many times (the censor's
+        blocks and memory cleared between trials, so they are independent)
+        and return a :class:`~tunnelwall.harness.stats.TrialResults`."""
+        from tunnelwall.harness import runner
         from tunnelwall.harness.spec import ToolSpec, load
+        from tunnelwall.harness.stats import TrialResults
+        if trials < 1:
+            raise ValueError("run_tool: trials is at least 1")
         spec = tool if isinstance(tool, ToolSpec) else load(str(tool))
-        return run_tool(self.state, spec, RunOptions(bytes=bytes, client_node=client, server_node=server))
+        opts = runner.RunOptions(bytes=bytes, client_node=client, server_node=server)
+        if trials == 1:
+            result = runner.run_tool(self.state, spec, opts)
+            self._record(spec.name, outcome=result.outcome, rule=result.rule or "",
+                         detection_packet=result.packets_to_detection or "")
+            return result
+        runs = TrialResults(tool=spec.name, profile=self.state.profile)
+        for trial in range(1, trials + 1):
+            if trial > 1:
+                self._clear_blocks()
+            result = runner.run_tool(self.state, spec, opts)
+            result.trial = trial
+            runs.results.append(result)
+        self._record(spec.name, trials=trials, blocked=str(runs.blocked), passed=str(runs.passed),
+                     errors=runs.errors)
+        return runs
+
+    def _record(self, tool: str, **values) -> None:
+        if self.record is not None:
+            for key, value in values.items():
+                self.record(f"tunnelwall.{tool}.{key}", value)
+
+    def _clear_blocks(self) -> None:
+        from tunnelwall.runtime.api import Api
+        if self.state.api:
+            Api(self.state).clear_blocks()
 
     def exec(self, node: str, command: str, timeout: float = 60, check: bool = False) -> subprocess.CompletedProcess:
         """Run a shell command on a node (inside the container, for a container node)."""
@@ -87,16 +134,24 @@ class Testbed:
         return Api(self.state).reload(profile)
 
 
+NEEDS_ROOT = "tunnelwall testbeds need root (network namespaces and Open vSwitch)"
+
+
 class _Factory:
-    def __init__(self, config):
+    def __init__(self, config, record=None):
         self.config = config
+        self.record = record
         self.running: list[RunState] = []
 
     def __call__(self, profile: str | None = None, topology: str | None = None, overrides=None, seed=None,
                  placement=None) -> Testbed:
         from tunnelwall.runtime.network import UpOptions, require_root, up
         if os.geteuid() != 0:
-            pytest.skip("tunnelwall testbeds need root (network namespaces and Open vSwitch)")
+            if os.environ.get("CI"):
+                # A CI job that forgot root would otherwise be green with every test skipped.
+                pytest.fail(f"{NEEDS_ROOT}; $CI is set, so this fails instead of skipping: run the job as root "
+                            f"(sudo), or unset CI to skip", pytrace=False)
+            pytest.skip(NEEDS_ROOT)
         require_root()
         opts = UpOptions(topology=topology or self.config.getoption("--tunnelwall-topology") or "isp",
                          profile=profile or self.config.getoption("--tunnelwall-profile") or "gfw",
@@ -107,7 +162,7 @@ class _Factory:
         except TunnelwallError as err:
             pytest.fail(f"tunnelwall testbed did not come up: {err}")
         self.running.append(state)
-        return Testbed(state)
+        return Testbed(state, record=self.record)
 
     def teardown(self) -> None:
         from tunnelwall.runtime.cleanup import teardown
@@ -118,7 +173,7 @@ class _Factory:
 @pytest.fixture
 def tunnelwall_factory(request):
     """Call it to bring up a testbed: ``tb = tunnelwall_factory(profile="tspu")``."""
-    factory = _Factory(request.config)
+    factory = _Factory(request.config, record=lambda name, value: request.node.user_properties.append((name, value)))
     yield factory
     factory.teardown()
 

@@ -110,11 +110,30 @@ def merge(documents: list[tuple[str, dict]], shard_of: tuple[int, int] | None = 
     meta["started"] = min(str(d["meta"].get("started", "")) for _n, d in documents)
     meta["elapsed_s"] = round(elapsed, 1)
     meta["merged_from"] = len(documents)
+    meta["matrix"] = {**first["meta"]["matrix"], "profiles": matrix["profiles"]}
+    mixed = _provenance_differences(documents)
+    if mixed:
+        meta["provenance_mixed"] = mixed
     if shard_of:
         meta["shard"] = f"{shard_of[0]}/{shard_of[1]}"
     out = {"schema": SCHEMA, "meta": meta, "results": results}
     if matrix["trials"] > 1:
         out["summary"] = stats.summarize([ToolResult.from_dict(r) for r in results], elapsed or None)
+    return out
+
+
+def _provenance_differences(documents: list[tuple[str, dict]]) -> list[str]:
+    """How the parts' provenance differs from the first part's (parts run
+    on other machines may have another tunnelwall or datapath)."""
+    from tunnelwall.harness.provenance import Provenance
+    first_name, first = documents[0]
+    if "provenance" not in first["meta"]:
+        return []
+    base = Provenance.from_dict(first["meta"]["provenance"])
+    out = []
+    for name, doc in documents[1:]:
+        if "provenance" in doc["meta"]:
+            out += [f"{name}: {d}" for d in base.differences(Provenance.from_dict(doc["meta"]["provenance"]))]
     return out
 
 
@@ -138,7 +157,17 @@ def _matrix_of(name: str, doc: dict) -> dict:
     matrix = doc.get("meta", {}).get("matrix")
     if not isinstance(matrix, dict) or any(k not in matrix for k in ("profiles", "tools", "trials")):
         raise TunnelwallError(f"{name}: its meta has no 'matrix' (written by an older tunnelwall?)")
-    return {k: matrix.get(k) for k in MATRIX_KEYS}
+    out = {k: matrix.get(k) for k in MATRIX_KEYS}
+    # Files of older versions list the profiles as given (gfw) while their
+    # results carry the profile's name (gfw-2025): read them by the name.
+    out["profiles"] = [canonical_profile(p) for p in out["profiles"]]
+    return out
+
+
+def canonical_profile(name: str) -> str:
+    """A built-in alias's profile name (gfw -> gfw-2025); any other name as it is."""
+    from tunnelwall.middlebox.profiles import ALIASES
+    return ALIASES.get(name, name)
 
 
 def read(path: str | Path) -> dict:

@@ -6,6 +6,7 @@ import html
 import json
 import time
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
 
 from tunnelwall.base.table import format_table
@@ -43,35 +44,75 @@ def table(results: list[ToolResult]) -> str:
 
 
 def to_json(results: list[ToolResult], meta: dict, summary: list[dict] | None = None) -> str:
-    out = {"schema": "tunnelwall-results/2", "meta": meta, "results": [r.as_dict() for r in results]}
+    from tunnelwall.harness.matrix import SCHEMA
+    out = {"schema": SCHEMA, "meta": meta, "results": [r.as_dict() for r in results]}
     if summary:
         out["summary"] = summary
     return json.dumps(out, indent=1, default=str)
 
 
-def junit(results: list[ToolResult], meta: dict) -> str:
+@dataclass(frozen=True)
+class JunitPolicy:
+    """What makes a JUnit test case fail. A cell fails when it misses an
+    expectation (``verify --expect``) or is an ERROR; a BLOCKED cell nobody
+    stated an expectation about is a finding, reported as properties, not a
+    failure. ``outcomes_fail`` restores the old reading: every BLOCKED or
+    DEGRADED cell is a failure."""
+    expectations: tuple = ()          # harness.expect.Expectation
+    misses: tuple = ()                # harness.expect.Miss
+    outcomes_fail: bool = False
+
+
+def junit(results: list[ToolResult], meta: dict, policy: JunitPolicy | None = None) -> str:
+    from tunnelwall.harness import expect
+    policy = policy or JunitPolicy()
     suites = ET.Element("testsuites", name="tunnelwall verify")
     by_profile: dict[str, list[ToolResult]] = {}
     for r in results:
         by_profile.setdefault(r.profile or "-", []).append(r)
+    trials = any(r.trial > 1 for r in results)
     for profile, items in by_profile.items():
+        cases = []
+        for r in items:
+            expected, missed = expect.verdict_of(list(policy.expectations), list(policy.misses), r)
+            if r.outcome == ERROR and r.unsupported:
+                kind = "skipped"
+            elif r.outcome == ERROR:
+                kind = "error"
+            elif missed or (policy.outcomes_fail and r.outcome in (BLOCKED, DEGRADED)):
+                kind = "failure"
+            else:
+                kind = "ok"
+            cases.append((r, kind, expected, missed))
         suite = ET.SubElement(suites, "testsuite", name=f"censor-{profile}", tests=str(len(items)),
-                              failures=str(sum(r.outcome in (BLOCKED, DEGRADED) for r in items)),
-                              errors=str(sum(r.outcome == ERROR for r in items)),
+                              failures=str(sum(k == "failure" for _r, k, _e, _m in cases)),
+                              errors=str(sum(k == "error" for _r, k, _e, _m in cases)),
+                              skipped=str(sum(k == "skipped" for _r, k, _e, _m in cases)),
                               timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"))
         props = ET.SubElement(suite, "properties")
         for key, value in meta.items():
-            ET.SubElement(props, "property", name=str(key), value=str(value))
-        for r in items:
-            case = ET.SubElement(suite, "testcase", classname=f"tunnelwall.{profile}", name=r.tool,
+            ET.SubElement(props, "property", name=str(key),
+                          value=json.dumps(value, default=str) if isinstance(value, (dict, list)) else str(value))
+        for r, kind, expected, missed in cases:
+            name = r.tool + (f" trial {r.trial}" if trials else "")
+            case = ET.SubElement(suite, "testcase", classname=f"tunnelwall.{profile}", name=name,
                                  time=f"{r.seconds:.3f}")
-            if r.outcome == ERROR:
+            cprops = ET.SubElement(case, "properties")
+            for key, value in (("outcome", r.outcome), ("rule", r.rule or ""), ("action", r.action or ""),
+                               ("detection_packet", r.packets_to_detection if r.packets_to_detection else ""),
+                               ("expectation", ", ".join(e.text for e in policy.expectations
+                                                         if e.applies(r.profile, r.tool)) or "none")):
+                ET.SubElement(cprops, "property", name=key, value=str(value))
+            if kind == "skipped":
+                ET.SubElement(case, "skipped", message=r.error or "cannot run on this machine")
+            elif kind == "error":
                 el = ET.SubElement(case, "error", message=r.error or "tool error", type="ERROR")
                 el.text = r.log
-            elif r.outcome in (BLOCKED, DEGRADED):
-                msg = f"{r.outcome}: rule {r.rule} ({r.action}) at packet {r.packets_to_detection}" if r.rule \
+            elif kind == "failure":
+                found = f"{r.outcome}: rule {r.rule} ({r.action}) at packet {r.packets_to_detection}" if r.rule \
                     else f"{r.outcome}: {r.error}"
-                el = ET.SubElement(case, "failure", message=msg, type=r.outcome)
+                el = ET.SubElement(case, "failure", message=f"{missed} ({found})" if missed else found,
+                                   type="expectation" if missed else r.outcome)
                 el.text = json.dumps(r.verdicts[:20], default=str)
             out = ET.SubElement(case, "system-out")
             out.text = json.dumps({k: v for k, v in r.as_dict().items() if k not in ("verdicts", "log")}, default=str)
@@ -102,7 +143,9 @@ def html_report(results: list[ToolResult], meta: dict, summary: list[dict] | Non
         body.append(f'<tr class="{r.outcome.lower()}">{cells}</tr>')
         if r.outcome == ERROR:
             body.append(f'<tr><td colspan="{len(COLUMNS)}"><pre>{html.escape(r.error + chr(10) + r.log)}</pre></td></tr>')
-    metas = "".join(f"<li><b>{html.escape(str(k))}</b>: {html.escape(str(v))}</li>" for k, v in meta.items())
+    metas = "".join(f"<li><b>{html.escape(str(k))}</b>: "
+                    f"{html.escape(json.dumps(v, default=str) if isinstance(v, (dict, list)) else str(v))}</li>"
+                    for k, v in meta.items())
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>tunnelwall verify</title>
 <style>
@@ -122,11 +165,11 @@ tr.error td:nth-child(3) {{ color: {COLOURS[ERROR]}; font-weight: bold; }}
 
 
 def write_all(results: list[ToolResult], meta: dict, directory: str | Path,
-              summary: list[dict] | None = None) -> dict[str, Path]:
+              summary: list[dict] | None = None, policy: JunitPolicy | None = None) -> dict[str, Path]:
     d = Path(directory)
     d.mkdir(parents=True, exist_ok=True)
     files = {"json": d / "results.json", "junit": d / "junit.xml", "html": d / "report.html"}
     files["json"].write_text(to_json(results, meta, summary))
-    files["junit"].write_text(junit(results, meta))
+    files["junit"].write_text(junit(results, meta, policy))
     files["html"].write_text(html_report(results, meta, summary))
     return files

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from dataclasses import dataclass, field
 
 from tunnelwall.harness.runner import BLOCKED, ERROR, ToolResult
 
@@ -70,3 +71,52 @@ def table_rows(summary: list[dict]) -> list[dict]:
                     "detection pkt (min/med/max)": "/".join(map(str, s["detection_packet"] or [])) or "-",
                     "mbit/s (median)": s["mbit_s_median"] or "-", "errors": s["errors"]})
     return out
+
+
+@dataclass(frozen=True)
+class Rate:
+    """k of n trials, with the 95 % Wilson interval of k/n."""
+    k: int
+    n: int
+    low: float
+    high: float
+
+    @property
+    def value(self) -> float | None:
+        return self.k / self.n if self.n else None
+
+    def __str__(self) -> str:
+        if not self.n:
+            return "0 of 0 (no valid trial)"
+        return f"{self.k} of {self.n} = {self.k / self.n:.0%} (95 % CI {self.low:.0%}-{self.high:.0%})"
+
+
+@dataclass
+class TrialResults:
+    """One tool's repeated runs on one testbed (the pytest plugin's
+    ``run_tool(..., trials=N)``): rates of each outcome with intervals."""
+    tool: str
+    profile: str | None
+    results: list[ToolResult] = field(default_factory=list)
+
+    def rate(self, outcome: str = BLOCKED) -> Rate:
+        """The share of trials with *outcome*: ERROR trials are left out of
+        the count (a tool that failed says nothing about the censor),
+        except for the rate of ERROR itself."""
+        pool = self.results if outcome == ERROR else [r for r in self.results if r.outcome != ERROR]
+        k = sum(1 for r in pool if r.outcome == outcome)
+        lo, hi = wilson(k, len(pool))
+        return Rate(k, len(pool), round(lo, 4), round(hi, 4))
+
+    @property
+    def blocked(self) -> Rate:
+        return self.rate(BLOCKED)
+
+    @property
+    def passed(self) -> Rate:
+        from tunnelwall.harness.runner import PASSED
+        return self.rate(PASSED)
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for r in self.results if r.outcome == ERROR)
