@@ -20,7 +20,7 @@ def cmd_compare(args) -> int:
 @verb
 def add_compare(sub) -> None:
     p = sub.add_parser("compare", help="compare two verify results (JSON); exit 1 on a regression")
-    p.add_argument("old")
-    p.add_argument("new")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("old", help="the baseline results.json")
+    p.add_argument("new", help="this run's results.json")
+    p.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     p.set_defaults(func=cmd_compare)

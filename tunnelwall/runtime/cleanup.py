@@ -19,6 +19,7 @@ import subprocess
 from pathlib import Path
 
 from tunnelwall.base import procs
+from tunnelwall.runtime import accounts
 from tunnelwall.base.runstate import BRIDGE_LABEL, STATE_DIR, RunState, all_runs
 from tunnelwall.topologies.datapath import DPCTL_NAME
 
@@ -90,6 +91,8 @@ def teardown(state: RunState, log=print) -> list[str]:
     for rec in reversed(state.processes):
         if procs.stop(rec):
             removed.append(f"process {rec.name} (pid {rec.pid})")
+    # Students' accounts (exercise start): their processes end with them.
+    removed += accounts.remove(state.run_id)
     if state.containers:
         removed += _remove_containers(state)
     zone = state.files.get("ct_zone")
@@ -148,6 +151,7 @@ def cleanup_all(log=print) -> list[str]:
     for state in all_runs():
         known_runs.add(state.run_id)
         removed += teardown(state, log)
+    removed += accounts.remove()       # labelled student accounts whose run is gone
     from tunnelwall.topologies import dockerd as engine
     removed += engine.stop()     # our labelled containers, then our dockerd
     for kind in datapaths():
