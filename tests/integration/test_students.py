@@ -65,9 +65,12 @@ def test_students_cannot_reach_each_other_or_the_censor():
         # Reset: the student's folder emptied, hints kept, others untouched.
         tw("exercise", "reset", "st01")
         assert sorted(p.name for p in st01.folder.iterdir()) == ["HINTS.txt"]
+        as_student("st02", "echo \"blocked: [tls]\" > \"$ANSWERS/st02.yaml\"")
         assert (st01.folder.stat().st_mode & 0o777) == 0o700
     finally:
         tw("exercise", "stop", "find-blocked")
+    # The answers stay for grading: copied into the run's (root-only) logs.
+    assert (state.logs / "answers" / "st02" / "st02.yaml").read_text() == "blocked: [tls]\n"
     assert accounts.accounts() == []
     assert not any(p.pw_name.startswith("twst-") for p in pwd.getpwall())
     assert_nothing_left()

@@ -136,3 +136,15 @@ def test_the_node_shell_shows_verdicts(monkeypatch, tmp_path):
     _, out = shell_with([f"verdicts --log {log} --flow rule=http-host", "verdicts --flow bad=1"], monkeypatch)
     assert "http-host" in out and "blocked.example" in out
     assert "verdicts: --flow 'bad=1'" in out
+
+
+def test_root_never_writes_through_a_students_symlink(tmp_path):
+    from tunnelwall.runtime.accounts import write_file
+    target = tmp_path / "shadow"
+    target.write_text("secret\n")
+    folder = tmp_path / "st01"
+    folder.mkdir()
+    (folder / "HINTS.txt").symlink_to(target)
+    write_file(folder / "HINTS.txt", "hint 1: x\n")
+    assert target.read_text() == "secret\n"
+    assert not (folder / "HINTS.txt").is_symlink() and (folder / "HINTS.txt").read_text() == "hint 1: x\n"

@@ -214,10 +214,8 @@ def next_hint(ex: Exercise, state: RunState) -> tuple[int, str]:
 def _write_hints(state: RunState, acc, ex: Exercise | None = None) -> None:
     ex = ex or load(state.files.get("exercise_source") or state.files["exercise"])
     shown = ex.hints[:int(state.files.get("hints_shown", 0))]
-    path = acc.folder / "HINTS.txt"
-    path.write_text("".join(f"hint {i}: {h}\n" for i, h in enumerate(shown, start=1)))
-    import os
-    os.chown(path, acc.uid, acc.gid)
+    from tunnelwall.runtime.accounts import write_file
+    write_file(acc.folder / "HINTS.txt", "".join(f"hint {i}: {h}\n" for i, h in enumerate(shown, start=1)), acc)
 
 
 def running(name: str | None) -> RunState:
@@ -258,7 +256,7 @@ def solve(ex: Exercise, state: RunState, which: str, hosts: list[str] | None = N
     if "answers" in sol:
         for host in hosts:
             plain = json.loads(json.dumps(sol["answers"]))      # line-tracking mappings -> plain data
-            answer_file(answers_dir(state), host).write_text(yaml.safe_dump(plain))
+            _write_answer(state, host, yaml.safe_dump(plain))
             done.append(f"{host}: wrote answers")
     elif "command" in sol:
         import sys
@@ -267,7 +265,7 @@ def solve(ex: Exercise, state: RunState, which: str, hosts: list[str] | None = N
             res = subprocess.run(procs.in_netns(state.netns_of(host), ["sh", "-c", cmd]), capture_output=True,
                                  text=True, timeout=60)
             value = res.stdout.strip()
-            answer_file(answers_dir(state), host).write_text(yaml.safe_dump({sol["answer_key"]: value}))
+            _write_answer(state, host, yaml.safe_dump({sol["answer_key"]: value}))
             done.append(f"{host}: {sol['answer_key']} = {value}")
     else:
         spec = specs.load(str(ex.directory / sol["tool"]))
@@ -286,6 +284,13 @@ def solve(ex: Exercise, state: RunState, which: str, hosts: list[str] | None = N
             ready = run.wait_ready("client", log_name=f"client-{host}.log")
             done.append(f"{host}: {spec.description} ({'ready' if ready else 'not ready'})")
     return done
+
+
+def _write_answer(state: RunState, host: str, text: str) -> None:
+    """A scripted solution's answer: into the student's own folder (safely: root writes where a
+    student could have left a symlink) or the run's answers folder."""
+    from tunnelwall.runtime.accounts import write_file
+    write_file(answer_file(answers_dir(state), host), text)
 
 
 @dataclass

@@ -11,8 +11,9 @@ host does, and nothing else of the run's (other folders, the censor's
 processes, the run's log folder with its API token) is theirs.
 
 Accounts are removed with their run (``exercise stop``, ``down``,
-``cleanup RUN``) or all together (``cleanup``): only users whose name has
-the prefix *and* whose comment carries the label, never anyone else.
+``cleanup RUN``; their folders are copied into the run's log folder
+first) or all together (``cleanup``): only users whose name has the prefix
+*and* whose comment carries the label, never anyone else.
 """
 
 from __future__ import annotations
@@ -107,10 +108,15 @@ def reset(acc: Account) -> None:
     os.chmod(acc.folder, 0o700)
 
 
-def remove(run_id: str | None = None) -> list[str]:
-    """Remove our accounts (of one run, or all) and their folders; returns what went."""
+def remove(run_id: str | None = None, keep_in: Path | None = None) -> list[str]:
+    """Remove our accounts (of one run, or all) and their folders, first
+    copying each folder into *keep_in*/HOST (the run's logs: answers stay
+    for grading); returns what went."""
     removed = []
     for acc in accounts(run_id):
+        _kill_processes(acc.uid)
+        if keep_in is not None and acc.folder.is_dir():
+            shutil.copytree(acc.folder, keep_in / acc.folder.name, dirs_exist_ok=True, symlinks=True)
         _remove(acc)
         removed.append(f"user {acc.user}")
     if run_id is not None and (STUDENT_ROOT / run_id).exists():
@@ -135,6 +141,21 @@ def _kill_processes(uid: int) -> None:
                 os.kill(int(entry.name), signal.SIGKILL)
         except (ProcessLookupError, FileNotFoundError, PermissionError):
             continue
+
+
+def write_file(path: Path, text: str, owner: Account | None = None) -> None:
+    """Write a file as root into a student's folder without following what the
+    student put there: an existing name (say, a symlink to /etc/shadow) is
+    removed first, and the new file must not exist (O_EXCL, O_NOFOLLOW)."""
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+        if owner is not None:
+            os.fchown(fh.fileno(), owner.uid, owner.gid)
 
 
 def shell_argv(acc: Account, netns: str, argv: list[str] | None = None) -> list[str]:

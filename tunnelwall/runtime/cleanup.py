@@ -92,7 +92,7 @@ def teardown(state: RunState, log=print) -> list[str]:
         if procs.stop(rec):
             removed.append(f"process {rec.name} (pid {rec.pid})")
     # Students' accounts (exercise start): their processes end with them.
-    removed += accounts.remove(state.run_id)
+    removed += accounts.remove(state.run_id, keep_in=Path(state.log_dir) / "answers" if state.log_dir else None)
     if state.containers:
         removed += _remove_containers(state)
     zone = state.files.get("ct_zone")
