@@ -148,3 +148,26 @@ def test_root_never_writes_through_a_students_symlink(tmp_path):
     write_file(folder / "HINTS.txt", "hint 1: x\n")
     assert target.read_text() == "secret\n"
     assert not (folder / "HINTS.txt").is_symlink() and (folder / "HINTS.txt").read_text() == "hint 1: x\n"
+
+
+def test_exercise_stop_on_one_machine_needs_no_class_file(monkeypatch, tmp_path, capsys):
+    # It used to look for class-NAME.json (a cluster's class) and fail with "no such class file".
+    from tunnelwall.base import runstate
+    from tunnelwall.cli.main import main
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(runstate, "active_run", lambda *a, **k: None)
+    assert main(["exercise", "stop", "find-blocked"]) == 2
+    err = capsys.readouterr().err
+    assert "no exercise is running on this machine" in err and "class file" not in err.replace("--class-file", "")
+
+
+def test_exercises_from_any_folder(tmp_path):
+    from tunnelwall.classroom import exercises
+    mine = tmp_path / "my-find.yaml"
+    mine.write_text((exercises.EXERCISE_DIR / "find-blocked.yaml").read_text().replace("name: find-blocked",
+                                                                                     "name: my-find"))
+    assert "my-find" not in exercises.catalogue()
+    assert exercises.catalogue((str(tmp_path),))["my-find"] == mine
+    assert exercises.load("my-find", (str(tmp_path),)).name == "my-find"
+    with pytest.raises(TunnelwallError, match="not a folder"):
+        exercises.catalogue((str(tmp_path / "nope"),))
