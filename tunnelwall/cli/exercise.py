@@ -44,7 +44,9 @@ def cmd_exercise(args) -> int:
                               "token_file": state.api.get("token_file", "")}))
             return 0
         print(f"exercise '{ex.name}': {ex.title}\n")
-        print(textwrap.indent(ex.goal.replace("ANSWERS", str(answers)).strip(), "  "))
+        # With accounts, a student's answers go to their own folder, $ANSWERS in their shell.
+        where = "$ANSWERS" if state.files.get("student_accounts") else str(answers)
+        print(textwrap.indent(ex.goal.replace("ANSWERS", where).strip(), "  "))
         if ex.hints:
             print(f"\nhints: {len(ex.hints)}, given one at a time: tunnelwall exercise hint {ex.name}")
         hosts = exercises.students(state)

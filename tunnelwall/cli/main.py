@@ -318,7 +318,8 @@ class _ErrorsOnly:
 def _set_loudness(quiet: bool, verbose: bool) -> None:
     import logging
     import os
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO,
+    # WARNING is Python's own default: without -v/-q nothing changes for libraries' logs.
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING,
                         format="%(name)s: %(message)s")
     if verbose:
         os.environ["TUNNELWALL_VERBOSE"] = "1"      # child processes log more too

@@ -105,6 +105,8 @@ class NodeShell(cmd.Cmd):
             verdicts.show(args, self.state, out=self.stdout)
         except (argparse.ArgumentError, ValueError, TunnelwallError) as err:
             self.stdout.write(f"verdicts: {err}\n")
+        except SystemExit:
+            pass            # argparse printed its usage line; the shell goes on
         return False
 
     def do_exit(self, _arg: str) -> bool:
