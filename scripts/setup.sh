@@ -16,7 +16,7 @@ APT_PACKAGES=(
   shadowsocks-v2ray-plugin iodine strongswan-charon strongswan-swanctl libcharon-extra-plugins
   ocserv openconnect softether-vpnserver softether-vpnclient ppp pptpd pptp-linux xl2tpd
   openssh-client openssh-server v2ray chromium docker.io debootstrap python3-matplotlib
-  gcc python3-dev libndpi-bin
+  gcc python3-dev libndpi-bin tmux
 )
 
 if [ "$(id -u)" != 0 ]; then echo "setup.sh: run as root" >&2; exit 1; fi

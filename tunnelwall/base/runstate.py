@@ -85,6 +85,9 @@ class RunState:
     placement: str | None = None      # the censor's: tap or inline (None: no censor)
     ct_zone: int | None = None        # the run's own conntrack zone (flows.offload: conntrack)
     exercise: str | None = None       # the exercise the run was brought up for
+    exercise_source: str | None = None   # ... its file
+    hints_shown: int = 0              # the exercise's hints given so far (staged)
+    student_accounts: bool = False    # students have unprivileged accounts (runtime/accounts.py)
     up_seconds: float | None = None   # how long bringing it up took
     netns: list[str] = field(default_factory=list)
     bridges: list[str] = field(default_factory=list)

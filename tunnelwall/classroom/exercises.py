@@ -70,12 +70,20 @@ class Exercise:
         return Path(self.source).parent
 
 
-def catalogue() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(EXERCISE_DIR.glob("*.yaml"))}
+def catalogue(dirs: tuple[str, ...] = ()) -> dict[str, Path]:
+    """Exercises by name: the repository's, then those in *dirs* (an instructor's own folder;
+    a name there wins)."""
+    found = {p.stem: p for p in sorted(EXERCISE_DIR.glob("*.yaml"))}
+    for d in dirs:
+        folder = Path(d)
+        if not folder.is_dir():
+            raise TunnelwallError(f"--dir {d}: not a folder")
+        found.update({p.stem: p for p in sorted(folder.glob("*.y*ml"))})
+    return found
 
 
-def load(name: str) -> Exercise:
-    path = yamlsrc.find(name, catalogue(), "exercise")
+def load(name: str, dirs: tuple[str, ...] = ()) -> Exercise:
+    path = yamlsrc.find(name, catalogue(dirs), "exercise")
     data = yamlsrc.load(path)
     path = str(path)
     yamlsrc.check_mapping(data, path, "an exercise", KEYS,
@@ -119,20 +127,106 @@ def students(state: RunState) -> list[str]:
 
 
 def answers_dir(state: RunState, override: str | None = None) -> Path:
-    d = Path(override) if override else state.logs / "answers"
+    """Where answers are: the students' own folders when they have accounts, else one folder."""
+    if override:
+        d = Path(override)
+    elif state.student_accounts:
+        from tunnelwall.runtime.accounts import STUDENT_ROOT
+        return STUDENT_ROOT / state.run_id
+    else:
+        d = state.logs / "answers"
     d.mkdir(parents=True, exist_ok=True)
     return d
 
 
-def start(ex: Exercise, seed: int | None = None, scope: str | None = "") -> RunState:
+def answer_file(directory: Path, host: str) -> Path:
+    """A student's answer file: ``<host>/<host>.yaml`` in their own folder, or ``<host>.yaml``."""
+    own = directory / host
+    return own / f"{host}.yaml" if own.is_dir() else directory / f"{host}.yaml"
+
+
+def start(ex: Exercise, seed: int | None = None, scope: str | None = "", student_accounts: bool = True) -> RunState:
     """Bring the exercise's testbed up (*scope* as for ``up``: "" the default
-    run, None the first free one: several groups of a class on one machine)."""
-    from tunnelwall.runtime.network import UpOptions, up
+    run, None the first free one: several groups of a class on one machine),
+    and give each student host's student an account (runtime.accounts):
+    an unprivileged shell there and a folder of their own."""
+    from tunnelwall.runtime import accounts
+    from tunnelwall.runtime.network import UpOptions, down, up
     state = up(UpOptions(topology=ex.topology, profile=ex.profile, overrides=ex.overrides, placement=ex.placement,
                          seed=seed, scope=scope))
     state.exercise = ex.name
-    state.save()
+    state.exercise_source = ex.source
+    state.hints_shown = 0
+    try:
+        if student_accounts:
+            # The run's log folder holds the API token, the tools' configs and
+            # the verdicts: root's alone once students have accounts.
+            state.logs.chmod(0o700)
+            for host in students(state):
+                accounts.create(state.run_id, state.scope, host)
+                accounts.allow_ping(state.netns_of(host))
+            state.student_accounts = True
+        state.save()
+    except BaseException:
+        down(state)
+        raise
     answers_dir(state)
+    return state
+
+
+def shell(state: RunState, host: str, argv: list[str] | None = None) -> list[str]:
+    """The command line of *host*'s student's unprivileged shell (or of *argv* as that student)."""
+    from tunnelwall.runtime import accounts
+    if host not in students(state):
+        raise TunnelwallError(f"'{host}' is not a student host (students: {', '.join(students(state))})")
+    if not state.student_accounts:
+        raise TunnelwallError("this exercise was started without student accounts")
+    return accounts.shell_argv(accounts.find(state.run_id, host), state.netns_of(host), argv)
+
+
+def reset(state: RunState, host: str) -> None:
+    """A student starts over: their processes ended, their folder emptied, hints kept."""
+    from tunnelwall.runtime import accounts
+    if host not in students(state):
+        raise TunnelwallError(f"'{host}' is not a student host (students: {', '.join(students(state))})")
+    if state.student_accounts:
+        acc = accounts.find(state.run_id, host)
+        accounts.reset(acc)
+        _write_hints(state, acc)
+    else:
+        answer_file(answers_dir(state), host).unlink(missing_ok=True)
+
+
+def next_hint(ex: Exercise, state: RunState) -> tuple[int, str]:
+    """Reveal the next hint to every student (written to HINTS.txt in their folder); returns (number, text)."""
+    from tunnelwall.runtime import accounts
+    shown = state.hints_shown
+    if shown >= len(ex.hints):
+        raise TunnelwallError(f"exercise '{ex.name}': all {len(ex.hints)} hints are out already")
+    state.hints_shown = shown + 1
+    state.save()
+    if state.student_accounts:
+        for acc in accounts.accounts(state.run_id):
+            _write_hints(state, acc, ex)
+    return shown + 1, ex.hints[shown]
+
+
+def _write_hints(state: RunState, acc, ex: Exercise | None = None) -> None:
+    ex = ex or load(state.exercise_source or state.exercise)
+    shown = ex.hints[:state.hints_shown]
+    from tunnelwall.runtime.accounts import write_file
+    write_file(acc.folder / "HINTS.txt", "".join(f"hint {i}: {h}\n" for i, h in enumerate(shown, start=1)), acc)
+
+
+def running(name: str | None) -> RunState:
+    """The active run, which must be an exercise (*name*, when given)."""
+    from tunnelwall.base.runstate import active_run
+    state = active_run()
+    if state is None or not state.exercise:
+        raise TunnelwallError("no exercise is running on this machine (tunnelwall exercise start NAME; "
+                              "a class over a cluster: --class-file FILE)")
+    if name and state.exercise != name:
+        raise TunnelwallError(f"the running exercise is '{state.exercise}', not '{name}'")
     return state
 
 
@@ -162,7 +256,7 @@ def solve(ex: Exercise, state: RunState, which: str, hosts: list[str] | None = N
     if "answers" in sol:
         for host in hosts:
             plain = json.loads(json.dumps(sol["answers"]))      # line-tracking mappings -> plain data
-            (answers_dir(state) / f"{host}.yaml").write_text(yaml.safe_dump(plain))
+            _write_answer(state, host, yaml.safe_dump(plain))
             done.append(f"{host}: wrote answers")
     elif "command" in sol:
         import sys
@@ -171,7 +265,7 @@ def solve(ex: Exercise, state: RunState, which: str, hosts: list[str] | None = N
             res = subprocess.run(procs.in_netns(state.netns_of(host), ["sh", "-c", cmd]), capture_output=True,
                                  text=True, timeout=60)
             value = res.stdout.strip()
-            (answers_dir(state) / f"{host}.yaml").write_text(yaml.safe_dump({sol["answer_key"]: value}))
+            _write_answer(state, host, yaml.safe_dump({sol["answer_key"]: value}))
             done.append(f"{host}: {sol['answer_key']} = {value}")
     else:
         spec = specs.load(str(ex.directory / sol["tool"]))
@@ -190,6 +284,13 @@ def solve(ex: Exercise, state: RunState, which: str, hosts: list[str] | None = N
             ready = run.wait_ready("client", log_name=f"client-{host}.log")
             done.append(f"{host}: {spec.description} ({'ready' if ready else 'not ready'})")
     return done
+
+
+def _write_answer(state: RunState, host: str, text: str) -> None:
+    """A scripted solution's answer: into the student's own folder (safely: root writes where a
+    student could have left a symlink) or the run's answers folder."""
+    from tunnelwall.runtime.accounts import write_file
+    write_file(answer_file(answers_dir(state), host), text)
 
 
 @dataclass
@@ -216,7 +317,7 @@ def _check_host(ex: Exercise, state: RunState, host: str, directory: Path) -> li
         if c.kind == "forward":
             out.append(_check_forward(state, host, c))
             continue
-        path = directory / f"{host}.yaml"
+        path = answer_file(directory, host)
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except FileNotFoundError:

@@ -52,7 +52,7 @@ def cmd_capture(args) -> int:
 @verb
 def add_capture(sub) -> None:
     p = sub.add_parser("capture", help="record a node's traffic as pcapng (Wireshark and classify read it)")
-    p.add_argument("target", metavar="NODE[:IFACE]")
+    p.add_argument("target", metavar="NODE[:IFACE]", help="node and interface (default: its first), e.g. c1:eth0")
     p.add_argument("-w", "--write", metavar="FILE", help="output file (default: the run's log folder, captures/)")
     p.add_argument("-c", "--count", type=int, default=0, help="stop after this many frames")
     p.add_argument("--seconds", type=float, default=0.0, help="stop after this many seconds")

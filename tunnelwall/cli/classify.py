@@ -86,9 +86,10 @@ def _warn(lines: list[str]) -> None:
 @verb
 def add_classify(sub) -> None:
     p = sub.add_parser("classify", help="classify the flows of a pcap file with a censor profile")
-    p.add_argument("pcap")
+    p.add_argument("pcap", help="capture file (pcap or pcapng)")
     p.add_argument("--profile", default="gfw", help="profile name or YAML path (default: gfw)")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--format", choices=["table", "json"], default="table",
+                   help="table: flows and a summary; json: one line per flow, then the summary")
     p.add_argument("--seed", type=int, help="seed for probabilistic rules (default: the profile's)")
     p.add_argument("--limit", type=int, default=100, help="flows shown in the table (0: all)")
     p.add_argument("--inside", metavar="CIDR[,CIDR...]",

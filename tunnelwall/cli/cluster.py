@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import sys
 
-from tunnelwall.cli.main import verb
+from tunnelwall.cli.main import sub_verbs, verb
 
 
 def cmd_cluster(args) -> int:
@@ -34,17 +34,17 @@ def _reachable(listen: str) -> str:
 @verb
 def add_cluster(sub) -> None:
     p = sub.add_parser("cluster", help="run the verify matrix over several machines (Dask distributed)")
-    csub = p.add_subparsers(dest="cluster_verb", required=True, metavar="ROLE")
+    csub = sub_verbs(p, dest="cluster_verb", metavar="ROLE")
     h = csub.add_parser("head", help="the scheduler: workers and 'verify --cluster' connect to it")
     h.add_argument("--listen", default="127.0.0.1",
                    help="address to listen on (default 127.0.0.1; another machine needs 0.0.0.0 and --tls)")
-    h.add_argument("--port", type=int, default=8786)
+    h.add_argument("--port", type=int, default=8786, help="TCP port of the scheduler")
     h.add_argument("--tls", metavar="DIR", help="mutual TLS with the certificates of 'tunnelwall cluster certs DIR'")
     w = csub.add_parser("worker", help="a machine that runs testbeds for the head (as root)")
     w.add_argument("address", help="the head, e.g. tcp://10.1.2.3:8786 (tls://... with --tls)")
     w.add_argument("--name", help="worker name (default: the host name)")
     w.add_argument("--slots", type=int, default=1, help="testbeds this machine runs at once (default 1)")
-    w.add_argument("--tls", metavar="DIR")
+    w.add_argument("--tls", metavar="DIR", help="mutual TLS with the certificates of 'tunnelwall cluster certs DIR'")
     c = csub.add_parser("certs", help="make a private CA and certificates for --tls")
-    c.add_argument("dir")
+    c.add_argument("dir", help="folder for the CA and the certificates (made if missing)")
     p.set_defaults(func=cmd_cluster)

@@ -51,13 +51,13 @@ def cmd_collateral(args) -> int:
 def add_collateral(sub) -> None:
     p = sub.add_parser("collateral", help="drive benign traffic through a censor; report what it blocked, reset, "
                                           "throttled or poisoned, with intervals")
-    p.add_argument("--profile", default="gfw")
-    p.add_argument("--topology", default="isp")
-    p.add_argument("--connections", type=int, default=60)
+    p.add_argument("--profile", default="gfw", help="censor profile name or YAML path")
+    p.add_argument("--topology", default="isp", help="topology to bring up")
+    p.add_argument("--connections", type=int, default=60, help="benign connections made")
     p.add_argument("--classes", help="comma-separated, from: https, http, dns, download, upload, ssh, quic (default: all)")
     p.add_argument("--from-run", metavar="RUN|DIR",
                    help="sum up a run's background traffic (traffic: on client nodes) instead of bringing one up")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--set", action="append", metavar="RULE.FIELD=VALUE")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--seed", type=int, help="seed for the profile's probabilistic rules and the traffic mix")
+    p.add_argument("--set", action="append", metavar="RULE.FIELD=VALUE", help="override a profile rule (repeatable)")
+    p.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     p.set_defaults(func=cmd_collateral)

@@ -35,5 +35,5 @@ def add_compare(sub) -> None:
     p.add_argument("new", help="this run's results.json")
     p.add_argument("--allow-removed", action="store_true",
                    help="a cell of OLD that NEW lacks (or has under another profile name) is not a failure")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     p.set_defaults(func=cmd_compare)

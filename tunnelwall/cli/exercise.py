@@ -1,43 +1,60 @@
-"""``tunnelwall exercise list|start|solve|check NAME``."""
+"""``tunnelwall exercise list|start|shell|hint|reset|solve|check|overview|stop``."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import textwrap
 
-from tunnelwall.cli.main import _print_table, verb
+from tunnelwall.cli.main import _print_table, sub_verbs, verb
 from tunnelwall.base.errors import TunnelwallError
 
 
 def cmd_exercise(args) -> int:
     from tunnelwall.classroom import exercises
     from tunnelwall.base.runstate import active_run
+    dirs = tuple(args.dir or ())
     if args.action == "list":
-        rows = [{"exercise": n, "title": exercises.load(n).title} for n in exercises.catalogue()]
-        _print_table(rows, ["exercise", "title"])
+        rows = [{"exercise": n, "title": exercises.load(str(p)).title, "file": str(p)}
+                for n, p in exercises.catalogue(dirs).items()]
+        _print_table(rows, ["exercise", "title", "file"])
         return 0
-    if not args.name:
-        raise TunnelwallError(f"exercise {args.action}: name the exercise (tunnelwall exercise list)")
-    if args.action in ("overview", "stop") or args.cluster:
+    if args.action in ("shell", "reset", "hint"):
+        return _student(args, dirs)
+    if args.action == "overview" or args.cluster or (args.action == "stop" and _class_file_given(args)):
         return _class(args)
     if args.students:
         raise TunnelwallError("--students places a class over a cluster (--cluster ADDRESS); on one machine the "
                               "class is the topology's student hosts")
-    ex = exercises.load(args.name)
+    if args.action == "stop":
+        from tunnelwall.runtime.network import down
+        state = exercises.running(args.name)
+        removed = down(state)
+        print(f"exercise {args.name}: stopped (run {state.run_id}, {len(removed)} resources removed, "
+              "student accounts included)")
+        return 0
+    ex = exercises.load(args.name, dirs)
     if args.action == "start":
-        state = exercises.start(ex, seed=args.seed, scope=None if args.scope == "auto" else (args.scope or ""))
+        state = exercises.start(ex, seed=args.seed, scope=None if args.scope == "auto" else (args.scope or ""),
+                                student_accounts=not args.no_accounts)
         answers = exercises.answers_dir(state)
         if args.format == "json":
             from tunnelwall.classroom.task import started
             print(json.dumps(started(state)))
             return 0
         print(f"exercise '{ex.name}': {ex.title}\n")
-        print(textwrap.indent(ex.goal.replace("ANSWERS", str(answers)).strip(), "  "))
+        # With accounts, a student's answers go to their own folder, $ANSWERS in their shell.
+        where = "$ANSWERS" if state.student_accounts else str(answers)
+        print(textwrap.indent(ex.goal.replace("ANSWERS", where).strip(), "  "))
         if ex.hints:
-            print("\nhints:")
-            for h in ex.hints:
-                print(f"  - {h}")
-        print(f"\nstudents: {', '.join(exercises.students(state))}   (tunnelwall exec HOST -- COMMAND)")
+            print(f"\nhints: {len(ex.hints)}, given one at a time: tunnelwall exercise hint {ex.name}")
+        hosts = exercises.students(state)
+        if state.student_accounts:
+            print(f"\nstudents: {', '.join(hosts)}: each has an unprivileged shell on their host, "
+                  f"with their own folder ($ANSWERS):\n  tunnelwall exercise shell {hosts[0]}    "
+                  "(run it for the student, e.g. as their ssh ForceCommand; see docs/instructors.md)")
+        else:
+            print(f"\nstudents: {', '.join(hosts)}   (tunnelwall exec HOST -- COMMAND)")
         if state.api:
             print(f"live view: http://127.0.0.1:{state.api.port}/?token=$(cat {state.api.token_file})")
         print(f"check:     tunnelwall exercise check {ex.name}")
@@ -57,6 +74,35 @@ def cmd_exercise(args) -> int:
         passed = sum(o.passed for o in outcomes)
         print(f"\n{passed}/{len(outcomes)} checks passed")
     return 0 if all(o.passed for o in outcomes) else 1
+
+
+def _class_file_given(args) -> bool:
+    from pathlib import Path
+    return bool(args.class_file) or Path(f"class-{args.name}.json").exists()
+
+
+def _student(args, dirs: tuple[str, ...]) -> int:
+    """shell, reset and hint: one student, or the class's next hint, on this machine's run."""
+    import subprocess
+
+    from tunnelwall.classroom import exercises
+    from tunnelwall.runtime.network import require_root
+    require_root()
+    state = exercises.running(None)
+    if args.action == "hint":
+        ex = exercises.load(state.exercise_source or state.exercise, dirs)
+        number, text = exercises.next_hint(ex, state)
+        print(f"hint {number} of {len(ex.hints)}: {text}")
+        if state.student_accounts:
+            print("(written to HINTS.txt in every student's folder)")
+        return 0
+    if args.action == "reset":
+        exercises.reset(state, args.student)
+        print(f"{args.student}: processes ended, folder emptied")
+        return 0
+    argv = exercises.shell(state, args.student, args.command[1:] if args.command[:1] == ["--"] else args.command)
+    from tunnelwall.runtime.accounts import find
+    return subprocess.run(argv, cwd=str(find(state.run_id, args.student).folder)).returncode
 
 
 def _class(args) -> int:
@@ -106,20 +152,66 @@ def _class(args) -> int:
 
 @verb
 def add_exercise(sub) -> None:
-    p = sub.add_parser("exercise", help="classroom exercises: list, start, solve (scripted), check")
-    p.add_argument("action", choices=["list", "start", "solve", "check", "overview", "stop"])
-    p.add_argument("name", nargs="?")
-    p.add_argument("--solution", choices=["correct", "wrong"], default="correct", help="for solve")
-    p.add_argument("--hosts", help="for solve: only these student hosts (comma-separated)")
-    p.add_argument("--answers", metavar="DIR", help="for check: the students' answer files (default: the run's)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--scope", metavar="S|auto", help="for start: run beside other runs ('auto': a free scope)")
-    p.add_argument("--students", type=int, help="for start --cluster: how many students")
-    p.add_argument("--cluster", metavar="ADDRESS", help="for start: place the class's groups (one testbed each) "
+    p = sub.add_parser("exercise", help="classroom exercises: list, start, give students shells and hints, check")
+    # What a sub-verb does not take reads as unset.
+    p.set_defaults(func=cmd_exercise, name=None, dir=None, seed=None, scope=None, students=None, cluster=None,
+                   tls=None, class_file=None, html=None, format="table", solution="correct", hosts=None,
+                   answers=None, no_accounts=False, student=None, command=[])
+    actions = sub_verbs(p)
+
+    def exercise_name(a, nargs=None):
+        a.add_argument("name", nargs=nargs, help="the exercise, e.g. find-blocked (tunnelwall exercise list)")
+
+    def folders(a):
+        a.add_argument("--dir", action="append", metavar="DIR",
+                       help="also take exercises from this folder (repeatable; a name there wins)")
+
+    def fmt(a):
+        a.add_argument("--format", choices=["table", "json"], default="table", help="output format")
+
+    def cluster(a):
+        a.add_argument("--class-file", metavar="FILE", help="a class over a cluster: where it is recorded "
+                                                            "(default class-NAME.json)")
+
+    a = actions.add_parser("list", help="the exercises (the repository's and --dir's)")
+    folders(a)
+    a = actions.add_parser("start", help="bring the exercise's network up; make each student an account")
+    exercise_name(a)
+    folders(a)
+    a.add_argument("--seed", type=int, help="seed for the profile's probabilistic rules")
+    a.add_argument("--scope", metavar="S|auto", help="run beside other runs ('auto': a free scope)")
+    a.add_argument("--no-accounts", action="store_true",
+                   help="no student accounts (students use root's tunnelwall exec, as before)")
+    a.add_argument("--students", type=int, help="with --cluster: how many students")
+    a.add_argument("--cluster", metavar="ADDRESS", help="place the class's groups (one testbed each) "
                                                         "on the workers of this cluster head")
-    p.add_argument("--tls", metavar="DIR", help="with --cluster: the certificates of 'tunnelwall cluster certs'")
-    p.add_argument("--class-file", metavar="FILE", help="a class over a cluster: where it is recorded "
-                                                        "(default class-NAME.json); overview and stop read it")
-    p.add_argument("--html", metavar="FILE", help="for overview: also write it as one HTML page")
-    p.add_argument("--format", choices=["table", "json"], default="table")
-    p.set_defaults(func=cmd_exercise)
+    a.add_argument("--tls", metavar="DIR", help="with --cluster: the certificates of 'tunnelwall cluster certs'")
+    cluster(a)
+    fmt(a)
+    a = actions.add_parser("shell", help="a student's unprivileged shell on their host (root runs it for them)")
+    a.add_argument("student", help="the student's host, e.g. st01")
+    a.add_argument("command", nargs=argparse.REMAINDER, help="a command instead of a shell, after '--'")
+    a = actions.add_parser("hint", help="give every student the exercise's next hint")
+    exercise_name(a, "?")
+    folders(a)
+    a = actions.add_parser("reset", help="a student starts over: their processes ended, folder emptied")
+    a.add_argument("student", help="the student's host, e.g. st01")
+    a = actions.add_parser("solve", help="run a scripted solution on the student hosts (demonstrations, CI)")
+    exercise_name(a)
+    folders(a)
+    a.add_argument("--solution", choices=["correct", "wrong"], default="correct", help="which solution")
+    a.add_argument("--hosts", help="only these student hosts (comma-separated; default: all)")
+    a = actions.add_parser("check", help="grade every student host: PASS or FAIL per goal (exit 1 unless all pass)")
+    exercise_name(a)
+    folders(a)
+    a.add_argument("--answers", metavar="DIR", help="the students' answer files (default: the run's)")
+    fmt(a)
+    a = actions.add_parser("overview", help="a class over a cluster: every student's goals")
+    exercise_name(a)
+    cluster(a)
+    a.add_argument("--html", metavar="FILE", help="also write it as one HTML page")
+    fmt(a)
+    a = actions.add_parser("stop", help="stop the exercise: its network and the students' accounts "
+                                        "(a class over a cluster: every group)")
+    exercise_name(a)
+    cluster(a)

@@ -41,5 +41,6 @@ def add_fidelity(sub) -> None:
                                         "and compare the outcomes")
     p.add_argument("profile", nargs="?", help="profile name(s), comma-separated, or a YAML path "
                                               "(default: every built-in profile)")
-    p.add_argument("--format", choices=["table", "json", "markdown"], default="table")
+    p.add_argument("--format", choices=["table", "json", "markdown"], default="table",
+                   help="output format (markdown: the table docs/censors.md carries)")
     p.set_defaults(func=cmd_fidelity)

@@ -22,5 +22,5 @@ def cmd_graph(args) -> int:
 def add_graph(sub) -> None:
     p = sub.add_parser("graph", help="draw a topology (Mermaid or Graphviz DOT): nodes, addresses, the censor")
     p.add_argument("topology", nargs="?", help="catalogue name or YAML path (default: the running one, else isp)")
-    p.add_argument("--format", choices=["mermaid", "dot"], default="mermaid")
+    p.add_argument("--format", choices=["mermaid", "dot"], default="mermaid", help="Mermaid or Graphviz DOT")
     p.set_defaults(func=cmd_graph)

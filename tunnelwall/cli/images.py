@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tunnelwall.cli.main import _print_table, verb
+from tunnelwall.cli.main import _print_table, sub_verbs, verb
 
 
 def cmd_images(args) -> int:
@@ -27,7 +27,9 @@ def cmd_images(args) -> int:
 @verb
 def add_images(sub) -> None:
     p = sub.add_parser("images", help="build or list the node images of container nodes")
-    p.add_argument("action", choices=["build", "list"])
-    p.add_argument("names", nargs="*", help="images to build (default: all)")
-    p.add_argument("--force", action="store_true", help="rebuild even when up to date")
-    p.set_defaults(func=cmd_images)
+    p.set_defaults(func=cmd_images, names=[], force=False)
+    actions = sub_verbs(p)
+    b = actions.add_parser("build", help="build node images (Docker), skipping those up to date")
+    b.add_argument("names", nargs="*", help="images to build (default: all)")
+    b.add_argument("--force", action="store_true", help="rebuild even when up to date")
+    actions.add_parser("list", help="the image recipes, their tags and whether each is built")

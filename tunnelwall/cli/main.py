@@ -1,4 +1,5 @@
-"""The ``tunnelwall`` command.
+"""tunnelwall: a network testbed with an emulated censoring firewall (Mininet
+topologies, an Open vSwitch border, a censor built from published measurements).
 
 Verbs (containerlab-style): ``up`` / ``down`` / ``inspect`` / ``cleanup``,
 ``validate`` for topologies, profiles, tools and exercises, ``exec`` into a node, ``classify``
@@ -44,12 +45,16 @@ def cmd_up(args) -> int:
     for line in _condition_lines(state):
         print(f"  link {line}")
     run = f"--run {state.scope} " if state.scope else ""
-    client = next(iter(state.layout.by_role("client")), "c1")
-    print(f"  try:   tunnelwall {run}exec {client} -- ping -c1 ADDRESS    |    tunnelwall {run}down")
+    client, server = _first_of_role(state, "client") or "c1", _address_of(state, _first_of_role(state, "server"))
+    # ping is never inspected: the example is a fetch the censor profiles block by name.
+    print(f"  try:   tunnelwall {run}exec {client} -- curl -s -m 5 -H 'Host: blocked.example' http://{server}/")
+    print(f"         tunnelwall {run}verdicts        (the censor's decisions; -f follows)")
+    print(f"         tunnelwall {run}down")
     if args.cli:
         from tunnelwall.runtime.network import down
         try:
-            _mininet_like_cli(state)
+            from tunnelwall.cli.nodeshell import NodeShell
+            NodeShell(state).loop()
         finally:
             down(state)
             print("down: removed everything the run created")
@@ -62,33 +67,17 @@ def _aliases_of(profile: str | None) -> list[tuple[str, str]]:
     return [(a, t) for a, t in ALIASES.items() if t == profile]
 
 
-def _mininet_like_cli(state) -> None:
-    """A small shell: 'NODE CMD...' runs CMD in NODE's namespace."""
-    import shlex
-    import subprocess
+def _first_of_role(state, role: str) -> str | None:
+    return next(iter(state.layout.by_role(role)), None)
 
-    from tunnelwall.base import procs
-    nodes = state.nodes
-    print("tunnelwall CLI: 'NODE COMMAND' runs COMMAND on NODE (e.g. 'c1 ping -c1 198.18.0.10'); "
-          "'nodes' lists nodes; 'exit' tears the network down.")
-    while True:
-        try:
-            line = input("tunnelwall> ").strip()
-        except EOFError:
-            print()
-            return
-        if not line:
-            continue
-        if line in ("exit", "quit"):
-            return
-        if line == "nodes":
-            print(" ".join(nodes))
-            continue
-        words = shlex.split(line)
-        if words[0] not in nodes:
-            print(f"unknown node '{words[0]}' (nodes: {' '.join(nodes)})")
-            continue
-        subprocess.run(procs.in_netns(state.netns_of(words[0]), ["sh", "-c", " ".join(words[1:])]))
+
+def _address_of(state, node: str | None) -> str:
+    """The node's first IPv4 address, without its prefix length ("SERVER" when there is none)."""
+    found = state.layout.nodes.get(node) if node else None
+    for iface in found.interfaces.values() if found is not None else ():
+        if iface.ip:
+            return iface.ip
+    return "SERVER"
 
 
 def _condition_lines(state) -> list[str]:
@@ -173,15 +162,49 @@ def cmd_exec(args) -> int:
     return exec_in(args.node, cmd).returncode
 
 
+_EXTRA_VERBS = []
+
+
+def verb(fn):
+    """Register a function that adds a verb: ``fn(sub)`` calls
+    ``sub.add_parser(NAME, help=...)``. Every verb, here and in the verb
+    modules, is registered this way; sub-verbs are nested parsers
+    (:func:`sub_verbs`)."""
+    _EXTRA_VERBS.append(fn)
+    return fn
+
+
+def sub_verbs(parser: argparse.ArgumentParser, dest: str = "action", metavar: str = "ACTION",
+              default: str | None = None):
+    """The one way to give a verb sub-verbs (``exercise start``, ``cluster
+    head``): nested parsers whose name lands in ``args.<dest>``. With
+    *default*, the verb alone means that sub-verb (``profiles`` = ``profiles list``)."""
+    subs = parser.add_subparsers(dest=dest, metavar=metavar, required=default is None)
+    if default is not None:
+        parser.set_defaults(**{dest: default})
+    return subs
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from tunnelwall.cli import helptext
     ap = argparse.ArgumentParser(prog="tunnelwall", description=__doc__.split("\n\n")[0])
     ap.add_argument("--version", action="version", version=f"tunnelwall {__version__}")
     ap.add_argument("--run", metavar="RUN", help="with several runs up: the one to act on (run id, or scope: "
                                                  "'default' or its character); also $TUNNELWALL_RUN")
+    loud = ap.add_mutually_exclusive_group()
+    loud.add_argument("-q", "--quiet", action="store_true",
+                      help="results only: progress and notes on stderr are dropped, errors still shown")
+    loud.add_argument("-v", "--verbose", action="store_true", help="debug logging on stderr")
     sub = ap.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for extra in _EXTRA_VERBS:
+        extra(sub)
+    return helptext.finish(ap)
 
+
+@verb
+def add_up(sub) -> None:
     p = sub.add_parser("up", help="bring up a topology (with its censor)")
-    p.add_argument("topology", nargs="?", default="isp", help="catalogue name, YAML path or star:N (default: isp)")
+    p.add_argument("topology", nargs="?", default="isp", help="catalogue name, YAML path or star:N")
     p.add_argument("--profile", help="censor profile name or YAML path (default: the topology's)")
     p.add_argument("--no-censor", action="store_true", help="same network, no controller or middlebox")
     p.add_argument("--placement", choices=["tap", "inline"], help="override the topology's censor placement")
@@ -192,45 +215,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--datapath", choices=["auto", "kernel", "user"],
                    help="Open vSwitch's datapath: the kernel's where its module is loaded (auto, the default; "
                         "also $TUNNELWALL_DATAPATH), or insist on one")
-
     p.add_argument("--scope", metavar="S|auto",
                    help="run beside other runs: 'auto' picks a free scope, or give one character (1-9, a-z); "
                         "the run's names then start with tS- (default: the default scope, names tw-)")
     p.set_defaults(func=cmd_up)
 
+
+@verb
+def add_down(sub) -> None:
     p = sub.add_parser("down", help="tear down the running topology (the one --run names, with several up)")
     p.set_defaults(func=cmd_down)
+
+
+@verb
+def add_cleanup(sub) -> None:
     p = sub.add_parser("cleanup", help="remove everything tunnelwall created on this machine (even after kill -9)")
     p.add_argument("cleanup_run", nargs="?", metavar="RUN", help="only this run (id or scope); others are left alone")
     p.set_defaults(func=cmd_cleanup)
+
+
+@verb
+def add_runs(sub) -> None:
     p = sub.add_parser("runs", help="list the runs that are up")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     p.set_defaults(func=cmd_runs)
+
+
+@verb
+def add_inspect(sub) -> None:
     p = sub.add_parser("inspect", help="show the running topology")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     p.set_defaults(func=cmd_inspect)
-    p = sub.add_parser("exec", help="run a command in a node's namespace")
-    p.add_argument("node")
-    p.add_argument("command", nargs=argparse.REMAINDER)
+
+
+@verb
+def add_exec(sub) -> None:
+    p = sub.add_parser("exec", help="run a command in a node's namespace (its arguments passed on untouched)")
+    p.add_argument("node", help="node name, as 'inspect' lists them")
+    p.add_argument("command", nargs=argparse.REMAINDER, help="the command after '--'")
     p.set_defaults(func=cmd_exec)
-
-    for extra in _EXTRA_VERBS:
-        extra(sub)
-    return ap
-
-
-_EXTRA_VERBS = []
-
-
-def verb(fn):
-    """Register a function that adds a subcommand (keeps this file small)."""
-    _EXTRA_VERBS.append(fn)
-    return fn
 
 
 def main(argv: list[str] | None = None) -> int:
     _load_verb_modules()
     args = build_parser().parse_args(argv)
+    _set_loudness(args.quiet, args.verbose)
     if args.run:
         # Every verb finds its run through runstate.active_run(), which reads this.
         import os
@@ -252,12 +281,46 @@ def main(argv: list[str] | None = None) -> int:
         return 3
 
 
+class _ErrorsOnly:
+    """stderr for --quiet: only the lines that report an error (they start
+    with 'tunnelwall:'); progress and notes are dropped."""
+
+    def __init__(self, stream):
+        self.stream, self.pending = stream, ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            if line.startswith("tunnelwall:") or line.startswith("Traceback") or line.startswith("usage:"):
+                self.stream.write(line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
+def _set_loudness(quiet: bool, verbose: bool) -> None:
+    import logging
+    import os
+    # WARNING is Python's own default: without -v/-q nothing changes for libraries' logs.
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.ERROR if quiet else logging.WARNING,
+                        format="%(name)s: %(message)s")
+    if verbose:
+        os.environ["TUNNELWALL_VERBOSE"] = "1"      # child processes log more too
+    if quiet:
+        sys.stderr = _ErrorsOnly(sys.stderr)
+
+
 def _load_verb_modules() -> None:
     import importlib
     for mod in ("tunnelwall.cli.classify", "tunnelwall.cli.probe", "tunnelwall.cli.exercise", "tunnelwall.cli.images",
                 "tunnelwall.cli.profiles", "tunnelwall.cli.capture", "tunnelwall.cli.graph", "tunnelwall.cli.compare",
                 "tunnelwall.cli.collateral", "tunnelwall.cli.cluster", "tunnelwall.cli.fidelity",
-                "tunnelwall.cli.verify", "tunnelwall.cli.validate"):
+                "tunnelwall.cli.verify", "tunnelwall.cli.validate", "tunnelwall.cli.verdicts"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as err:

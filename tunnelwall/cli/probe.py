@@ -45,11 +45,11 @@ def cmd_probe(args) -> int:
 @verb
 def add_probe(sub) -> None:
     p = sub.add_parser("probe", help="actively probe a server like the GFW does; print its reactions")
-    p.add_argument("target", metavar="HOST:PORT")
+    p.add_argument("target", metavar="HOST:PORT", help="the server to probe, e.g. 198.18.0.20:8388")
     p.add_argument("--from", dest="source", metavar="NODE", help="node to probe from (default: the prober)")
     p.add_argument("--replay", default="", metavar="HEX", help="the client's first packet, replayed (hex)")
     p.add_argument("--replay-random", type=int, metavar="N", help="replay N random bytes instead")
-    p.add_argument("--count", type=int, default=16)
-    p.add_argument("--timeout", type=float, default=3.0)
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--count", type=int, default=16, help="probes sent")
+    p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for each reaction")
+    p.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     p.set_defaults(func=cmd_probe)

@@ -3,9 +3,10 @@ profiles, their period and sources, and their rules in words."""
 
 from __future__ import annotations
 
+import argparse
 import json
 
-from tunnelwall.cli.main import _print_table, verb
+from tunnelwall.cli.main import _print_table, sub_verbs, verb
 
 
 def cmd_profiles(args) -> int:
@@ -53,7 +54,11 @@ def cmd_profiles(args) -> int:
 @verb
 def add_profiles(sub) -> None:
     p = sub.add_parser("profiles", help="list censor profiles, or show one's rules in words")
-    p.add_argument("action", nargs="?", choices=["list", "show"], default="list")
-    p.add_argument("name", nargs="?")
-    p.add_argument("--format", choices=["table", "json"], default="table")
-    p.set_defaults(func=cmd_profiles)
+    p.add_argument("--format", choices=["table", "json"], default="table", help="output format")
+    p.set_defaults(func=cmd_profiles, name=None)
+    actions = sub_verbs(p, default="list")
+    a = actions.add_parser("list", help="every profile with its period (the default)")
+    a.add_argument("--format", choices=["table", "json"], default=argparse.SUPPRESS, help="output format")
+    a = actions.add_parser("show", help="one profile: its sources, TCP model and rules in words")
+    a.add_argument("name", help="profile name or YAML path, e.g. gfw")
+    a.add_argument("--format", choices=["table", "json"], default=argparse.SUPPRESS, help="output format")

@@ -179,5 +179,5 @@ def add_validate(sub) -> None:
     p.add_argument("--profile", action="store_true", help="the same as --kind profile")
     p.set_defaults(func=cmd_validate)
     p = sub.add_parser("topologies", help="list the topology catalogue, a line each")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     p.set_defaults(func=cmd_topologies)

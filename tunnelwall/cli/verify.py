@@ -160,18 +160,18 @@ def add_verify(sub) -> None:
     p.add_argument("--tls", metavar="DIR", help="with --cluster: the certificates of 'tunnelwall cluster certs'")
     p.add_argument("--chunk", type=int, default=0, metavar="N",
                    help="with --cluster: cells per task (default: about two tasks per worker slot)")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     p.add_argument("--report", metavar="DIR", help="write results.json, junit.xml and report.html into DIR")
     p.add_argument("--junit-outcomes-fail", action="store_true",
                    help="in junit.xml, every BLOCKED or DEGRADED cell is a failure (default: only a missed "
                         "--expect or an ERROR; other outcomes are properties)")
     p.set_defaults(func=cmd_verify)
     p = sub.add_parser("merge", help="join the JSON results of 'verify --shard K/N' runs into one result")
-    p.add_argument("files", nargs="+", metavar="RESULTS.json")
+    p.add_argument("files", nargs="+", metavar="RESULTS.json", help="the shards' results (verify --shard K/N --format json)")
     p.add_argument("-o", "--output", metavar="FILE", help="write the merged results JSON here")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     p.add_argument("--report", metavar="DIR", help="also write results.json, junit.xml and report.html into DIR")
     p.set_defaults(func=cmd_merge)
     p = sub.add_parser("tools", help="list the built-in tool definitions")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--format", choices=["table", "json"], default="table", help="output format")
     p.set_defaults(func=cmd_tools)

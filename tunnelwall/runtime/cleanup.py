@@ -16,9 +16,11 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from pathlib import Path
 
 from tunnelwall import topologies
 from tunnelwall.base import procs
+from tunnelwall.runtime import accounts
 from tunnelwall.base.runstate import BRIDGE_LABEL, STATE_DIR, RunState, all_runs
 from tunnelwall.topologies.datapath import DPCTL_NAME
 # The machine's namespaces and interfaces (the integration tests' census uses them too).
@@ -83,6 +85,8 @@ def teardown(state: RunState, log=print) -> list[str]:
     for rec in reversed(state.processes):
         if procs.stop(rec):
             removed.append(f"process {rec.name} (pid {rec.pid})")
+    # Students' accounts (exercise start): their processes end with them.
+    removed += accounts.remove(state.run_id, keep_in=Path(state.log_dir) / "answers" if state.log_dir else None)
     if state.ct_zone and flush_zone(state.ct_zone, state.datapath):
         # The connections the switch remembered as allowed (flows.offload:
         # conntrack), while the datapath is still there.
@@ -104,6 +108,7 @@ def cleanup_all(log=print) -> list[str]:
     for state in all_runs():
         known_runs.add(state.run_id)
         removed += teardown(state, log)
+    removed += accounts.remove()       # labelled student accounts whose run is gone
     from tunnelwall.topologies import dockerd
     removed += dockerd.stop()     # our labelled containers, then our dockerd
     for kind in datapaths():
