@@ -10,7 +10,7 @@ import math
 import pytest
 
 from tunnelwall.base.protocols import NAMES, NUMBERS, TCP, UDP, name_of, number_of
-from tunnelwall.base.verdict import Detection, FlowId, ResidualBlock, Verdict
+from tunnelwall.base.verdict import Detection, FlowId, LoggedVerdict, ResidualBlock, Verdict
 from tunnelwall.middlebox import profiles
 from tunnelwall.middlebox.flow import Flow
 from tunnelwall.middlebox.flowtable import FlowTable
@@ -211,3 +211,17 @@ def test_a_heartbeat_tells_a_stalled_loop_from_one_not_started(tmp_path):
     assert heartbeat.last_beat(path) == 100.0 and heartbeat.stalled_for(path, now=100.75) == 0.75
     heartbeat.reset(path)
     assert heartbeat.stalled_for(path, now=1e9) == 0.0
+
+
+def test_a_logged_verdict_reads_the_controllers_record_and_skips_the_other_records():
+    v = Verdict(flow=FlowId("tcp", "10.0.0.11", 40000, "198.18.0.20", 8388), action="probe", rule="fet-probe",
+                time=5.0)
+    record = {"time": 6.0, "profile": "gfw-2022", **{k: x for k, x in v.as_dict().items() if k != "time"},
+              "installed": True, "decided": 5.0, "probe": {"requested": True}}
+    lv = LoggedVerdict.from_record(record)
+    assert lv.verdict.rule == "fet-probe" and lv.time == 6.0 and lv.probe_requested and lv.installed
+    assert lv.record is record and lv.profile == "gfw-2022"
+    assert LoggedVerdict.from_record({"time": 1.0, "type": "watchdog", "stalled_ms": 600}) is None
+    assert LoggedVerdict.from_record({"time": 1.0, "type": "probe", "server": "x", "confirmed": True}) is None
+    block = ResidualBlock("tcp", "*", "198.18.0.20", 8388, "fet+probe", "reset")
+    assert ResidualBlock.from_api(block.as_dict(0.0)) == block

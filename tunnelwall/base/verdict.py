@@ -152,9 +152,41 @@ class ResidualBlock:
                 "until": None if self.until == math.inf else self.until, "seconds_left": self.seconds_left(now)}
 
     @classmethod
+    def from_api(cls, d: dict) -> ResidualBlock:
+        """The API's form back (``until`` None: for the run)."""
+        until = d.get("until")
+        return cls(str(d["transport"]), str(d["client"]), str(d["server"]), int(d["server_port"]), d.get("rule"),
+                   str(d.get("action", "drop")), math.inf if until is None else float(until))
+
+    @classmethod
     def from_verdict(cls, verdict: Verdict, at: float) -> ResidualBlock | None:
         """The block a verdict asks for (a drop or reset with a residual time), if any."""
         if not verdict.residual or verdict.action not in BLOCKING_ACTIONS:
             return None
         f = verdict.flow
         return cls(f.transport, f.client, f.server, f.server_port, verdict.rule, "drop", at + float(verdict.residual))
+
+
+@dataclass
+class LoggedVerdict:
+    """A verdict as the controller logged it (one line of the verdict log,
+    one item of ``/api/verdicts``): the verdict, and what the controller
+    added (when it logged it, under which profile, whether rules went on,
+    whether it asked the prober). ``record`` is the line as written, for
+    results files that keep it whole."""
+
+    verdict: Verdict
+    time: float                      # when the controller logged it
+    profile: str | None = None
+    installed: bool = False
+    probe_requested: bool = False
+    record: dict = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def from_record(cls, d: dict) -> LoggedVerdict | None:
+        """None for the log's other records (probe results, watchdog stalls)."""
+        if "flow" not in d or "action" not in d:
+            return None
+        probe = d.get("probe") or {}
+        return cls(Verdict.from_dict(d), float(d.get("time", 0.0)), d.get("profile"), bool(d.get("installed")),
+                   bool(probe.get("requested")), d)

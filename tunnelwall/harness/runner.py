@@ -23,6 +23,7 @@ from pathlib import Path
 from tunnelwall.base import procs
 from tunnelwall.base.errors import TunnelwallError
 from tunnelwall.base.runstate import RunState
+from tunnelwall.base.verdict import ANY_CLIENT, LoggedVerdict
 from tunnelwall.harness.spec import SAFE_VALUE, Ready, Side, ToolSpec
 
 PASSED, BLOCKED, DEGRADED, ERROR = "PASSED", "BLOCKED", "DEGRADED", "ERROR"
@@ -132,13 +133,13 @@ class ToolRun:
     def render(self, text):
         return self.spec.render(text, self.values)
 
-    def own(self, verdicts: list[dict]) -> list[dict]:
+    def own(self, verdicts: list[LoggedVerdict]) -> list[LoggedVerdict]:
         """The verdicts on flows between this tool's client and its server,
         or the web server it fetches from (the control, https, talks to it
         directly)."""
         client = self.values["client_ip"]
         servers = {self.values["server_ip"], self.values["web_ip"]}
-        return [v for v in verdicts if "flow" in v and v["flow"]["client"] == client and v["flow"]["server"] in servers]
+        return [lv for lv in verdicts if lv.verdict.flow.client == client and lv.verdict.flow.server in servers]
 
     # -- lifecycle -----------------------------------------------------
     def check_requirements(self) -> None:
@@ -372,13 +373,13 @@ def _await_probe(state: RunState, run: ToolRun, since: float, api) -> dict | Non
     from tunnelwall.runtime.api import Api
     api = api or Api(state)
     try:
-        wanted = [v for v in run.own(api.verdicts(since=since - 0.001)) if v["action"] == "probe"
-                  and v.get("probe", {}).get("requested")]
+        wanted = [lv for lv in run.own(api.logged_verdicts(since=since - 0.001))
+                  if lv.verdict.action == "probe" and lv.probe_requested]
     except TunnelwallError:
         return None
     if not wanted:
         return None
-    port = wanted[0]["flow"]["server_port"]
+    port = wanted[0].verdict.flow.server_port
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -400,23 +401,23 @@ def _blocking_verdict_probe(state: RunState, run: ToolRun, since: float, api):
     api = api or Api(state)
     def probe():
         try:
-            verdicts = api.verdicts(since=since - 0.001)
+            verdicts = api.logged_verdicts(since=since - 0.001)
         except TunnelwallError:
             return None
-        times = [v["time"] for v in run.own(verdicts) if v["action"] in ("drop", "reset")]
+        times = [lv.time for lv in run.own(verdicts) if lv.verdict.blocks]
         return min(times) if times else None
     return probe
 
 
-def _settled_verdicts(api, since: float, seconds: float = 1.0) -> list[dict]:
+def _settled_verdicts(api, since: float, seconds: float = 1.0) -> list[LoggedVerdict]:
     """The verdicts since *since*, once the list stops growing: the last
     ones are still on their way from the middlebox when the tool stops. Two
     equal answers 50 ms apart, or *seconds* at most."""
     deadline = time.monotonic() + seconds
-    verdicts = api.verdicts(since=since - 0.001)
+    verdicts = api.logged_verdicts(since=since - 0.001)
     while time.monotonic() < deadline:
         time.sleep(0.05)
-        again = api.verdicts(since=since - 0.001)
+        again = api.logged_verdicts(since=since - 0.001)
         if len(again) == len(verdicts):
             return again
         verdicts = again
@@ -433,36 +434,37 @@ def _attach_verdicts(result: ToolResult, state: RunState, run: ToolRun, since: f
     except TunnelwallError:
         return
     mine = run.own(verdicts)
-    result.verdicts = mine
-    for v in mine:
-        note = v.get("note") or ""
+    result.verdicts = [lv.record for lv in mine]          # the results file keeps the logged lines whole
+    for lv in mine:
+        note = lv.verdict.note
         if note.startswith("spared by probability: "):
             for rule in note.split(": ", 1)[1].split(", "):
                 if rule not in result.spared_by:
                     result.spared_by.append(rule)
-    hits = [v for v in mine if v.get("rule")]
+    hits = [lv for lv in mine if lv.verdict.rule]
     if not hits:
         # A residual block from an earlier flow drops packets at the switch,
         # before the middlebox sees them: the controller's block list says so.
         try:
-            blocks = api.blocks()
+            blocks = api.residual_blocks()
         except TunnelwallError:
             blocks = []
         port = run.values.get("port")
         for b in blocks:
-            if b["client"] in (run.values["client_ip"], "*") and b["server"] == run.values["server_ip"] \
-                    and port is not None and str(b["server_port"]) == str(port):
-                result.detected, result.rule, result.action = True, b["rule"], "drop"
-                left = f"{b['seconds_left']:.0f}s left" if b["seconds_left"] is not None else "for the run"
-                result.error = result.error or f"residual block of {b['server']}:{b['server_port']} " \
+            if b.client in (run.values["client_ip"], ANY_CLIENT) and b.server == run.values["server_ip"] \
+                    and port is not None and str(b.server_port) == str(port):
+                result.detected, result.rule, result.action = True, b.rule, "drop"
+                left = b.seconds_left(time.time())
+                left = f"{left:.0f}s left" if left is not None else "for the run"
+                result.error = result.error or f"residual block of {b.server}:{b.server_port} " \
                                                f"({left}) from an earlier flow"
                 return
         return
     order = {"drop": 0, "reset": 0, "probe": 1, "throttle": 2, "forge-dns": 3, "log": 4}
-    first = min(hits, key=lambda v: (order.get(v["action"], 5), v["time"]))
+    first = min(hits, key=lambda lv: (order.get(lv.verdict.action, 5), lv.time)).verdict
     result.detected = True
-    result.rule, result.action, result.protocol = first["rule"], first["action"], first.get("protocol")
-    result.packets_to_detection, result.ms_to_detection = first.get("packet_index"), first.get("ms")
+    result.rule, result.action, result.protocol = first.rule, first.action, first.protocol
+    result.packets_to_detection, result.ms_to_detection = first.packet_index, first.ms
     if result.confirmed_by_probing and result.after_probing_bytes is not None \
             and result.after_probing_bytes < result.bytes_expected:
-        result.rule, result.action = f"{first['rule']}+probe", "drop"
+        result.rule, result.action = f"{first.rule}+probe", "drop"

@@ -8,6 +8,7 @@ import urllib.request
 from pathlib import Path
 
 from tunnelwall.base.errors import TunnelwallError
+from tunnelwall.base.verdict import LoggedVerdict, ResidualBlock
 from tunnelwall.base.runstate import RunState, active_run
 
 
@@ -45,6 +46,13 @@ class Api:
 
     def blocks(self) -> list[dict]:
         return self.call("/api/blocks")
+
+    def logged_verdicts(self, since: float = 0.0) -> list[LoggedVerdict]:
+        """The verdicts since *since*, typed (the log's other records left out)."""
+        return [lv for lv in map(LoggedVerdict.from_record, self.verdicts(since)) if lv is not None]
+
+    def residual_blocks(self) -> list[ResidualBlock]:
+        return [ResidualBlock.from_api(b) for b in self.blocks()]
 
     def clear_blocks(self) -> int:
         return self.call("/api/blocks/clear", {})["cleared"]
