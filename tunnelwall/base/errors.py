@@ -31,3 +31,22 @@ class EnvironmentProblem(TunnelwallError):
     """The machine lacks something (a binary, root, Open vSwitch)."""
 
     exit_code = 3
+
+
+def json_child(work) -> int:
+    """The main of a child process that answers in JSON: what *work()*
+    returns goes to stdout as one JSON document; a TunnelwallError is one line
+    on stderr with its exit code, Ctrl-C 130, never a traceback."""
+    import json
+    import sys
+    try:
+        out = work()
+    except TunnelwallError as err:
+        print(f"tunnelwall: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("tunnelwall: interrupted", file=sys.stderr)
+        return 130
+    json.dump(out, sys.stdout, default=str)
+    sys.stdout.write("\n")
+    return 0

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sys
 
-from tunnelwall.base.errors import TunnelwallError
+from tunnelwall.base.errors import TunnelwallError, json_child
 
 
 def started(state) -> dict:
@@ -59,23 +59,16 @@ def argv(python: str, verb: str, **kwargs) -> list[str]:
 
 def main(args: list[str] | None = None) -> int:
     args = sys.argv[1:] if args is None else args
-    try:
+
+    def work():
         if len(args) != 2 or args[0] not in VERBS:
             raise TunnelwallError(f"usage: python -m tunnelwall.classroom.task {'|'.join(VERBS)} ARGS_JSON")
         try:
             kwargs = json.loads(args[1])
         except ValueError as err:
             raise TunnelwallError(f"task {args[0]}: arguments are not JSON ({err})") from None
-        out = VERBS[args[0]](**kwargs)
-    except TunnelwallError as err:
-        print(f"tunnelwall: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        print("tunnelwall: interrupted", file=sys.stderr)
-        return 130
-    json.dump(out, sys.stdout, default=str)
-    sys.stdout.write("\n")
-    return 0
+        return VERBS[args[0]](**kwargs)
+    return json_child(work)
 
 
 if __name__ == "__main__":

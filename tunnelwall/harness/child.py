@@ -16,13 +16,14 @@ import json
 import sys
 import time
 
-from tunnelwall.base.errors import TunnelwallError
+from tunnelwall.base.errors import TunnelwallError, json_child
 
 
 def main(argv: list[str] | None = None) -> int:
     from tunnelwall.harness.verify import VerifyOptions, document, verify
     argv = sys.argv[1:] if argv is None else argv
-    try:
+
+    def work():
         if len(argv) != 1:
             raise TunnelwallError("usage: python -m tunnelwall.harness.child OPTIONS_JSON")
         try:
@@ -32,16 +33,8 @@ def main(argv: list[str] | None = None) -> int:
         started = time.strftime("%Y-%m-%d %H:%M:%S")
         t0 = time.monotonic()
         results = verify(opts)
-        doc = document(results, opts, started, time.monotonic() - t0)
-    except TunnelwallError as err:
-        print(f"tunnelwall: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        print("tunnelwall: interrupted", file=sys.stderr)
-        return 130
-    json.dump(doc, sys.stdout, default=str)
-    sys.stdout.write("\n")
-    return 0
+        return document(results, opts, started, time.monotonic() - t0)
+    return json_child(work)
 
 
 if __name__ == "__main__":
