@@ -292,6 +292,7 @@ class Middlebox:
         except OSError:
             pass
         self.load["errors"] = self.errors
+        self.load["unparsed"] = self.engine.stats.get("unparsed", 0)   # packets a classifier gave up on (budget.py)
         self.load["max_lag_ms"] = round(max(self.load["max_lag_ms"], self.window_lag * 1000.0), 2)
         if self.ctrl is None:
             return             # never queued: a stale load report must not push out a verdict
