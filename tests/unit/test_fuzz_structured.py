@@ -23,7 +23,7 @@ def report(inp: FuzzInput, findings: list[Finding]) -> str:
             + f"\nkeep it in tests/fuzz_corpus/ (fuzzing.save) to replay it:\n{inp.to_json()}")
 
 
-@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.randoms(use_true_random=False))
 def test_no_input_crashes_or_overruns_any_parser(rng):
     inp = structured_input(rng)
