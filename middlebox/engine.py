@@ -190,6 +190,10 @@ class Engine:
         self.watch = watchers if any(watchers) else None
         self.max_flows = profile.flows.max
         self.idle = profile.flows.idle_timeout
+        # UDP flows may be kept shorter (the GFW: 60 s). The expiry queue stays
+        # in time order if every entry is due at most `requeue` after it is queued.
+        self.udp_idle = min(self.idle, profile.flows.udp_idle_timeout or self.idle)
+        self.requeue = self.udp_idle
         self.defrag = Defragmenter()
         self.fragments: list[bytes] | None = None       # frames of the datagram the last feed completed
         self.reassembled: Packet | None = None          # ... and that datagram, whole (injection replies to it)
@@ -247,6 +251,8 @@ class Engine:
         decided flow that carries no SYN, FIN or RST costs a header read, a
         key and one dict lookup. Anything else returns None (take the slow
         path). Used live and by offline classification alike."""
+        if self.expiry and self.expiry[0][0] <= ts:
+            self._expire(ts)                 # first: a flow idle past its time meets this packet as a new one
         ethertype = buf[s + 12:s + 14]
         if ethertype == b"\x08\x00":
             if end - s < 38 or buf[s + 14] != 0x45 or buf[s + 20] & 0x3F or buf[s + 21]:
@@ -276,8 +282,6 @@ class Engine:
         flow.packets += 1
         flow.bytes += size if size > 0 else 0
         flow.last_ts = ts
-        if self.expiry[0][0] <= ts:          # never empty while a flow is alive
-            self._expire(ts)
         if direction == C2S:
             flow.c2s_packets += 1
         else:
@@ -441,7 +445,7 @@ class Engine:
         self.flows[key] = (flow, C2S)
         self.flows[reverse_key(key)] = (flow, S2C)
         self.live += 1
-        self.expiry.append((ts + self.idle, flow))
+        self.expiry.append((ts + self.requeue, flow))
         self.stats["flows"] += 1
         if pkt.proto == TCP:
             model = self.tcp
@@ -662,12 +666,12 @@ class Engine:
             _, flow = self.expiry.popleft()
             if flow.evicted:
                 continue
-            due = flow.last_ts + self.idle
+            due = flow.last_ts + (self.udp_idle if flow.proto == UDP else self.idle)
             if due <= now:
                 self.stats["evicted_idle"] += 1
                 self._forget(flow, "idle")
             else:
-                self.expiry.append((due, flow))
+                self.expiry.append((min(due, now + self.requeue), flow))
         if len(self.residual) > 1024:            # expired blocks are also dropped when looked up
             for rkey in [k for k, (until, _r, _a) in self.residual.items() if until <= now]:
                 del self.residual[rkey]

@@ -101,6 +101,7 @@ class FlowSettings:
     """The censor's flow table and how long its verdicts hold on the switch."""
     max: int = 65536            # flows tracked at once; the least recently active are evicted beyond it
     idle_timeout: float = 300.0  # seconds without packets before a flow is forgotten
+    udp_idle_timeout: float = 0.0  # UDP flows, if a censor keeps them shorter than idle_timeout (0: the same)
     rule_idle_timeout: int = 60  # seconds an allow rule stays on the switch without packets; a
                                  # flow that comes back is re-announced (blocking rules never idle out)
     max_lag_ms: int = 250        # overload: a frame that waited longer than this in the middlebox's
@@ -279,15 +280,18 @@ def _tcp(path: str, data) -> TcpModel:
     return TcpModel(**out)
 
 
+SECONDS = ("idle_timeout", "udp_idle_timeout")      # flows fields that may have a fraction
+
+
 def _flows(path: str, data) -> FlowSettings:
     spec = data["flows"]
     out = FlowSettings()
     if not isinstance(spec, yamlsrc.Mapping):
-        raise _fail(path, data.line_of("flows"), "flows: expected a mapping (max, idle_timeout, rule_idle_timeout, max_lag_ms, offload_after, offload)")
+        raise _fail(path, data.line_of("flows"), "flows: expected a mapping (max, idle_timeout, udp_idle_timeout, rule_idle_timeout, max_lag_ms, offload_after, offload)")
     for key, value in spec.items():
         line = spec.line_of(key)
         if key not in out.__dict__:
-            raise _fail(path, line, f"flows: unknown field '{key}' (max, idle_timeout, rule_idle_timeout, max_lag_ms, offload_after, offload)")
+            raise _fail(path, line, f"flows: unknown field '{key}' (max, idle_timeout, udp_idle_timeout, rule_idle_timeout, max_lag_ms, offload_after, offload)")
         if key == "offload":
             if value not in OFFLOADS:
                 raise _fail(path, line, f"flows.offload: expected one of {', '.join(OFFLOADS)}")
@@ -295,8 +299,8 @@ def _flows(path: str, data) -> FlowSettings:
             continue
         if isinstance(value, bool) or not isinstance(value, (int, float)) \
                 or value < (0 if key in ("max_lag_ms", "offload_after") else 1e-9) \
-                or (key != "idle_timeout" and not isinstance(value, int)):
-            raise _fail(path, line, f"flows.{key}: expected a positive {'number' if key == 'idle_timeout' else 'whole number'}")
+                or (key not in SECONDS and not isinstance(value, int)):
+            raise _fail(path, line, f"flows.{key}: expected a positive {'number' if key in SECONDS else 'whole number'}")
         setattr(out, key, value)
     return out
 
