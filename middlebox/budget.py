@@ -8,9 +8,11 @@ that spends more than :data:`UNITS_PER_PACKET` for one packet raises
 any other exception a classifier raises) at the one place it feeds a
 classifier, and turns it into an :class:`Unparsed` outcome: the classifier
 gives up on that flow, the engine counts it (``stats["unparsed"]``) and the
-log says which flow, classifier and packet. One packet can then cost the
-censor at most a bounded amount of work, and never stop it (issue 34: a
-QUIC Initial whose CRYPTO frame had length 0 looped forever).
+log says which flow, classifier and packet. A metered parse of one packet
+then costs the censor a bounded amount of work whatever the bytes, and a
+bug in a classifier costs that classifier one flow, not the censor its
+loop (issue 34: a QUIC Initial whose CRYPTO frame had length 0 looped
+forever).
 
 Why a counter and not a clock: the count of loop iterations is the same on
 a loaded 2-core machine as on an idle one, so a budget that trips is a
@@ -18,10 +20,11 @@ property of the input, reproducible in a test; a clock-based one is not.
 
 The counter is module-global (the engine runs on one thread, and a global
 decrement is the cheapest check Python has); :func:`start` refills it and
-turns metering on. Code that parses without the engine (tests, tools) is
-unmetered: the counter refills itself when it runs out, so work spent by
-earlier calls never trips a later one. The fuzzers meter each input with
-:func:`start`, as the engine does each packet.
+turns metering on, :func:`stop` turns it off. Unmetered (before any
+engine ran, or after :func:`stop`: tests, tools) the counter refills itself
+when it runs out, so work spent by earlier calls never trips a later one.
+The fuzzers meter each input with :func:`start`, as the engine does each
+packet; offline classification stops metering when the capture is done.
 """
 
 from __future__ import annotations

@@ -171,6 +171,7 @@ class Middlebox:
     def report_load(self, now: float) -> None:
         self.next_load = now + LOAD_EVERY
         report = self.port.load_report(self.errors)
+        report["unparsed"] = self.engine.stats.get("unparsed", 0)   # packets a classifier gave up on (budget.py)
         if not self.link.up:
             return             # never queued: a stale load report must not push out a verdict
         self.link.send({"type": "load", **report, "policy": self.profile.overload,

@@ -136,6 +136,8 @@ class Engine:
         decided flow that carries no SYN, FIN or RST costs a header read, a
         key and one dict lookup. Anything else returns None (take the slow
         path). Used live and by offline classification alike."""
+        if self.expiry and self.expiry[0][0] <= ts:
+            self._expire(ts)                 # first: a flow idle past its time meets this packet as a new one
         ethertype = buf[s + 12:s + 14]
         if ethertype == b"\x08\x00":
             if end - s < 38 or buf[s + 14] != 0x45 or buf[s + 20] & 0x3F or buf[s + 21]:
@@ -165,8 +167,6 @@ class Engine:
         flow.packets += 1
         flow.bytes += size if size > 0 else 0
         flow.last_ts = ts
-        if self.expiry[0][0] <= ts:          # never empty while a flow is alive
-            self._expire(ts)
         if direction == C2S:
             flow.c2s_packets += 1
         else:

@@ -21,7 +21,7 @@ from collections import deque
 from .classifiers.openvpn import OpenVPN
 from .classifiers.tlsintls import TLSinTLS
 from .flow import Flow
-from .packet import reverse_key
+from .packet import UDP, reverse_key
 from .profiles import FlowSettings, Profile
 
 EVICT_SAMPLE = 8             # when the table is full: evict the least recently active of this many oldest
@@ -35,6 +35,11 @@ class FlowTable:
         self.expiry: deque[tuple[float, Flow]] = deque()
         self.max_flows = settings.max
         self.idle = settings.idle_timeout
+        # UDP flows may be kept shorter (the GFW: 60 s, Zohaib et al. 2025). The
+        # expiry queue stays in time order if every entry is due at most
+        # `requeue` after it is queued.
+        self.udp_idle = min(self.idle, settings.udp_idle_timeout or self.idle)
+        self.requeue = self.udp_idle
         self.stats = stats                              # the engine's counters: flows, evicted_idle, evicted_full
         self.on_evict = on_evict
 
@@ -45,7 +50,7 @@ class FlowTable:
         self.flows[flow.key] = (flow, c2s)
         self.flows[reverse_key(flow.key)] = (flow, s2c)
         self.live += 1
-        self.expiry.append((ts + self.idle, flow))
+        self.expiry.append((ts + self.requeue, flow))
         self.stats["flows"] += 1
 
     def forget(self, flow: Flow, why: str = "") -> None:
@@ -67,12 +72,12 @@ class FlowTable:
             _, flow = self.expiry.popleft()
             if flow.evicted:
                 continue
-            due = flow.last_ts + self.idle
+            due = flow.last_ts + (self.udp_idle if flow.proto == UDP else self.idle)
             if due <= now:
                 self.stats["evicted_idle"] += 1
                 self.forget(flow, "idle")
             else:
-                self.expiry.append((due, flow))         # later than now: the loop ends
+                self.expiry.append((min(due, now + self.requeue), flow))   # later than now: the loop ends
 
     def evict_one(self, now: float) -> None:
         """The table is full: evict the least recently active of the

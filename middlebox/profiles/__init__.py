@@ -98,6 +98,7 @@ class FlowSettings:
     """The censor's flow table and how long its verdicts hold on the switch."""
     max: int = 65536            # flows tracked at once; the least recently active are evicted beyond it
     idle_timeout: float = 300.0  # seconds without packets before a flow is forgotten
+    udp_idle_timeout: float = 0.0  # UDP flows, if a censor keeps them shorter than idle_timeout (0: the same)
     rule_idle_timeout: int = 60  # seconds an allow rule stays on the switch without packets; a
                                  # flow that comes back is re-announced (blocking rules never idle out)
     max_lag_ms: int = 250        # overload: a frame that waited longer than this in the middlebox's

@@ -508,3 +508,62 @@ def save(inp: FuzzInput, finding: Finding, directory: Path = CORPUS) -> Path:
 
 def corpus() -> list[tuple[Path, FuzzInput]]:
     return [(p, FuzzInput.from_json(p.read_text())) for p in sorted(CORPUS.glob("*.json"))]
+
+
+# -- hypothesis strategies (shrinkable: a failure comes back as a small input) ----------
+
+def strategies():
+    """``(quic_initials, tls_client_hellos)``: hypothesis strategies of
+    FuzzInputs built field by field (imported lazily: the long run does
+    not need hypothesis)."""
+    from hypothesis import strategies as st
+
+    names = st.one_of(st.sampled_from(NAMES), st.text("abcdefghijklmnopqrstuvwxyz0123456789.-", max_size=80))
+    extension = st.one_of(names.map(sni_extension),
+                          st.lists(st.sampled_from(["h3", "h2", "google.com", ""]), min_size=1, max_size=3)
+                          .map(alpn_extension),
+                          st.binary(max_size=64).map(ech_outer_extension),
+                          st.tuples(st.integers(0, 65535), st.binary(max_size=32)))
+    hellos = st.builds(lambda exts, ciphers, edits: _edit(hello_message(exts, tuple(ciphers)), edits),
+                       st.lists(extension, max_size=6), st.lists(st.integers(0, 65535), min_size=1, max_size=6),
+                       st.lists(st.tuples(st.integers(0, 4095), st.integers(0, 255)), max_size=3))
+
+    @st.composite
+    def frames(draw):
+        hello = draw(hellos)
+        cut = draw(st.integers(0, len(hello)))
+        crypto = [crypto_frame(hello[:cut], 0, draw(st.one_of(st.none(), st.integers(0, 1 << 14)))),
+                  crypto_frame(hello[cut:], draw(st.one_of(st.just(cut), st.integers(0, 1 << 14))))]
+        other = draw(st.lists(st.one_of(st.just(b"\x01"), st.binary(min_size=1, max_size=8).map(lambda b: b"\x00" * len(b)),
+                                        st.binary(max_size=12)), max_size=4))
+        order = draw(st.permutations(crypto + other))
+        return b"".join(order)
+
+    quic_initials = st.builds(
+        lambda plain, dcid, scid, pn_len, version, pad, sport: FuzzInput(
+            "quic", UDP, sport, 443, [(C2S, protect_initial(plain, dcid, scid, pn=1, pn_len=pn_len, version=version,
+                                                            pad_to=pad))]),
+        frames(), st.binary(max_size=21), st.binary(max_size=20), st.integers(1, 4),
+        st.sampled_from([QUIC_V1, QUIC_V1, QUIC_V2]), st.sampled_from([0, 1200]), st.integers(1024, 65535))
+    tls_client_hellos = st.builds(
+        lambda hello, sizes, sport: FuzzInput("tls", TCP, sport, 443, _split(tls_records(random.Random(len(hello)), hello),
+                                                                             sizes)),
+        hellos, st.lists(st.integers(1, 600), max_size=4), st.integers(1024, 65535))
+    return quic_initials, tls_client_hellos
+
+
+def _edit(data: bytes, edits: list[tuple[int, int]]) -> bytes:
+    out = bytearray(data)
+    for at, value in edits:
+        if out:
+            out[at % len(out)] = value
+    return bytes(out)
+
+
+def _split(data: bytes, sizes: list[int]) -> list[tuple[int, bytes]]:
+    out, at = [], 0
+    for size in sizes:
+        if at < len(data):
+            out.append((C2S, data[at:at + size]))
+            at += size
+    return out + ([(C2S, data[at:])] if at < len(data) or not out else [])

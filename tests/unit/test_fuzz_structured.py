@@ -11,7 +11,7 @@ import random
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from fuzzing import FuzzInput, Finding, corpus, run_input, structured_input
+from fuzzing import FuzzInput, Finding, corpus, run_input, strategies, structured_input
 from tunnelwall.middlebox import budget
 from tunnelwall.middlebox.classifiers.base import C2S, Classifier
 from tunnelwall.middlebox.classifiers.quic import QUIC, open_initial
@@ -23,11 +23,23 @@ def report(inp: FuzzInput, findings: list[Finding]) -> str:
             + f"\nkeep it in tests/fuzz_corpus/ (fuzzing.save) to replay it:\n{inp.to_json()}")
 
 
-@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 @given(st.randoms(use_true_random=False))
 def test_no_input_crashes_or_overruns_any_parser(rng):
     inp = structured_input(rng)
     findings, _cpu = run_input(inp)
+    assert not findings, report(inp, findings)
+
+
+QUIC_INITIALS, TLS_CLIENT_HELLOS = strategies()
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(QUIC_INITIALS, TLS_CLIENT_HELLOS))
+def test_field_by_field_quic_and_tls_inputs(inp):
+    """The same, from strategies built field by field, which hypothesis
+    shrinks to a small input when one fails."""
+    findings, _cpu = run_input(inp, engines=0)
     assert not findings, report(inp, findings)
 
 

@@ -188,3 +188,22 @@ def test_draining_the_port_reads_every_queued_frame_once_in_c_or_with_recvmsg(mi
     assert sent(switch) == frames[:1] + frames[2:]           # as on_frame sends them (the SYN/ACK is a copy)
     assert mb.port.load["frames"] == len(frames) and mb.port.load["shed"] == 0
     assert 0.0 < mb.port.window_lag < 5.0                          # each frame's kernel timestamp was read
+
+
+def test_a_classifier_that_raises_is_counted_and_the_frame_still_goes_on(middlebox, monkeypatch):
+    """Issue 34: a parse that overruns its budget (or raises) on a packet is
+    an "unparsed" outcome: the frame is forwarded as any other, the count
+    reaches the controller in the load report (/api/health)."""
+    from tunnelwall.middlebox.classifiers.quic import QUIC
+
+    def broken(self, state, flow, pkt, direction):
+        raise IndexError("a parse bug")
+    monkeypatch.setattr(QUIC, "update", broken)
+    mb, switch, controller = middlebox("inline", offload="none")
+    datagram = frame(C, S, 50000, 443, b"\xc3" + b"\x00" * 60)
+    mb.on_frame(datagram)
+    assert sent(switch) == [datagram] and mb.errors == 0
+    mb.report_load(0.0)
+    controller.setblocking(False)
+    loads = [m for m in map(json.loads, controller.recv(65536).decode().splitlines()) if m["type"] == "load"]
+    assert loads[-1]["unparsed"] == 1

@@ -131,3 +131,44 @@ def test_a_capture_that_trips_the_budget_names_flow_and_packet(tmp_path, monkeyp
     assert lines == ["unparsed: udp 10.0.0.11:50000 -> 198.18.0.10:443 packet 1: classifier quic: "
                      "work budget exceeded in quic frames"]
     assert "Traceback" not in err and "2 packets, 1 flows" in err
+
+
+def test_classify_returns_or_says_why_on_any_capture_file():
+    """Captures with their record and block headers mutated (lengths,
+    link types, byte orders, cut anywhere), pcap and pcapng: classify
+    returns, or raises the one-line PcapError the CLI prints; nothing
+    loops (every reader advances by a record's or block's length)."""
+    import random
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from fuzzing import frames_of, mutate, structured_input
+    from tunnelwall.middlebox import profiles
+    from tunnelwall.middlebox.offline import classify_pcap
+    from tunnelwall.middlebox.pcap import PcapError, PcapngWriter, Writer
+
+    rng = random.Random(34)
+    profile = profiles.load("gfw-2025")
+    outcomes = {"returned": 0, "refused": 0}
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(150):
+            path = Path(tmp) / f"{i}.cap"
+            with (Writer if i % 2 else PcapngWriter)(path) as w:
+                for j in range(rng.randint(1, 3)):
+                    for k, frame in enumerate(frames_of(structured_input(rng))):
+                        w.write(j + k * 0.001, frame)
+            data = bytearray(path.read_bytes())
+            for _ in range(rng.randint(1, 4)):                     # a header field, or anywhere
+                at = rng.choice([rng.randrange(len(data)), rng.randrange(min(len(data), 64))])
+                data[at] = rng.randrange(256)
+            path.write_bytes(mutate(rng, bytes(data), rounds=1) if rng.random() < 0.3 else bytes(data))
+            t0 = time.process_time()
+            try:
+                classify_pcap(path, profile, on_flow=lambda report: None)
+                outcomes["returned"] += 1
+            except PcapError as err:
+                assert "\n" not in str(err)
+                outcomes["refused"] += 1
+            assert time.process_time() - t0 < 2.0, path.read_bytes()[:64].hex()
+    assert outcomes["returned"] >= 50 and outcomes["refused"] >= 5, outcomes

@@ -83,3 +83,40 @@ def test_only_the_first_packet_of_a_4_tuple_is_read():
     engine.feed_packet(Packet(client, server, UDP, 50000, 443, b"hello world"), 0.0)
     flow = engine.feed_packet(Packet(client, server, UDP, 50000, 443, BY_NAME["pn-1-byte"].build("google.com")), 1.0)
     assert not flow.blocking
+
+
+def udp_frame(payload: bytes) -> bytes:
+    from scapy.layers.inet import IP, UDP as ScapyUDP
+    from scapy.layers.l2 import Ether
+    return bytes(Ether() / IP(src="10.0.0.11", dst="198.18.0.10") / ScapyUDP(sport=50000, dport=443) / payload)
+
+
+@pytest.mark.parametrize("via", ["packet", "frame"])
+@pytest.mark.parametrize("gap, blocked", [(59.0, False), (61.0, True)])
+def test_a_4_tuple_is_remembered_for_60_seconds(gap, blocked, via):
+    """The GFW keeps a UDP 4-tuple for 60 s after its last packet (the
+    paper's artifact, flow-tracking-time): a datagram, then the Initial
+    59 s later is still the flow's second packet (not read); 61 s later it
+    is a new flow's first packet (read, blocked). As a frame, the Initial
+    meets the decided flow on the fast path, which expires idle flows first."""
+    engine = Engine(profiles.load("gfw-2025"))
+    client, server = ip_bytes("10.0.0.11"), ip_bytes("198.18.0.10")
+    initial = BY_NAME["pn-1-byte"].build("google.com")
+    if via == "packet":
+        first = engine.feed_packet(Packet(client, server, UDP, 50000, 443, b"hello world"), 0.0)
+        flow = engine.feed_packet(Packet(client, server, UDP, 50000, 443, initial), gap)
+    else:
+        first = engine.feed(udp_frame(b"hello world"), 0.0)
+        flow = engine.feed(udp_frame(initial), gap)
+    assert first.done and not first.blocking
+    assert (flow is not first, flow.blocking) == (blocked, blocked)
+
+
+def test_tcp_flows_keep_the_profiles_idle_time():
+    profile = profiles.load("gfw-2025")
+    assert (profile.flows.udp_idle_timeout, profile.flows.idle_timeout) == (60, 300.0)
+    engine = Engine(profile)
+    client, server = ip_bytes("10.0.0.11"), ip_bytes("198.18.0.10")
+    syn = engine.feed_packet(Packet(client, server, 6, 50000, 443, b"", flags=0x02, seq=1), 0.0)
+    later = engine.feed_packet(Packet(client, server, 6, 50000, 443, b"x", flags=0x18, seq=2), 200.0)
+    assert later is syn
