@@ -62,7 +62,14 @@ def cmd_up(args) -> int:
     print(f"         tunnelwall {run}verdicts        (the censor's decisions; -f follows)")
     print(f"         tunnelwall {run}down")
     if args.cli:
+        import signal
+
         from tunnelwall.runtime.network import down
+
+        def hung_up(_sig, _frame):
+            # The terminal went away: leave the shell and tear down, as 'exit' does.
+            raise SystemExit(129)
+        signal.signal(signal.SIGHUP, hung_up)
         try:
             from tunnelwall.cli.nodeshell import NodeShell
             NodeShell(state).loop()
