@@ -159,7 +159,9 @@ def main() -> int:
             time.sleep(max(0.0, args.probe_every - (time.monotonic() - step)))
         sampler.stop.set()
         thread.join()
-        sampler.rows.append(sampler.sample(t0))
+        if time.monotonic() - sampler.last[0] >= args.sample / 2:     # a CPU share over a blink means nothing
+            sampler.rows.append(sampler.sample(t0))
+        background = sum(len(p.read_text().splitlines()) for p in state.logs.glob("traffic-*.jsonl"))
         t_req = time.monotonic()
         history = api.verdicts(0)
         request_ms = (time.monotonic() - t_req) * 1000
@@ -169,7 +171,9 @@ def main() -> int:
     lost = [p for p in probes if p["latency_ms"] is None]
     lat = sorted(p["latency_ms"] for p in probes if p["latency_ms"] is not None)
     first, last = sampler.rows[0], sampler.rows[-1]
-    print(f"\nprobes {len(probes)}, verdicts lost {len(lost)}"
+    print(f"\nbackground connections made: {background} ({background / args.minutes:.0f}/min over "
+          f"{len(hosts)} students)")
+    print(f"probes {len(probes)}, verdicts lost {len(lost)}"
           + (f" ({', '.join(p['host'] + ':' + str(p['port']) for p in lost[:5])})" if lost else ""))
     if lat:
         print(f"live view latency (request -> verdict readable at /api/verdicts): median {statistics.median(lat):.0f} ms, "

@@ -32,6 +32,10 @@ def test_classify_a_capture_of_real_tools(tmp_path):
     flows = [json.loads(line) for line in res.stdout.splitlines()]
     summary = flows.pop()["summary"]
     assert summary
+    # Each decided flow names the record of tcpdump's file that decided it
+    # (1-based, as Wireshark counts): never before its own packet index.
+    decided = [f for f in flows if f["decided"]]
+    assert decided and all(f["frame"] >= f["packet_index"] >= 1 for f in decided), decided
 
     def flow_to(port, transport):
         matches = [f for f in flows if f["server_port"] == port and f["transport"] == transport]

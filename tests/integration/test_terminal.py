@@ -47,8 +47,10 @@ class Tmux:
         return self.tmux("capture-pane", "-p", "-J", "-S", "-200", "-t", f"t:{window}")
 
     def wait_screen(self, window: str, text: str, seconds: float = 30) -> str:
-        return wait_for(lambda: (s := self.screen(window)) if text in s else None, seconds,
-                        f"'{text}' on the {window} window")
+        def shown():
+            screen = self.screen(window)
+            return screen if text in screen else None
+        return wait_for(shown, seconds, f"'{text}' on the {window} window")
 
     def kill(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
@@ -95,6 +97,10 @@ def test_node_shell_keeps_quoting_and_verdicts_follow(term):
         term.wait_screen("shell", f"{'censor':12} middlebox")
     finally:
         term.keys("shell", "exit")
-        term.wait_screen("shell", "down: removed everything the run created", 120)
+        try:
+            term.wait_screen("shell", "down: removed everything the run created", 120)
+        finally:
+            if active_run() is not None:
+                tw("down")
     assert active_run() is None
     assert_nothing_left()

@@ -55,9 +55,10 @@ def test_tspu_freezes_tls_to_a_listed_datacenter_near_16_kb(run):
 @pytest.mark.parametrize("run", [["--profile", "gfw-2025"]], indirect=True)
 def test_real_tor_client_to_a_bridge_is_detected_probed_and_blocked(run, tmp_path):
     """tor 0.4.9 as a bridge on vpn and as a client on c1 (UseBridges): the
-    client's link handshake looks like Tor (random www.<base32>.com SNI), the
-    prober speaks Tor's link protocol to the bridge, the bridge answers, and
-    the bridge's port is blocked for everyone."""
+    client's link handshake looks like Tor (a www.<base32>.com SNI without
+    ALPN, and tor's own cipher suites and groups), the prober speaks Tor's
+    link protocol to the bridge, the bridge answers, and the bridge's port
+    is blocked for everyone."""
     import shutil
     import subprocess
     import time
@@ -91,6 +92,7 @@ def test_real_tor_client_to_a_bridge_is_detected_probed_and_blocked(run, tmp_pat
         suspicion = next(v for v in log if v.get("rule") == "tor" and v.get("action") == "probe")
         sni = suspicion["detection"]["detail"]["sni"]
         assert sni.startswith("www.") and sni.endswith((".com", ".net"))
+        assert suspicion["detection"]["signal"] in ("tls-fingerprint", "random-sni")
         probe = next(v for v in log if v.get("type") == "probe")
         assert probe["fingerprint"] == "tor" and probe["server_port"] == 9001
         # The bridge is now blocked for every client, not only c1.

@@ -176,3 +176,13 @@ def test_exercises_from_any_folder(tmp_path):
     assert exercises.load("my-find", (str(tmp_path),)).name == "my-find"
     with pytest.raises(TunnelwallError, match="not a folder"):
         exercises.catalogue((str(tmp_path / "nope"),))
+
+
+def test_up_suggests_a_blocked_fetch_and_the_verdicts_not_ping():
+    import importlib
+    main = importlib.import_module("tunnelwall.cli.main")
+    state = FakeState()
+    state.scope = ""
+    lines = main.try_lines(state)
+    assert lines[0] == "  try:   tunnelwall exec c1 -- curl -s -m 5 -H 'Host: blocked.example' http://10.0.0.20/"
+    assert "tunnelwall verdicts" in lines[1] and not any("ping" in x for x in lines)

@@ -44,14 +44,17 @@ def cmd_up(args) -> int:
     print("  nodes: " + ", ".join(f"{n} ({i.role})" for n, i in state.nodes.items()))
     for line in _condition_lines(state):
         print(f"  link {line}")
-    run = f"--run {state.scope} " if state.scope else ""
-    client, server = _first_of_role(state, "client") or "c1", _address_of(state, _first_of_role(state, "server"))
-    # ping is never inspected: the example is a fetch the censor profiles block by name.
-    print(f"  try:   tunnelwall {run}exec {client} -- curl -s -m 5 -H 'Host: blocked.example' http://{server}/")
-    print(f"         tunnelwall {run}verdicts        (the censor's decisions; -f follows)")
-    print(f"         tunnelwall {run}down")
+    for line in try_lines(state):
+        print(line)
     if args.cli:
+        import signal
+
         from tunnelwall.runtime.network import down
+
+        def hung_up(_sig, _frame):
+            # The terminal went away: leave the shell and tear down, as 'exit' does.
+            raise SystemExit(129)
+        signal.signal(signal.SIGHUP, hung_up)
         try:
             from tunnelwall.cli.nodeshell import NodeShell
             NodeShell(state).loop()
@@ -65,6 +68,16 @@ def _aliases_of(profile: str | None) -> list[tuple[str, str]]:
     """The aliases (gfw) that stand for *profile*, so output says what gfw means."""
     from tunnelwall.middlebox.profiles import ALIASES
     return [(a, t) for a, t in ALIASES.items() if t == profile]
+
+
+def try_lines(state) -> list[str]:
+    """What to type next: a fetch the censor blocks, then the verdict, then down."""
+    run = f"--run {state.scope} " if state.scope else ""
+    client, server = _first_of_role(state, "client") or "c1", _address_of(state, _first_of_role(state, "server"))
+    # ping is never inspected: the example is a fetch the censor profiles block by name.
+    return [f"  try:   tunnelwall {run}exec {client} -- curl -s -m 5 -H 'Host: blocked.example' http://{server}/",
+            f"         tunnelwall {run}verdicts        (the censor's decisions; -f follows)",
+            f"         tunnelwall {run}down"]
 
 
 def _first_of_role(state, role: str) -> str | None:
