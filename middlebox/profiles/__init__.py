@@ -29,7 +29,7 @@ BLOCKING = ("drop", "reset")
 TOP_KEYS = {"name", "description", "period", "sources", "fail", "overload", "placement", "inspect_packets", "seed",
             "lists", "params", "rules", "probe", "tcp", "flows", "inside", "confidence"}
 RULE_KEYS = {"name", "match", "unless", "action", "probability", "residual", "rate", "answer", "log", "description",
-             "source", "then", "after_bytes", "resets"}
+             "source", "confidence", "then", "after_bytes", "resets"}
 MATCH_KEYS = {"protocol", "signal", "sni", "qname", "host", "server_ip", "server_net", "server_port", "transport",
               "min_confidence", "client_ip", "sport_gt_dport", "direction", "ip_version", "ja3", "ja4"}
 
@@ -74,6 +74,7 @@ class Rule:
     log: bool = True
     description: str = ""
     source: str = ""
+    confidence: str = ""                # measured | reported by users | assumed (and why)
     line: int = 0
 
     @property
@@ -316,7 +317,7 @@ def _rule(path: str, line: int, spec: Any, prof: Profile) -> Rule:
                     f"rule '{name}': unknown action '{action}' (one of: {', '.join(ACTIONS)})")
     rule = Rule(name=name, match=_match(path, spec, name, prof), action=action, line=line,
                 log=bool(spec.get("log", True)), description=str(spec.get("description", "")),
-                source=str(spec.get("source", "")))
+                source=str(spec.get("source", "")), confidence=str(spec.get("confidence", "")))
     if "unless" in spec:
         rule.unless = _match(path, spec, name, prof, section="unless")
     if action == "freeze":
