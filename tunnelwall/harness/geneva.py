@@ -528,6 +528,7 @@ class Trial:
     host: str
     outcome: str               # evaded | reset | nothing
     detail: str = ""
+    sport: int = 0             # the client's port (the verdict log names flows by it)
 
 
 def run_trial(published: Published, server: str, host: str, gw_mac: str, iface: str = "eth0",
@@ -551,7 +552,7 @@ def run_trial(published: Published, server: str, host: str, gw_mac: str, iface: 
     sniffer.start()
     try:
         if not ready.wait(5):
-            return Trial(published.id, host, NOTHING, "sniffer did not start")
+            return Trial(published.id, host, NOTHING, "sniffer did not start", sport)
 
         def send(flags: str, seq: int, ack: int = 0, payload: bytes = b""):
             pkt = IP(dst=server, ttl=64) / TCP(sport=sport, dport=80, flags=flags, seq=seq, ack=ack, window=64240)
@@ -564,21 +565,21 @@ def run_trial(published: Published, server: str, host: str, gw_mac: str, iface: 
         synack = _wait(received, lambda p: int(p[TCP].flags) & 0x12 == 0x12 and p[TCP].ack == isn + 1, 3)
         if synack is None:
             rst = any(int(p[TCP].flags) & 0x04 for p in received)
-            return Trial(published.id, host, RESET if rst else NOTHING, "no SYN/ACK")
+            return Trial(published.id, host, RESET if rst else NOTHING, "no SYN/ACK", sport)
         sack = (synack[TCP].seq + 1) % (1 << 32)
         send("A", isn + 1, sack)
         send("PA", isn + 1, sack, request_bytes(host))
         answer = _wait(received, lambda p: bool(int(p[TCP].flags) & 0x04) or b"HTTP/1." in bytes(p[TCP].payload),
                        wait, after=synack)
         if answer is None:
-            return Trial(published.id, host, NOTHING, "no answer")
+            return Trial(published.id, host, NOTHING, "no answer", sport)
         if int(answer[TCP].flags) & 0x04:
-            return Trial(published.id, host, RESET, "RST")
+            return Trial(published.id, host, RESET, "RST", sport)
         status = bytes(answer[TCP].payload).split(b"\r\n", 1)[0].decode("ascii", "replace")
         # A clean end for the server (the flow is decided; this RST only frees its socket).
         sendp(l2 / IP(dst=server) / TCP(sport=sport, dport=80, flags="R", seq=(isn + 1 + 10_000) % (1 << 32)),
               iface=iface)
-        return Trial(published.id, host, EVADED, status)
+        return Trial(published.id, host, EVADED, status, sport)
     finally:
         sniffer.stop()
 
