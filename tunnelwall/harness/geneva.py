@@ -517,6 +517,14 @@ def offline_replay(strategy: Published | str, profile, host: str = "www.twitter.
     return OfflineResult(published.id, profile.name, final.action if final else None, final.rule if final else None)
 
 
+def offline_table(profile_name: str, overrides: tuple[str, ...] = ("http-host.residual=0",)) -> list[OfflineResult]:
+    """Every published strategy through *profile_name*'s engine: the offline
+    vector set a fidelity check can run without a testbed."""
+    from tunnelwall.middlebox import profiles
+    prof = profiles.apply_overrides(profiles.load(profile_name), list(overrides))
+    return [offline_replay(s, prof) for s in STRATEGIES]
+
+
 # -- live: from a client node against the testbed's web server -------------------------
 
 EVADED, RESET, NOTHING = "evaded", "reset", "nothing"
