@@ -57,6 +57,7 @@ class TunnelwallController(app_manager.OSKenApp):
         self.verdict_log = VerdictLog(self.config.verdict_log)
         self.next_meter = 1
         self.reinstalled = 0                         # verdicts put back after their rule expired
+        self.retracted = 0                           # allow rules deleted for a new connection on their 5-tuple
         self.offloaded = 0                           # allowed flows given their rule once they went on
         self.tracked = self.config.offload == "conntrack"   # allowed flows: the switch's tracker, no rules
         self.generation = 1                          # conntrack offload: the mark of flows allowed under this profile
@@ -144,6 +145,19 @@ class TunnelwallController(app_manager.OSKenApp):
         else:
             self.reinstalled += 1
         self.install_verdict(verdict)
+
+    def retract_verdict(self, verdict: Verdict, frame: bytes) -> None:
+        """A new connection (its SYN is *frame*, held by the middlebox) reuses
+        the 5-tuple of an allowed flow whose rules may be on the switch:
+        delete them, then send the SYN on, in that order (issue 33)."""
+        dp = self.datapath
+        if dp is None:
+            return
+        self.retracted += 1
+        for mod in pipeline.retract_flows(dp, verdict):
+            dp.send_msg(mod)
+        if frame:
+            dp.send_msg(pipeline.send_on(dp, self.config, frame))
 
     def apply_verdict(self, verdict: Verdict, first_seen: float | None, install: bool = True) -> dict:
         """Install the rules for one verdict (unless the middlebox defers an

@@ -83,6 +83,8 @@ class MiddleboxChannel:
                 elif kind == "verdict":
                     self.app.apply_verdict(Verdict.from_dict(msg["verdict"]), msg.get("first_seen"),
                                            install=msg.get("install", True))
+                elif kind == "retract":
+                    self.app.retract_verdict(Verdict.from_dict(msg["verdict"]), bytes.fromhex(msg.get("frame", "")))
                 elif kind == "hello":
                     self.app.note(f"{role} hello", **{k: v for k, v in msg.items() if k not in ("type", "role")})
                 elif kind == "load":

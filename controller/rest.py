@@ -68,7 +68,7 @@ class RestApi:
                 return self._reply(start_response, 200, {
                     "switch_connected": app.datapath is not None, "middlebox_connected": app.middlebox is not None,
                     "profile": app.profile, "placement": app.config.placement, "fail": app.config.fail,
-                    "reinstalled_verdicts": app.reinstalled, "offloaded_verdicts": app.offloaded, "middlebox_load": app.middlebox_load,
+                    "reinstalled_verdicts": app.reinstalled, "offloaded_verdicts": app.offloaded, "retracted_verdicts": app.retracted, "middlebox_load": app.middlebox_load,
                     "watchdog_restarts": app.stalls, "middlebox_stalled": app.stalled_policy is not None,
                     "uptime": round(__import__("time").time() - app.started, 1)})
             if path == "/api/verdicts" and method == "GET":

@@ -45,7 +45,7 @@ from tunnelwall.base.verdict import ResidualBlock, Verdict
 from . import profiles
 from .config import MiddleboxConfig
 from .controllink import ControllerLink
-from .enforcer import Enforcer, ruleless
+from .enforcer import Enforcer, held_syn, must_retract, ruleless
 from .engine import Engine, collect_less
 from .flow import Flow
 from .packet import ip_bytes, parse_ethernet, plain_synack
@@ -106,6 +106,8 @@ class Middlebox:
         # which its deferred allow rule is due (0: sent)]; the live daemon's
         # own state, forgotten with the flow.
         self.announced: dict[bytes, list] = {}
+        self.rules_offload = self.config.offload == "rules"
+        self.retracting: Verdict | None = None    # an allowed flow replaced by a new SYN (rules offload)
         self.engine = self._engine(self.profile)
         self.inline = self.config.inline
         self.port = Port(open_port(self.config.iface), self.inline)
@@ -124,7 +126,9 @@ class Middlebox:
         return Engine(profile, seed=self.config.seed, on_evict=self._forget)
 
     def _forget(self, flow: Flow) -> None:
-        self.announced.pop(flow.key, None)
+        state = self.announced.pop(flow.key, None)
+        if self.rules_offload and must_retract(flow, state):
+            self.retracting = flow.verdict
 
     def hello(self) -> dict:
         return {"type": "hello", "role": "middlebox", "profile": self.profile.name,
@@ -199,6 +203,14 @@ class Middlebox:
             self.errors += 1
             print(f"middlebox: error on a {len(frame)}-byte frame: {type(err).__name__}: {err}", flush=True)
             flow = None
+        if self.retracting is not None:
+            retracted, self.retracting = self.retracting, None
+            if self.link.up:
+                # The old flow's allow rules could carry the new connection
+                # uninspected: the controller deletes them, then sends this SYN
+                # on (issue 33).
+                self.link.send({"type": "retract", "verdict": retracted.as_dict(), "frame": frame.hex()})
+                return
         self.pass_on(frame, flow, fragments, now)
 
     def pass_on(self, frame: bytes, flow: Flow | None, fragments, now: float) -> None:
@@ -215,6 +227,9 @@ class Middlebox:
             for piece in fragments if flow is not None and not flow.blocking else ():
                 if not (enforcer.bypass_vlan and enforcer.carries_tag(piece)):
                     port.send(piece)
+            return
+        if not self.inline and self.rules_offload and held_syn(frame):
+            port.send(frame)                      # rules offload: the switch sends SYNs here only (issue 33)
             return
         if self.inline and plain_synack(frame):
             # The switch copied it here and sent it on itself (controller/pipeline.py);

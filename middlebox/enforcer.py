@@ -32,6 +32,23 @@ def ruleless(action: str, flow) -> bool:
     return action in DEFERRED and bool(flow.client_port and flow.server_port)
 
 
+def must_retract(flow, announced: list | None) -> bool:
+    """Whether *flow*, replaced by a new connection on its 5-tuple, may have
+    an allow rule on the switch (rules offload): decided, not blocking, its
+    rule sent (at the verdict or when its deferred offload came due). That
+    rule would carry the new connection past the censor (issue 33)."""
+    return (flow.evicted == "replaced" and flow.done and announced is not None and not announced[1]
+            and ruleless(flow.verdict.action, flow))
+
+
+def held_syn(frame: bytes) -> bool:
+    """A TCP SYN without ACK (rules offload sends those to the middlebox
+    only, in both placements)."""
+    from .packet import ACK, RST, SYN, TCP, parse_ethernet
+    pkt = parse_ethernet(frame)
+    return pkt is not None and pkt.proto == TCP and pkt.flags & (SYN | ACK | RST) == SYN
+
+
 class Enforcer:
     def __init__(self, port, bypass_vlan: int | None):
         self.port = port
@@ -46,7 +63,10 @@ class Enforcer:
     def bypassed(self, flow) -> bool:
         """Whether the switch's tracker should let the rest of this flow by
         (conntrack offload)."""
-        return self.bypass_vlan is not None and flow.done and ruleless(flow.verdict.action, flow)
+        # Not once it closed (a RST, or FINs both ways): there is nothing left
+        # to offload, and a tagged RST would commit a marked entry that a new
+        # connection on the 5-tuple could find (issue 33).
+        return self.bypass_vlan is not None and flow.done and not flow.closed and ruleless(flow.verdict.action, flow)
 
     def carries_tag(self, frame: bytes) -> bool:
         return frame[12:14] == b"\x81\x00" and int.from_bytes(frame[14:16], "big") & 0xFFF == self.bypass_vlan

@@ -40,7 +40,7 @@ from .flowtable import FlowTable, walk_hooks
 from .inspector import Inspector
 from .packet import ACK, FIN, RST, SYN, TCP, Packet, parse_ethernet
 from .profiles import Profile
-from .stream import SEQ_MOD, Stream, segment_accepted
+from .stream import SEQ_MOD, Stream, segment_accepted, stray_reset
 
 # The engine keeps every live flow (a few dozen objects each) and allocates
 # a few objects per packet. With Python's default threshold the collector
@@ -244,6 +244,9 @@ class Engine:
                               note="not inspected: the censor keeps state only for connections whose handshake it saw")
         else:
             self._count(flow, pkt, direction, ts)
+        if flags & RST and stray_reset(flow, pkt, direction):
+            self.stats["ignored_segments"] += 1          # not acceptable to the client (RFC 793)
+            return flow
         if flags & RST:                                  # closes the connection (for the 5-tuple's reuse)
             flow.closed = True
         elif flags & FIN:

@@ -46,6 +46,13 @@ The censor's state machine (``TcpModel``), per profile
       without TCP Fast Open, and neither does the GFW's reassembly) or read
       as ``data``.
 
+    * a RST from the server before its SYN/ACK counts only if it
+      acknowledges the client's SYN (``stray_reset``): in that state a host
+      discards any other RST (RFC 793, SYN-SENT), and so did the GFW: in
+      Geneva's fake-SYN/ACK strategy the server's RST answering the client's
+      SYN/ACK reaches the censor after the real SYN, and the request was
+      still censored 97 % of the time (Geneva's strategy 23, 3 %).
+
     TTL is never checked: the censor sits before the server, so a packet
     with a TTL just big enough reaches it but not the server. That is a
     property of the path, not of the model (topologies put hops behind the
@@ -177,3 +184,15 @@ def segment_accepted(model: TcpModel, streams, pkt, direction: int) -> bool:
         if other.next is not None and 0 < (pkt.ack - other.next) % SEQ_MOD < HALF:
             return False                             # acknowledges bytes never sent
     return True
+
+
+def stray_reset(flow, pkt, direction: int) -> bool:
+    """Whether *pkt*, a RST, came from the server before its SYN/ACK without
+    acknowledging the client's SYN: not acceptable to the client (RFC 793,
+    SYN-SENT), so it neither closes the connection nor tears the censor's
+    state down (see the module's docstring)."""
+    from .packet import ACK
+    from .classifiers.base import S2C
+    if direction != S2C or flow.client_isn is None or flow.streams is None or flow.streams[S2C].next is not None:
+        return False
+    return not (pkt.flags & ACK and pkt.ack == (flow.client_isn + 1) % SEQ_MOD)

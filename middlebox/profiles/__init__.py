@@ -74,6 +74,7 @@ class Rule:
     log: bool = True
     description: str = ""
     source: str = ""
+    confidence: str = ""                # measured | reported by users | assumed (and why)
     line: int = 0
 
     @property
@@ -222,7 +223,7 @@ def _rule(path: str, line: int, spec: Any, prof: Profile) -> Rule:
         raise _fail(path, line, "rule: missing 'name'")
     rule = Rule(name=name, match=_match(path, spec, name, prof), action=action, line=line,
                 log=bool(spec.get("log", True)), description=str(spec.get("description", "")),
-                source=str(spec.get("source", "")))
+                source=str(spec.get("source", "")), confidence=str(spec.get("confidence", "")))
     if "unless" in spec:
         rule.unless = _match(path, spec, name, prof, section="unless")
     # Which fields go with which action: the schema checks each field, this their combination.

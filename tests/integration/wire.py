@@ -4,6 +4,10 @@
     wire.py udp-send IP PORT SPORT HEX [--fragment N]
     wire.py tls-split IP SNI CUT[,CUT...]  a ClientHello in several TCP segments: reset/data/eof/timeout
     wire.py strategy NAME IP HOST GWMAC    a packet-manipulation strategy against HTTP (scapy, own TCP)
+    wire.py pairs IP GWMAC N               N back-to-back insertion + request pairs, each on a new 5-tuple
+                                           (IP ID 1 then 2), in one send call
+    wire.py reuse IP ALLOWED BLOCKED GWMAC N   N pairs: an allowed connection, its RST, then at once a
+                                           new connection on the same 5-tuple asking for BLOCKED
 
 Strategies are written here from the published descriptions (Wang et al.,
 IMC 2017; Bock et al., Geneva, CCS 2019): the censor must see the insertion
@@ -160,10 +164,112 @@ def strategy(name: str, ip: str, host: str, gw_mac: str) -> str:
         subprocess.run(["nft", "delete", "table", "inet", table])
 
 
-def _wait(received: list, test, seconds: float):
+PAIR_KINDS = ("rst-badsum", "synack-first", "dataofs-badsum")
+
+
+def pairs(ip: str, gw_mac: str, n: int) -> None:
+    """Issue 33, item 3: pairs the way Geneva's strategies send them, an
+    insertion packet and then the real one, microseconds apart: a RST with a
+    bad checksum then the request; a SYN/ACK then the SYN (strategy 23); a
+    request with data offset 10 and a bad checksum then the request
+    (strategy 1). The first of each pair has IP ID 1, the second 2; each pair
+    its own source port. Prints the ports used, one line."""
+    from scapy.all import IP, TCP, Ether, Raw, conf, get_if_hwaddr
+    conf.verb = 0
+    iface = "eth0"
+    l2 = Ether(src=get_if_hwaddr(iface), dst=gw_mac)
+    request = b"GET / HTTP/1.1\r\nHost: www.example.org\r\n\r\n"
+    sock = conf.L2socket(iface=iface)
+    ports = []
+    try:
+        for i in range(n):
+            sport, isn = 20000 + i, random.randint(1, 2**31)
+            kind = PAIR_KINDS[i % len(PAIR_KINDS)]
+            base = l2 / IP(dst=ip, id=1)
+            if kind == "rst-badsum":
+                first = base / TCP(sport=sport, dport=80, flags="R", seq=isn, chksum=0xDEAD)
+                second = l2 / IP(dst=ip, id=2) / TCP(sport=sport, dport=80, flags="PA", seq=isn, ack=1) / Raw(request)
+            elif kind == "synack-first":
+                first = base / TCP(sport=sport, dport=80, flags="SA", seq=isn)
+                second = l2 / IP(dst=ip, id=2) / TCP(sport=sport, dport=80, flags="S", seq=isn)
+            else:
+                first = base / TCP(sport=sport, dport=80, flags="PA", seq=isn, ack=1, dataofs=10, chksum=0xBEEF) / \
+                    Raw(request)
+                second = l2 / IP(dst=ip, id=2) / TCP(sport=sport, dport=80, flags="PA", seq=isn, ack=1) / Raw(request)
+            a, b = bytes(first), bytes(second)
+            sock.send(a)
+            sock.send(b)
+            ports.append(sport)
+            time.sleep(0.002)      # pace the pairs (not synchronisation): 1,000 pairs in a few seconds
+    finally:
+        sock.close()
+    print(" ".join(map(str, ports)))
+
+
+def reuse(ip: str, allowed: str, blocked: str, gw_mac: str, n: int) -> None:
+    """Issue 33: a connection the censor allowed (its request answered), torn
+    down by the client's RST, then at once a new connection on the same
+    5-tuple (new ISN) asking for a blocked Host. Prints one line per pair:
+    ``SPORT OUTCOME`` with the second connection's outcome (evaded, reset,
+    nothing) or ``SPORT control-failed``."""
+    from scapy.all import IP, TCP, AsyncSniffer, Ether, Raw, conf, get_if_hwaddr, sendp
+    conf.verb = 0
+    iface = "eth0"
+    l2 = Ether(src=get_if_hwaddr(iface), dst=gw_mac)
+    table = f"tw_reuse_{os.getpid()}"
+    subprocess.run(["nft", "add", "table", "inet", table], check=True)
+    subprocess.run(["nft", "add", "chain", "inet", table, "out", "{ type filter hook output priority 0 ; }"],
+                   check=True)
+    subprocess.run(["nft", "add", "rule", "inet", table, "out", "tcp", "flags", "rst", "drop"], check=True)
+    try:
+        for _ in range(n):
+            sport = random.randint(20000, 60000)
+            received: list = []
+            listening = threading.Event()
+            sniffer = AsyncSniffer(iface=iface, filter=f"tcp and src host {ip} and port {sport}", store=False,
+                                   prn=received.append, started_callback=listening.set)
+            sniffer.start()
+            listening.wait(5)
+
+            def tcp(flags, seq, ack=0, payload=b""):
+                pkt = l2 / IP(dst=ip) / TCP(sport=sport, dport=80, flags=flags, seq=seq, ack=ack)
+                return pkt / Raw(payload) if payload else pkt
+
+            def connect(host: str, isn: int) -> str:
+                mark = len(received)
+                sendp(tcp("S", isn), iface=iface)
+                synack = _wait(received, lambda p: p[TCP].flags & 0x12 == 0x12 and p[TCP].ack == isn + 1, 3, mark)
+                if synack is None:
+                    return "nothing"
+                sack = synack[TCP].seq + 1
+                sendp(tcp("A", isn + 1, sack), iface=iface)
+                request = f"GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: tw\r\n\r\n".encode()
+                sendp(tcp("PA", isn + 1, sack, request), iface=iface)
+                answer = _wait(received, lambda p: bool(p[TCP].flags & 0x04) or b"HTTP/1." in bytes(p[TCP].payload),
+                               3, mark)
+                if answer is None:
+                    return "nothing"
+                if answer[TCP].flags & 0x04:
+                    return "reset"
+                # The client ends it with a RST, as a browser closing abruptly does.
+                sendp(tcp("R", isn + 1 + len(request)), iface=iface)
+                return "evaded"
+            try:
+                first = connect(allowed, random.randint(1, 2**31))
+                if first != "evaded":
+                    print(sport, "control-failed", flush=True)
+                    continue
+                print(sport, connect(blocked, random.randint(1, 2**31)), flush=True)
+            finally:
+                sniffer.stop()
+    finally:
+        subprocess.run(["nft", "delete", "table", "inet", table])
+
+
+def _wait(received: list, test, seconds: float, start: int = 0):
     """The first packet received (so far or within *seconds*) that passes *test*."""
     deadline = time.monotonic() + seconds
-    seen = 0
+    seen = start
     while time.monotonic() < deadline:
         packets = list(received)
         for pkt in packets[seen:]:
@@ -183,6 +289,10 @@ def main(argv: list[str]) -> None:
         udp_send(argv[1], int(argv[2]), int(argv[3]), bytes.fromhex(argv[4]), frag)
     elif verb == "tls-split":
         print(tls_split(argv[1], argv[2], [int(c) for c in argv[3].split(",") if c]))
+    elif verb == "pairs":
+        pairs(argv[1], argv[2], int(argv[3]))
+    elif verb == "reuse":
+        reuse(argv[1], argv[2], argv[3], argv[4], int(argv[5]))
     elif verb == "strategy":
         print(strategy(argv[1], argv[2], argv[3], argv[4]))
     else:

@@ -21,7 +21,7 @@ def test_validate_catalogue_and_profiles():
     res = cli("validate", "topologies/isp.yaml", "topologies/classroom.yaml", "star:50")
     assert res.returncode == 0 and res.stdout.count(": ok") == 3
     catalogue = sorted((ROOT / "middlebox" / "profiles").glob("*.yaml"))
-    assert {"gfw-2022", "gfw-2025", "gfw-2025-08-443", "tspu", "tspu-2021", "tspu-2025", "iran-whitelist", "iran-2026",
+    assert {"gfw-2020", "gfw-2022", "gfw-2025", "gfw-2025-08-443", "tspu", "tspu-2021", "tspu-2025", "iran-whitelist", "iran-2026",
             "log-only"} <= {p.stem for p in catalogue}
     res = cli("validate", "--profile", *[str(p) for p in catalogue])
     assert res.returncode == 0 and res.stdout.count(": ok") == len(catalogue)

@@ -31,7 +31,8 @@ def test_every_vector_names_real_profiles_and_is_unique_within_one():
 
 @pytest.mark.parametrize("name", NAMES)
 def test_fidelity_runs_offline_and_every_disagreement_is_explained(name):
-    report = fidelity.evaluate(name)
+    from tunnelwall.cli.fidelity import all_vectors
+    report = fidelity.evaluate(name, all_vectors())
     assert report.profile == name
     for row in report.rows:
         assert row.emulated and row.published and row.source
@@ -108,5 +109,6 @@ def test_docs_carry_the_table_the_verb_prints():
     text = (ROOT / "docs" / "censors.md").read_text()
     found = re.search(re.escape(render.BEGIN) + ".*?" + re.escape(render.END), text, re.S)
     assert found, "docs/censors.md has no fidelity table"
-    expected = render.markdown([fidelity.evaluate(name) for name in NAMES])
+    from tunnelwall.cli.fidelity import all_vectors
+    expected = render.markdown([fidelity.evaluate(name, all_vectors()) for name in NAMES])
     assert found.group(0) == expected, "docs/censors.md is out of step: paste `tunnelwall fidelity --format markdown`"

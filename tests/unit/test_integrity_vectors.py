@@ -413,3 +413,51 @@ def test_openvpn_ack_filter_gets_its_packets_through_the_engine():
             break
     v = verdict(flow)
     assert v.rule == "openvpn" and v.detection.signal == "ack-pattern" and flow.c2s_data == 100
+
+
+# -- issue 33: a new connection on a reused 5-tuple ----------------------------------
+
+@pytest.mark.parametrize("profile", ["gfw-2020", "gfw-2025"])
+@pytest.mark.parametrize("rst_first", [True, False])
+def test_fake_synack_then_the_real_syn_is_still_censored(profile, rst_first):
+    """Geneva's strategy 23 (3 % in China): the client's SYN/ACK, the real SYN
+    with the same ISN; the server's RST for the SYN/ACK reaches the censor
+    before or after the SYN. A RST that does not acknowledge the SYN is not
+    acceptable in SYN-SENT (RFC 793) and tears nothing down."""
+    engine = Engine(profiles.apply_overrides(profiles.load(profile), ["http-host.residual=0"]))
+    conn = Conn(engine, dport=80)
+    conn.send("SA", seq=ISN, ack=0)
+    if rst_first:
+        conn.send("R", seq=0, ack=0, reverse=True)
+    conn.send("S", seq=ISN, ack=0)
+    if not rst_first:
+        conn.send("R", seq=0, ack=0, reverse=True)
+    conn.send("SA", seq=SISN, reverse=True)
+    conn.send("A")
+    assert verdict(conn.data(0, HTTP_BLOCKED)).rule == "http-host"
+
+
+def test_a_server_rst_that_acknowledges_the_syn_still_closes_it():
+    engine = Engine(gfw())
+    conn = Conn(engine, dport=80)
+    conn.send("S", seq=ISN, ack=0)
+    flow = conn.send("RA", seq=0, ack=ISN + 1, reverse=True)
+    assert flow.closed and verdict(flow).action == "allow"       # refused: nothing left to inspect
+
+
+def test_closed_allowed_flows_are_not_offloaded_and_replaced_ones_are_retracted():
+    from tunnelwall.middlebox.enforcer import Enforcer, held_syn, must_retract
+    engine = Engine(gfw())
+    conn = Conn(engine, dport=80)
+    conn.handshake()
+    flow = conn.data(0, b"GET / HTTP/1.1\r\nHost: www.example.org\r\n\r\n")
+    enforcer = Enforcer(port=None, bypass_vlan=4093)
+    assert verdict(flow).action == "allow" and enforcer.bypassed(flow)
+    conn.send("R", seq=ISN + 100)
+    assert flow.closed and not enforcer.bypassed(flow)            # a tagged RST would mark the tracker
+    assert must_retract(flow, [0.0, 0]) is False                  # not replaced yet
+    conn.send("S", seq=ISN + 5_000_000, ack=0)                    # a new connection on the 5-tuple
+    assert flow.evicted == "replaced"
+    assert must_retract(flow, [0.0, 0]) and not must_retract(flow, [0.0, 40]) and not must_retract(flow, None)
+    syn = eth(IP(src=C4, dst=S4) / TCP(sport=40000, dport=80, flags="S"))
+    assert held_syn(syn) and not held_syn(eth(IP(src=C4, dst=S4) / TCP(sport=40000, dport=80, flags="SA")))

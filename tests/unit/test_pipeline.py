@@ -77,9 +77,22 @@ def test_ip_is_looked_up_and_only_marked_connections_skip_the_middlebox(placemen
     (rest,) = table[(pipeline.TABLE_TRACKED, 0)]
     kinds = ["output" if isinstance(a, parser.OFPActionOutput) else "resubmit" for a in actions(rest)]
     assert kinds == default and actions(rest)[0].port == MBOX
-    # SYNs and fragments still go to the middlebox first, without a lookup.
-    for mod in table[(pipeline.TABLE_CENSOR, pipeline.PRIO_STEER)]:
+    # Fragments still go to the middlebox first, without a lookup; a SYN is
+    # first committed with mark 0, so an old connection's mark on the same
+    # 5-tuple cannot cover the new one (issue 33), then goes to the middlebox.
+    steer = table[(pipeline.TABLE_CENSOR, pipeline.PRIO_STEER)]
+    syns = [m for m in steer if "tcp_flags" in str(m.match) or "tcp_flags_nxm" in str(m.match)]
+    frags = [m for m in steer if m not in syns]
+    assert len(syns) == 2 and len(frags) == 2
+    for mod in frags:
         assert not any(isinstance(a, parser.NXActionCT) for a in actions(mod))
+    for mod in syns:
+        unmark, output, *rest = actions(mod)
+        assert isinstance(unmark, parser.NXActionCT) and unmark.flags == pipeline.NX_CT_COMMIT
+        assert unmark.recirc_table == pipeline.NX_CT_NO_RECIRC and unmark.zone_ofs_nbits == 0x7123
+        (set_mark,) = unmark.actions
+        assert set_mark.key == "ct_mark" and set_mark.value == 0
+        assert isinstance(output, parser.OFPActionOutput) and output.port == MBOX
 
 
 def test_with_the_middlebox_away_unmarked_flows_follow_the_fail_policy_and_marked_ones_go_on():
@@ -111,3 +124,34 @@ def test_inline_a_servers_synack_is_copied_to_the_middlebox_and_sent_on(offload)
     assert pipeline.PRIO_INSPECT + 1 < pipeline.PRIO_VERDICT < pipeline.PRIO_STEER       # fragments stay held
     assert (pipeline.TABLE_CENSOR, pipeline.PRIO_INSPECT + 1) not in rules(config("tap", offload))
     assert (pipeline.TABLE_CENSOR, pipeline.PRIO_INSPECT + 1) not in rules(config("inline", offload), False)
+
+
+# -- issue 33: a new connection on a reused 5-tuple, with 5-tuple rules ------------
+
+@pytest.mark.parametrize("placement", ["inline", "tap"])
+def test_with_rules_offload_syns_go_to_the_middlebox_only(placement):
+    """The middlebox holds a SYN that reuses an allowed flow's 5-tuple until
+    the controller deleted that flow's rules, so it must have the frame, not
+    a copy, in both placements."""
+    steer = rules(config(placement, "rules"))[(pipeline.TABLE_CENSOR, pipeline.PRIO_STEER)]
+    syns = [m for m in steer if "tcp_flags" in str(m.match)]
+    assert len(syns) == 2
+    for mod in syns:
+        (output,) = actions(mod)
+        assert output.port == MBOX and gotos(mod) == []
+
+
+def test_retraction_deletes_both_directions_exactly_then_sends_the_syn_on():
+    from tunnelwall.base.verdict import FlowId, Verdict
+    flow = FlowId("tcp", "10.0.0.11", 40000, "198.18.0.10", 80)
+    verdict = Verdict(flow=flow, action="allow")
+    mods = pipeline.retract_flows(Datapath(), verdict)
+    assert len(mods) == 2
+    for mod in mods:
+        mod.serialize()
+        assert mod.command == ofp.OFPFC_DELETE_STRICT and mod.priority == pipeline.PRIO_VERDICT
+        assert mod.cookie == pipeline.COOKIE_VERDICT and mod.table_id == pipeline.TABLE_CENSOR
+    assert {(m.match["ipv4_src"], m.match["tcp_src"]) for m in mods} == {("10.0.0.11", 40000), ("198.18.0.10", 80)}
+    out = pipeline.send_on(Datapath(), config("inline", "rules"), b"\x00" * 60)
+    out.serialize()
+    assert out.in_port == MBOX and out.actions[0].port == ofp.OFPP_TABLE and out.data == b"\x00" * 60

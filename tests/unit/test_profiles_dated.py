@@ -37,7 +37,7 @@ def test_gfw_is_todays_gfw_and_the_fet_era_has_its_own_name():
     rules_2025 = {r.name for r in profiles.load("gfw-2025").rules}
     rules_2022 = {r.name for r in profiles.load("gfw-2022").rules}
     assert "fet" in rules_2022 and "fet" not in rules_2025 and "tls-in-tls" in rules_2025
-    for name in ("gfw-2022", "gfw-2025", "gfw-2025-08-443", "tspu-2025", "iran-2026"):
+    for name in ("gfw-2020", "gfw-2022", "gfw-2025", "gfw-2025-08-443", "tspu-2025", "iran-2026"):
         p = profiles.load(name)
         assert p.period and p.sources and all(r.source or r.action == "log" for r in p.rules if r.action != "allow"), name
 

@@ -11,13 +11,21 @@ from tunnelwall.base.errors import TunnelwallError
 from tunnelwall.cli.main import _print_table, verb
 
 
+def all_vectors() -> list:
+    """The middlebox's vector sets and the harness's (Geneva's strategies,
+    whose interpreter lives with the harness)."""
+    from tunnelwall.harness import geneva
+    from tunnelwall.middlebox import fidelity
+    return fidelity.vector_sets() + geneva.fidelity_vectors()
+
+
 def cmd_fidelity(args) -> int:
     from tunnelwall.middlebox import fidelity
     from tunnelwall.middlebox.fidelity import render
     names = [n.strip() for n in args.profile.split(",") if n.strip()] if args.profile else fidelity.profile_names()
     if not names:
         raise TunnelwallError("fidelity: give a profile name or YAML path, e.g. tunnelwall fidelity gfw")
-    reports = [fidelity.evaluate(name) for name in names]
+    reports = [fidelity.evaluate(name, all_vectors()) for name in names]
     if args.format == "json":
         print(json.dumps([r.as_dict() for r in reports], indent=1))
         return 0
