@@ -19,7 +19,6 @@ Configuration comes from the JSON file named by ``TUNNELWALL_CONTROLLER_CONFIG``
 from __future__ import annotations
 
 import collections
-import math
 import os
 import time
 
@@ -29,10 +28,12 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_D
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
-from tunnelwall.base.verdict import ANY_CLIENT, ResidualBlock, Verdict
+from tunnelwall.base.verdict import ResidualBlock, Verdict
 
 from . import pipeline
+from .blocks import BlockBook
 from .config import ControllerConfig
+from .probing import confirmed_block, probe_record, probe_request
 from .verdictlog import VerdictLog
 from .verdictlog import read as read_log
 
@@ -47,13 +48,13 @@ class TunnelwallController(app_manager.OSKenApp):
         super().__init__(*args, **kwargs)
         self.config = ControllerConfig.read(os.environ["TUNNELWALL_CONTROLLER_CONFIG"])
         self.datapath = None
-        self.blocks: dict[tuple, ResidualBlock] = {}  # residual blocks by 3-tuple (client "*": every client)
+        self.blocks = BlockBook()                    # residual blocks (controller/blocks.py)
         self.verdicts = collections.deque(maxlen=5000)
         # A restarted controller picks up where the last one stopped: the
         # residual blocks still running are in the verdict log.
         for record in read_log(self.config.verdict_log):
             self.verdicts.append(record)
-            self._remember_logged_block(record)
+            self.blocks.remember_logged(record)
         self.verdict_log = VerdictLog(self.config.verdict_log)
         self.next_meter = 1
         self.reinstalled = 0                         # verdicts put back after their rule expired
@@ -93,7 +94,7 @@ class TunnelwallController(app_manager.OSKenApp):
         dp.send_msg(pipeline.delete_cookie(dp, pipeline.COOKIE_RESIDUAL))
         self.install_pipeline()
         now = time.time()
-        blocks = self.live_blocks(now)
+        blocks = self.blocks.live(now)
         for block in blocks:
             dp.send_msg(pipeline.residual_flow(dp, block, block.seconds_left(now)))   # None: for the run
         self.note("switch connected", dpid=dp.id, residual_blocks=len(blocks))
@@ -178,9 +179,7 @@ class TunnelwallController(app_manager.OSKenApp):
         record["decided"] = wire["time"]
         if first_seen:
             record["install_ms"] = round((now - first_seen) * 1000.0, 3)
-        block = ResidualBlock.from_verdict(verdict, now)
-        if block is not None:
-            self.blocks[block.key] = block
+        self.blocks.add(ResidualBlock.from_verdict(verdict, now))
         if verdict.action == "probe":
             record["probe"] = self.request_probe(verdict)
         self.verdicts.append(record)
@@ -196,33 +195,19 @@ class TunnelwallController(app_manager.OSKenApp):
             return {"requested": False, "why": "only TCP servers are probed"}
         if key in self.probing:
             return {"requested": False, "why": "already being probed"}
-        probe = self.config.probe
-        req = {"type": "probe", "server": f.server, "port": f.server_port, "rule": verdict.rule,
-               "protocol": verdict.protocol, "then": verdict.then or "drop", "residual": verdict.residual,
-               "first_payload": verdict.first_payload or "", "delay": probe.delay,
-               "count": probe.count, "timeout": probe.timeout,
-               "seed": int(time.time() * 1000) & 0xFFFF}
-        if not self.channel.send("prober", req):
+        if not self.channel.send("prober", probe_request(verdict, self.config.probe)):
             return {"requested": False, "why": "no prober connected"}
         self.probing.add(key)
         return {"requested": True}
 
     def probe_result(self, msg: dict) -> None:
-        req = msg["request"]
+        req, now = msg["request"], time.time()
         self.probing.discard(("tcp", req["server"], req["port"]))
-        now = time.time()
-        record = {"time": now, "type": "probe", "profile": self.profile, "server": req["server"],
-                  "server_port": req["port"], "rule": req.get("rule"), "fingerprint": msg["fingerprint"],
-                  "confirmed": msg["confirmed"], "reactions": msg["reactions"]}
+        record = probe_record(msg, self.profile, now)
         if msg["confirmed"]:
-            # Confirmed: the server's port is blocked for every client (Alice et al. 2020, section 6),
-            # silently on the switch (then: drop), or by the middlebox answering
-            # new connections with RSTs (then: reset), which a switch cannot do.
-            then = req.get("then") or "drop"
-            block = ResidualBlock("tcp", ANY_CLIENT, req["server"], req["port"], f"{req.get('rule')}+probe", then,
-                                  now + float(req["residual"]) if req.get("residual") else math.inf)
-            self.blocks[block.key] = block
-            if then == "reset":
+            block = confirmed_block(req, now)
+            self.blocks.add(block)
+            if block.action == "reset":         # a switch cannot send RSTs: the middlebox answers
                 self.channel.send("middlebox", {"type": "block-server", "transport": "tcp", "server": req["server"],
                                                 "port": req["port"], "seconds": req.get("residual"),
                                                 "rule": block.rule, "action": "reset"})
@@ -234,37 +219,13 @@ class TunnelwallController(app_manager.OSKenApp):
         self.note("probed", server=req["server"], port=req["port"], fingerprint=msg["fingerprint"],
                   confirmed=msg["confirmed"])
 
-    def _remember_logged_block(self, record: dict) -> None:
-        """A residual block still running in a record of the verdict log (a
-        restarted controller picks them up): a confirmed probe's, or a
-        blocking verdict's with a residual time."""
-        at = record.get("time", 0.0)
-        if record.get("type") == "probe":
-            if record.get("confirmed"):
-                residual = record.get("residual")
-                block = ResidualBlock("tcp", ANY_CLIENT, record["server"], record["server_port"],
-                                      f"{record.get('rule')}+probe", "drop", at + residual if residual else math.inf)
-                self.blocks[block.key] = block
-            return
-        block = ResidualBlock.from_verdict(Verdict.from_dict(record), at)
-        if block is not None:
-            self.blocks[block.key] = block
-
-    def live_blocks(self, now: float) -> list[ResidualBlock]:
-        """The residual blocks still running (expired ones are dropped)."""
-        for key in [k for k, b in self.blocks.items() if b.until <= now]:
-            del self.blocks[key]
-        return list(self.blocks.values())
-
     def active_blocks(self) -> list[dict]:
-        now = time.time()
-        return [b.as_dict(now) for b in self.live_blocks(now)]
+        return self.blocks.as_api(time.time())
 
     def clear_blocks(self) -> int:
         """Lift every residual block, on the switch and in the middlebox (for
         repeated trials: each starts with a censor that has no grudges)."""
-        count = len(self.blocks)
-        self.blocks.clear()
+        count = self.blocks.clear()
         if self.datapath is not None:
             self.datapath.send_msg(pipeline.delete_cookie(self.datapath, pipeline.COOKIE_RESIDUAL))
         self.channel.send("middlebox", {"type": "clear-blocks"})
@@ -289,7 +250,7 @@ class TunnelwallController(app_manager.OSKenApp):
         since = now - RESTORE_VERDICTS_SECONDS
         verdicts = [{k: v for k, v in r.items() if k != "profile"} for r in self.verdicts
                     if r.get("time", 0.0) > since and "flow" in r and r.get("action") not in ("allow", "log")]
-        blocks = [b.as_dict(now) for b in self.live_blocks(now)]
+        blocks = self.blocks.as_api(now)
         if verdicts or blocks:
             self.channel.send("middlebox", {"type": "restore", "blocks": blocks, "verdicts": verdicts})
 

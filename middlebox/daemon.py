@@ -40,7 +40,7 @@ import time
 from tunnelwall.base import heartbeat
 from tunnelwall.base.protocols import TCP, UDP
 from tunnelwall.base.rawsock import packet_socket
-from tunnelwall.base.verdict import ResidualBlock, Verdict
+from tunnelwall.base.verdict import Verdict
 
 from . import profiles
 from .config import MiddleboxConfig
@@ -50,7 +50,7 @@ from .engine import Engine, collect_less
 from .flow import Flow
 from .packet import ip_bytes, parse_ethernet, plain_synack
 from .port import Port, poller_for
-from .restore import restore_block, restore_verdict
+from .restore import restore_state
 
 REANNOUNCE_EVERY = 1.0           # seconds between re-announcements of one flow's verdict
 LOAD_EVERY = 1.0                 # seconds between load reports to the controller
@@ -321,20 +321,9 @@ class Middlebox:
         return True
 
     def restore(self, msg: dict) -> None:
-        """A restarted middlebox gets back what the last one had decided (the
-        controller keeps it): running residual blocks, and the flows whose
-        verdicts the switch cannot enforce alone (a freeze is counted here)
-        or that still need this middlebox (RSTs for each packet of a reset
-        flow), so a watchdog restart lets nothing through that was blocked."""
-        now = time.time()
-        for record in msg.get("blocks", []):
-            block = ResidualBlock(**{k: record[k] for k in ("transport", "client", "server", "server_port", "rule",
-                                                             "action")},
-                                  until=now + record["seconds_left"] if record["seconds_left"] is not None
-                                  else float("inf"))
-            restore_block(self.engine, block, now)
-        restored = sum(restore_verdict(self.engine, Verdict.from_dict(v), now) for v in msg.get("verdicts", []))
-        print(f"middlebox: restored {len(msg.get('blocks', []))} residual blocks and {restored} verdicts", flush=True)
+        """What the last middlebox had decided, from the controller (a watchdog restart)."""
+        blocks, verdicts = restore_state(self.engine, msg, time.time())
+        print(f"middlebox: restored {blocks} residual blocks and {verdicts} verdicts", flush=True)
 
     def reload(self, name: str) -> None:
         try:

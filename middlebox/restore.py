@@ -54,3 +54,16 @@ def restore_verdict(engine: Engine, verdict: Verdict, now: float) -> bool:
     if verdict.action == "freeze":
         flow.freeze_at = verdict.after_bytes or 0
     return True
+
+
+def restore_state(engine: Engine, msg: dict, now: float) -> tuple[int, int]:
+    """The controller's ``restore`` message into *engine*: running residual
+    blocks (as the API gives them, with the seconds they have left) and
+    recent verdicts; returns (blocks, verdicts restored)."""
+    blocks = msg.get("blocks", [])
+    for record in blocks:
+        left = record.get("seconds_left")
+        block = ResidualBlock.from_api({**record, "until": None if left is None else now + left})
+        restore_block(engine, block, now)
+    restored = sum(restore_verdict(engine, Verdict.from_dict(v), now) for v in msg.get("verdicts", []))
+    return len(blocks), restored

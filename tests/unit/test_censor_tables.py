@@ -225,3 +225,28 @@ def test_a_logged_verdict_reads_the_controllers_record_and_skips_the_other_recor
     assert LoggedVerdict.from_record({"time": 1.0, "type": "probe", "server": "x", "confirmed": True}) is None
     block = ResidualBlock("tcp", "*", "198.18.0.20", 8388, "fet+probe", "reset")
     assert ResidualBlock.from_api(block.as_dict(0.0)) == block
+
+
+def test_the_controllers_block_book_and_probe_records():
+    from tunnelwall.controller.blocks import BlockBook
+    from tunnelwall.controller.config import ProbeTiming
+    from tunnelwall.controller.probing import confirmed_block, probe_record, probe_request
+    book = BlockBook()
+    v = Verdict(flow=FlowId("tcp", "10.0.0.11", 40000, "198.18.0.20", 443), action="reset", rule="sni",
+                residual=90.0, time=1.0)
+    book.remember_logged({**v.as_dict(), "time": 10.0, "profile": "gfw-2025"})
+    book.remember_logged({"time": 10.0, "type": "watchdog", "stalled_ms": 700})
+    book.remember_logged({"time": 10.0, "type": "probe", "server": "198.18.0.20", "server_port": 8388,
+                          "rule": "fet", "confirmed": True})
+    assert [(b.client, b.server_port, b.until) for b in book.live(50.0)] == [("10.0.0.11", 443, 100.0),
+                                                                              ("*", 8388, math.inf)]
+    assert [b.server_port for b in book.live(100.0)] == [8388] and book.clear() == 1 and len(book) == 0
+    probe = Verdict(flow=FlowId("tcp", "10.0.0.11", 40000, "198.18.0.20", 8388), action="probe", rule="fet-probe",
+                    then="reset", residual=30.0, first_payload="00ff")
+    req = probe_request(probe, ProbeTiming(0.5, 8, 3.0), seed=7)
+    assert (req["server"], req["port"], req["then"], req["first_payload"], req["seed"]) == \
+        ("198.18.0.20", 8388, "reset", "00ff", 7)
+    block = confirmed_block(req, 100.0)
+    assert (block.client, block.action, block.until, block.rule) == ("*", "reset", 130.0, "fet-probe+probe")
+    record = probe_record({"request": req, "fingerprint": "f", "confirmed": True, "reactions": []}, "gfw-2022", 5.0)
+    assert record["type"] == "probe" and record["server_port"] == 8388 and record["confirmed"]
