@@ -250,3 +250,32 @@ def test_the_controllers_block_book_and_probe_records():
     assert (block.client, block.action, block.until, block.rule) == ("*", "reset", 130.0, "fet-probe+probe")
     record = probe_record({"request": req, "fingerprint": "f", "confirmed": True, "reactions": []}, "gfw-2022", 5.0)
     assert record["type"] == "probe" and record["server_port"] == 8388 and record["confirmed"]
+
+
+def test_every_verdict_on_a_real_mix_fits_the_wire_schema():
+    """The schema beside base/verdict.py describes what the engine sends:
+    every verdict of a mixed capture (eight protocols, every profile's rules),
+    and the verdict log's lines with the controller's fields added."""
+    import json
+
+    import jsonschema
+
+    from tunnelwall.base.verdict import SCHEMA
+    from tunnelwall.middlebox.engine import Engine
+    from test_engine import C, frame, tcp_flow
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA.read_text()))
+    seen = set()
+    for name in ("gfw-2025", "gfw-2022", "tspu-2025", "iran-2026", "log-only"):
+        engine = Engine(profiles.load(name), seed=1)
+        tcp_flow(engine, 41000, 443, b"\x16\x03\x01\x00\x05hello")
+        tcp_flow(engine, 41001, 80, b"GET / HTTP/1.1\r\nHost: twitter.com\r\n\r\n")
+        engine.feed(frame(C, "198.18.0.20", 41002, 51820, b"\x01\x00\x00\x00" + bytes(144)), 1.0)
+        for v in engine.drain():
+            record = v.as_dict()
+            validator.validate(record)
+            validator.validate({**record, "profile": name, "installed": True, "decided": record["time"]})
+            assert Verdict.from_dict(record).as_dict() == record
+            seen.add(v.action)
+    assert {"reset", "drop"} <= seen
+    bad = Verdict(flow=FlowId("tcp", "10.0.0.1", 1, "10.0.0.2", 2), action="explode").as_dict()
+    assert list(validator.iter_errors(bad))

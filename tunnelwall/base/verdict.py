@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 ANY_CLIENT = "*"          # a residual block's client when the server is blocked for everyone
+SCHEMA = Path(__file__).with_name("verdict.schema.json")   # the wire form's JSON Schema
 
 
 @dataclass(frozen=True)
