@@ -58,6 +58,25 @@ def _our_name(name: str) -> bool:
     return name.startswith("tw-") or (len(name) > 3 and name[0] == "t" and name[1] in SCOPES and name[2] == "-")
 
 
+@pytest.fixture
+def run(request):
+    """A testbed brought up with ``tunnelwall up *request.param*`` (use it with
+    indirect parametrisation), torn down after the test; a process the test
+    stopped (SIGSTOP: the supervisor, the middlebox) is let go on first, so
+    nothing of the run outlives it."""
+    tw("up", *request.param)
+    state = active_run()
+    yield state
+    now = active_run()
+    for rec in state.processes + (now.processes if now is not None else []):
+        try:
+            os.kill(rec.pid, signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+    tw("down")
+    assert_nothing_left()
+
+
 def assert_nothing_left() -> None:
     left = ours()
     assert left == {"netns": [], "bridges": [], "ifaces": [], "daemons": [], "state": []}, left

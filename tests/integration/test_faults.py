@@ -10,7 +10,7 @@ import threading
 import time
 
 import pytest
-from conftest import assert_nothing_left, in_node, tw, wait_for
+from conftest import in_node, wait_for
 
 from tunnelwall.runtime.api import Api
 from tunnelwall.harness import spec
@@ -18,21 +18,6 @@ from tunnelwall.harness.runner import BLOCKED, PASSED, RunOptions, run_tool
 from tunnelwall.base.runstate import active_run
 
 FETCH = "curl -sk -o /dev/null -w '%{http_code}' --connect-timeout 2 --max-time 4 https://198.18.0.10/bytes/1000"
-
-
-@pytest.fixture
-def run(request):
-    tw("up", *request.param)
-    state = active_run()
-    yield state
-    for rec in state.processes:           # never leave a stopped supervisor behind
-        if rec.name == "supervisor":
-            try:
-                os.kill(rec.pid, signal.SIGCONT)
-            except ProcessLookupError:
-                pass
-    tw("down")
-    assert_nothing_left()
 
 
 def wait_ready(state, timeout=15):

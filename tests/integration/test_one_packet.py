@@ -8,9 +8,8 @@ shows); HTTPS through the border gets what it got before the datagram
 timed out after that one datagram."""
 
 import pytest
-from conftest import assert_nothing_left, in_node, tw, wait_for
+from conftest import in_node, wait_for
 
-from tunnelwall.base.runstate import active_run
 from tunnelwall.controller.verdictlog import read as read_verdicts
 from tunnelwall.middlebox.fidelity.quic_table3 import crypto_length_0
 
@@ -18,14 +17,6 @@ FETCH = "curl -sk -o /dev/null -w '%{http_code}' --connect-timeout 2 --max-time 
 SEND = ("python3 -c \"import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('', {sport})); "
         "s.sendto(bytes.fromhex('{hex}'), ('198.18.0.10', {dport}))\"")
 WG_INITIATION = b"\x01\x00\x00\x00" + bytes(range(144))          # type 1, reserved zero, 148 bytes
-
-
-@pytest.fixture
-def run(request):
-    tw("up", *request.param)
-    yield active_run()
-    tw("down")
-    assert_nothing_left()
 
 
 def verdict_of(run, client_port: int, what: str) -> dict:

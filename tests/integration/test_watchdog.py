@@ -12,7 +12,7 @@ import signal
 import time
 
 import pytest
-from conftest import assert_nothing_left, in_node, tw, wait_for
+from conftest import in_node, wait_for
 
 from tunnelwall.base.runstate import active_run
 from tunnelwall.harness import spec
@@ -20,20 +20,6 @@ from tunnelwall.harness.runner import BLOCKED, run_tool
 from tunnelwall.runtime.api import Api
 
 FETCH = "curl -sk -o /dev/null -w '%{http_code}' --connect-timeout 2 --max-time 4 https://198.18.0.10/bytes/1000"
-
-
-@pytest.fixture
-def run(request):
-    tw("up", *request.param)
-    state = active_run()
-    yield state
-    for rec in state.processes + active_run().processes:    # a stopped middlebox must not outlive the test
-        try:
-            os.kill(rec.pid, signal.SIGCONT)
-        except ProcessLookupError:
-            pass
-    tw("down")
-    assert_nothing_left()
 
 
 def ended(pid: int) -> bool:
