@@ -152,7 +152,7 @@ def base_flows(dp, config: ControllerConfig, middlebox_up: bool = True, generati
         if middlebox_up and config.placement == "inline":
             add(TABLE_CENSOR, PRIO_INSPECT + 1, parser.OFPMatch(_ordered_fields=[
                 ("eth_type", eth_type), ("ip_proto", TCP), ("tcp_flags_nxm", (TCP_SYN | TCP_ACK, TCP_SYN | TCP_ACK))]),
-                [to_mbox, goto])
+                _seen_by_tracker(dp, config, [to_mbox]) + [goto] if config.offload == "conntrack" else [to_mbox, goto])
     add(TABLE_CENSOR, 0, parser.OFPMatch(), [goto])
     ports = config.ports
     for port, info in ports.items():
@@ -206,6 +206,20 @@ def _track_allowed(dp, config: ControllerConfig, add, inspect: list, generation:
     lookup = parser.NXActionCT(flags=0, zone_src="", zone_ofs_nbits=zone, recirc_table=TABLE_TRACKED, alg=0,
                                actions=[])
     return [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, [lookup])]
+
+
+def _seen_by_tracker(dp, config: ControllerConfig, instructions: list) -> list:
+    """*instructions* with the packet first passed through the run's
+    connection tracker (no commit, no recirculation): the server's SYN/ACK,
+    which inline is copied to the middlebox and sent on without the
+    tracker's lookup. The SYN is committed (below), so the tracker follows
+    the handshake; without the SYN/ACK it would take the client's next
+    segments for invalid and never let the allowed connection by."""
+    ofp, parser = dp.ofproto, dp.ofproto_parser
+    track = parser.NXActionCT(flags=0, zone_src="", zone_ofs_nbits=config.ct_zone, recirc_table=NX_CT_NO_RECIRC,
+                              alg=0, actions=[])
+    actions = [track] + [a for i in instructions if isinstance(i, parser.OFPInstructionActions) for a in i.actions]
+    return [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions)]
 
 
 def _unmark_first(dp, config: ControllerConfig, inspect: list) -> list:

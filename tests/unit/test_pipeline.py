@@ -119,8 +119,17 @@ def test_inline_a_servers_synack_is_copied_to_the_middlebox_and_sent_on(offload)
     for mod in copies:
         assert mod.match["ip_proto"] == pipeline.TCP
         assert mod.match["tcp_flags_nxm"] == (pipeline.TCP_SYN | pipeline.TCP_ACK,) * 2
-        (out,) = actions(mod)
+        *tracked, out = actions(mod)
         assert out.port == MBOX and gotos(mod) == [pipeline.TABLE_FORWARD]
+        if offload == "conntrack":
+            # Through the tracker first (no commit, no recirculation): the SYN
+            # was committed, so the tracker must see the handshake's answer or
+            # it takes the client's next segments for invalid.
+            (ct,) = tracked
+            assert isinstance(ct, parser.NXActionCT) and ct.zone_ofs_nbits == 0x7123 and not ct.flags
+            assert ct.recirc_table == nicira_ext.NX_CT_RECIRC_NONE
+        else:
+            assert tracked == []
     assert pipeline.PRIO_INSPECT + 1 < pipeline.PRIO_VERDICT < pipeline.PRIO_STEER       # fragments stay held
     assert (pipeline.TABLE_CENSOR, pipeline.PRIO_INSPECT + 1) not in rules(config("tap", offload))
     assert (pipeline.TABLE_CENSOR, pipeline.PRIO_INSPECT + 1) not in rules(config("inline", offload), False)
