@@ -76,15 +76,16 @@ def test_node_shell_keeps_quoting_and_verdicts_follow(term):
         term.wait_screen("shell", "[-H][Host: blocked.example]")       # s1 completed, one argument kept whole
 
         # verdicts -f in its own window, then a blocked fetch from the shell
-        term.start("follow", f"{TUNNELWALL} verdicts -f --flow 'rule=http-host'; echo follow-exit=$?")
+        # The exit code printed plus 1000, so the typed line (which shows "$((") never matches the wait.
+        term.start("follow", f"{TUNNELWALL} verdicts -f --flow 'rule=http-host'; echo follow-exit=$(($?+1000))")
         term.wait_screen("follow", verdicts.header()[:20])
         term.keys("shell", 'c1 curl -s -m 5 -H "Host: blocked.example" http://10.0.0.20/; echo curl-done')
         screen = term.wait_screen("follow", "blocked.example", 30)
         line = next(x for x in screen.splitlines() if "blocked.example" in x)
         assert "reset" in line and "http-host" in line and "10.0.0.11" in line and "10.0.0.20:80" in line
         term.ctrl_c("follow")
-        after = term.wait_screen("follow", "follow-exit=", 15)
-        assert "follow-exit=0" in after and "Traceback" not in after
+        after = term.wait_screen("follow", "follow-exit=1", 15)
+        assert "follow-exit=1000" in after and "Traceback" not in after      # Ctrl-C ends -f with 0
 
         # verdicts inside the shell
         term.keys("shell", "verdicts --flow name=blocked.example")
