@@ -27,6 +27,33 @@ fi
 # version_ge A B: A >= B, both dotted numbers.
 version_ge() { [ "$(printf '%s\n%s\n' "$1" "$2" | sort -V | head -1)" = "$2" ]; }
 
+# go with the cache's folders, the module proxy only (no `direct`: no VCS),
+# GOTOOLCHAIN=local (never fetch another Go), GOFLAGS cleared (the caller's
+# -mod or -buildvcs must not change a pinned build), niced.
+gobuild() {
+  env GOBIN="$tmp" GOMODCACHE="$CACHE/mod" GOCACHE="$CACHE/build" GOPATH="$CACHE/gopath" \
+      GOPROXY=https://proxy.golang.org GOTOOLCHAIN=local GOFLAGS= CGO_ENABLED=0 nice -n 10 "$GO" "$@"
+}
+
+# The same build from the module's own folder: `go install PKG@VERSION`
+# also asks the proxy for the module's version list (to warn of a
+# deprecation), which a proxy serving only pinned versions refuses.
+# `go mod download` fetches just the pinned zip (the module is the longest
+# prefix of the package path it knows), then `go build` in that folder
+# uses the module's own go.sum.
+build_in_module() {
+  local module=$package rel=. info dir
+  until info=$(gobuild mod download -json "$module@$version" 2>/dev/null); do
+    [ "${module%/*}" = "$module" ] && return 1
+    rel="./${package#"${module%/*}"/}"
+    module=${module%/*}
+  done
+  dir=$(printf '%s\n' "$info" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -d "$dir" ] || return 1
+  echo "setup: building $name from its module folder instead (go build $rel in $module@$version)"
+  (cd "$dir" && gobuild build -p 1 -trimpath -ldflags="-s -w" "${tagflag[@]}" -o "$tmp/$name" "$rel")
+}
+
 skipped=()
 failed=()
 while read -r name package version min_go tags; do
@@ -47,11 +74,8 @@ while read -r name package version min_go tags; do
   [ "$tags" != "-" ] && tagflag=(-tags "$tags")
   echo "setup: building $name $version (go install ${tagflag[*]:+${tagflag[*]} }$package@$version)"
   start=$(date +%s)
-  # GOTOOLCHAIN=local: never fetch another Go; GOFLAGS cleared: the
-  # caller's -mod or -buildvcs must not change the pinned build.
-  if ! env GOBIN="$tmp" GOMODCACHE="$CACHE/mod" GOCACHE="$CACHE/build" GOPATH="$CACHE/gopath" \
-      GOPROXY=https://proxy.golang.org GOTOOLCHAIN=local GOFLAGS= CGO_ENABLED=0 \
-      nice -n 10 "$GO" install -p 1 -trimpath -ldflags="-s -w" "${tagflag[@]}" "$package@$version"; then
+  if ! gobuild install -p 1 -trimpath -ldflags="-s -w" "${tagflag[@]}" "$package@$version" \
+     && ! build_in_module; then
     # One tool that does not build (the proxy unreachable, say) must not stop
     # the set-up of everything else: it stays unsupported, and says why.
     rm -rf "$tmp"; trap - EXIT
