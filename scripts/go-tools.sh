@@ -69,6 +69,7 @@ while read -r name package version min_go tags; do
   fi
   mkdir -p "$CACHE/mod" "$CACHE/build" "$CACHE/bin"
   tmp=$(mktemp -d "$CACHE/bin/.$name.XXXXXX")
+  chmod 755 "$tmp"     # mktemp makes it 0700: other users run these binaries too
   trap 'rm -rf "$tmp"' EXIT
   tagflag=()
   [ "$tags" != "-" ] && tagflag=(-tags "$tags")
@@ -98,6 +99,7 @@ if [ ${#failed[@]} -gt 0 ]; then
   echo "setup: go install failed for ${failed[*]} (output above); those tools are unsupported here"
 fi
 if [ ${#skipped[@]} -gt 0 ]; then
-  echo "setup: Go ${go_version:-not found} ($GO): not building ${skipped[*]}; those tools are unsupported here" \
+  list=$(printf '%s, ' "${skipped[@]}")
+  echo "setup: Go ${go_version:-not found} ($GO): not building ${list%, }; those tools are unsupported here" \
        "until TUNNELWALL_GO=/path/to/newer/go bash scripts/setup.sh"
 fi
