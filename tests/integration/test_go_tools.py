@@ -101,15 +101,20 @@ def test_amneziawg_escapes_the_wireguard_rule_that_blocks_wireguard(tmp_path):
     """tspu-2025 drops WireGuard by its first packet (the 148-byte handshake
     initiation); AmneziaWG's junk datagrams, padded handshake and changed
     message types leave that rule nothing to match, beside plain WireGuard
-    in the same run, which it blocks."""
-    runnable("amneziawg")
-    res, got = verify(tmp_path, "log-only,tspu-2025", "amneziawg,wireguard")
-    assert_moved(got[("log-only", "amneziawg")])
-    assert got[("log-only", "amneziawg")]["rule"] != "wireguard"
+    in the same run, which it blocks. AmneziaWG 2.0's header ranges and
+    transport padding also leave the GFW profiles' OpenVPN opcode test
+    nothing (fixed header values do not: test_amneziawg_bytes.py)."""
+    runnable("amneziawg", "amneziawg-2")
+    res, got = verify(tmp_path, "log-only,tspu-2025,gfw-2025", "amneziawg,amneziawg-2,wireguard")
+    for tool in ("amneziawg", "amneziawg-2"):
+        assert_moved(got[("log-only", tool)])
+        assert got[("log-only", tool)]["rule"] != "wireguard"
+        assert_moved(got[("tspu-2025", tool)])
+        assert not got[("tspu-2025", tool)]["detected"]
     r = got[("tspu-2025", "wireguard")]
     assert r["outcome"] == "BLOCKED" and r["rule"] == "wireguard", r
-    assert_moved(got[("tspu-2025", "amneziawg")])
-    assert not got[("tspu-2025", "amneziawg")]["detected"]
+    assert_moved(got[("gfw-2025", "amneziawg-2")])
+    assert not got[("gfw-2025", "amneziawg-2")]["detected"]
     assert_nothing_left()
 
 
@@ -117,7 +122,7 @@ def test_go_tools_are_listed_runnable():
     res = tw("tools", "--format", "json")
     rows = {r["tool"]: r for r in json.loads(res.stdout)}
     new = ("xray-reality", "xray-xhttp", "hysteria2", "hysteria2-salamander", "tuic", "shadowsocks-2022", "shadowtls",
-           "amneziawg")
+           "amneziawg", "amneziawg-2")
     built = all(gotools.is_built(t) for t in gotools.pins().values())
     for tool in new:
         assert tool in rows

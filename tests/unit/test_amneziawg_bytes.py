@@ -17,6 +17,9 @@ from tunnelwall.middlebox.classifiers.wireguard import WireGuard
 S2C = 1
 WIREGUARD = {"jc": 0, "jmin": 0, "jmax": 0, "s1": 0, "s2": 0, "h": (1, 2, 3, 4)}
 AMNEZIA = {"jc": 4, "jmin": 40, "jmax": 70, "s1": 57, "s2": 111, "h": (1165481396, 2019543512, 739270212, 3466219004)}
+# AmneziaWG 2.0 (tools/amneziawg-2.yaml): h4 drawn per packet from a range,
+# s4 random bytes before every transport packet.
+AMNEZIA_2 = {**AMNEZIA, "s4": 16, "h4_range": (3466219004, 3466319004)}
 
 
 def session(settings: dict, data_packets: int = 40, seed: int = 1) -> list[tuple[int, bytes]]:
@@ -33,8 +36,10 @@ def session(settings: dict, data_packets: int = 40, seed: int = 1) -> list[tuple
     out.append((S2C, rng.randbytes(settings["s2"]) + struct.pack("<I", h2) + os.urandom(4) + sender + os.urandom(80)))
     for counter in range(data_packets):
         body = 16 * rng.randint(2, 80)
+        kind = rng.randint(*settings["h4_range"]) if "h4_range" in settings else h4
         out.append((C2S if counter % 2 == 0 else S2C,
-                    struct.pack("<I", h4) + os.urandom(4) + struct.pack("<Q", counter // 2) + os.urandom(body)))
+                    rng.randbytes(settings.get("s4", 0)) + struct.pack("<I", kind) + os.urandom(4)
+                    + struct.pack("<Q", counter // 2) + os.urandom(body)))
     return out
 
 
@@ -70,3 +75,11 @@ def test_fixed_header_values_look_like_scrambled_openvpn_to_the_opcode_sequence_
     assert result is not None and result is not DONE
     assert result.protocol == "openvpn" and result.signal == "opcode-sequence" and index == 20
     assert run(OpenVPN({"opcode_sequence": False}), session(AMNEZIA, seed=2), sport=51820)[0] is DONE
+
+
+def test_amneziawg_2_header_ranges_leave_the_opcode_test_nothing():
+    """With AmneziaWG 2.0's per-packet header values and transport padding,
+    the first bytes take more than the test's 10 distinct values: no seed
+    of 200 is taken for OpenVPN, and the WireGuard rule still misses."""
+    assert all(run(OpenVPN(), session(AMNEZIA_2, seed=s), sport=51820)[0] is DONE for s in range(200))
+    assert run(WireGuard(), session(AMNEZIA_2), sport=51820)[0] is DONE
