@@ -108,10 +108,11 @@ def test_go_tool_without_go_is_unsupported_not_blocked(isolated, monkeypatch, tm
     monkeypatch.setenv("TUNNELWALL_GO", str(fake_go(isolated, "1.19.8")))
     tool = tmp_path / "x.yaml"
     tool.write_text("name: x\nrequires: [\"go:xray\"]\nserver: {run: xray run}\ntraffic: {url: \"http://{web_ip}/\"}\n")
-    state = RunState(run_id="t", profile="gfw", log_dir=str(tmp_path), layout={"nodes": {
-        "c1": {"role": "client", "interfaces": {"e": {"address": "10.0.0.2/24"}}},
-        "vpn": {"role": "server", "interfaces": {"e": {"address": "198.18.0.20/24"}}},
-        "web": {"role": "server", "interfaces": {"e": {"address": "198.18.0.10/24"}}}}})
+    from tunnelwall.base.layout import InterfaceLayout, Layout, NodeLayout
+    state = RunState(run_id="t", profile="gfw", log_dir=str(tmp_path), layout=Layout("t", nodes={
+        name: NodeLayout(role, f"tw-{name}", i, {"e": InterfaceLayout(f"02:00:00:00:00:0{i}", address)})
+        for i, (name, role, address) in enumerate([("c1", "client", "10.0.0.2/24"), ("vpn", "server", "198.18.0.20/24"),
+                                                   ("web", "server", "198.18.0.10/24")], 1)}))
     result = runner.run_tool(state, spec.load(str(tool)))
     assert result.outcome == runner.ERROR and result.unsupported and not result.detected
     assert "needs Go >= 1.26 to build, this machine has Go 1.19.8" in result.error
