@@ -3,6 +3,7 @@
 #  - apt packages: Mininet, Open vSwitch, the circumvention tools, capture tools
 #  - .venv on Debian's python3 with --system-site-packages (mininet and
 #    os-ken come from Debian), tunnelwall installed editable with test extras
+#  - the Go programs pinned in tunnelwall/tools/go-tools.txt (scripts/go-tools.sh)
 #  - Open vSwitch started without its kernel module (userspace datapath)
 # Re-running it checks and skips what is already done.
 set -euo pipefail
@@ -47,6 +48,11 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/pip install -q --disable-pip-version-check -e ".[test]"
   touch "$stamp"
 fi
+
+# The Go programs of the newer tools (tunnelwall/tools/go-tools.txt), built
+# from their modules into /var/cache/tunnelwall/go; without a recent enough Go
+# this says so in one line and those tools are reported unsupported.
+bash scripts/go-tools.sh
 
 # Open vSwitch, userspace datapath: ovs-ctl skips modprobe when the module is absent.
 export PATH=$PATH:/usr/share/openvswitch/scripts

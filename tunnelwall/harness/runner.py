@@ -133,6 +133,14 @@ class ToolRun:
     def render(self, text):
         return self.spec.render(text, self.values)
 
+    def env(self) -> dict[str, str]:
+        """The environment of the tool's commands: PATH starts with the
+        folders of the Go programs it requires (built outside the repository)."""
+        prefix = self.spec.path_prefix()
+        if not prefix:
+            return dict(os.environ)
+        return {**os.environ, "PATH": os.pathsep.join([*prefix, os.environ.get("PATH", os.defpath)])}
+
     def own(self, verdicts: list[LoggedVerdict]) -> list[LoggedVerdict]:
         """The verdicts on flows between this tool's client and its server,
         or the web server it fetches from (the control, https, talks to it
@@ -158,7 +166,7 @@ class ToolRun:
         node = self.server if which == "server" else self.client
         ns = self.state.netns_of(node)
         if side.run:
-            env = {**os.environ, **{k: self.render(v) for k, v in side.env.items()}}
+            env = {**self.env(), **{k: self.render(v) for k, v in side.env.items()}}
             rec = procs.spawn(self.state, f"{self.spec.name}-{which}", ["sh", "-c", "exec " + self.render(side.run)],
                               netns=ns, env=env, cwd=str(self.workdir), log=self.workdir / (log_name or f"{which}.log"))
             self.records.append(rec)
@@ -205,7 +213,7 @@ class ToolRun:
                 return False
         if ready.command:
             res = subprocess.run(procs.in_netns(ns, ["sh", "-c", self.render(ready.command)], cwd=str(self.workdir)),
-                                 cwd=self.workdir,
+                                 cwd=self.workdir, env=self.env(),
                                  capture_output=True, timeout=30)
             if res.returncode != 0:
                 return False
@@ -276,7 +284,7 @@ class ToolRun:
 
     def _sh(self, ns: str | None, script: str, what: str) -> None:
         res = subprocess.run(procs.in_netns(ns, ["sh", "-ec", script], cwd=str(self.workdir)), cwd=self.workdir,
-                             capture_output=True,
+                             env=self.env(), capture_output=True,
                              text=True, timeout=60)
         (self.workdir / f"{what.replace(' ', '-')}.log").write_text(res.stdout + res.stderr)
         if res.returncode != 0:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunnelwall.base import kernel, yamlsrc
+from tunnelwall.base import gotools, kernel, yamlsrc
 from tunnelwall.base.errors import SourceError, TunnelwallError
 
 BUILTIN_DIR = Path(__file__).resolve().parents[1] / "tools"
@@ -92,11 +92,16 @@ class ToolSpec:
     def unmet_requirements(self) -> list[str]:
         """Why this tool cannot run on this machine: kernel features it
         lacks, then programs that are not installed (empty: it can)."""
-        reasons = kernel.missing(self.requires)
-        programs = [p for p in self.requires if not p.startswith("kernel:") and shutil.which(p) is None]
+        reasons = kernel.missing(self.requires) + gotools.missing(self.requires)
+        programs = [p for p in self.requires if not p.startswith(("kernel:", gotools.PREFIX)) and shutil.which(p) is None]
         if programs:
             reasons.append(f"not installed: {', '.join(programs)} (run scripts/setup.sh)")
         return reasons
+
+    def path_prefix(self) -> list[str]:
+        """Folders to put in front of PATH for this tool's commands: those of
+        the Go programs it requires (``go:NAME``), built outside the repository."""
+        return gotools.path_dirs(self.requires)
 
     def render(self, text: str | None, values: dict[str, Any]) -> str | None:
         if text is None:
@@ -195,6 +200,9 @@ def from_data(data, path: str) -> ToolSpec:
     if not isinstance(requires, list) or not all(isinstance(r, str) for r in requires):
         raise SourceError(path, data.line_of("requires"), "requires: expected a list of program names")
     for req in requires:
+        if req.startswith(gotools.PREFIX) and req[len(gotools.PREFIX):] not in gotools.pins():
+            raise SourceError(path, data.line_of("requires"), f"requires: '{req}' is not pinned in "
+                                                               f"{gotools.pins_path()} (pinned: {', '.join(sorted(gotools.pins()))})")
         if req.startswith("kernel:") and req[7:] not in kernel.FEATURES:
             raise SourceError(path, data.line_of("requires"), f"requires: unknown kernel feature '{req[7:]}' "
                                                                f"(known: {', '.join(sorted(kernel.FEATURES))})")
