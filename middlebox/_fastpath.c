@@ -131,11 +131,11 @@ static inline uint32_t u32(const unsigned char *p, int big)
 
 /*
  * Once a flow is identified, one classifier often goes on watching it alone
- * for its budget of data packets: tls-in-tls on a TLS flow (the inner
- * handshake's record bursts, middlebox/classifiers/tlsintls.py), OpenVPN's
- * opcode test on a flow the entropy test flagged (its header bytes,
- * classifiers/openvpn.py). In a real tool's capture those segments were
- * two thirds of what still reached Python. For each of them the engine only
+ * for its budget of data packets: OpenVPN's opcode test on a flow the
+ * entropy test flagged (its header bytes, classifiers/openvpn.py).
+ * (tls-in-tls on a TLS flow is not counted here: its sliding windows judge
+ * at most packets of a burst, so its segments go to Python,
+ * classifiers/tlsintls.py.) For each of them the engine only
  * appends the bytes to the direction's reassembly and the classifier only
  * counts, so the walk does both here when the segment is the one the
  * stream expects (nothing waits out of order, no resync) and the count
@@ -147,9 +147,6 @@ static inline uint32_t u32(const unsigned char *p, int big)
 enum {S_NEXT, S_DATA, S_WAITING, S_LIMIT, S_RESYNC, S_N};
 static const char *stream_fields[S_N] = {"next", "data", "waiting", "limit", "resync"};
 static Py_ssize_t s_off[S_N];
-enum {T_POS, T_COUNTING, T_BURSTS, T_BURST_DIR, T_BURST_RECORDS, T_RECORDS_SEEN, T_N};
-static const char *tls_fields[T_N] = {"pos", "counting", "bursts", "burst_dir", "burst_records", "records_seen"};
-static Py_ssize_t t_off[T_N];
 enum {O_FIRST_C2S, O_FIRST_S2C, O_VALUES, O_RECORDS, O_RESET_RECURRED, O_C2S_SIZES, O_ALIVE, O_N};
 static const char *ovpn_fields[O_N] = {"first_c2s", "first_s2c", "values", "records", "reset_recurred", "c2s_sizes",
                                        "opcodes_alive"};
@@ -158,25 +155,23 @@ static int watch_ready = 0;
 
 static PyObject *setup_watch(PyObject *self, PyObject *args)
 {
-    PyObject *stream_cls, *tls_cls, *ovpn_cls;
-    if (!PyArg_ParseTuple(args, "OOO", &stream_cls, &tls_cls, &ovpn_cls))
+    PyObject *stream_cls, *ovpn_cls;
+    if (!PyArg_ParseTuple(args, "OO", &stream_cls, &ovpn_cls))
         return NULL;
     watch_ready = 0;
-    if (slot_offsets(stream_cls, stream_fields, S_N, s_off) || slot_offsets(tls_cls, tls_fields, T_N, t_off)
-            || slot_offsets(ovpn_cls, ovpn_fields, O_N, o_off))
+    if (slot_offsets(stream_cls, stream_fields, S_N, s_off) || slot_offsets(ovpn_cls, ovpn_fields, O_N, o_off))
         return NULL;
     watch_ready = 1;
     Py_RETURN_NONE;
 }
 
 /*
- * The engine's watchers (Engine.watch: tls-in-tls, then OpenVPN), each as
+ * The engine's watchers (Engine.watch: OpenVPN), each as
  * (classifier, data budget, packet budget, four constants of its own) or
  * None. Kind WATCH_NONE holds the plain-ACK budgets (Engine.quiet_acks)
  * and no classifier, so a flow's budgets are always watchers[kind].
  */
-enum {WATCH_NONE, WATCH_TLS, WATCH_OVPN, WATCH_KINDS};
-enum {TLS_MAX_RECORDS, TLS_BURST_RECORDS, TLS_BURST_BYTES, TLS_OVERHEAD};          /* TLSinTLS.walk_constants */
+enum {WATCH_NONE, WATCH_OVPN, WATCH_KINDS};
 enum {OVPN_WINDOW, OVPN_MIN_RECORDS, OVPN_MIN_DISTINCT, OVPN_MAX_DISTINCT};         /* OpenVPN.walk_constants */
 
 typedef struct {
@@ -192,13 +187,13 @@ static int watchers_of(PyObject *spec, long quiet_data, long quiet_packets, Watc
     if (spec == NULL || spec == Py_None)
         return 0;
     if (!watch_ready) {
-        PyErr_SetString(PyExc_RuntimeError, "_fastpath.setup_watch(Stream, tls state, openvpn state) was not called");
+        PyErr_SetString(PyExc_RuntimeError, "_fastpath.setup_watch(Stream, openvpn state) was not called");
         return -1;
     }
-    PyObject *each[WATCH_KINDS] = {NULL, Py_None, Py_None};
-    if (!PyArg_ParseTuple(spec, "OO", &each[WATCH_TLS], &each[WATCH_OVPN]))
+    PyObject *each[WATCH_KINDS] = {NULL, Py_None};
+    if (!PyArg_ParseTuple(spec, "O", &each[WATCH_OVPN]))
         return -1;
-    for (int kind = WATCH_TLS; kind < WATCH_KINDS; kind++)
+    for (int kind = WATCH_OVPN; kind < WATCH_KINDS; kind++)
         if (each[kind] != Py_None && !PyArg_ParseTuple(each[kind], "Ollllll", &w[kind].clf, &w[kind].data,
                                                         &w[kind].packets, &w[kind].c[0], &w[kind].c[1],
                                                         &w[kind].c[2], &w[kind].c[3]))
@@ -212,7 +207,7 @@ static int watched(PyObject *states, const Watcher *w, PyObject **state)
     Py_ssize_t i = 0;
     PyObject *k;
     if (PyDict_GET_SIZE(states) == 1 && PyDict_Next(states, &i, &k, state))
-        for (int kind = WATCH_TLS; kind < WATCH_KINDS; kind++)
+        for (int kind = WATCH_OVPN; kind < WATCH_KINDS; kind++)
             if (w[kind].clf != NULL && k == w[kind].clf)
                 return kind;
     *state = NULL;
@@ -317,95 +312,6 @@ static PyObject *joined_bytes(const InOrder *io, const unsigned char *payload)
     return joined;
 }
 
-/* TLSinTLS.update on the stream's new bytes: 1 taken, 0 Python, -1 error. */
-static int take_tls(int direction, PyObject *st, const InOrder *io, const unsigned char *payload, Py_ssize_t plen,
-                    const long *c)
-{
-    if (io->old + plen >= io->limit)
-        return 0;                                            /* it fills the stream: the watcher judges */
-    PyObject *pos_l = SLOT(st, t_off[T_POS]), *counting_l = SLOT(st, t_off[T_COUNTING]);
-    PyObject *bursts_l = SLOT(st, t_off[T_BURSTS]), *dir_o = SLOT(st, t_off[T_BURST_DIR]);
-    PyObject *records_o = SLOT(st, t_off[T_BURST_RECORDS]), *seen_o = SLOT(st, t_off[T_RECORDS_SEEN]);
-    if (!is_int_list(pos_l, 2) || PyList_GET_SIZE(pos_l) != 2 || counting_l == NULL || !PyList_CheckExact(counting_l)
-            || PyList_GET_SIZE(counting_l) != 2 || !is_int_list(bursts_l, 4) || dir_o == NULL
-            || (dir_o != Py_None && !PyLong_CheckExact(dir_o)) || records_o == NULL || !PyLong_CheckExact(records_o)
-            || seen_o == NULL || !PyLong_CheckExact(seen_o))
-        return 0;
-    long pos = PyLong_AsLong(PyList_GET_ITEM(pos_l, direction));
-    int counting = PyObject_IsTrue(PyList_GET_ITEM(counting_l, direction));
-    long bursts[4], burst_dir = dir_o == Py_None ? -1 : PyLong_AsLong(dir_o);
-    long burst_records = PyLong_AsLong(records_o), seen = PyLong_AsLong(seen_o);
-    Py_ssize_t nb = PyList_GET_SIZE(bursts_l), nb_before = nb;
-    for (Py_ssize_t i = 0; i < nb; i++)
-        bursts[i] = PyLong_AsLong(PyList_GET_ITEM(bursts_l, i));
-    if (counting < 0 || PyErr_Occurred())
-        return -1;
-    int counting_before = counting, outcome = 0;
-
-    PyObject *joined = joined_bytes(io, payload);
-    if (joined == NULL)
-        return -1;
-    const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(joined);
-    Py_ssize_t n = PyBytes_GET_SIZE(joined);
-    while (pos + 5 <= n) {                                   /* TLSinTLS.update, up to any outcome */
-        unsigned rtype = d[pos];
-        long length = (long)u16be(d + pos + 3);
-        if (rtype < 0x14 || rtype > 0x17 || d[pos + 1] != 0x03) {
-            outcome = 1;                                     /* not TLS records: the watcher gives up */
-            break;
-        }
-        if (pos + 5 + length > n)
-            break;
-        pos += 5 + length;
-        seen++;
-        if (rtype == 0x14) {
-            counting = 1;
-        } else if (rtype == 0x17 && counting) {              /* TLSinTLS._count */
-            long size = length + 5 - c[TLS_OVERHEAD];
-            if (size < 0)
-                size = 0;
-            if (nb == 0) {
-                if (direction != 0)
-                    continue;                                /* the sequence starts with the client */
-                bursts[0] = min_long(c[TLS_BURST_BYTES], size);
-                nb = 1, burst_dir = 0, burst_records = 1;
-            } else if (direction == burst_dir) {
-                if (burst_records >= c[TLS_BURST_RECORDS])
-                    continue;
-                bursts[nb - 1] = min_long(c[TLS_BURST_BYTES], bursts[nb - 1] + size);
-                burst_records++;
-                if (nb == 4 && burst_records == c[TLS_BURST_RECORDS]) {
-                    outcome = 1;                             /* the fourth burst is complete: judged */
-                    break;
-                }
-            } else if (nb == 4) {
-                outcome = 1;                                 /* the fourth burst ended: judged */
-                break;
-            } else {
-                bursts[nb++] = min_long(c[TLS_BURST_BYTES], size);
-                burst_dir = direction, burst_records = 1;
-            }
-        }
-    }
-    if (outcome || seen > c[TLS_MAX_RECORDS]) {
-        Py_DECREF(joined);
-        return 0;
-    }
-    /* Commit: the stream, then the watcher's state. */
-    int failed = deliver(io, joined, plen);
-    Py_DECREF(joined);
-    if (failed || set_long_item(pos_l, direction, pos))
-        return -1;
-    if (counting != counting_before && PyList_SetItem(counting_l, direction, Py_NewRef(Py_True)))
-        return -1;
-    for (Py_ssize_t i = 0; i < nb; i++)
-        if (i < nb_before ? set_long_item(bursts_l, i, bursts[i]) : add_long(bursts_l, bursts[i]))
-            return -1;
-    if (burst_dir >= 0 && set_int(st, t_off[T_BURST_DIR], burst_dir))
-        return -1;
-    return set_int(st, t_off[T_BURST_RECORDS], burst_records) || set_int(st, t_off[T_RECORDS_SEEN], seen) ? -1 : 1;
-}
-
 /* OpenVPN's opcode test (OpenVPN.update with the ACK filter off) on a TCP segment: 1 taken, 0 Python, -1 error. */
 static int take_ovpn(int direction, PyObject *st, const InOrder *io, const unsigned char *payload, Py_ssize_t plen,
                      const long *c)
@@ -493,8 +399,7 @@ static int take_watched(PyObject *flow, int direction, int kind, PyObject *st, c
     InOrder io;
     if (!in_order(flow, direction, seq, plen, &io))
         return 0;
-    int took = kind == WATCH_TLS ? take_tls(direction, st, &io, payload, plen, w->c)
-                                 : take_ovpn(direction, st, &io, payload, plen, w->c);
+    int took = take_ovpn(direction, st, &io, payload, plen, w->c);
     if (took <= 0)
         return took;
     return add_to(flow, direction == 0 ? f_off[F_C2S_DATA] : f_off[F_S2C_DATA], 1) ? -1 : 1;
@@ -933,7 +838,7 @@ static PyMethodDef methods[] = {
      "walk(flows, data, offset, big_endian, tick, expiry_at, quiet_data=0, quiet_packets=0, limit=max, "
      "watch=None) -> (offset, packets, blocked, fast)"},
     {"setup_watch", setup_watch, METH_VARARGS,
-     "setup_watch(Stream, tls-in-tls state, OpenVPN state): find their slot offsets"},
+     "setup_watch(Stream, OpenVPN state): find their slot offsets"},
     {"receive", receive, METH_VARARGS,
      "receive(fd, max) -> [(frame, kernel time)]: the frames waiting on a packet socket, in one call"},
     {"setup_packet", setup_packet, METH_O, "setup_packet(Packet): find the packet class's slot offsets"},
