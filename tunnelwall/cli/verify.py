@@ -25,7 +25,7 @@ def cmd_verify(args) -> int:
     opts = VerifyOptions(profiles=_split(args.profile), tools=tools,
                          topology=args.topology, bytes=args.bytes, seed=args.seed, overrides=args.set or [],
                          placement=args.placement, ipv6=args.ipv6, trials=args.trials,
-                         keep_residual=args.keep_residual, requests=args.requests,
+                         keep_residual=args.keep_residual, requests=args.requests, inner=args.inner,
                          shard=matrix.parse_shard(args.shard) if args.shard else None,
                          only_cells=_cell_list(args.cells) if args.cells else None)
     expectations = _expectations(args.expect or [])
@@ -169,6 +169,9 @@ def add_verify(sub) -> None:
                    help="with --trials: keep residual blocks from one trial to the next (default: lifted)")
     p.add_argument("--requests", type=int, metavar="N",
                    help="override each tool's traffic.requests (1: one tunnel connection per trial)")
+    p.add_argument("--inner", choices=["https", "http"], default="https",
+                   help="what goes through each tool: HTTPS to the outside web server, as a browser sends it "
+                        "(default; TLS inside a TLS tunnel), or plain HTTP (each tool's traffic.http_url)")
     p.add_argument("--expect", action="append", metavar="[PROFILE/]TOOL=OUTCOME",
                    help="fail (exit 1) unless TOOL's outcome is OUTCOME, e.g. gfw/wireguard=BLOCKED")
     p.add_argument("--shard", metavar="K/N",

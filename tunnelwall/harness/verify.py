@@ -28,6 +28,7 @@ class VerifyOptions:
     trials: int = 1                 # runs of each tool, on the same testbed
     keep_residual: bool = False     # keep residual blocks from one trial to the next
     requests: int | None = None     # override each tool's traffic.requests
+    inner: str = "https"            # what goes through each tool: HTTPS (default) or plain HTTP (runner.RunOptions)
     shard: tuple[int, int] | None = None   # (K, N): run only the K-th of N interleaved parts
     scope: str | None = None        # run scope of the testbeds (None: the first free one, so runs coexist)
     only_cells: list[int] | None = None    # run only these cell numbers (a cluster task's part)
@@ -37,7 +38,7 @@ class VerifyOptions:
         return {"profiles": list(self.profiles), "tools": list(self.tools), "trials": self.trials,
                 "topology": self.topology, "bytes": self.bytes, "seed": self.seed,
                 "overrides": list(self.overrides), "placement": self.placement, "ipv6": self.ipv6,
-                "requests": self.requests}
+                "requests": self.requests, "inner": self.inner}
 
     def cells(self) -> list[matrix.Cell]:
         every = matrix.cells(self.profiles, self.tools, self.trials)
@@ -85,7 +86,7 @@ def _verify(opts: VerifyOptions, say) -> list[ToolResult]:
                 say(f"[{n}/{total}] {profile}: {label} ...")
                 t0 = time.monotonic()
                 result = run_tool(state, spec, RunOptions(bytes=opts.bytes, ipv6=opts.ipv6,
-                                                          requests=opts.requests))
+                                                          requests=opts.requests, inner=opts.inner))
                 result.trial, result.cell = cell.trial, cell.index
                 detail = f"rule {result.rule}, packet {result.packets_to_detection}" if result.rule else \
                     (result.error if result.outcome == ERROR else "")
@@ -141,6 +142,8 @@ def child_argv(opts: VerifyOptions, shard: tuple[int, int] | None = None, cells:
         argv.append("--keep-residual")
     if opts.requests is not None:
         argv += ["--requests", str(opts.requests)]
+    if opts.inner != "https":
+        argv += ["--inner", opts.inner]
     return argv
 
 
