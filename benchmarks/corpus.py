@@ -190,9 +190,10 @@ def inner_handshake(flow: dict, min_server: int = 400) -> bool:
             if started and burst >= min_server:
                 return True
             burst = 0
-            if after_ccs or (not started and any(typ == 0x17 for typ, _ln in recs)):
+            has_ccs = any(typ == 0x14 for typ, _ln in recs)
+            if after_ccs or (not has_ccs and any(typ == 0x17 for typ, _ln in recs)):
                 started = True             # after the packet with its CCS, or its first application data
-            if any(typ == 0x14 for typ, _ln in recs):
+            if has_ccs:
                 after_ccs = True
         elif started:
             burst += length

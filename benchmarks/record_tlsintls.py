@@ -205,16 +205,44 @@ def start_servers(procs: Procs, work: Path):
     log = work / "client.log"
     procs.start(CLIENT_NS, ["trojan", "-c", str(work / "trojan-client.json")], log)
     procs.start(CLIENT_NS, ["v2ray", "-config", str(work / "v2ray-client.json")], log)
+    mux_client = None
     for port, server_port, mux in ((1084, 8446, 1), (1085, 8450, 0)):
-        procs.start(CLIENT_NS, ["ss-local", "-s", SERVER_IP, "-p", str(server_port), "-l", str(port), "-b", "127.0.0.1",
-                                "-k", PASSWORD, "-m", method, "--plugin", "ss-v2ray-plugin", "--plugin-opts",
-                                f"tls;host=www.example.org;path=/ws;cert={cert};mux={mux}"], log)
+        p = procs.start(CLIENT_NS, mux_client_argv(port, server_port, mux, cert), log)
+        mux_client = mux_client or p
     procs.start(CLIENT_NS, ["ss-local", "-s", SERVER_IP, "-p", "8447", "-l", "1086", "-b", "127.0.0.1", "-k",
                             PASSWORD, "-m", method, "--plugin", "obfs-local", "--plugin-opts",
                             "obfs=tls;obfs-host=www.example.org"], log)
     procs.start(CLIENT_NS, ["stunnel4", str(work / "stunnel-client.conf")], log)
     for port in (1081, 1082, 1083, 1084, 1085, 1086, 3129):
         wait_port(CLIENT_NS, port)
+    return mux_client
+
+
+def mux_client_argv(port: int, server_port: int, mux: int, cert: str) -> list[str]:
+    return ["ss-local", "-s", SERVER_IP, "-p", str(server_port), "-l", str(port), "-b", "127.0.0.1",
+            "-k", PASSWORD, "-m", "chacha20-ietf-poly1305", "--plugin", "ss-v2ray-plugin", "--plugin-opts",
+            f"tls;host=www.example.org;path=/ws;cert={cert};mux={mux}"]
+
+
+def restart_mux_client(procs: Procs, old: subprocess.Popen, work: Path) -> subprocess.Popen:
+    """A new mux client (so a new outer connection): with mux, every later
+    session of the same client would share one outer connection, and the
+    capture would hold one flow per stack."""
+    os.killpg(old.pid, signal.SIGTERM)
+    old.wait(timeout=10)
+    wait_port_closed(CLIENT_NS, 1084)
+    new = procs.start(CLIENT_NS, mux_client_argv(1084, 8446, 1, str(work / "server.crt")), work / "client.log")
+    wait_port(CLIENT_NS, 1084)
+    return new
+
+
+def wait_port_closed(ns: str, port: int, deadline: float = 10.0):
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if not sh("ss", "-Hltn", f"sport = :{port}", ns=ns).stdout.strip():
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"record_tlsintls: {ns}:{port} still listening after {deadline:.0f}s")
 
 
 class Capture:
@@ -334,7 +362,7 @@ def record(args) -> int:
     try:
         make_netns()
         write_configs(work)
-        start_servers(procs, work)
+        mux_client = start_servers(procs, work)
         with open("/var/tmp/tlsi-upload.bin", "wb") as fh:
             fh.write(os.urandom(1_000_000))
         failures = 0
@@ -347,6 +375,8 @@ def record(args) -> int:
                     try:
                         runs = max(1, args.runs // 3) if stack == "chromium" else args.runs
                         for _ in range(runs):
+                            if config == "ss-v2ray-tls-mux":
+                                mux_client = restart_mux_client(procs, mux_client, work)
                             ok = run_in_client(inner_command(stack, proxy, log_size(rng), rng))
                             failures += not ok
                     finally:
@@ -358,7 +388,7 @@ def record(args) -> int:
             for stack, argv in sessions:
                 by_stack.setdefault(stack, []).append(argv)
             for stack, argvs in by_stack.items():
-                cap = Capture(out / f"benign--{stack}.pcap")
+                cap = Capture(out / f"benign--{stack}{'--' + args.tag if args.tag else ''}.pcap")
                 try:
                     for argv in argvs:
                         failures += not run_in_client(argv)
@@ -526,6 +556,7 @@ def main() -> int:
     rec.add_argument("--no-tunnels", dest="tunnels", action="store_false")
     rec.add_argument("--only", help="configurations to record (comma-separated; default all)")
     rec.add_argument("--seed", type=int, default=27)
+    rec.add_argument("--tag", help="added to the benign captures' names (a further batch beside the first)")
     px = sub.add_parser("proxy")
     px.add_argument("--listen", required=True)
     px.add_argument("--cert")

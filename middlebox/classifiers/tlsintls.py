@@ -25,7 +25,7 @@ from its description, with models measured on this testbed:
   header answered by the server, the server's NewSessionTicket) only moves
   the inner handshake to a later window, and with multiplexing every inner
   handshake among them is judged;
-* a window's four totals (each capped at ``cap`` bytes) are compared, in
+* a window's four totals (each capped, ``caps``) are compared, in
   logarithms, with a model per inner client stack by a diagonal Mahalanobis
   distance; below ``threshold`` for any model, the flow carries TLS.
 
@@ -55,7 +55,7 @@ def _default_models() -> list[dict]:
 
 
 class _State:
-    __slots__ = ("pos", "records", "ccs", "start", "seen", "bursts", "dirs")
+    __slots__ = ("pos", "records", "ccs", "start", "seen", "bursts", "packets", "dirs")
 
     def __init__(self):
         self.pos = [0, 0]             # bytes of each direction's stream parsed as records (outer handshake)
@@ -64,14 +64,27 @@ class _State:
         self.start = [-1, -1]         # stream offset where counting starts (after its Finished); -1: not yet
         self.seen = [0, 0]            # bytes of each direction's stream already counted as packets
         self.bursts: list[int] = []   # totals of the bursts since the client's Finished
+        self.packets: list[int] = []  # ... their packets
         self.dirs: list[int] = []     # ... and their directions
 
 
-def window_distance(window: list[int], model: dict, cap: int) -> float:
-    """Diagonal Mahalanobis distance of a window's log-totals from a model."""
+FEATURES = 6
+
+
+def window_features(window: list[int], packets: list[int], caps: list[int]) -> list[float]:
+    """The log of each burst's total, capped (a download must not make the
+    server's bursts grow without end), then the packets of the first two
+    bursts (an inner ClientHello and the server's flight arrive as blocks
+    of full segments; a web page's first requests and answers, as several
+    small records)."""
+    return [math.log(min(max(x, 1), cap)) for x, cap in zip(window, caps)] + [float(packets[0]), float(packets[1])]
+
+
+def window_distance(window: list[int], packets: list[int], model: dict, caps: list[int]) -> float:
+    """Diagonal Mahalanobis distance of a window's features from a model."""
     total = 0.0
-    for x, mean, sd in zip(window, model["means"], model["sds"]):
-        total += ((math.log(min(max(x, 1), cap)) - mean) / sd) ** 2
+    for f, mean, sd in zip(window_features(window, packets, caps), model["means"], model["sds"]):
+        total += ((f - mean) / sd) ** 2
     return math.sqrt(total)
 
 
@@ -82,7 +95,11 @@ class TLSinTLS(Classifier):
     sees_inside_tunnels = True            # runs on after the outer TLS is identified
     policy = True                         # only where a profile has a rule for it
     reports = frozenset({"tls-in-tls"})
-    DEFAULTS = {"models": None, "threshold": 3.0, "cap": 6000, "max_starts": 6, "min_sd": 0.08,
+    # caps: the fourth burst counts only its start (the server's answer to
+    # the client's Finished: NewSessionTickets in TLS 1.3, or the response),
+    # so a download behind it looks like any other.
+    DEFAULTS = {"models": None, "threshold": 3.0, "caps": [4000, 6000, 1500, 200], "max_starts": 6, "min_sd": 0.1,
+                "min_sd_packets": 0.5,
                 "max_handshake_records": 40}
     budget = 60                           # data packets it may need: the outer handshake and some windows
 
@@ -91,12 +108,19 @@ class TLSinTLS(Classifier):
             self.params["models"] = _default_models()
         models = self.params["models"]
         if not isinstance(models, list) or not all(
-                isinstance(m, dict) and isinstance(m.get("means"), list) and len(m["means"]) == 4
-                and isinstance(m.get("sds"), list) and len(m["sds"]) == 4 for m in models):
-            raise ParamError("tls-in-tls.models: a list of {name, means: [4 log-sizes], sds: [4]}")
-        floor = self.params["min_sd"]
+                isinstance(m, dict) and isinstance(m.get("means"), list) and len(m["means"]) == FEATURES
+                and isinstance(m.get("sds"), list) and len(m["sds"]) == FEATURES for m in models):
+            raise ParamError("tls-in-tls.models: a list of {name, means: [6 features], sds: [6]} "
+                             "(log-sizes of four bursts, packets of the first two)")
+        caps = self.params["caps"]
+        if not isinstance(caps, list) or len(caps) != 4 or not all(isinstance(c, int) and c > 0 for c in caps):
+            raise ParamError("tls-in-tls.caps: four positive whole numbers (bytes)")
+        # floors: a log-size's spread of at least min_sd (10 %), a packet
+        # count's of half a packet (a count seen constant in the fit may
+        # still differ by one)
+        floors = [self.params["min_sd"]] * 4 + [self.params["min_sd_packets"]] * 2
         self._models = [{"name": m.get("name", "?"), "means": m["means"],
-                         "sds": [max(float(s), floor) for s in m["sds"]]} for m in models]
+                         "sds": [max(float(s), floor) for s, floor in zip(m["sds"], floors)]} for m in models]
 
     def start(self, flow):
         return _State()
@@ -150,15 +174,17 @@ class TLSinTLS(Classifier):
         Bursts alternate, the first from the client, so the windows start at
         the even bursts and window j ends with burst 2j + 3 (the server's).
         That fourth burst is judged at each of its packets until it reaches
-        ``cap``: the flow may end, or the client stay silent, right after it."""
+        its cap: the flow may end, or the client stay silent, right after it."""
         if not st.bursts:
             if direction != C2S:
                 return None                        # the sequence starts with the client
         elif st.dirs[-1] == direction:
             before = st.bursts[-1]
             st.bursts[-1] += size
+            st.packets[-1] += 1
             return self._judge_growing(st, before)
         st.bursts.append(size)
+        st.packets.append(1)
         st.dirs.append(direction)
         k = len(st.bursts) - 1
         if direction == C2S:
@@ -168,21 +194,23 @@ class TLSinTLS(Classifier):
 
     def _judge_growing(self, st: _State, before: int):
         k = len(st.bursts) - 1
-        if st.dirs[k] != S2C or k < 3 or (k - 3) // 2 >= self.params["max_starts"] or before >= self.params["cap"]:
+        if st.dirs[k] != S2C or k < 3 or (k - 3) // 2 >= self.params["max_starts"] \
+                or before >= self.params["caps"][3]:
             return None
-        return self._match(st.bursts[k - 3:k + 1])
+        return self._match(st.bursts[k - 3:k + 1], st.packets[k - 3:k + 1])
 
     def _out_of_data(self, st: _State, view):
         # The reassembly limit of a direction was reached: nothing more will come.
         return DONE if getattr(view, "full", False) else None
 
-    def _match(self, window: list[int]):
-        cap, best = self.params["cap"], None
+    def _match(self, window: list[int], packets: list[int]):
+        caps, best = self.params["caps"], None
         for model in self._models:
-            d = window_distance(window, model, cap)
+            d = window_distance(window, packets, model, caps)
             if d < self.params["threshold"] and (best is None or d < best[0]):
                 best = (d, model["name"])
         if best is None:
             return None
         return Detection("tls-in-tls", "burst-model", 0.8,
-                         {"model": best[1], "distance": round(best[0], 2), "bursts": list(window)})
+                         {"model": best[1], "distance": round(best[0], 2), "bursts": list(window),
+                          "packets": list(packets[:2])})
