@@ -118,12 +118,14 @@ def derive(pcap_dir: Path, out: Path = DATA) -> int:
     n = 0
     with gzip.open(out, "wt", compresslevel=9) as fh:
         for path in sorted(Path(pcap_dir).glob("*.pcap")):
-            kind, config, stack = path.stem.split("--") if path.stem.startswith("tunnel") \
-                else ("benign", "benign", path.stem.split("--")[1])
+            parts = path.stem.split("--")     # tunnel--CONFIG--STACK[--INNER-WEB] or benign--STACK[--TAG]
+            kind, config, stack = parts[:3] if parts[0] == "tunnel" else ("benign", "benign", parts[1])
             for i, flow in enumerate(_flows_of(path)):
                 if not flow["packets"]:
                     continue
-                row = {"file": path.name, "kind": kind, "config": config, "stack": stack, "index": i,
+                inner_web = parts[3] if kind == "tunnel" and len(parts) > 3 else "go"
+                row = {"file": path.name, "kind": kind, "config": config, "stack": stack, "inner_web": inner_web,
+                       "index": i,
                        "split": "tune" if i % 2 == 0 else "report", **flow}
                 fh.write(json.dumps(row, separators=(",", ":")) + "\n")
                 n += 1

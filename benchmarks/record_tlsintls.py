@@ -74,6 +74,7 @@ TUNNELS = {
     "https-proxy": (8449, f"https://{SERVER_IP}:8449"),
 }
 STACKS = ("curl", "python", "go", "chromium")
+TESTBED_WEB_PORT = 4443          # tunnelwall.services.webserver: the testbed's outside web server
 
 
 class Procs:
@@ -188,6 +189,9 @@ def start_servers(procs: Procs, work: Path):
     cert, key = str(work / "server.crt"), str(work / "server.key")
     log = work / "server.log"
     procs.start(SERVER_NS, [str(GO_BIN), "serve", "-addr", ":443", "-cert", cert, "-key", key], log)
+    # the testbed's own outside web server (Python's ssl, OpenSSL 3), a second inner server
+    procs.start(SERVER_NS, [py, "-m", "tunnelwall.services.webserver", "--https", str(TESTBED_WEB_PORT),
+                            "--cert", cert, "--key", key], log)
     procs.start(SERVER_NS, [py, me, "proxy", "--listen", "127.0.0.1:3128"], log)
     procs.start(SERVER_NS, [py, me, "proxy", "--listen", "0.0.0.0:8449", "--cert", cert, "--key", key], log)
     procs.start(SERVER_NS, ["trojan", "-c", str(work / "trojan-server.json")], log)
@@ -200,7 +204,7 @@ def start_servers(procs: Procs, work: Path):
     procs.start(SERVER_NS, ["ss-server", "-s", "0.0.0.0", "-p", "8447", "-k", PASSWORD, "-m", method,
                             "--plugin", "obfs-server", "--plugin-opts", "obfs=tls"], log)
     procs.start(SERVER_NS, ["stunnel4", str(work / "stunnel-server.conf")], log)
-    for port in (443, 3128, 8443, 8444, 8445, 8446, 8447, 8448, 8449, 8450):
+    for port in (443, TESTBED_WEB_PORT, 3128, 8443, 8444, 8445, 8446, 8447, 8448, 8449, 8450):
         wait_port(SERVER_NS, port)
     log = work / "client.log"
     procs.start(CLIENT_NS, ["trojan", "-c", str(work / "trojan-client.json")], log)
@@ -276,21 +280,23 @@ def chromium(proxy: str | None, url: str) -> list[str]:
     return argv + [url]
 
 
-def inner_command(stack: str, proxy: str | None, size: int, rng: random.Random) -> list[str]:
-    """One inner HTTPS session of *stack* (through *proxy*, or direct)."""
-    base = f"https://{SERVER_IP}"
+def inner_command(stack: str, proxy: str | None, size: int, rng: random.Random, web: str = "go") -> list[str]:
+    """One inner HTTPS session of *stack* (through *proxy*, or direct) to
+    the corpus's Go web server or (*web* "tunnelwall") the testbed's own."""
+    port = 443 if web == "go" else TESTBED_WEB_PORT
+    base = f"https://{SERVER_IP}" + ("" if port == 443 else f":{port}")
     if stack == "curl":
         argv = ["curl", "-sk", "-o", "/dev/null", "--max-time", "30"]
         if proxy:
             argv += ["--proxy", proxy, "--proxy-insecure"]
         return argv + [f"{base}/bytes/{size}"]
     if stack == "python":
-        argv = [sys.executable, str(Path(__file__).resolve()), "pyfetch", "--size", str(size)]
+        argv = [sys.executable, str(Path(__file__).resolve()), "pyfetch", "--size", str(size), "--port", str(port)]
         return argv + (["--proxy", proxy] if proxy else []) + [SERVER_IP]
     if stack == "go":
         return [str(GO_BIN), "fetch", "-size", str(size)] + (["-proxy", proxy] if proxy else []) + [base]
-    if stack == "chromium":
-        return chromium(proxy, f"{base}/page?n=8&size={max(1000, size // 8)}")
+    if stack == "chromium":     # the testbed's server has no /page: its short page at /
+        return chromium(proxy, f"{base}/page?n=8&size={max(1000, size // 8)}" if web == "go" else f"{base}/")
     raise ValueError(stack)
 
 
@@ -371,13 +377,14 @@ def record(args) -> int:
             for config in chosen:
                 _port, proxy = TUNNELS[config]
                 for stack in STACKS:
-                    cap = Capture(out / f"tunnel--{config}--{stack}.pcap")
+                    suffix = "" if args.inner_web == "go" else f"--{args.inner_web}"
+                    cap = Capture(out / f"tunnel--{config}--{stack}{suffix}.pcap")
                     try:
                         runs = max(1, args.runs // 3) if stack == "chromium" else args.runs
                         for _ in range(runs):
                             if config == "ss-v2ray-tls-mux":
                                 mux_client = restart_mux_client(procs, mux_client, work)
-                            ok = run_in_client(inner_command(stack, proxy, log_size(rng), rng))
+                            ok = run_in_client(inner_command(stack, proxy, log_size(rng), rng, args.inner_web))
                             failures += not ok
                     finally:
                         cap.stop()
@@ -497,7 +504,7 @@ def pyfetch_main(args) -> int:
     ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
     if args.tls12:
         ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-    host, port = args.host, 443
+    host, port = args.host, args.port
     if args.proxy:
         scheme, rest = args.proxy.split("://", 1)
         ph, pp = rest.rsplit(":", 1)
@@ -557,6 +564,9 @@ def main() -> int:
     rec.add_argument("--only", help="configurations to record (comma-separated; default all)")
     rec.add_argument("--seed", type=int, default=27)
     rec.add_argument("--tag", help="added to the benign captures' names (a further batch beside the first)")
+    rec.add_argument("--inner-web", choices=("go", "tunnelwall"), default="go",
+                     help="the inner server of the tunnel sessions: the corpus's Go server (443) or the testbed's "
+                          "own web server (4443; captures named ...--tunnelwall.pcap)")
     px = sub.add_parser("proxy")
     px.add_argument("--listen", required=True)
     px.add_argument("--cert")
@@ -567,6 +577,7 @@ def main() -> int:
     pf.add_argument("--requests", type=int, default=1)
     pf.add_argument("--upload", type=int, default=0)
     pf.add_argument("--tls12", action="store_true")
+    pf.add_argument("--port", type=int, default=443)
     pf.add_argument("host")
     argv = sys.argv[1:]
     if not argv or argv[0] not in ("record", "proxy", "pyfetch", "-h", "--help"):
