@@ -131,11 +131,11 @@ static inline uint32_t u32(const unsigned char *p, int big)
 
 /*
  * Once a flow is identified, one classifier often goes on watching it alone
- * for its budget of data packets: OpenVPN's opcode test on a flow the
- * entropy test flagged (its header bytes, classifiers/openvpn.py).
- * (tls-in-tls on a TLS flow is not counted here: its sliding windows judge
- * at most packets of a burst, so its segments go to Python,
- * classifiers/tlsintls.py.) For each of them the engine only
+ * for its budget of data packets: tls-in-tls on a TLS flow (the packet
+ * bursts after the outer handshake, middlebox/classifiers/tlsintls.py), OpenVPN's
+ * opcode test on a flow the entropy test flagged (its header bytes,
+ * classifiers/openvpn.py). In a real tool's capture those segments were
+ * two thirds of what still reached Python. For each of them the engine only
  * appends the bytes to the direction's reassembly and the classifier only
  * counts, so the walk does both here when the segment is the one the
  * stream expects (nothing waits out of order, no resync) and the count
@@ -147,6 +147,9 @@ static inline uint32_t u32(const unsigned char *p, int big)
 enum {S_NEXT, S_DATA, S_WAITING, S_LIMIT, S_RESYNC, S_N};
 static const char *stream_fields[S_N] = {"next", "data", "waiting", "limit", "resync"};
 static Py_ssize_t s_off[S_N];
+enum {T_START, T_SEEN, T_BURSTS, T_PACKETS, T_DIRS, T_N};
+static const char *tls_fields[T_N] = {"start", "seen", "bursts", "packets", "dirs"};
+static Py_ssize_t t_off[T_N];
 enum {O_FIRST_C2S, O_FIRST_S2C, O_VALUES, O_RECORDS, O_RESET_RECURRED, O_C2S_SIZES, O_ALIVE, O_N};
 static const char *ovpn_fields[O_N] = {"first_c2s", "first_s2c", "values", "records", "reset_recurred", "c2s_sizes",
                                        "opcodes_alive"};
@@ -155,23 +158,25 @@ static int watch_ready = 0;
 
 static PyObject *setup_watch(PyObject *self, PyObject *args)
 {
-    PyObject *stream_cls, *ovpn_cls;
-    if (!PyArg_ParseTuple(args, "OO", &stream_cls, &ovpn_cls))
+    PyObject *stream_cls, *tls_cls, *ovpn_cls;
+    if (!PyArg_ParseTuple(args, "OOO", &stream_cls, &tls_cls, &ovpn_cls))
         return NULL;
     watch_ready = 0;
-    if (slot_offsets(stream_cls, stream_fields, S_N, s_off) || slot_offsets(ovpn_cls, ovpn_fields, O_N, o_off))
+    if (slot_offsets(stream_cls, stream_fields, S_N, s_off) || slot_offsets(tls_cls, tls_fields, T_N, t_off)
+            || slot_offsets(ovpn_cls, ovpn_fields, O_N, o_off))
         return NULL;
     watch_ready = 1;
     Py_RETURN_NONE;
 }
 
 /*
- * The engine's watchers (Engine.watch: OpenVPN), each as
+ * The engine's watchers (Engine.watch: tls-in-tls, then OpenVPN), each as
  * (classifier, data budget, packet budget, four constants of its own) or
  * None. Kind WATCH_NONE holds the plain-ACK budgets (Engine.quiet_acks)
  * and no classifier, so a flow's budgets are always watchers[kind].
  */
-enum {WATCH_NONE, WATCH_OVPN, WATCH_KINDS};
+enum {WATCH_NONE, WATCH_TLS, WATCH_OVPN, WATCH_KINDS};
+enum {TLS_MAX_STARTS, TLS_FOURTH_CAP, TLS_UNUSED_1, TLS_UNUSED_2};                 /* TLSinTLS.walk_constants */
 enum {OVPN_WINDOW, OVPN_MIN_RECORDS, OVPN_MIN_DISTINCT, OVPN_MAX_DISTINCT};         /* OpenVPN.walk_constants */
 
 typedef struct {
@@ -187,13 +192,13 @@ static int watchers_of(PyObject *spec, long quiet_data, long quiet_packets, Watc
     if (spec == NULL || spec == Py_None)
         return 0;
     if (!watch_ready) {
-        PyErr_SetString(PyExc_RuntimeError, "_fastpath.setup_watch(Stream, openvpn state) was not called");
+        PyErr_SetString(PyExc_RuntimeError, "_fastpath.setup_watch(Stream, tls state, openvpn state) was not called");
         return -1;
     }
-    PyObject *each[WATCH_KINDS] = {NULL, Py_None};
-    if (!PyArg_ParseTuple(spec, "O", &each[WATCH_OVPN]))
+    PyObject *each[WATCH_KINDS] = {NULL, Py_None, Py_None};
+    if (!PyArg_ParseTuple(spec, "OO", &each[WATCH_TLS], &each[WATCH_OVPN]))
         return -1;
-    for (int kind = WATCH_OVPN; kind < WATCH_KINDS; kind++)
+    for (int kind = WATCH_TLS; kind < WATCH_KINDS; kind++)
         if (each[kind] != Py_None && !PyArg_ParseTuple(each[kind], "Ollllll", &w[kind].clf, &w[kind].data,
                                                         &w[kind].packets, &w[kind].c[0], &w[kind].c[1],
                                                         &w[kind].c[2], &w[kind].c[3]))
@@ -207,7 +212,7 @@ static int watched(PyObject *states, const Watcher *w, PyObject **state)
     Py_ssize_t i = 0;
     PyObject *k;
     if (PyDict_GET_SIZE(states) == 1 && PyDict_Next(states, &i, &k, state))
-        for (int kind = WATCH_OVPN; kind < WATCH_KINDS; kind++)
+        for (int kind = WATCH_TLS; kind < WATCH_KINDS; kind++)
             if (w[kind].clf != NULL && k == w[kind].clf)
                 return kind;
     *state = NULL;
@@ -312,6 +317,78 @@ static PyObject *joined_bytes(const InOrder *io, const unsigned char *payload)
     return joined;
 }
 
+/*
+ * TLSinTLS.update on a segment after the outer handshake's start in its
+ * direction that makes nothing to judge: it only moves the direction's
+ * count (the server's bytes before the client's Finished, a retransmitted
+ * or empty delivery), grows the current burst, or opens a burst that ends
+ * no window still judged. 1 taken; 0 Python (a handshake record to parse,
+ * a window's fourth burst below its cap, the last window's end, a stream
+ * that fills); -1 error.
+ */
+static int take_tls(int direction, PyObject *st, const InOrder *io, const unsigned char *payload, Py_ssize_t plen,
+                    const long *c)
+{
+    if (io->old + plen >= io->limit)
+        return 0;                                            /* it fills the stream: Python */
+    PyObject *start_l = SLOT(st, t_off[T_START]), *seen_l = SLOT(st, t_off[T_SEEN]);
+    PyObject *bursts = SLOT(st, t_off[T_BURSTS]), *packets = SLOT(st, t_off[T_PACKETS]);
+    PyObject *dirs = SLOT(st, t_off[T_DIRS]);
+    if (!is_int_list(start_l, 2) || PyList_GET_SIZE(start_l) != 2 || !is_int_list(seen_l, 2)
+            || PyList_GET_SIZE(seen_l) != 2 || bursts == NULL || !PyList_CheckExact(bursts) || packets == NULL
+            || !PyList_CheckExact(packets) || dirs == NULL || !PyList_CheckExact(dirs))
+        return 0;
+    Py_ssize_t n = PyList_GET_SIZE(bursts);
+    if (PyList_GET_SIZE(packets) != n || PyList_GET_SIZE(dirs) != n)
+        return 0;
+    long start_c2s = PyLong_AsLong(PyList_GET_ITEM(start_l, 0));
+    long start = PyLong_AsLong(PyList_GET_ITEM(start_l, direction));
+    long seen = PyLong_AsLong(PyList_GET_ITEM(seen_l, direction));
+    long dir = -1, burst = 0, npackets = 0;
+    if (n > 0) {
+        PyObject *dir_o = PyList_GET_ITEM(dirs, n - 1), *burst_o = PyList_GET_ITEM(bursts, n - 1);
+        PyObject *packets_o = PyList_GET_ITEM(packets, n - 1);
+        if (!PyLong_CheckExact(dir_o) || !PyLong_CheckExact(burst_o) || !PyLong_CheckExact(packets_o))
+            return 0;
+        dir = PyLong_AsLong(dir_o), burst = PyLong_AsLong(burst_o), npackets = PyLong_AsLong(packets_o);
+    }
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (start < 0)
+        return 0;                                            /* the outer handshake's records: Python parses */
+    long length = (long)(io->old + io->add);
+    long size = length - (seen > start ? seen : start);
+    /* 0: only the count moves; 1: the burst grows; 2: a burst opens (TLSinTLS._packet) */
+    int what = 0;
+    if (start_c2s >= 0 && size > 0) {
+        if (n == 0)
+            what = direction == 0 ? 2 : 0;                   /* the sequence starts with the client */
+        else
+            what = dir == direction ? 1 : 2;
+    }
+    if (what == 1 && direction == 1 && n - 1 >= 3 && (n - 4) / 2 < c[TLS_MAX_STARTS] && burst < c[TLS_FOURTH_CAP])
+        return 0;                                            /* it grows a fourth burst still judged */
+    if (what == 2 && direction == 1 && n >= 3 && (n - 3) / 2 < c[TLS_MAX_STARTS])
+        return 0;                                            /* it opens a fourth burst to judge */
+    if (what == 2 && direction == 0 && n >= 2 * c[TLS_MAX_STARTS] + 2)
+        return 0;                                            /* the last window ended: Python gives up */
+    /* Commit: the stream, then the watcher's state. */
+    PyObject *joined = joined_bytes(io, payload);
+    if (joined == NULL)
+        return -1;
+    int failed = deliver(io, joined, plen);
+    Py_DECREF(joined);
+    if (failed || set_long_item(seen_l, direction, length))
+        return -1;
+    if (what == 1)
+        return set_long_item(bursts, n - 1, burst + size) || set_long_item(packets, n - 1, npackets + 1) ? -1 : 1;
+    if (what == 2)
+        return add_long(bursts, size) || add_long(packets, 1) || add_long(dirs, direction) ? -1 : 1;
+    return 1;
+}
+
 /* OpenVPN's opcode test (OpenVPN.update with the ACK filter off) on a TCP segment: 1 taken, 0 Python, -1 error. */
 static int take_ovpn(int direction, PyObject *st, const InOrder *io, const unsigned char *payload, Py_ssize_t plen,
                      const long *c)
@@ -399,7 +476,8 @@ static int take_watched(PyObject *flow, int direction, int kind, PyObject *st, c
     InOrder io;
     if (!in_order(flow, direction, seq, plen, &io))
         return 0;
-    int took = take_ovpn(direction, st, &io, payload, plen, w->c);
+    int took = kind == WATCH_TLS ? take_tls(direction, st, &io, payload, plen, w->c)
+                                 : take_ovpn(direction, st, &io, payload, plen, w->c);
     if (took <= 0)
         return took;
     return add_to(flow, direction == 0 ? f_off[F_C2S_DATA] : f_off[F_S2C_DATA], 1) ? -1 : 1;
@@ -838,7 +916,7 @@ static PyMethodDef methods[] = {
      "walk(flows, data, offset, big_endian, tick, expiry_at, quiet_data=0, quiet_packets=0, limit=max, "
      "watch=None) -> (offset, packets, blocked, fast)"},
     {"setup_watch", setup_watch, METH_VARARGS,
-     "setup_watch(Stream, OpenVPN state): find their slot offsets"},
+     "setup_watch(Stream, tls-in-tls state, OpenVPN state): find their slot offsets"},
     {"receive", receive, METH_VARARGS,
      "receive(fd, max) -> [(frame, kernel time)]: the frames waiting on a packet socket, in one call"},
     {"setup_packet", setup_packet, METH_O, "setup_packet(Packet): find the packet class's slot offsets"},

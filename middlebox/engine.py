@@ -39,6 +39,7 @@ from fnmatch import fnmatchcase
 from .classifiers import make_classifiers
 from .classifiers.base import C2S, DONE, S2C, Detection, StreamView
 from .classifiers.openvpn import OpenVPN
+from .classifiers.tlsintls import TLSinTLS
 from .defrag import Defragmenter
 from .flow import Flow, FlowId
 from .packet import ACK, FIN, RST, SYN, TCP, TCP_OPT_MD5, UDP, Packet, ip_text, l4_checksum_ok, parse_ethernet, \
@@ -177,13 +178,13 @@ class Engine:
         self.accepts_all = not refuses                  # no segment check to run (_accepted)
         self.quiet_acks = (0, 0) if refuses else (profile.inspect_packets, PACKETS_PER_DATA * profile.inspect_packets)
         # An identified flow is often watched by one classifier alone for
-        # the rest of its budget: OpenVPN's opcode test on a fully encrypted
-        # flow (tls-in-tls judges too often to be counted in C). Offline, the C walk counts for them on
+        # the rest of its budget: tls-in-tls on TLS, OpenVPN's opcode test on
+        # a fully encrypted flow. Offline, the C walk counts for them on
         # in-order segments (two thirds of what reached Python in a real
         # tool capture), stopping at any segment that would make the classifier
         # decide. Only for the classifiers as written, and a model that
         # reassembles and refuses nothing.
-        watchers = tuple(self._watcher(kind) for kind in (OpenVPN,)) \
+        watchers = tuple(self._watcher(kind) for kind in (TLSinTLS, OpenVPN)) \
             if not refuses and model.reassemble else ()
         self.watch = watchers if any(watchers) else None
         self.max_flows = profile.flows.max

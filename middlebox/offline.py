@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .classifiers import openvpn
+from .classifiers import openvpn, tlsintls
 from .engine import Engine, fewer_collections
 from .flow import Flow
 from .pcap import ETHERNET, frames, open_pcap
@@ -33,7 +33,7 @@ from .stream import Stream
 try:
     from . import _fastpath           # optional C walk (setup.py builds it when a compiler is there)
     _fastpath.setup(Flow)
-    _fastpath.setup_watch(Stream, openvpn._State)
+    _fastpath.setup_watch(Stream, tlsintls._State, openvpn._State)
 except ImportError:                    # pragma: no cover - the pure-Python loop below does the same
     _fastpath = None
 _NEVER = float("inf")
@@ -125,7 +125,7 @@ def _run_ethernet(engine: Engine, data, endian: str, tick: float) -> None:
     packets it does not take are cut out and parsed. The C walk, when built,
     takes runs of packets that only count first (decided flows' packets,
     their FINs and RSTs, plain ACKs of flows under inspection, in-order data
-    of flows only OpenVPN's opcode test still watches) and says of
+    of flows only tls-in-tls or OpenVPN's opcode test still watches) and says of
     the record it stops at whether ``fast`` may take it (an expiry deadline,
     a freeze count, the end of a window of pages) or it needs the slow path."""
     header = struct.Struct(endian + "III").unpack_from        # ts_sec, ts_frac, caplen

@@ -125,10 +125,11 @@ class TLSinTLS(Classifier):
     def start(self, flow):
         return _State()
 
-    def walk_constants(self) -> tuple:
-        """The C walk does not count for this classifier: its segments go to
-        Python (middlebox/_fastpath.c, watchers_of)."""
-        return ()
+    def walk_constants(self) -> tuple[int, int, int, int]:
+        """What the C walk (middlebox/_fastpath.c, take_tls) needs to count
+        as :meth:`update` does a segment that only grows the current burst:
+        the windows judged and the fourth burst's cap (two unused)."""
+        return self.params["max_starts"], self.params["caps"][3], 0, 0
 
     def update(self, st: _State, flow, view, direction):
         data = view.payload
