@@ -80,10 +80,10 @@ def window_features(window: list[int], packets: list[int], caps: list[int]) -> l
     return [math.log(min(max(x, 1), cap)) for x, cap in zip(window, caps)] + [float(packets[0]), float(packets[1])]
 
 
-def window_distance(window: list[int], packets: list[int], model: dict, caps: list[int]) -> float:
+def window_distance(features: list[float], model: dict) -> float:
     """Diagonal Mahalanobis distance of a window's features from a model."""
     total = 0.0
-    for f, mean, sd in zip(window_features(window, packets, caps), model["means"], model["sds"]):
+    for f, mean, sd in zip(features, model["means"], model["sds"]):
         total += ((f - mean) / sd) ** 2
     return math.sqrt(total)
 
@@ -205,9 +205,9 @@ class TLSinTLS(Classifier):
         return DONE if getattr(view, "full", False) else None
 
     def _match(self, window: list[int], packets: list[int]):
-        caps, best = self.params["caps"], None
+        features, best = window_features(window, packets, self.params["caps"]), None
         for model in self._models:
-            d = window_distance(window, packets, model, caps)
+            d = window_distance(features, model)
             if d < self.params["threshold"] and (best is None or d < best[0]):
                 best = (d, model["name"])
         if best is None:
