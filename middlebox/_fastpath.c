@@ -131,8 +131,8 @@ static inline uint32_t u32(const unsigned char *p, int big)
 
 /*
  * Once a flow is identified, one classifier often goes on watching it alone
- * for its budget of data packets: tls-in-tls on a TLS flow (the inner
- * handshake's record bursts, middlebox/classifiers/tlsintls.py), OpenVPN's
+ * for its budget of data packets: tls-in-tls on a TLS flow (the packet
+ * bursts after the outer handshake, middlebox/classifiers/tlsintls.py), OpenVPN's
  * opcode test on a flow the entropy test flagged (its header bytes,
  * classifiers/openvpn.py). In a real tool's capture those segments were
  * two thirds of what still reached Python. For each of them the engine only
@@ -147,8 +147,8 @@ static inline uint32_t u32(const unsigned char *p, int big)
 enum {S_NEXT, S_DATA, S_WAITING, S_LIMIT, S_RESYNC, S_N};
 static const char *stream_fields[S_N] = {"next", "data", "waiting", "limit", "resync"};
 static Py_ssize_t s_off[S_N];
-enum {T_POS, T_COUNTING, T_BURSTS, T_BURST_DIR, T_BURST_RECORDS, T_RECORDS_SEEN, T_N};
-static const char *tls_fields[T_N] = {"pos", "counting", "bursts", "burst_dir", "burst_records", "records_seen"};
+enum {T_START, T_SEEN, T_BURSTS, T_PACKETS, T_DIRS, T_N};
+static const char *tls_fields[T_N] = {"start", "seen", "bursts", "packets", "dirs"};
 static Py_ssize_t t_off[T_N];
 enum {O_FIRST_C2S, O_FIRST_S2C, O_VALUES, O_RECORDS, O_RESET_RECURRED, O_C2S_SIZES, O_ALIVE, O_N};
 static const char *ovpn_fields[O_N] = {"first_c2s", "first_s2c", "values", "records", "reset_recurred", "c2s_sizes",
@@ -176,7 +176,7 @@ static PyObject *setup_watch(PyObject *self, PyObject *args)
  * and no classifier, so a flow's budgets are always watchers[kind].
  */
 enum {WATCH_NONE, WATCH_TLS, WATCH_OVPN, WATCH_KINDS};
-enum {TLS_MAX_RECORDS, TLS_BURST_RECORDS, TLS_BURST_BYTES, TLS_OVERHEAD};          /* TLSinTLS.walk_constants */
+enum {TLS_MAX_STARTS, TLS_FOURTH_CAP, TLS_UNUSED_1, TLS_UNUSED_2};                 /* TLSinTLS.walk_constants */
 enum {OVPN_WINDOW, OVPN_MIN_RECORDS, OVPN_MIN_DISTINCT, OVPN_MAX_DISTINCT};         /* OpenVPN.walk_constants */
 
 typedef struct {
@@ -317,94 +317,76 @@ static PyObject *joined_bytes(const InOrder *io, const unsigned char *payload)
     return joined;
 }
 
-/* TLSinTLS.update on the stream's new bytes: 1 taken, 0 Python, -1 error. */
+/*
+ * TLSinTLS.update on a segment after the outer handshake's start in its
+ * direction that makes nothing to judge: it only moves the direction's
+ * count (the server's bytes before the client's Finished, a retransmitted
+ * or empty delivery), grows the current burst, or opens a burst that ends
+ * no window still judged. 1 taken; 0 Python (a handshake record to parse,
+ * a window's fourth burst below its cap, the last window's end, a stream
+ * that fills); -1 error.
+ */
 static int take_tls(int direction, PyObject *st, const InOrder *io, const unsigned char *payload, Py_ssize_t plen,
                     const long *c)
 {
     if (io->old + plen >= io->limit)
-        return 0;                                            /* it fills the stream: the watcher judges */
-    PyObject *pos_l = SLOT(st, t_off[T_POS]), *counting_l = SLOT(st, t_off[T_COUNTING]);
-    PyObject *bursts_l = SLOT(st, t_off[T_BURSTS]), *dir_o = SLOT(st, t_off[T_BURST_DIR]);
-    PyObject *records_o = SLOT(st, t_off[T_BURST_RECORDS]), *seen_o = SLOT(st, t_off[T_RECORDS_SEEN]);
-    if (!is_int_list(pos_l, 2) || PyList_GET_SIZE(pos_l) != 2 || counting_l == NULL || !PyList_CheckExact(counting_l)
-            || PyList_GET_SIZE(counting_l) != 2 || !is_int_list(bursts_l, 4) || dir_o == NULL
-            || (dir_o != Py_None && !PyLong_CheckExact(dir_o)) || records_o == NULL || !PyLong_CheckExact(records_o)
-            || seen_o == NULL || !PyLong_CheckExact(seen_o))
+        return 0;                                            /* it fills the stream: Python */
+    PyObject *start_l = SLOT(st, t_off[T_START]), *seen_l = SLOT(st, t_off[T_SEEN]);
+    PyObject *bursts = SLOT(st, t_off[T_BURSTS]), *packets = SLOT(st, t_off[T_PACKETS]);
+    PyObject *dirs = SLOT(st, t_off[T_DIRS]);
+    if (!is_int_list(start_l, 2) || PyList_GET_SIZE(start_l) != 2 || !is_int_list(seen_l, 2)
+            || PyList_GET_SIZE(seen_l) != 2 || bursts == NULL || !PyList_CheckExact(bursts) || packets == NULL
+            || !PyList_CheckExact(packets) || dirs == NULL || !PyList_CheckExact(dirs))
         return 0;
-    long pos = PyLong_AsLong(PyList_GET_ITEM(pos_l, direction));
-    int counting = PyObject_IsTrue(PyList_GET_ITEM(counting_l, direction));
-    long bursts[4], burst_dir = dir_o == Py_None ? -1 : PyLong_AsLong(dir_o);
-    long burst_records = PyLong_AsLong(records_o), seen = PyLong_AsLong(seen_o);
-    Py_ssize_t nb = PyList_GET_SIZE(bursts_l), nb_before = nb;
-    for (Py_ssize_t i = 0; i < nb; i++)
-        bursts[i] = PyLong_AsLong(PyList_GET_ITEM(bursts_l, i));
-    if (counting < 0 || PyErr_Occurred())
-        return -1;
-    int counting_before = counting, outcome = 0;
-
+    Py_ssize_t n = PyList_GET_SIZE(bursts);
+    if (PyList_GET_SIZE(packets) != n || PyList_GET_SIZE(dirs) != n)
+        return 0;
+    long start_c2s = PyLong_AsLong(PyList_GET_ITEM(start_l, 0));
+    long start = PyLong_AsLong(PyList_GET_ITEM(start_l, direction));
+    long seen = PyLong_AsLong(PyList_GET_ITEM(seen_l, direction));
+    long dir = -1, burst = 0, npackets = 0;
+    if (n > 0) {
+        PyObject *dir_o = PyList_GET_ITEM(dirs, n - 1), *burst_o = PyList_GET_ITEM(bursts, n - 1);
+        PyObject *packets_o = PyList_GET_ITEM(packets, n - 1);
+        if (!PyLong_CheckExact(dir_o) || !PyLong_CheckExact(burst_o) || !PyLong_CheckExact(packets_o))
+            return 0;
+        dir = PyLong_AsLong(dir_o), burst = PyLong_AsLong(burst_o), npackets = PyLong_AsLong(packets_o);
+    }
+    if (PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (start < 0)
+        return 0;                                            /* the outer handshake's records: Python parses */
+    long length = (long)(io->old + io->add);
+    long size = length - (seen > start ? seen : start);
+    /* 0: only the count moves; 1: the burst grows; 2: a burst opens (TLSinTLS._packet) */
+    int what = 0;
+    if (start_c2s >= 0 && size > 0) {
+        if (n == 0)
+            what = direction == 0 ? 2 : 0;                   /* the sequence starts with the client */
+        else
+            what = dir == direction ? 1 : 2;
+    }
+    if (what == 1 && direction == 1 && n - 1 >= 3 && (n - 4) / 2 < c[TLS_MAX_STARTS] && burst < c[TLS_FOURTH_CAP])
+        return 0;                                            /* it grows a fourth burst still judged */
+    if (what == 2 && direction == 1 && n >= 3 && (n - 3) / 2 < c[TLS_MAX_STARTS])
+        return 0;                                            /* it opens a fourth burst to judge */
+    if (what == 2 && direction == 0 && n >= 2 * c[TLS_MAX_STARTS] + 2)
+        return 0;                                            /* the last window ended: Python gives up */
+    /* Commit: the stream, then the watcher's state. */
     PyObject *joined = joined_bytes(io, payload);
     if (joined == NULL)
         return -1;
-    const unsigned char *d = (const unsigned char *)PyBytes_AS_STRING(joined);
-    Py_ssize_t n = PyBytes_GET_SIZE(joined);
-    /* pos grows by 5 + length >= 5 per record: at most n / 5 passes. */
-    while (pos + 5 <= n) {                                   /* TLSinTLS.update, up to any outcome */
-        unsigned rtype = d[pos];
-        long length = (long)u16be(d + pos + 3);
-        if (rtype < 0x14 || rtype > 0x17 || d[pos + 1] != 0x03) {
-            outcome = 1;                                     /* not TLS records: the watcher gives up */
-            break;
-        }
-        if (pos + 5 + length > n)
-            break;
-        pos += 5 + length;
-        seen++;
-        if (rtype == 0x14) {
-            counting = 1;
-        } else if (rtype == 0x17 && counting) {              /* TLSinTLS._count */
-            long size = length + 5 - c[TLS_OVERHEAD];
-            if (size < 0)
-                size = 0;
-            if (nb == 0) {
-                if (direction != 0)
-                    continue;                                /* the sequence starts with the client */
-                bursts[0] = min_long(c[TLS_BURST_BYTES], size);
-                nb = 1, burst_dir = 0, burst_records = 1;
-            } else if (direction == burst_dir) {
-                if (burst_records >= c[TLS_BURST_RECORDS])
-                    continue;
-                bursts[nb - 1] = min_long(c[TLS_BURST_BYTES], bursts[nb - 1] + size);
-                burst_records++;
-                if (nb == 4 && burst_records == c[TLS_BURST_RECORDS]) {
-                    outcome = 1;                             /* the fourth burst is complete: judged */
-                    break;
-                }
-            } else if (nb == 4) {
-                outcome = 1;                                 /* the fourth burst ended: judged */
-                break;
-            } else {
-                bursts[nb++] = min_long(c[TLS_BURST_BYTES], size);
-                burst_dir = direction, burst_records = 1;
-            }
-        }
-    }
-    if (outcome || seen > c[TLS_MAX_RECORDS]) {
-        Py_DECREF(joined);
-        return 0;
-    }
-    /* Commit: the stream, then the watcher's state. */
     int failed = deliver(io, joined, plen);
     Py_DECREF(joined);
-    if (failed || set_long_item(pos_l, direction, pos))
+    if (failed || set_long_item(seen_l, direction, length))
         return -1;
-    if (counting != counting_before && PyList_SetItem(counting_l, direction, Py_NewRef(Py_True)))
-        return -1;
-    for (Py_ssize_t i = 0; i < nb; i++)
-        if (i < nb_before ? set_long_item(bursts_l, i, bursts[i]) : add_long(bursts_l, bursts[i]))
-            return -1;
-    if (burst_dir >= 0 && set_int(st, t_off[T_BURST_DIR], burst_dir))
-        return -1;
-    return set_int(st, t_off[T_BURST_RECORDS], burst_records) || set_int(st, t_off[T_RECORDS_SEEN], seen) ? -1 : 1;
+    if (what == 1)
+        return set_long_item(bursts, n - 1, burst + size) || set_long_item(packets, n - 1, npackets + 1) ? -1 : 1;
+    if (what == 2)
+        return add_long(bursts, size) || add_long(packets, 1) || add_long(dirs, direction) ? -1 : 1;
+    return 1;
 }
 
 /* OpenVPN's opcode test (OpenVPN.update with the ACK filter off) on a TCP segment: 1 taken, 0 Python, -1 error. */

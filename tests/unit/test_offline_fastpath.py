@@ -367,33 +367,55 @@ def _taken_with_and_without_watchers(monkeypatch, path, profile):
 @needs_c
 @pytest.mark.parametrize("in_order", [True, False])
 def test_the_walk_counts_tls_in_tls_bursts_as_the_classifier_does(tmp_path, monkeypatch, in_order):
-    """A TLS flow carrying an inner handshake (bursts of 565, 1,180, 186 and
-    3,000 bytes: the openssl-curl model): after the ClientHello only the
-    tls-in-tls classifier watches it, and the walk counts the records of
-    its in-order segments (take_tls). It stops at the segment that ends the
-    fourth burst (Python judges) and, when a segment arrives out of order,
-    leaves that one and the one filling the gap to Python. The flows are
-    identical to the Python loop's, detection and bursts included."""
-    server_hello = _record(0x16, 90) + _record(0x14, 1) + _record(0x17, 800)
-    big = _record(0x17, 1199)
-    fourth = _record(0x17, 1019) * 3
-    server_parts = [(1, big[:700]), (1, big[700:])]
-    if not in_order:
-        done = len(server_hello)
-        server_parts = [(1, big[700:], done + 700), (1, big[:700], done)]
-    segments = ([(0, client_hello("www.example.org")), (1, server_hello),
-                 (0, _record(0x14, 1) + _record(0x17, 53)), (0, _record(0x17, 550))] + server_parts
-                + [(0, _record(0x17, 205))] + [(1, fourth[i:i + 1000]) for i in range(0, len(fourth), 1000)])
+    """A TLS flow carrying an inner handshake (Trojan with a resumed outer
+    handshake carrying curl, recorded: test_tlsintls.RESUMED): after the
+    ClientHello only the tls-in-tls classifier watches it, and the C walk
+    counts for it a segment that only grows the current burst and makes
+    nothing to judge (take_tls); the handshake, a new burst and a fourth
+    burst still judged go to Python. The flows are identical to the Python
+    loop's, detection and bursts included, in order or with one server
+    segment out of order."""
+    from test_tlsintls import RESUMED, packets, rebuild
+    payloads = rebuild(packets(RESUMED[1]))
+    segments = [(0, client_hello("www.example.org"))] + [(d, p) for d, p in payloads[1:]]
+    if not in_order:                  # the inner server flight's two halves swapped
+        at = sum(len(p) for d, p in payloads[:5] if d == 1)
+        flight = payloads[5][1]
+        segments[5:6] = [(1, flight[500:], at + 500), (1, flight[:500], at)]
     path = tmp_path / "tls.pcap"
     write(path, _conversation(segments, 40031, 443))
     profile = profiles.apply_overrides(profiles.load("gfw-2025"), ["tls-in-tls.probability=1"])
     with_watch, without, (flow,) = _taken_with_and_without_watchers(monkeypatch, path, profile)
     assert flow["rule"] == "tls-in-tls" and flow["action"] == "drop"
-    assert flow["detection"]["detail"] == {"model": "openssl-curl", "distance": 0.0, "bursts": [565, 1180, 186, 3000]}
-    # In order: the client's two records, both halves of the server's big
-    # one, the client's third burst and three of the four segments of the
-    # fourth burst; out of order, not the two server halves.
-    assert with_watch - without == (8 if in_order else 6)
+    assert flow["detection"]["detail"]["bursts"][:3] == [607, 79 + 960, 86 + 177]
+    # Taken in C, after the outer handshake: the client's 607 (it opens
+    # burst 0), the server's 79 and 960 (burst 1; out of order, both halves
+    # of the 960 go to Python), the client's 86 and 177 (burst 2); the
+    # server's 83 opens the fourth burst of window 0, which Python judges.
+    assert with_watch - without == (5 if in_order else 4)
+
+
+@needs_c
+def test_the_walk_counts_a_plain_https_download_for_tls_in_tls(tmp_path, monkeypatch):
+    """Plain HTTPS (two requests, the second answered by 30 full segments):
+    the segments that only grow a burst and make nothing to judge are
+    counted in C, and the flow is the Python loop's (no detection)."""
+    from test_tlsintls import packets, rebuild
+    spec = (">517[16:512] <1200[16:122,14:1,17:38,17:460,17:500] >80[14:1,17:69] >125[17:120] "
+            "<1448[17:6000] <1448 <1448 <1448 <228 >125[17:120] <1448[17:43400]" + " <1448" * 29)
+    payloads = rebuild(packets(spec))
+    segments = [(0, client_hello("www.example.org"))] + [(d, p) for d, p in payloads[1:]]
+    path = tmp_path / "https.pcap"
+    write(path, _conversation(segments, 40033, 443))
+    profile = profiles.apply_overrides(profiles.load("gfw-2025"), ["tls-in-tls.probability=1"])
+    with_watch, without, (flow,) = _taken_with_and_without_watchers(monkeypatch, path, profile)
+    assert flow["rule"] is None
+    # Taken in C: the first request (it opens burst 0), the first answer's
+    # five segments (burst 1, never a fourth), the second request (burst 2)
+    # and the second answer's segments 2 to 6 (its first opens the fourth
+    # burst of window 0: Python judges); the 7th fills the 16 kB the censor
+    # reassembles and goes to Python.
+    assert with_watch - without == 1 + 5 + 1 + 5
 
 
 @needs_c

@@ -30,7 +30,7 @@ def cmd_verify(args) -> int:
     opts = resolve(VerifyOptions(profiles=_split(args.profile), tools=tools,
                                  topology=args.topology, bytes=args.bytes, seed=args.seed, overrides=args.set or [],
                                  placement=args.placement, ipv6=args.ipv6, trials=args.trials,
-                                 keep_residual=args.keep_residual, requests=args.requests,
+                                 keep_residual=args.keep_residual, requests=args.requests, inner=args.inner,
                                  shard=matrix.parse_shard(args.shard) if args.shard else None))
     expectations = expect.bind([expect.parse(e) for e in args.expect or []], opts.profiles, opts.tools,
                                opts.profile_given, opts.tool_given, ALIASES)
@@ -145,6 +145,9 @@ def add_verify(sub) -> None:
                    help="with --trials: keep residual blocks from one trial to the next (default: lifted)")
     p.add_argument("--requests", type=int, metavar="N",
                    help="override each tool's traffic.requests (1: one tunnel connection per trial)")
+    p.add_argument("--inner", choices=["https", "http"], default="https",
+                   help="what goes through each tool: HTTPS to the outside web server, as a browser sends it "
+                        "(default; TLS inside a TLS tunnel), or plain HTTP (each tool's traffic.http_url)")
     p.add_argument("--expect", action="append", metavar="[PROFILE/]TOOL=OUTCOME[@RATE]",
                    help="fail (exit 1) unless TOOL's outcome is OUTCOME, e.g. gfw/wireguard=BLOCKED; with --trials, "
                         "a share of the trials: shadowsocks=BLOCKED@>=0.7 (or @<=0.3). An expectation that "

@@ -25,7 +25,7 @@ from tunnelwall.base.errors import TunnelwallError
 SCHEMA = "tunnelwall-results/2"
 # What must be equal for two result files to belong to one matrix.
 MATRIX_KEYS = ("profiles", "tools", "trials", "topology", "bytes", "seed", "overrides", "placement", "ipv6",
-               "requests")
+               "requests", "inner")
 
 
 @dataclass(frozen=True)

@@ -73,6 +73,15 @@ class RunOptions:
     server_node: str | None = None
     ipv6: bool = False             # address the server and the web server by their IPv6 addresses
     requests: int | None = None    # override the tool's traffic.requests (1: one connection per trial)
+    inner: str = "https"           # what goes through: "https" (traffic.url) or "http" (traffic.http_url where given)
+
+
+def traffic_url(spec: ToolSpec, inner: str) -> str:
+    """The URL template of what goes through *spec*: its ``url`` (HTTPS, by
+    default) or, for ``inner`` "http", its ``http_url`` where it has one."""
+    if inner not in ("https", "http"):
+        raise TunnelwallError(f"inner traffic is 'https' or 'http', not '{inner}'")
+    return spec.http_url if inner == "http" and spec.http_url else spec.url
 
 
 def _default_node(state: RunState, role: str, prefer: str | None = None) -> str:
@@ -259,7 +268,7 @@ class ToolRun:
         return self._fetch(None)
 
     def _fetch(self, size: int | None) -> tuple[int, float, str]:
-        url = self.spec.render(self.spec.url, self.values if size is None else {**self.values, "bytes": size})
+        url = self.spec.render(traffic_url(self.spec, self.opts.inner), self.values if size is None else {**self.values, "bytes": size})
         cmd = ["curl", "-g", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_total}",
                "--max-time", str(int(self.spec.traffic_timeout)), "--connect-timeout", "8",
                # A blocked transfer stalls: give up after 6 s below 1 byte/s.

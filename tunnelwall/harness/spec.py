@@ -11,7 +11,8 @@ ready, and how to push traffic through. One YAML file per tool::
     client:
       run: ss-local -s {server_ip} -p {port} -l 1080 -k {password} -m chacha20-ietf-poly1305
       ready: {tcp: 1080}
-    traffic: {url: "http://{web_ip}/bytes/{bytes}", socks5: "127.0.0.1:1080"}
+    traffic: {url: "https://{web_ip}/bytes/{bytes}", insecure: true, socks5: "127.0.0.1:1080",
+              http_url: "http://{web_ip}/bytes/{bytes}"}
 
 ``{name}`` (lowercase) is replaced by a variable: the built-ins below or the
 tool's ``vars``; shell syntax such as ``${HOME}`` or ``$(cat key.pub)`` is
@@ -44,7 +45,7 @@ TOP_KEYS = {"name", "description", "requires", "vars", "prepare", "server", "cli
             "server_node", "client_node", "extends", "captures"}
 SIDE_KEYS = {"run", "env", "setup", "ready"}
 READY_KEYS = {"tcp", "udp", "log", "command", "timeout"}
-TRAFFIC_KEYS = {"url", "socks5", "proxy_user", "insecure", "timeout", "requests"}
+TRAFFIC_KEYS = {"url", "http_url", "socks5", "proxy_user", "insecure", "timeout", "requests"}
 CAPTURE_KEYS = {"file", "log", "regex"}
 
 
@@ -74,7 +75,11 @@ class ToolSpec:
     prepare: str | None = None
     server: Side | None = None
     client: Side | None = None
+    # What goes through the tool: ``url`` by default, HTTPS to the outside
+    # web server as a browser would send it (so a TLS tunnel carries TLS);
+    # ``http_url``, where given, the same in plain HTTP (verify --inner http).
     url: str = ""
+    http_url: str | None = None
     socks5: str | None = None
     proxy_user: str | None = None     # SOCKS5 user:password (pluggable transports pass their args there)
     captures: dict[str, dict] = field(default_factory=dict)   # name -> {file|log, regex}: read once both sides are up
@@ -232,7 +237,8 @@ def from_data(data, path: str) -> ToolSpec:
     spec = ToolSpec(name=name, description=str(data.get("description", "")), requires=list(requires),
                     vars={str(k): str(v) for k, v in variables.items()}, prepare=_text(path, data, "prepare"),
                     server=_side(path, data, "server"), client=_side(path, data, "client"),
-                    url=str(traffic["url"]), socks5=traffic.get("socks5"), proxy_user=traffic.get("proxy_user"),
+                    url=str(traffic["url"]), http_url=traffic.get("http_url"), socks5=traffic.get("socks5"),
+                    proxy_user=traffic.get("proxy_user"),
                     insecure=bool(traffic.get("insecure", False)),
                     traffic_timeout=float(traffic.get("timeout", 30)), requests=requests, server_node=data.get("server_node"),
                     client_node=data.get("client_node"), source=path)
@@ -254,7 +260,7 @@ def from_data(data, path: str) -> ToolSpec:
         spec.captures[str(name)] = {k: str(v) for k, v in cap.items()}
     # Every {variable} must be known now, not half-way through a run.
     known = BUILTIN_VARS | set(spec.vars) | set(spec.captures)
-    for text in (spec.prepare, spec.url, spec.socks5, spec.proxy_user, *(s and s.run for s in (spec.server, spec.client)),
+    for text in (spec.prepare, spec.url, spec.http_url, spec.socks5, spec.proxy_user, *(s and s.run for s in (spec.server, spec.client)),
                  *(s and s.setup for s in (spec.server, spec.client))):
         for m in VAR.finditer(text or ""):
             if m.group(1) not in known:

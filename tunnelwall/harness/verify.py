@@ -34,6 +34,7 @@ class VerifyOptions:
     trials: int = 1                 # runs of each tool, on the same testbed
     keep_residual: bool = False     # keep residual blocks from one trial to the next
     requests: int | None = None     # override each tool's traffic.requests
+    inner: str = "https"            # what goes through each tool: HTTPS (default) or plain HTTP (runner.RunOptions)
     shard: tuple[int, int] | None = None   # (K, N): run only the K-th of N interleaved parts
     scope: str | None = None        # run scope of the testbeds (None: the first free one, so runs coexist)
     only_cells: list[int] | None = None    # run only these cell numbers (a cluster task's part)
@@ -45,7 +46,7 @@ class VerifyOptions:
         return {"profiles": list(self.profiles), "tools": list(self.tools), "trials": self.trials,
                 "topology": self.topology, "bytes": self.bytes, "seed": self.seed,
                 "overrides": list(self.overrides), "placement": self.placement, "ipv6": self.ipv6,
-                "requests": self.requests, "profile_given": dict(self.profile_given),
+                "requests": self.requests, "inner": self.inner, "profile_given": dict(self.profile_given),
                 "tool_given": dict(self.tool_given)}
 
     def cells(self) -> list[matrix.Cell]:
@@ -207,7 +208,7 @@ def _verify(opts: VerifyOptions, say) -> list[ToolResult]:
                 say(f"[{n}/{total}] {profile}: {label} ...")
                 t0 = time.monotonic()
                 result = run_tool(state, spec, RunOptions(bytes=opts.bytes, ipv6=opts.ipv6,
-                                                          requests=opts.requests))
+                                                          requests=opts.requests, inner=opts.inner))
                 result.trial, result.cell = cell.trial, cell.index
                 detail = f"rule {result.rule}, packet {result.packets_to_detection}" if result.rule else \
                     (result.error if result.outcome == ERROR else "")

@@ -1,0 +1,3 @@
+module tunnelwall/tlsintls
+
+go 1.21

@@ -1,0 +1,47 @@
+"""Issue 27: what goes through a tunnel tool is HTTPS by default (inner TLS,
+as a browser sends it), plain HTTP where asked (verify --inner http)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tunnelwall.base.errors import SourceError, TunnelwallError
+from tunnelwall.harness import spec
+from tunnelwall.harness.runner import traffic_url
+from tunnelwall.harness.verify import VerifyOptions, child_argv
+
+TUNNELS = ("trojan", "v2ray-vmess-wss", "shadowsocks-v2ray-tls", "shadowsocks-obfs-tls", "shadowsocks",
+           "v2ray-vmess", "ssh", "wireguard", "openvpn-udp", "openvpn-tcp", "tor", "obfs4", "kcptun")
+
+
+@pytest.mark.parametrize("name", TUNNELS)
+def test_tunnels_carry_https_by_default(name):
+    s = spec.load(name)
+    assert traffic_url(s, "https").startswith("https://") and s.insecure, name
+
+
+def test_plain_http_where_a_tool_offers_it_and_the_url_otherwise():
+    trojan = spec.load("trojan")
+    assert traffic_url(trojan, "http") == "http://{web_ip}/bytes/{bytes}"
+    kcptun = spec.load("kcptun")                  # the forward's target port is fixed: HTTPS only
+    assert kcptun.http_url is None and traffic_url(kcptun, "http") == kcptun.url
+    with pytest.raises(TunnelwallError):
+        traffic_url(trojan, "ftp")
+
+
+def test_http_url_is_checked_like_url(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text('name: t\nclient: {run: "true"}\n'
+                    'traffic: {url: "https://{web_ip}/", http_url: "http://{nope}/"}\n')
+    with pytest.raises(SourceError, match=r"unknown variable \{nope\}"):
+        spec.load(str(path))
+
+
+def test_verify_passes_the_choice_to_its_children():
+    import json
+    opts = VerifyOptions(tools=["trojan"], inner="http")
+    argv = child_argv(opts)
+    assert argv[1:3] == ["-m", "tunnelwall.harness.child"]          # the runner as a library, not the CLI
+    assert VerifyOptions.from_dict(json.loads(argv[-1])).inner == "http"
+    assert json.loads(child_argv(VerifyOptions(tools=["trojan"]))[-1])["inner"] == "https"
+    assert opts.matrix_meta()["inner"] == "http"
