@@ -54,6 +54,7 @@ from .restore import restore_state
 
 REANNOUNCE_EVERY = 1.0           # seconds between re-announcements of one flow's verdict
 LOAD_EVERY = 1.0                 # seconds between load reports to the controller
+RELOAD_GRACE = 10.0              # seconds a profile reload may take before the watchdog counts it as a stall
 ANNOUNCED, OFFLOAD_AT = 0, 1     # what the daemon keeps per decided flow (see Middlebox.announced)
 
 
@@ -326,6 +327,10 @@ class Middlebox:
         print(f"middlebox: restored {blocks} residual blocks and {verdicts} verdicts", flush=True)
 
     def reload(self, name: str) -> None:
+        if self.beat is not None:
+            # Loading and compiling a profile is work, not a stuck loop: the
+            # watchdog gets a deadline RELOAD_GRACE ahead instead of a beat.
+            self.beat.beat(time.monotonic() + RELOAD_GRACE)
         try:
             profile = profiles.load(name)
         except Exception as err:   # noqa: BLE001 - report any profile problem to the caller

@@ -209,6 +209,8 @@ def test_a_heartbeat_tells_a_stalled_loop_from_one_not_started(tmp_path):
     assert heartbeat.stalled_for(path) == 0.0                      # made, not beaten yet
     beat.beat(100.0)
     assert heartbeat.last_beat(path) == 100.0 and heartbeat.stalled_for(path, now=100.75) == 0.75
+    beat.beat(200.0)                                               # ahead of time: known work (a reload)
+    assert heartbeat.stalled_for(path, now=150.0) == 0.0 and heartbeat.stalled_for(path, now=200.5) == 0.5
     heartbeat.reset(path)
     assert heartbeat.stalled_for(path, now=1e9) == 0.0
 

@@ -207,3 +207,22 @@ def test_a_classifier_that_raises_is_counted_and_the_frame_still_goes_on(middleb
     controller.setblocking(False)
     loads = [m for m in map(json.loads, controller.recv(65536).decode().splitlines()) if m["type"] == "load"]
     assert loads[-1]["unparsed"] == 1
+
+
+def test_a_profile_reload_gives_the_watchdog_a_deadline_not_a_stall(middlebox, tmp_path, monkeypatch):
+    """Loading a profile is work the loop does on purpose: the heartbeat is
+    written RELOAD_GRACE ahead, so a slow load on a busy machine is not taken
+    for a stuck middlebox (which the supervisor would restart with the run's
+    first profile)."""
+    from tunnelwall.base import heartbeat
+    mb, _switch, controller = middlebox("inline")
+    mb.beat = heartbeat.Heartbeat(tmp_path / "beat")
+    slow = daemon.profiles.load
+
+    def load(name):
+        assert heartbeat.last_beat(tmp_path / "beat") > __import__("time").monotonic() + daemon.RELOAD_GRACE - 5
+        return slow(name)
+    monkeypatch.setattr(daemon.profiles, "load", load)
+    mb.reload("log-only")
+    assert mb.profile.name == "log-only"
+    assert heartbeat.stalled_for(tmp_path / "beat") == 0.0

@@ -59,6 +59,8 @@ def reset(path: str | Path) -> None:
 
 
 def stalled_for(path: str | Path, now: float | None = None) -> float:
-    """Seconds since the last beat; 0.0 before the first."""
+    """Seconds since the last beat; 0.0 before the first, and while a beat
+    written ahead of time (a daemon busy with known work: a profile reload)
+    has not come due."""
     beat = last_beat(path)
     return 0.0 if beat == 0.0 else max(0.0, (time.monotonic() if now is None else now) - beat)
