@@ -30,7 +30,7 @@ def star(clients: int) -> Topology:
               Link(Endpoint("censor", "eth0"), Endpoint("border", None))]
     for name, octet in (("web", 10), ("vpn", 20)):
         nodes[name] = Node(name, Role.SERVER, {"eth0": ipaddress.IPv4Interface(f"198.18.0.{octet}/24")},
-                           gateway=ipaddress.IPv4Address("198.18.0.1"), services=["http"])
+                           gateway=ipaddress.IPv4Address("198.18.0.1"), services=["http", "https"])
         links.append(Link(Endpoint(name, "eth0"), Endpoint("border", None)))
     return Topology(name=f"star{clients}", nodes=nodes, links=links,
                     description=f"{clients} clients behind one router (generated)",
