@@ -111,38 +111,20 @@ def ndpi_control(path: Path) -> None:
     that closes the fourth burst."""
     import random
     import ssl
-    from flowgen import _server_context, frame, tcp
+    from flowgen import MemoryTLS, _server_context, frame, tcp
     from tunnelwall.middlebox.pcap import Writer
-    sctx = _server_context()
     cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     cctx.check_hostname, cctx.verify_mode = False, ssl.CERT_NONE
     cctx.maximum_version = ssl.TLSVersion.TLSv1_2
-    c_in, c_out, s_in, s_out = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
-    client = cctx.wrap_bio(c_in, c_out, server_hostname="proxy.example")
-    server = sctx.wrap_bio(s_in, s_out, server_side=True)
-    writes: list[tuple[int, bytes]] = []
-
-    def pump() -> None:
-        for src, dst, direction in ((c_out, s_in, 0), (s_out, c_in, 1)):
-            data = src.read()
-            if data:
-                writes.append((direction, data))
-                dst.write(data)
-    for _ in range(6):
-        for side in (client, server):
-            try:
-                side.do_handshake()
-            except ssl.SSLWantReadError:
-                pass
-        pump()
+    tls = MemoryTLS(cctx, _server_context(), "proxy.example")
+    tls.handshake()
+    writes = tls.writes
     overhead = 29                       # TLS 1.2 AES-GCM record: header 5, explicit nonce 8, tag 16
     for direction, packets in ((0, [949, 949]), (1, [1250, 1250, 1250, 1249]), (0, [809]), (1, [1075]), (0, [130])):
-        side = client if direction == 0 else server
+        side = tls.client if direction == 0 else tls.server
         for size in packets:
             side.write(random.randbytes(size - overhead))
-            out = (c_out if direction == 0 else s_out).read()
-            writes.append((direction, out))
-            (s_in if direction == 0 else c_in).write(out)
+            tls.pump()                  # one write, one record, one entry
     cip, sip, cport, sport = bytes((10, 0, 0, 1)), bytes((10, 0, 0, 2)), 40000, 8443
     seq = [1000, 5000]
     frames = [frame(cip, sip, 6, tcp(cport, sport, seq[0] - 1, 0, 0x02)),
