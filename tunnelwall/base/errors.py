@@ -33,20 +33,29 @@ class EnvironmentProblem(TunnelwallError):
     exit_code = 3
 
 
-def json_child(work) -> int:
-    """The main of a child process that answers in JSON: what *work()*
-    returns goes to stdout as one JSON document; a TunnelwallError is one line
-    on stderr with its exit code, Ctrl-C 130, never a traceback."""
-    import json
+def exit_code_of(work) -> int:
+    """Run *work()* as a program's main: its int result (None: 0) is the
+    exit code; a TunnelwallError is one line on stderr with its exit code,
+    Ctrl-C 130, never a traceback."""
     import sys
     try:
-        out = work()
+        return work() or 0
     except TunnelwallError as err:
         print(f"tunnelwall: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("tunnelwall: interrupted", file=sys.stderr)
         return 130
-    json.dump(out, sys.stdout, default=str)
-    sys.stdout.write("\n")
-    return 0
+
+
+def json_child(work) -> int:
+    """The main of a child process that answers in JSON: what *work()*
+    returns goes to stdout as one JSON document; errors as :func:`exit_code_of`."""
+    import json
+    import sys
+
+    def answer() -> int:
+        json.dump(work(), sys.stdout, default=str)
+        sys.stdout.write("\n")
+        return 0
+    return exit_code_of(answer)

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from tunnelwall import __version__
-from tunnelwall.base.errors import TunnelwallError
+from tunnelwall.base.errors import TunnelwallError, exit_code_of
 from tunnelwall.base.table import format_table
 
 
@@ -277,21 +277,17 @@ def main(argv: list[str] | None = None) -> int:
         # Every verb finds its run through runstate.active_run(), which reads this.
         import os
         os.environ["TUNNELWALL_RUN"] = args.run
-    try:
-        return args.func(args) or 0
-    except TunnelwallError as err:
-        print(f"tunnelwall: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        print("tunnelwall: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        return 0
-    except Exception as err:   # noqa: BLE001 - the Docker SDK's errors are user-facing too
-        if type(err).__module__.split(".")[0] != "docker":
-            raise
-        print(f"tunnelwall: Docker: {err}", file=sys.stderr)
-        return 3
+    def verb() -> int:
+        try:
+            return args.func(args) or 0
+        except BrokenPipeError:
+            return 0
+        except Exception as err:   # noqa: BLE001 - the Docker SDK's errors are user-facing too
+            if type(err).__module__.split(".")[0] != "docker":
+                raise
+            print(f"tunnelwall: Docker: {err}", file=sys.stderr)
+            return 3
+    return exit_code_of(verb)
 
 
 class _ErrorsOnly:
