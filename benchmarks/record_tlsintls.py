@@ -496,6 +496,18 @@ class _TLSOver:
             return b""
 
 
+def _read_head(sock, chunk_size: int) -> bytes | None:
+    """Bytes read until an HTTP head's end (what follows it included);
+    None if the peer closes first."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(chunk_size)
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
 def pyfetch_main(args) -> int:
     """Python's ssl as an inner (or plain) HTTPS client: HTTP/1.1 keep-alive."""
     import socket
@@ -520,12 +532,8 @@ def pyfetch_main(args) -> int:
             if scheme == "https":
                 carrier = ctx.wrap_socket(sock)
             carrier.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
-            reply = b""
-            while b"\r\n\r\n" not in reply:
-                chunk = carrier.recv(4096)
-                if not chunk:
-                    return 1
-                reply += chunk
+            if _read_head(carrier, 4096) is None:
+                return 1
             conn = _TLSOver(carrier, ctx) if scheme == "https" else ctx.wrap_socket(carrier)
     else:
         conn = ctx.wrap_socket(socket.create_connection((host, port), timeout=30))
@@ -536,12 +544,9 @@ def pyfetch_main(args) -> int:
                          + body)
         else:
             conn.sendall(f"GET /bytes/{args.size}?r={i} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            chunk = conn.recv(65536)
-            if not chunk:
-                return 1
-            buf += chunk
+        buf = _read_head(conn, 65536)
+        if buf is None:
+            return 1
         head, body = buf.split(b"\r\n\r\n", 1)
         length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
                       if line.lower().startswith(b"content-length"))
