@@ -6,6 +6,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pytest  # noqa: E402
 
+from tunnelwall.base import runstate  # noqa: E402
 from tunnelwall.middlebox import budget  # noqa: E402
 
 
@@ -16,3 +17,12 @@ def unmetered_parsers():
     budget.stop()
     yield
     budget.stop()
+
+
+@pytest.fixture
+def dirs(tmp_path, monkeypatch):
+    """Run state and logs in a temporary folder, no run chosen by the environment."""
+    monkeypatch.setattr(runstate, "STATE_DIR", tmp_path / "state")
+    monkeypatch.setattr(runstate, "LOG_ROOT", tmp_path / "logs")
+    monkeypatch.delenv("TUNNELWALL_RUN", raising=False)
+    return tmp_path

@@ -54,14 +54,6 @@ def test_every_layout_survives_its_json_form(name):
         assert again == layout and json.dumps(again.to_json()) == text
 
 
-@pytest.fixture
-def dirs(tmp_path, monkeypatch):
-    monkeypatch.setattr(runstate, "STATE_DIR", tmp_path / "state")
-    monkeypatch.setattr(runstate, "LOG_ROOT", tmp_path / "logs")
-    monkeypatch.delenv("TUNNELWALL_RUN", raising=False)
-    return tmp_path
-
-
 def test_run_state_keeps_its_named_fields(dirs):
     state = runstate.new_run("minimal", "gfw-2025", scope="")
     state.layout = plan_layout(topologies.resolve("minimal"), controlled=True, datapath="kernel")

@@ -10,14 +10,6 @@ from tunnelwall.topologies import resolve
 from tunnelwall.topologies.layout import plan_layout
 
 
-@pytest.fixture
-def dirs(tmp_path, monkeypatch):
-    monkeypatch.setattr(runstate, "STATE_DIR", tmp_path / "state")
-    monkeypatch.setattr(runstate, "LOG_ROOT", tmp_path / "logs")
-    monkeypatch.delenv("TUNNELWALL_RUN", raising=False)
-    return tmp_path
-
-
 def test_scopes_are_claimed_once_each(dirs):
     first = runstate.new_run("isp", "gfw", scope=None)
     second = runstate.new_run("minimal", None, scope=None)
