@@ -28,7 +28,7 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_D
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
-from tunnelwall.base.verdict import ResidualBlock, Verdict
+from tunnelwall.base.verdict import LoggedVerdict, ResidualBlock, Verdict
 
 from . import pipeline
 from .blocks import BlockBook
@@ -248,8 +248,9 @@ class TunnelwallController(app_manager.OSKenApp):
         not allow or log (middlebox/restore.py)."""
         now = time.time()
         since = now - RESTORE_VERDICTS_SECONDS
-        verdicts = [{k: v for k, v in r.items() if k != "profile"} for r in self.verdicts
-                    if r.get("time", 0.0) > since and "flow" in r and r.get("action") not in ("allow", "log")]
+        logged = [lv for lv in map(LoggedVerdict.from_record, self.verdicts) if lv is not None]
+        verdicts = [lv.verdict.as_dict() for lv in logged
+                    if lv.time > since and lv.verdict.action not in ("allow", "log")]
         blocks = self.blocks.as_api(now)
         if verdicts or blocks:
             self.channel.send("middlebox", {"type": "restore", "blocks": blocks, "verdicts": verdicts})

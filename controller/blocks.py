@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from tunnelwall.base.verdict import ANY_CLIENT, ResidualBlock, Verdict
+from tunnelwall.base.verdict import ANY_CLIENT, LoggedVerdict, ResidualBlock
 
 
 class BlockBook:
@@ -32,8 +32,9 @@ class BlockBook:
                 self.add(ResidualBlock("tcp", ANY_CLIENT, record["server"], record["server_port"],
                                        f"{record.get('rule')}+probe", "drop", at + residual if residual else math.inf))
             return
-        if "flow" in record and "action" in record:
-            self.add(ResidualBlock.from_verdict(Verdict.from_dict(record), at))
+        logged = LoggedVerdict.from_record(record)
+        if logged is not None:
+            self.add(ResidualBlock.from_verdict(logged.verdict, at))
 
     def live(self, now: float) -> list[ResidualBlock]:
         """The blocks still running (expired ones are dropped)."""
