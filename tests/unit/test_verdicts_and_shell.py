@@ -56,6 +56,24 @@ def test_the_log_source_reads_whole_lines_only(tmp_path):
     assert [s.verdict.action for s in src.fetch()] == ["allow"]
 
 
+def test_the_log_source_passes_over_probe_and_watchdog_records(tmp_path):
+    # The controller writes the prober's answers and the watchdog's stalls into the same log.
+    probe = {"time": 1765130002.0, "type": "probe", "profile": "gfw-2025", "server": "198.18.0.30",
+             "server_port": 443, "rule": "tor", "fingerprint": "tor", "confirmed": True, "reactions": []}
+    stall = {"time": 1765130003.0, "type": "watchdog", "profile": "gfw-2025", "stalled_ms": 612.0}
+    log = tmp_path / "verdicts.jsonl"
+    log.write_text("".join(json.dumps(r) + "\n" for r in (RECORD, probe, stall, ALLOWED)))
+    assert [s.verdict.action for s in verdictwatch.LogSource(log).fetch()] == ["reset", "allow"]
+    assert seen(probe) is None
+
+
+def test_a_line_that_is_no_json_is_one_clear_error(tmp_path):
+    log = tmp_path / "verdicts.jsonl"
+    log.write_text("{not json\n")
+    with pytest.raises(TunnelwallError, match="a line that is not a verdict record"):
+        verdictwatch.LogSource(log).fetch()
+
+
 def test_the_api_source_asks_only_for_newer_verdicts():
     asked = []
 

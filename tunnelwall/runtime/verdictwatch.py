@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tunnelwall.base.errors import TunnelwallError
-from tunnelwall.base.verdict import Verdict
+from tunnelwall.base.verdict import LoggedVerdict, Verdict
 
 
 @dataclass(frozen=True)
@@ -32,11 +32,18 @@ class SeenVerdict:
     name: str                  # the SNI, HTTP Host or DNS name that decided, or ""
 
     @classmethod
-    def from_record(cls, record: dict) -> SeenVerdict:
-        verdict = Verdict.from_dict(record)
+    def from_logged(cls, logged: LoggedVerdict) -> SeenVerdict:
+        verdict = logged.verdict
         detail = verdict.detection.detail if verdict.detection else {}
         name = next((str(detail[k]) for k in ("sni", "host", "qname", "name") if detail.get(k)), "")
-        return cls(verdict, bool(record.get("installed")), name)
+        return cls(verdict, logged.installed, name)
+
+    @classmethod
+    def from_record(cls, record: dict) -> SeenVerdict | None:
+        """None for the log's records that are not verdicts (probe results,
+        watchdog stalls): LoggedVerdict is the one place that tells them apart."""
+        logged = LoggedVerdict.from_record(record)
+        return cls.from_logged(logged) if logged else None
 
     @property
     def time(self) -> float:
@@ -99,7 +106,7 @@ class ApiSource:
 
     def fetch(self) -> list[SeenVerdict]:
         records = self.api.call(f"/api/verdicts?since={self.since}", timeout=self.step_timeout)
-        out = [SeenVerdict.from_record(r) for r in records]
+        out = [s for s in map(SeenVerdict.from_record, records) if s]
         if out:
             self.since = max(self.since, max(s.time for s in out))
         return out
@@ -124,9 +131,11 @@ class LogSource:
             if not line.strip():
                 continue
             try:
-                out.append(SeenVerdict.from_record(json.loads(line)))
+                seen = SeenVerdict.from_record(json.loads(line))
             except (ValueError, KeyError, TypeError) as err:
                 raise TunnelwallError(f"{self.path}: a line that is not a verdict record ({err})") from None
+            if seen:
+                out.append(seen)
         return out
 
 
