@@ -60,7 +60,10 @@ def test_xray_reality_and_xhttp_move_data_and_freeze_at_16_kb_from_a_datacenter(
         assert_moved(got[("log-only", tool)])
         frozen = got[("tspu-2025-vps", tool)]
         assert frozen["outcome"] == "BLOCKED" and frozen["rule"] == "datacenter-freeze", frozen
-        assert 0 < frozen["bytes_through"] < int(BYTES)
+        # The freeze lets about 16 KB of the connection through, handshakes included; with
+        # HTTPS inside, the inner TLS record that crosses it never completes, so curl gets
+        # little or no body: at most what fits under the 16 KB.
+        assert frozen["bytes_through"] < 16 * 1024, frozen
     assert_nothing_left()
 
 
