@@ -5,7 +5,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from conftest import assert_nothing_left, tw
+from conftest import ROOT, assert_nothing_left, tw
 
 
 def test_verify_matrix_gfw_and_log_only(tmp_path):
@@ -169,3 +169,21 @@ def test_a_tool_this_kernel_cannot_run_is_an_error_with_its_reason():
     assert not r["detected"] and r["outcome"] != "BLOCKED"
     assert_nothing_left()
 
+
+
+def test_a_server_without_https_gets_plain_http_through_the_tunnel_and_says_so(tmp_path):
+    """A user's topology whose one server offers only HTTP: the tunnel tools
+    carry HTTPS by default, which that server cannot answer; the run carries
+    plain HTTP instead and the result says why, rather than an ERROR that
+    would blame the tool."""
+    topology = tmp_path / "http-only.yaml"
+    text = (ROOT / "topologies" / "minimal.yaml").read_text()
+    assert "services: [http, https]" in text
+    topology.write_text(text.replace("services: [http, https]", "services: [http]"))
+    res = tw("verify", "--topology", str(topology), "--profile", "log-only", "--tools", "shadowsocks",
+             "--bytes", "300000", "--report", str(tmp_path / "out"), timeout=600)
+    (r,) = json.loads((tmp_path / "out" / "results.json").read_text())["results"]
+    assert r["outcome"] == "PASSED" and r["bytes_through"] == 300000, r
+    assert r["inner"] == "http" and r["note"].startswith("s1 serves no HTTPS"), r
+    assert "note: s1 serves no HTTPS" in res.stdout
+    assert_nothing_left()

@@ -50,3 +50,49 @@ def test_verify_passes_the_choice_to_its_children():
     assert VerifyOptions.from_dict(json.loads(argv[-1])).inner == "http"
     assert json.loads(child_argv(VerifyOptions(tools=["trojan"]))[-1])["inner"] == "https"
     assert opts.matrix_meta()["inner"] == "http"
+
+
+def test_listens_on_sees_a_listening_socket_and_its_absence():
+    import socket
+
+    from tunnelwall.harness.runner import listens_on
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        assert not listens_on(None, port)         # bound, not listening
+        sock.listen()
+        assert listens_on(None, port)
+
+
+class _Run:
+    """What ToolRun.inner_traffic reads, without a testbed."""
+
+    def __init__(self, name, inner, target):
+        from tunnelwall.harness.runner import RunOptions
+        self.spec, self.opts, self.target = spec.load(name), RunOptions(inner=inner), target
+
+    def target_node(self):
+        return self.target
+
+    class state:                                   # noqa: N801 (stands in for RunState)
+        @staticmethod
+        def netns_of(node):
+            return f"tw-{node}"
+
+
+@pytest.mark.parametrize("name,asked,target,serving,want", [
+    ("trojan", "https", "web", True, "https"),
+    ("trojan", "https", "web", False, "http"),        # a user's web server with services: [http]
+    ("trojan", "http", "web", True, "http"),
+    ("kcptun", "https", None, False, "https"),       # a fixed forward: nothing to ask, HTTPS as asked
+])
+def test_inner_traffic_falls_back_to_http_only_where_the_target_serves_no_https(monkeypatch, name, asked, target,
+                                                                                serving, want):
+    from tunnelwall.harness import runner
+    asked_ns = []
+    monkeypatch.setattr(runner, "listens_on", lambda ns, port: asked_ns.append((ns, port)) or serving)
+    inner, why = runner.ToolRun.inner_traffic(_Run(name, asked, target))
+    assert inner == want
+    assert bool(why) == (want != asked), why
+    if why:
+        assert why.startswith("web serves no HTTPS") and asked_ns == [("tw-web", 443)]

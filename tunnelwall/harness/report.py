@@ -40,6 +40,9 @@ def table(results: list[ToolResult]) -> str:
         lines.append(f"\n{r.profile}/{r.tool}: ERROR: {r.error}")
         if r.log:
             lines += ["    " + line for line in r.log.splitlines()[-12:]]
+    for r in results:
+        if r.note:
+            lines.append(f"\n{r.profile}/{r.tool}: note: {r.note}")
     return "\n".join(lines)
 
 

@@ -56,6 +56,9 @@ class ToolResult:
     unsupported: bool = False                        # ERROR because this machine lacks a requirement
     cell: int | None = None                          # its number in the verify matrix (harness.matrix)
     description: str = ""
+    inner: str = ""                                  # what went through: "https" or "http" (RunOptions.inner,
+                                                     # or "http" where the target serves no HTTPS)
+    note: str = ""                                   # why the run differs from what was asked (inner traffic)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -101,6 +104,15 @@ def _ip(state: RunState, node: str, ipv6: bool = False) -> str:
     raise TunnelwallError(f"node '{node}' has no {'IPv6 ' if ipv6 else ''}address")
 
 
+def listens_on(netns: str | None, port: int) -> bool:
+    """Whether a TCP socket listens on *port* in *netns* (any address)."""
+    res = subprocess.run(procs.in_netns(netns, ["ss", "-Hltn", f"sport = :{port}"]), capture_output=True, text=True,
+                         timeout=10)
+    if res.returncode != 0:
+        raise TunnelwallError(f"ss in {netns or 'the host'}: {res.stderr.strip() or f'exit {res.returncode}'}")
+    return bool(res.stdout.strip())
+
+
 def _host(address: str) -> str:
     """An address as the host part of a URL or HOST:PORT (RFC 3986: IPv6 in brackets)."""
     return f"[{address}]" if ":" in address else address
@@ -138,6 +150,7 @@ class ToolRun:
                        "tools_dir": str(Path(__file__).resolve().parents[1] / "tools")}
         self.values.update({k: spec.render(v, {**self.values, **spec.vars}) for k, v in spec.vars.items()})
         self.records = []
+        self.inner = ""            # decided once the servers run (inner_traffic)
 
     def render(self, text):
         return self.spec.render(text, self.values)
@@ -257,6 +270,30 @@ class ToolRun:
                                     procs.tail(path))
                 time.sleep(0.1)
 
+    def target_node(self) -> str | None:
+        """The node that answers the traffic's URL: the outside web server
+        ({web_ip}/{web_host}), the tool's server ({net}.1, an address on the
+        tunnel's far end, or {server_ip}); None for a fixed local forward."""
+        url = self.spec.url or ""
+        if "{web_ip}" in url or "{web_host}" in url:
+            return _web_node(self.state, self.server)
+        if "{net}" in url or "{server_ip}" in url or "{server_host}" in url:
+            return self.server
+        return None
+
+    def inner_traffic(self) -> tuple[str, str]:
+        """("https" or "http", why): HTTPS as asked unless the node that
+        answers the URL listens on no TCP port 443 (a user's topology whose
+        server has only `services: [http]`) and the tool offers plain HTTP;
+        then plain HTTP, said in the result, instead of an ERROR that would
+        blame the tool."""
+        if self.opts.inner != "https" or not self.spec.http_url:
+            return self.opts.inner, ""
+        node = self.target_node()
+        if node is None or listens_on(self.state.netns_of(node), 443):
+            return "https", ""
+        return "http", f"{node} serves no HTTPS (nothing listens on TCP 443): plain HTTP went through"
+
     def traffic(self) -> tuple[int, float, str]:
         """(bytes received, seconds, error) of the measured fetch through the
         tool, after the spec's small warm-up requests."""
@@ -268,7 +305,8 @@ class ToolRun:
         return self._fetch(None)
 
     def _fetch(self, size: int | None) -> tuple[int, float, str]:
-        url = self.spec.render(traffic_url(self.spec, self.opts.inner), self.values if size is None else {**self.values, "bytes": size})
+        inner = self.inner or self.opts.inner
+        url = self.spec.render(traffic_url(self.spec, inner), self.values if size is None else {**self.values, "bytes": size})
         cmd = ["curl", "-g", "-s", "-o", "/dev/null", "-w", "%{http_code} %{size_download} %{time_total}",
                "--max-time", str(int(self.spec.traffic_timeout)), "--connect-timeout", "8",
                # A blocked transfer stalls: give up after 6 s below 1 byte/s.
@@ -327,6 +365,9 @@ def run_tool(state: RunState, spec: ToolSpec, opts: RunOptions | None = None, ap
         client_ready = run.wait_ready("client", blocked=_blocking_verdict_probe(state, run, started, api))
         if client_ready:
             run.capture()
+        run.inner, why = run.inner_traffic()
+        result.inner = run.inner
+        result.note = why
         got, seconds, err = run.traffic() if client_ready else (0, 0.0, "client never became ready")
         run._raise_if_exited("server")
         probe = _await_probe(state, run, started, api)
