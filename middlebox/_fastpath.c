@@ -321,10 +321,9 @@ static PyObject *joined_bytes(const InOrder *io, const unsigned char *payload)
  * TLSinTLS.update on a segment after the outer handshake's start in its
  * direction that makes nothing to judge: it only moves the direction's
  * count (the server's bytes before the client's Finished, a retransmitted
- * or empty delivery), grows the current burst, or opens a burst that ends
- * no window still judged. 1 taken; 0 Python (a handshake record to parse,
- * a window's fourth burst below its cap, the last window's end, a stream
- * that fills); -1 error.
+ * or empty delivery) or grows the current burst. 1 taken; 0 Python (a
+ * handshake record to parse, a burst that opens (at most 14 a flow), a
+ * window's fourth burst below its cap, a stream that fills); -1 error.
  */
 static int take_tls(int direction, PyObject *st, const InOrder *io, const unsigned char *payload, Py_ssize_t plen,
                     const long *c)
@@ -370,10 +369,10 @@ static int take_tls(int direction, PyObject *st, const InOrder *io, const unsign
     }
     if (what == 1 && direction == 1 && n - 1 >= 3 && (n - 4) / 2 < c[TLS_MAX_STARTS] && burst < c[TLS_FOURTH_CAP])
         return 0;                                            /* it grows a fourth burst still judged */
-    if (what == 2 && direction == 1 && n >= 3 && (n - 3) / 2 < c[TLS_MAX_STARTS])
-        return 0;                                            /* it opens a fourth burst to judge */
-    if (what == 2 && direction == 0 && n >= 2 * c[TLS_MAX_STARTS] + 2)
-        return 0;                                            /* the last window ended: Python gives up */
+    if (what == 2)
+        return 0;                                            /* a burst opens: Python notes its first packet
+                                                                (TLSinTLS.firsts), judges a fourth burst, or
+                                                                gives up after the last window */
     /* Commit: the stream, then the watcher's state. */
     PyObject *joined = joined_bytes(io, payload);
     if (joined == NULL)
@@ -384,8 +383,6 @@ static int take_tls(int direction, PyObject *st, const InOrder *io, const unsign
         return -1;
     if (what == 1)
         return set_long_item(bursts, n - 1, burst + size) || set_long_item(packets, n - 1, npackets + 1) ? -1 : 1;
-    if (what == 2)
-        return add_long(bursts, size) || add_long(packets, 1) || add_long(dirs, direction) ? -1 : 1;
     return 1;
 }
 
