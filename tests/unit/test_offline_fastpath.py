@@ -388,13 +388,11 @@ def test_the_walk_counts_tls_in_tls_bursts_as_the_classifier_does(tmp_path, monk
     with_watch, without, (flow,) = _taken_with_and_without_watchers(monkeypatch, path, profile)
     assert flow["rule"] == "tls-in-tls" and flow["action"] == "drop"
     assert flow["detection"]["detail"]["bursts"][:3] == [607, 79 + 960, 86 + 177]
-    # Taken in C, after the outer handshake: the server's 960 (it grows
-    # burst 1; out of order, both its halves go to Python) and the client's
-    # 177 (it grows burst 2). A segment that opens a burst goes to Python,
-    # which notes its size (the third burst's first packet is judged):
-    # the client's 607 and 86, the server's 79, and the server's 83 that
-    # opens the fourth burst of window 0, which Python judges.
-    assert with_watch - without == (2 if in_order else 1)
+    # Taken in C, after the outer handshake: the client's 607 (it opens
+    # burst 0), the server's 79 and 960 (burst 1; out of order, both halves
+    # of the 960 go to Python), the client's 86 and 177 (burst 2); the
+    # server's 83 opens the fourth burst of window 0, which Python judges.
+    assert with_watch - without == (5 if in_order else 4)
 
 
 @needs_c
@@ -430,12 +428,12 @@ def test_the_walk_counts_a_plain_https_download_for_tls_in_tls(tmp_path, monkeyp
     profile = profiles.apply_overrides(profiles.load("gfw-2025"), ["tls-in-tls.probability=1"])
     with_watch, without, (flow,) = _taken_with_and_without_watchers(monkeypatch, path, profile)
     assert flow["rule"] is None
-    # Taken in C: the first answer's segments 2 to 5 (they grow burst 1,
-    # never a fourth) and the second answer's segments 2 to 6 (its first
-    # opens the fourth burst of window 0: Python judges); the 7th fills the
-    # 16 kB the censor reassembles and goes to Python. The segments that
-    # open a burst (both requests, each answer's first) go to Python.
-    assert with_watch - without == 4 + 5
+    # Taken in C: the first request (it opens burst 0), the first answer's
+    # five segments (burst 1, never a fourth), the second request (burst 2)
+    # and the second answer's segments 2 to 6 (its first opens the fourth
+    # burst of window 0: Python judges); the 7th fills the 16 kB the censor
+    # reassembles and goes to Python.
+    assert with_watch - without == 1 + 5 + 1 + 5
 
 
 @needs_c
