@@ -14,7 +14,17 @@ One JSON object per line::
      "index": 3, "split": "tune" | "report",
      "c2s_bytes": ..., "s2c_bytes": ..., "data_packets": ...,
      "packets": [[ms since the SYN, 0 (client->server) | 1, payload length,
-                  [[record type, record length], ...]], ...]}
+                  [[record type, record length], ...]], ...],
+     "ticket": 624}
+
+``ticket`` (only where it is not 0): the bytes of the session_ticket
+extension of the client's ClientHello, which the TLS-in-TLS classifier
+reads as data carried in the outer handshake (simple-obfs puts its first
+data there). ``rebuild`` then writes a ClientHello with that extension,
+padded to the recorded record length. The captures of the kept corpus were
+gone when this field was added (issue 27): for its simple-obfs-tls flows
+it was set from the record length and simple-obfs's fixed ClientHello
+layout (``simple_obfs_ticket``); its other flows have none recorded.
 
 Only packets with payload are kept, at most ``KEEP`` of them (the censor
 reads 100 data packets at most). The split is fixed: within each
@@ -108,9 +118,39 @@ def _flows_of(path: Path) -> list[dict]:
         for t, d, length, start in f["packets"]:
             recs = [[typ, ln] for off, typ, ln in records[d] if start <= off < start + length]
             pkts.append([t, d, length, recs])
-        out.append({"server_port": f["server_port"], "client_port": f["client_port"], "c2s_bytes": f["bytes"][0], "s2c_bytes": f["bytes"][1],
-                    "data_packets": f["data_packets"], "packets": pkts})
+        row = {"server_port": f["server_port"], "client_port": f["client_port"], "c2s_bytes": f["bytes"][0],
+               "s2c_bytes": f["bytes"][1], "data_packets": f["data_packets"], "packets": pkts}
+        ticket = _ticket_of(bytes(f["streams"][0]), records[0])
+        if ticket:
+            row["ticket"] = ticket
+        out.append(row)
     return out
+
+
+def _ticket_of(stream: bytes, records: list) -> int:
+    """The session_ticket extension's bytes in the ClientHello that starts
+    the client's stream (0: none)."""
+    from tunnelwall.middlebox.classifiers.tlsintls import session_ticket_length
+    if not records or records[0][1] != 0x16:
+        return 0
+    return session_ticket_length(stream[5:5 + records[0][2]])
+
+
+# simple-obfs 0.0.5's ClientHello (src/obfs_tls.h, obfs_tls.c): the fixed
+# header up to the extensions' length (138 bytes with the record header),
+# the session_ticket extension's header (4) and the data, server_name (9 +
+# the obfs-host, www.example.org in record_tlsintls.py: 15), the other
+# extensions (66). The record's body is 227 bytes and the data.
+SIMPLE_OBFS_HELLO = 138 + 4 + 9 + 15 + 66 - 5
+
+
+def simple_obfs_ticket(flow: dict) -> int:
+    """The data in a simple-obfs flow's ClientHello, from its record length."""
+    for _t, d, _length, recs in flow["packets"]:
+        if d == 0 and recs:
+            typ, ln = recs[0]
+            return ln - SIMPLE_OBFS_HELLO if typ == 0x16 and ln > SIMPLE_OBFS_HELLO else 0
+    return 0
 
 
 def derive(pcap_dir: Path, out: Path = DATA) -> int:
@@ -137,14 +177,31 @@ def load(path: Path = DATA) -> list[dict]:
         return [json.loads(line) for line in fh]
 
 
+def client_hello(length: int, ticket: int) -> bytes:
+    """A ClientHello handshake message of *length* bytes whose session_ticket
+    extension holds *ticket* bytes (zeros), the rest a padding extension."""
+    fixed = 4 + 2 + 32 + 1 + 2 + 2 + 1 + 1 + 2          # header .. extensions' length; one cipher, one method
+    pad = length - fixed - 4 - ticket - 4
+    exts = (35).to_bytes(2, "big") + ticket.to_bytes(2, "big") + bytes(ticket)
+    if pad >= 0:
+        exts += (21).to_bytes(2, "big") + pad.to_bytes(2, "big") + bytes(pad)
+    body = b"\x03\x03" + bytes(32) + b"\x00" + b"\x00\x02\x13\x01" + b"\x01\x00" + len(exts).to_bytes(2, "big") + exts
+    msg = b"\x01" + len(body).to_bytes(3, "big") + body
+    return msg[:length] + bytes(max(0, length - len(msg)))
+
+
 def rebuild(flow: dict) -> list[tuple[int, bytes]]:
     """(direction, payload) of each kept packet, with the flow's TLS framing
     and zero bytes inside the records. Bytes past the last record a
     direction's kept packets start are zeros too (not TLS: a classifier stops there)."""
     streams = [bytearray(), bytearray()]
+    ticket = flow.get("ticket", 0)
     for _t, d, _length, recs in flow["packets"]:
         for typ, ln in recs:
-            streams[d] += bytes((typ, 3, 3)) + ln.to_bytes(2, "big") + bytes(ln)
+            body = bytes(ln)
+            if ticket and d == 0 and not streams[0] and typ == 0x16:
+                body = client_hello(ln, ticket)
+            streams[d] += bytes((typ, 3, 3)) + ln.to_bytes(2, "big") + body
     pos = [0, 0]
     out = []
     for _t, d, length, _recs in flow["packets"]:

@@ -147,8 +147,8 @@ static inline uint32_t u32(const unsigned char *p, int big)
 enum {S_NEXT, S_DATA, S_WAITING, S_LIMIT, S_RESYNC, S_N};
 static const char *stream_fields[S_N] = {"next", "data", "waiting", "limit", "resync"};
 static Py_ssize_t s_off[S_N];
-enum {T_START, T_SEEN, T_BURSTS, T_PACKETS, T_DIRS, T_N};
-static const char *tls_fields[T_N] = {"start", "seen", "bursts", "packets", "dirs"};
+enum {T_START, T_SEEN, T_BURSTS, T_PACKETS, T_DIRS, T_FIRSTS, T_N};
+static const char *tls_fields[T_N] = {"start", "seen", "bursts", "packets", "dirs", "firsts"};
 static Py_ssize_t t_off[T_N];
 enum {O_FIRST_C2S, O_FIRST_S2C, O_VALUES, O_RECORDS, O_RESET_RECURRED, O_C2S_SIZES, O_ALIVE, O_N};
 static const char *ovpn_fields[O_N] = {"first_c2s", "first_s2c", "values", "records", "reset_recurred", "c2s_sizes",
@@ -333,13 +333,14 @@ static int take_tls(int direction, PyObject *st, const InOrder *io, const unsign
         return 0;                                            /* it fills the stream: Python */
     PyObject *start_l = SLOT(st, t_off[T_START]), *seen_l = SLOT(st, t_off[T_SEEN]);
     PyObject *bursts = SLOT(st, t_off[T_BURSTS]), *packets = SLOT(st, t_off[T_PACKETS]);
-    PyObject *dirs = SLOT(st, t_off[T_DIRS]);
+    PyObject *dirs = SLOT(st, t_off[T_DIRS]), *firsts = SLOT(st, t_off[T_FIRSTS]);
     if (!is_int_list(start_l, 2) || PyList_GET_SIZE(start_l) != 2 || !is_int_list(seen_l, 2)
             || PyList_GET_SIZE(seen_l) != 2 || bursts == NULL || !PyList_CheckExact(bursts) || packets == NULL
-            || !PyList_CheckExact(packets) || dirs == NULL || !PyList_CheckExact(dirs))
+            || !PyList_CheckExact(packets) || dirs == NULL || !PyList_CheckExact(dirs) || firsts == NULL
+            || !PyList_CheckExact(firsts))
         return 0;
     Py_ssize_t n = PyList_GET_SIZE(bursts);
-    if (PyList_GET_SIZE(packets) != n || PyList_GET_SIZE(dirs) != n)
+    if (PyList_GET_SIZE(packets) != n || PyList_GET_SIZE(dirs) != n || PyList_GET_SIZE(firsts) != n)
         return 0;
     long start_c2s = PyLong_AsLong(PyList_GET_ITEM(start_l, 0));
     long start = PyLong_AsLong(PyList_GET_ITEM(start_l, direction));
@@ -384,8 +385,9 @@ static int take_tls(int direction, PyObject *st, const InOrder *io, const unsign
         return -1;
     if (what == 1)
         return set_long_item(bursts, n - 1, burst + size) || set_long_item(packets, n - 1, npackets + 1) ? -1 : 1;
-    if (what == 2)
-        return add_long(bursts, size) || add_long(packets, 1) || add_long(dirs, direction) ? -1 : 1;
+    if (what == 2)                                           /* firsts: its first packet (a third burst's is judged) */
+        return add_long(bursts, size) || add_long(packets, 1) || add_long(dirs, direction) || add_long(firsts, size)
+            ? -1 : 1;
     return 1;
 }
 

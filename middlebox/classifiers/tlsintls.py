@@ -27,7 +27,16 @@ from its description, with models measured on this testbed:
   handshake among them is judged;
 * a window's four totals (each capped, ``caps``) are compared, in
   logarithms, with a model per inner client stack by a diagonal Mahalanobis
-  distance; below ``threshold`` for any model, the flow carries TLS.
+  distance; below ``threshold`` for any model, the flow carries TLS;
+* a window whose third burst (the client's answer to the server's burst)
+  starts with a packet smaller than ``min_answer`` is not judged: an inner
+  client answers an inner server flight with at least its Finished, in a
+  record, inside an outer record (issue 27: Chromium's h2 page loads answer
+  the page with a 31-byte HTTP/2 control frame first);
+* data carried in the outer handshake itself (simple-obfs: the client's
+  first data in its ClientHello's session ticket, the server's in a
+  "Finished" far larger than a Finished can be) is counted as the first
+  client and server bursts.
 
 The models (means and spreads of the four log-totals) are fitted on the
 tune half of the corpus this project records (benchmarks/record_tlsintls.py,
@@ -47,7 +56,14 @@ from ..budget import spend
 from ..packet import TCP
 from .base import C2S, DONE, S2C, Classifier, Detection, ParamError
 
-CCS, APPDATA = 0x14, 0x17
+CCS, HANDSHAKE, APPDATA = 0x14, 0x16, 0x17
+EXT_SESSION_TICKET = 35
+# The largest record a TLS 1.2 Finished can take after the ChangeCipherSpec:
+# 4-byte header and 12 bytes of verify_data, then a CBC cipher's worst case
+# (explicit IV 16, HMAC-SHA384 48, padding up to 256) = 336 bytes; AEAD
+# suites need 40. (TLS 1.3 sends application-data records after its CCS.)
+# A handshake record there that is larger carries something else: data.
+FINISHED_MAX = 336
 MODELS_FILE = Path(__file__).with_name("tlsintls-models.json")
 
 
@@ -56,7 +72,8 @@ def _default_models() -> list[dict]:
 
 
 class _State:
-    __slots__ = ("pos", "records", "ccs", "start", "seen", "bursts", "packets", "dirs")
+    __slots__ = ("pos", "records", "ccs", "start", "seen", "bursts", "packets", "dirs", "firsts", "ticket",
+                 "hello_packets")
 
     def __init__(self):
         self.pos = [0, 0]             # bytes of each direction's stream parsed as records (outer handshake)
@@ -67,6 +84,9 @@ class _State:
         self.bursts: list[int] = []   # totals of the bursts since the client's Finished
         self.packets: list[int] = []  # ... their packets
         self.dirs: list[int] = []     # ... and their directions
+        self.firsts: list[int] = []   # ... and the size of each one's first packet
+        self.ticket = 0               # bytes of the client's ClientHello's session_ticket extension
+        self.hello_packets = 0        # the client's packets until its first record was whole
 
 
 FEATURES = 6
@@ -79,6 +99,30 @@ def window_features(window: list[int], packets: list[int], caps: list[int]) -> l
     of full segments; a web page's first requests and answers, as several
     small records)."""
     return [math.log(min(max(x, 1), cap)) for x, cap in zip(window, caps)] + [float(packets[0]), float(packets[1])]
+
+
+def session_ticket_length(msg: bytes) -> int:
+    """Bytes in the session_ticket extension of a ClientHello handshake
+    message (4-byte header and body); 0 when it has none or does not parse.
+    A TLS 1.2 resumption carries a ticket the server made (typically
+    100-250 bytes); TLS 1.3 resumes with pre_shared_key, not this."""
+    try:
+        pos = 4 + 2 + 32                              # header, legacy_version, random
+        pos += 1 + msg[pos]                           # session id
+        pos += 2 + struct.unpack_from(">H", msg, pos)[0]   # cipher suites
+        pos += 1 + msg[pos]                           # compression methods
+        end = min(len(msg), pos + 2 + struct.unpack_from(">H", msg, pos)[0])
+        pos += 2
+        # Each pass moves pos on by an extension's 4-byte header and its body.
+        while pos + 4 <= end:
+            spend(1, "tls-in-tls extensions")
+            etype, elen = struct.unpack_from(">HH", msg, pos)
+            if etype == EXT_SESSION_TICKET:
+                return elen
+            pos += 4 + elen
+    except (IndexError, struct.error):
+        pass
+    return 0
 
 
 def window_distance(features: list[float], model: dict) -> float:
@@ -99,8 +143,14 @@ class TLSinTLS(Classifier):
     # caps: the fourth burst counts only its start (the server's answer to
     # the client's Finished: NewSessionTickets in TLS 1.3, or the response),
     # so a download behind it looks like any other.
+    # min_answer: the smallest first packet of a window's third burst, an
+    # inner client's answer to an inner server flight: its Finished (TLS
+    # 1.3: a 58-byte record with SHA-256; TLS 1.2 resumed: CCS and Finished,
+    # 51) inside an outer record (at least 21 bytes more): 64 leaves room.
+    # HTTP/2 control frames (SETTINGS ack 9 bytes, WINDOW_UPDATE 13, PING
+    # 17) in a TLS 1.3 record are 31-39 bytes.
     DEFAULTS = {"models": None, "threshold": 3.0, "caps": [4000, 6000, 1500, 200], "max_starts": 6, "min_sd": 0.1,
-                "min_sd_packets": 0.5,
+                "min_sd_packets": 0.5, "min_answer": 64,
                 "max_handshake_records": 40}
     budget = 60                           # data packets it may need: the outer handshake and some windows
 
@@ -151,6 +201,8 @@ class TLSinTLS(Classifier):
     def _handshake(self, st: _State, data: bytes, direction: int) -> bool:
         """Parse the outer handshake's records; False: this is not TLS."""
         pos = st.pos[direction]
+        if direction == C2S and st.records[C2S] == 0:
+            st.hello_packets += 1
         # Each pass consumes one whole record (5-byte header and body) or leaves.
         while pos + 5 <= len(data):
             spend(1, "tls-in-tls records")
@@ -160,10 +212,17 @@ class TLSinTLS(Classifier):
             if rtype == APPDATA and not st.ccs[direction]:
                 st.start[direction] = pos          # application data with no ChangeCipherSpec before it
                 break                              # (TLS 1.3 without the compatibility CCS, simple-obfs)
+            if st.ccs[direction] and direction == S2C and rtype == HANDSHAKE and length > FINISHED_MAX:
+                # No Finished is this large: the server carries data in its
+                # handshake flight. Its body is the server's first burst.
+                self._carried(st, pos + 5)
+                break
             if pos + 5 + length > len(data):
                 break
             pos += 5 + length
             st.records[direction] += 1
+            if direction == C2S and st.records[C2S] == 1 and rtype == HANDSHAKE:
+                st.ticket = session_ticket_length(data[5:pos])
             if st.ccs[direction]:
                 st.start[direction] = pos          # after the Finished, the record after the CCS
                 break
@@ -171,6 +230,24 @@ class TLSinTLS(Classifier):
                 st.ccs[direction] = True
         st.pos[direction] = pos
         return st.records[direction] <= self.params["max_handshake_records"]
+
+    def _carried(self, st: _State, server_start: int):
+        """Data carried in the outer handshake (simple-obfs's fake one):
+        the client's first burst is its ClientHello's session ticket, with
+        whatever application data it sent before the server answered; the
+        server's, the records from the oversized Finished's body on. The
+        client's later data counts from the end of its ClientHello."""
+        st.start[S2C] = server_start
+        if st.start[C2S] < 0:
+            st.start[C2S] = st.pos[C2S]
+        if st.bursts:                               # application data sent before the server answered
+            st.bursts[0] += st.ticket
+            st.packets[0] += st.hello_packets
+        elif st.ticket:
+            st.bursts.append(st.ticket)
+            st.packets.append(st.hello_packets)
+            st.dirs.append(C2S)
+            st.firsts.append(st.ticket)
 
     def _packet(self, st: _State, direction: int, size: int):
         """Add one packet of *size* bytes; judge the window it completes or grows.
@@ -190,6 +267,7 @@ class TLSinTLS(Classifier):
         st.bursts.append(size)
         st.packets.append(1)
         st.dirs.append(direction)
+        st.firsts.append(size)
         k = len(st.bursts) - 1
         if direction == C2S:
             # the last window's fourth burst ended: nothing more to judge
@@ -199,7 +277,7 @@ class TLSinTLS(Classifier):
     def _judge_growing(self, st: _State, before: int):
         k = len(st.bursts) - 1
         if st.dirs[k] != S2C or k < 3 or (k - 3) // 2 >= self.params["max_starts"] \
-                or before >= self.params["caps"][3]:
+                or before >= self.params["caps"][3] or st.firsts[k - 1] < self.params["min_answer"]:
             return None
         return self._match(st.bursts[k - 3:k + 1], st.packets[k - 3:k + 1])
 

@@ -396,6 +396,24 @@ def test_the_walk_counts_tls_in_tls_bursts_as_the_classifier_does(tmp_path, monk
 
 
 @needs_c
+def test_simple_obfs_carried_in_the_outer_handshake_is_caught_by_the_engine(tmp_path, monkeypatch):
+    """simple-obfs tls (recorded: test_tlsintls.SIMPLE_OBFS): its fake
+    ClientHello carries the inner ClientHello in its session ticket and its
+    fake server flight the inner server flight in an oversized "Finished".
+    The whole engine under gfw-2025 flags it as tls-in-tls, with the same
+    flows from the C walk and from the Python loop."""
+    from test_tlsintls import SIMPLE_OBFS, packets, rebuild, simple_obfs_hello
+    _name, spec, ticket = SIMPLE_OBFS
+    segments = rebuild(packets(spec), hello=simple_obfs_hello(ticket))
+    path = tmp_path / "obfs.pcap"
+    write(path, _conversation(segments, 40035, 443))
+    profile = profiles.apply_overrides(profiles.load("gfw-2025"), ["tls-in-tls.probability=1"])
+    _with_watch, _without, (flow,) = _taken_with_and_without_watchers(monkeypatch, path, profile)
+    assert flow["rule"] == "tls-in-tls", flow
+    assert flow["detection"]["detail"]["bursts"][:3] == [ticket, 1004, 103]
+
+
+@needs_c
 def test_the_walk_counts_a_plain_https_download_for_tls_in_tls(tmp_path, monkeypatch):
     """Plain HTTPS (two requests, the second answered by 30 full segments):
     the segments that only grow a burst and make nothing to judge are

@@ -48,6 +48,27 @@ MUX = ("ss-v2ray-tls-mux/chromium", ">278[16:273] <799[16:122,14:1,17:38,17:460,
        "<127[17:122] >34[17:29] >44[17:39] >1448[17:2073] >630 >98[17:93] <30[17:25] >44[17:39] >1448[17:2069] "
        ">626 <1038[17:1033] >134[17:129] <127[17:122] >164[17:159] <132[17:127]")
 
+# simple-obfs-tls x curl to the Go server, flow 4 (tune half): the fake
+# outer ClientHello (851) carries the first data, the inner ClientHello in
+# Shadowsocks, in its session ticket (624 bytes); the server's fake flight
+# is a ServerHello (91), a CCS and a "Finished" of 1,004 bytes: the inner
+# server flight. Then the inner client's Finished (103) and the server's
+# NewSessionTicket (100).
+SIMPLE_OBFS = ("simple-obfs-tls/curl", ">856[16:851] <1111[16:91,14:1,16:1004] >103[17:98] <100[17:95] >227[17:222] "
+               "<1448[17:16384] <1448 <1448 <1448 <1448", 624)
+# simple-obfs-tls x chromium to the Go server, flow 22 (tune half): the
+# ClientHello of 2,271 bytes takes two packets (its ticket: 2,044 bytes).
+SIMPLE_OBFS_CHROMIUM = ("simple-obfs-tls/chromium", ">1448[16:2271] >828 <1111[16:91,14:1,16:1004] >103[17:98] "
+                        "<100[17:95] >611[17:606] <695[17:690] >70[17:65] >315[17:310] <1448[17:11661]", 2044)
+# benign, Chromium loading a page over h2 from the Go server, flow 136
+# (tune half; the tune half's one false positive before min_answer): the
+# h2 preface (92) and SETTINGS (35, 31), the request (481), the response's
+# HEADERS (73) and the page (664), then a 31-byte HTTP/2 control frame
+# before the next requests (178, 65).
+H2_PAGE = ("benign/chromium h2", ">1448[16:1926] >483 <939[16:122,14:1,17:32,17:460,17:97,17:53,17:139] "
+           ">64[14:1,17:53] <61[17:56] >92[17:87] <35[17:30] <31[17:26] >481[17:476] <73[17:68] <664[17:659] "
+           ">31[17:26] >178[17:173] >65[17:60] <57[17:52] <35[17:30] <1448[17:9505] <1448 <1448 <1448")
+
 PACKET = re.compile(r"([<>])(\d+)(?:\[([^\]]*)\])?")
 
 
@@ -59,14 +80,19 @@ def packets(spec: str) -> list[tuple[int, int, list[tuple[int, int]]]]:
     return out
 
 
-def rebuild(pkts, pad=None) -> list[tuple[int, bytes]]:
+def rebuild(pkts, pad=None, hello: bytes | None = None) -> list[tuple[int, bytes]]:
     """(direction, payload) per packet: the records' framing, zeros inside.
     *pad*: a function of (packet index, direction) giving bytes to add to
-    each packet after the outer handshake, as a padding scheme would."""
+    each packet after the outer handshake, as a padding scheme would.
+    *hello*: the body of the client's first record (its ClientHello)."""
     streams = [bytearray(), bytearray()]
     for d, _n, recs in pkts:
         for kind, length in recs:
-            streams[d] += bytes((kind, 3, 3)) + length.to_bytes(2, "big") + bytes(length)
+            body = bytes(length)
+            if hello is not None and d == 0 and not streams[0]:
+                assert len(hello) == length
+                body = hello
+            streams[d] += bytes((kind, 3, 3)) + length.to_bytes(2, "big") + body
     pos, out = [0, 0], []
     for i, (d, n, _recs) in enumerate(pkts):
         chunk = bytes(streams[d][pos[d]:pos[d] + n])
@@ -78,6 +104,30 @@ def rebuild(pkts, pad=None) -> list[tuple[int, bytes]]:
     return out
 
 
+def simple_obfs_hello(ticket: int, host: bytes = b"www.example.org") -> bytes:
+    """simple-obfs 0.0.5's ClientHello message as its client writes it
+    (src/obfs_tls.h and obfs_tls.c: a fixed header with a 32-byte session
+    id and 28 cipher suites, then the session_ticket extension holding the
+    data, server_name with the obfs-host, and fixed others), with *ticket*
+    bytes of data: 227 + ticket bytes."""
+    exts = (35).to_bytes(2, "big") + ticket.to_bytes(2, "big") + bytes(ticket)
+    exts += b"\x00\x00" + (len(host) + 5).to_bytes(2, "big") + (len(host) + 3).to_bytes(2, "big") + b"\x00" \
+        + len(host).to_bytes(2, "big") + host
+    exts += b"\x00\x0b\x00\x04\x03\x01\x00\x02" + b"\x00\x0a\x00\x0a\x00\x08" + bytes(8) \
+        + b"\x00\x0d\x00\x20\x00\x1e" + bytes(30) + b"\x00\x16\x00\x00" + b"\x00\x17\x00\x00"
+    body = b"\x03\x03" + bytes(32) + b"\x20" + bytes(32) + b"\x00\x38" + bytes(56) + b"\x01\x00" \
+        + len(exts).to_bytes(2, "big") + exts
+    return b"\x01" + len(body).to_bytes(3, "big") + body
+
+
+def tls12_hello(ticket: int) -> bytes:
+    """A TLS 1.2 ClientHello resuming with a session ticket of *ticket* bytes."""
+    exts = b"\x00\x0a\x00\x04\x00\x02\x00\x1d" + (35).to_bytes(2, "big") + ticket.to_bytes(2, "big") \
+        + bytes(ticket)
+    body = b"\x03\x03" + bytes(32) + b"\x00" + b"\x00\x02\xc0\x2f" + b"\x01\x00" + len(exts).to_bytes(2, "big") + exts
+    return b"\x01" + len(body).to_bytes(3, "big") + body
+
+
 class View:
     def __init__(self, payload: bytes, full: bool = False):
         self.payload, self.full = payload, full
@@ -86,6 +136,11 @@ class View:
 def run(payloads, **params):
     """Feed the classifier as the engine does (each direction's stream so
     far, once per packet); its first outcome, or None."""
+    return run_state(payloads, **params)[0]
+
+
+def run_state(payloads, **params):
+    """run(), and the classifier's state at the end."""
     clf = TLSinTLS(params)
     st = clf.start(None)
     streams = [b"", b""]
@@ -93,8 +148,8 @@ def run(payloads, **params):
         streams[d] += chunk
         result = clf.update(st, None, View(streams[d]), d)
         if result is not None:
-            return result
-    return None
+            return result, st
+    return None, st
 
 
 def test_a_preamble_round_trip_moves_the_handshake_to_the_next_window():
@@ -158,3 +213,43 @@ def test_bad_models_are_refused(bad):
     from tunnelwall.middlebox.classifiers.base import ParamError
     with pytest.raises(ParamError):
         TLSinTLS(bad)
+
+
+def test_simple_obfs_data_in_the_outer_handshake_is_the_first_window():
+    # The ticket (the inner ClientHello) and the oversized "Finished" (the
+    # inner server flight) are the window's first bursts; the models were
+    # not fitted on simple-obfs.
+    for (name, spec, ticket), model, hello_packets in ((SIMPLE_OBFS, "curl", 1), (SIMPLE_OBFS_CHROMIUM, "chromium", 2)):
+        pkts = packets(spec)
+        found = run(rebuild(pkts, hello=simple_obfs_hello(ticket)))
+        assert isinstance(found, Detection), name
+        assert found.detail["bursts"][:3] == [ticket, 1004, 103], (name, found.detail)
+        assert found.detail["packets"] == [hello_packets, 1] and found.detail["model"] == model, name
+        # Before issue 27's change (the "Finished" not counted, no ticket
+        # read), or with a ClientHello that carries nothing: missed.
+        assert not isinstance(run(rebuild(pkts)), Detection), name
+
+
+def test_a_real_finished_after_a_resumption_carries_nothing():
+    # A TLS 1.2 resumption: a 200-byte ticket, the server's ServerHello,
+    # CCS and a 40-byte Finished, then a request and its answer. The ticket
+    # is the server's, not data: it is not counted.
+    hello = tls12_hello(200)
+    spec = (f">{len(hello) + 5}[16:{len(hello)}] <147[16:91,14:1,16:40] >51[14:1,16:40] >125[17:120] "
+            "<1448[17:3000] <1448 <109 >125[17:120] <1448[17:900]")
+    result, st = run_state(rebuild(packets(spec), hello=hello))
+    assert st.ticket == 200 and st.bursts[:2] == [125, 3005]
+    assert not isinstance(result, Detection)
+    # The same ticket beside a "Finished" of 900 bytes: counted.
+    spec = spec.replace("<147[16:91,14:1,16:40]", "<1007[16:91,14:1,16:900]")
+    _result, st = run_state(rebuild(packets(spec), hello=hello))
+    assert st.bursts[:2] == [200, 900]
+
+
+def test_h2_page_load_is_not_tls_in_tls():
+    found = run(rebuild(packets(H2_PAGE[1])))
+    assert not isinstance(found, Detection)
+    # What rejects it: its third burst starts with a 31-byte HTTP/2 frame,
+    # smaller than an inner Finished inside an outer record.
+    again = run(rebuild(packets(H2_PAGE[1])), min_answer=0)
+    assert isinstance(again, Detection) and again.detail["bursts"][:2] == [481, 73 + 664]
