@@ -122,7 +122,7 @@ def test_go_tools_are_listed_runnable():
     res = tw("tools", "--format", "json")
     rows = {r["tool"]: r for r in json.loads(res.stdout)}
     new = ("xray-reality", "xray-xhttp", "hysteria2", "hysteria2-salamander", "tuic", "shadowsocks-2022", "shadowtls",
-           "amneziawg", "amneziawg-2")
+           "amneziawg", "amneziawg-2", "tor-snowflake")
     built = all(gotools.is_built(t) for t in gotools.pins().values())
     for tool in new:
         assert tool in rows
