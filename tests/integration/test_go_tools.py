@@ -122,7 +122,7 @@ def test_go_tools_are_listed_runnable():
     res = tw("tools", "--format", "json")
     rows = {r["tool"]: r for r in json.loads(res.stdout)}
     new = ("xray-reality", "xray-xhttp", "hysteria2", "hysteria2-salamander", "tuic", "shadowsocks-2022", "shadowtls",
-           "amneziawg", "amneziawg-2", "tor-snowflake")
+           "amneziawg", "amneziawg-2", "tor-snowflake", "tor-webtunnel")
     built = all(gotools.is_built(t) for t in gotools.pins().values())
     for tool in new:
         assert tool in rows
@@ -148,4 +148,17 @@ def test_snowflake_carries_tor_and_tspu_2025_drops_its_dtls_hello(tmp_path):
     blocked = got[("tspu-2025", "tor-snowflake")]
     assert blocked["outcome"] == "BLOCKED" and blocked["rule"] == "snowflake-dtls", blocked
     assert blocked["bytes_through"] == 0
+    assert_nothing_left()
+
+
+def test_webtunnel_carries_tor_and_todays_gfw_sees_tls_inside_its_tls(tmp_path):
+    """WebTunnel (v0.0.3): Tor's link TLS inside an HTTPS connection to the
+    bridge (an HTTP Upgrade at a secret path). log-only lets 300 kB through;
+    gfw-2025's TLS-in-TLS rule (Xue et al. 2024) catches the inner Tor
+    handshake, as it catches any TLS tunnel carrying TLS."""
+    runnable("tor-webtunnel")
+    res, got = verify(tmp_path, "log-only,gfw-2025", "tor-webtunnel")
+    assert_moved(got[("log-only", "tor-webtunnel")])
+    r = got[("gfw-2025", "tor-webtunnel")]
+    assert r["outcome"] == "BLOCKED" and r["rule"] == "tls-in-tls", r
     assert_nothing_left()
