@@ -17,7 +17,7 @@ APT_PACKAGES=(
   shadowsocks-v2ray-plugin iodine strongswan-charon strongswan-swanctl libcharon-extra-plugins
   ocserv openconnect softether-vpnserver softether-vpnclient ppp pptpd pptp-linux xl2tpd
   openssh-client openssh-server v2ray chromium docker.io debootstrap python3-matplotlib
-  gcc python3-dev libndpi-bin tmux
+  gcc python3-dev libndpi-bin tmux coturn
 )
 
 if [ "$(id -u)" != 0 ]; then echo "setup.sh: run as root" >&2; exit 1; fi
@@ -34,7 +34,7 @@ fi
 # Debian starts these from their packages on some machines; tunnelwall starts
 # its own instances inside namespaces and needs none running on the host.
 for svc in openvpn shadowsocks-libev stunnel4 tor ocserv softether-vpnserver softether-vpnclient iodined \
-           pptpd xl2tpd strongswan-starter; do
+           pptpd xl2tpd strongswan-starter coturn; do
   systemctl disable --now "$svc" >/dev/null 2>&1 || true
 done
 

@@ -8,6 +8,14 @@ legacy "DTLS 0.9" (Cisco's pre-standard, version 0x0100) is accepted too.
 The detection carries SNI, ALPN and JA3/JA4 (transport ``d``): the TSPU has
 filtered Snowflake's default pion/dtls ClientHello by JA4 since 2026-03-30.
 Recognised by structure, not by port.
+
+WebRTC (RFC 8445 ICE, RFC 5763/8842 DTLS-SRTP) puts DTLS on the 5-tuple its
+STUN connectivity checks opened, so a flow's first datagrams are STUN, told
+apart from DTLS by their first byte (RFC 7983: 0-3 STUN, 20-63 DTLS) and
+skipped. The ClientHello may come from either end: the answerer of the SDP
+exchange takes the DTLS client role, in Snowflake the proxy, outside; and
+whichever peer's STUN check arrived first is the censor's flow "client". So
+both directions are read, and the detection says which one sent the hello.
 """
 
 from __future__ import annotations
@@ -20,6 +28,16 @@ from .fingerprint import ja3, ja4
 from .tls import parse_client_hello_body
 
 DTLS_VERSIONS = frozenset({0xFEFF, 0xFEFD, 0xFEFC, 0x0100})
+STUN_MAGIC = b"\x21\x12\xa4\x42"          # RFC 5389 section 6, bytes 4-7 of every STUN message
+
+
+def is_stun(payload: bytes) -> bool:
+    """A STUN message (RFC 5389 section 6): the two top bits zero, a length
+    that is a multiple of 4 and fits, and the magic cookie."""
+    if len(payload) < 20 or payload[0] > 3 or payload[4:8] != STUN_MAGIC:
+        return False
+    length = struct.unpack_from(">H", payload, 2)[0]
+    return length % 4 == 0 and 20 + length == len(payload)
 
 
 def parse_dtls_client_hello(payload: bytes) -> dict | None:
@@ -47,11 +65,15 @@ class DTLS(Classifier):
     name = "dtls"
     transports = frozenset({UDP})
 
+    # ICE's checks come before the hello: a few per candidate pair, both ways.
+    budget = 30
+
     def update(self, state, flow, pkt, direction):
-        if direction != C2S or not pkt.payload:
+        if not pkt.payload or is_stun(pkt.payload):
             return None
         hello = parse_dtls_client_hello(pkt.payload)
         if hello is None:
             return DONE
         return Detection("dtls", "client-hello", 1.0, {"sni": hello["sni"], "alpn": hello["alpn"],
-                                                       "ja3": ja3(hello), "ja4": ja4(hello, "d")})
+                                                       "ja3": ja3(hello), "ja4": ja4(hello, "d"),
+                                                       "hello_from": "client" if direction == C2S else "server"})

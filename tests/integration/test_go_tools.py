@@ -125,9 +125,43 @@ def test_go_tools_are_listed_runnable():
     res = tw("tools", "--format", "json")
     rows = {r["tool"]: r for r in json.loads(res.stdout)}
     new = ("xray-reality", "xray-xhttp", "hysteria2", "hysteria2-salamander", "tuic", "shadowsocks-2022", "shadowtls",
-           "amneziawg", "amneziawg-2")
+           "amneziawg", "amneziawg-2", "tor-snowflake", "tor-webtunnel")
     built = all(gotools.is_built(t) for t in gotools.pins().values())
     for tool in new:
         assert tool in rows
         if built:
             assert rows[tool]["runs_here"], rows[tool]
+
+
+def test_snowflake_carries_tor_and_tspu_2025_drops_its_dtls_hello(tmp_path):
+    """The whole Snowflake system in the testbed (issue 30): the client on
+    c1 asks the broker (HTTPS, vpn server) for a proxy, meets the volunteer
+    proxy on the web node over ICE (the testbed's STUN server), DTLS and
+    SCTP, and the proxy relays to the Snowflake bridge of the private Tor
+    network. Under log-only the censor sees the proxy's DTLS ClientHello
+    (pion/dtls's default fingerprint) and 300 kB come through Tor; tspu-2025
+    drops that hello by its JA4 (net4people/bbs 603, from 2026-03-30), so
+    no proxy ever reaches the client and Tor never bootstraps."""
+    runnable("tor-snowflake")
+    res, got = verify(tmp_path, "log-only,tspu-2025", "tor-snowflake")
+    passed = got[("log-only", "tor-snowflake")]
+    assert_moved(passed)
+    hellos = [v for v in passed["verdicts"] if v["protocol"] == "dtls" and v["flow"]["transport"] == "udp"]
+    assert hellos, passed["verdicts"]
+    blocked = got[("tspu-2025", "tor-snowflake")]
+    assert blocked["outcome"] == "BLOCKED" and blocked["rule"] == "snowflake-dtls", blocked
+    assert blocked["bytes_through"] == 0
+    assert_nothing_left()
+
+
+def test_webtunnel_carries_tor_and_todays_gfw_sees_tls_inside_its_tls(tmp_path):
+    """WebTunnel (v0.0.3): Tor's link TLS inside an HTTPS connection to the
+    bridge (an HTTP Upgrade at a secret path). log-only lets 300 kB through;
+    gfw-2025's TLS-in-TLS rule (Xue et al. 2024) catches the inner Tor
+    handshake, as it catches any TLS tunnel carrying TLS."""
+    runnable("tor-webtunnel")
+    res, got = verify(tmp_path, "log-only,gfw-2025", "tor-webtunnel")
+    assert_moved(got[("log-only", "tor-webtunnel")])
+    r = got[("gfw-2025", "tor-webtunnel")]
+    assert r["outcome"] == "BLOCKED" and r["rule"] == "tls-in-tls", r
+    assert_nothing_left()

@@ -144,3 +144,37 @@ def test_hostile_captured_value_is_refused_before_any_shell_sees_it(tmp_path):
     with pytest.raises(ToolError, match="not safe in a command"):
         run.capture()
     assert "secret" not in run.values
+
+
+def test_helper_side_parses_and_its_flows_count_in_either_orientation():
+    """tor-snowflake's helper (the volunteer proxy) runs on the web node; the
+    censor's "client" of its UDP flow is whichever end sent first, so the
+    tool's verdicts include the flow from the proxy to c1, in either
+    family, and not a flow between unrelated hosts."""
+    from tunnelwall.base.verdict import LoggedVerdict
+    from tunnelwall.harness.runner import ToolRun
+    tool = spec.load("tor-snowflake")
+    assert tool.helper is not None and "snowflake.sh proxy" in tool.helper.run and tool.helper.ready.log
+    run = ToolRun.__new__(ToolRun)
+    run.spec, run.client, run.server, run.helper = tool, "c1", "vpn", "web"
+    run.values = {"client_ip": "10.0.0.11", "server_ip": "198.18.0.20", "web_ip": "198.18.0.10"}
+    run.addresses = {"c1": {"10.0.0.11", "fd00:0:0:1::11"}, "vpn": {"198.18.0.20", "2001:db8:18::20"},
+                     "web": {"198.18.0.10", "2001:db8:18::10"}}
+
+    def logged(client, server):
+        return LoggedVerdict.from_record({"time": 1.0, "flow": {"transport": "udp", "client": client, "client_port": 1,
+                                                                 "server": server, "server_port": 2},
+                                          "protocol": "dtls", "rule": "snowflake-dtls", "action": "drop",
+                                          "packet_index": 3, "ms": 1.0})
+    mine = [logged("2001:db8:18::10", "fd00:0:0:1::11"), logged("10.0.0.11", "198.18.0.10"),
+            logged("fd00:0:0:1::11", "2001:db8:18::20")]
+    others = [logged("10.0.0.12", "198.18.0.10"), logged("198.18.0.10", "10.0.0.12")]
+    assert all(lv is not None for lv in mine + others)
+    assert run.own(mine + others) == mine
+
+
+def test_helper_with_an_unknown_variable_is_refused(tmp_path):
+    tool = tmp_path / "t.yaml"
+    tool.write_text("name: t\nhelper: {run: 'proxy {nosuch}'}\ntraffic: {url: 'http://{web_ip}/'}\n")
+    with pytest.raises(SourceError, match=r"unknown variable \{nosuch\}"):
+        spec.load(str(tool))

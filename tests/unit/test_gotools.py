@@ -125,13 +125,22 @@ def run_build_script(tmp_path: Path, go: Path) -> subprocess.CompletedProcess:
 
 
 def test_build_script_with_old_go_says_so_in_one_line_and_goes_on(tmp_path):
+    """Debian 12's Go 1.19 is too old for every pin but WebTunnel's (Go
+    1.18): those are named in one line and never built; WebTunnel's build is
+    tried (the fake go fails it, as a proxy outage would) and named as failed."""
+    pinned = gotools.parse((ROOT / "tunnelwall" / "tools" / "go-tools.txt").read_text()).values()
+    too_old = [t.name for t in pinned if tuple(map(int, t.min_go.split("."))) > (1, 19, 8)]
+    buildable = [t.name for t in pinned if t.name not in too_old]
     res = run_build_script(tmp_path, fake_go(tmp_path, "1.19.8"))
     assert res.returncode == 0, res.stderr
-    lines = res.stdout.strip().splitlines()
-    assert len(lines) == 1 and "fake go" not in res.stderr
-    assert lines[0].startswith("setup: Go 1.19.8 (") and "not building xray (Go 1.26)" in lines[0]
-    assert "TUNNELWALL_GO=/path/to/newer/go bash scripts/setup.sh" in lines[0]
-    assert not (tmp_path / "cache" / "bin").exists()
+    lines = [line for line in res.stdout.strip().splitlines() if not line.startswith("setup: building")]
+    skipped = [line for line in lines if line.startswith("setup: Go 1.19.8 (")]
+    assert len(skipped) == 1 and "not building xray (Go 1.26)" in skipped[0]
+    assert all(f"{name} (Go " in skipped[0] for name in too_old)
+    assert "TUNNELWALL_GO=/path/to/newer/go bash scripts/setup.sh" in skipped[0]
+    if buildable:
+        assert f"setup: go install failed for {' '.join(buildable)}" in res.stdout
+    assert not any((tmp_path / "cache" / "bin").glob("*/*"))
 
 
 def test_build_script_without_go(tmp_path):

@@ -113,6 +113,13 @@ def listens_on(netns: str | None, port: int) -> bool:
     return bool(res.stdout.strip())
 
 
+def _ip_or_none(state: RunState, node: str, ipv6: bool) -> str | None:
+    try:
+        return _ip(state, node, ipv6)
+    except TunnelwallError:
+        return None
+
+
 def _host(address: str) -> str:
     """An address as the host part of a URL or HOST:PORT (RFC 3986: IPv6 in brackets)."""
     return f"[{address}]" if ":" in address else address
@@ -141,11 +148,18 @@ class ToolRun:
         self.workdir.mkdir(parents=True, exist_ok=True)
         v6 = self.opts.ipv6
         server_ip, web_ip = _ip(state, self.server, v6), _ip(state, _web_node(state, self.server), v6)
+        self.helper = spec.helper_node if spec.helper_node in state.nodes else _web_node(state, self.server)
+        helper_ip = _ip(state, self.helper, v6)
+        # Every address of the tool's nodes in both families, where they have
+        # one: a WebRTC tool's ICE picks IPv4 or IPv6 by itself.
+        self.addresses = {n: {a for a in (_ip_or_none(state, n, False), _ip_or_none(state, n, True)) if a}
+                          for n in {self.server, self.client, self.helper, _web_node(state, self.server)}}
         self.values = {"server_ip": server_ip, "client_ip": _ip(state, self.client, v6), "web_ip": web_ip,
                        "server_host": _host(server_ip), "web_host": _host(web_ip), "family": 6 if v6 else 4,
                        "workdir": str(self.workdir),
                        "bytes": self.opts.bytes, "id": short, "server_node": self.server,
                        "client_node": self.client, "python": sys.executable,
+                       "helper_ip": helper_ip, "helper_host": _host(helper_ip), "helper_node": self.helper,
                        "spec_dir": str(Path(spec.source).resolve().parent),
                        "tools_dir": str(Path(__file__).resolve().parents[1] / "tools")}
         self.values.update({k: spec.render(v, {**self.values, **spec.vars}) for k, v in spec.vars.items()})
@@ -167,9 +181,20 @@ class ToolRun:
         """The verdicts on flows between this tool's client and its server,
         or the web server it fetches from (the control, https, talks to it
         directly)."""
-        client = self.values["client_ip"]
+        clients = {self.values["client_ip"]}
         servers = {self.values["server_ip"], self.values["web_ip"]}
-        return [lv for lv in verdicts if lv.verdict.flow.client == client and lv.verdict.flow.server in servers]
+        if self.spec.helper is None:
+            return [lv for lv in verdicts if lv.verdict.flow.client in clients and lv.verdict.flow.server in servers]
+        # The helper's flows are the tool's too (Snowflake's DTLS to its
+        # proxy), in either family (ICE chooses the pair itself) and either
+        # orientation: the censor's "client" of a UDP flow is whichever end
+        # sent first, and the proxy's connectivity check often arrives first.
+        clients |= self.addresses[self.client]
+        servers |= self.addresses[self.helper] | self.addresses[self.server]
+        helper = self.addresses[self.helper]
+        return [lv for lv in verdicts
+                if (lv.verdict.flow.client in clients and lv.verdict.flow.server in servers)
+                or (lv.verdict.flow.client in helper and lv.verdict.flow.server in clients)]
 
     # -- lifecycle -----------------------------------------------------
     def check_requirements(self) -> None:
@@ -185,8 +210,7 @@ class ToolRun:
         side: Side | None = getattr(self.spec, which)
         if side is None:
             return
-        node = self.server if which == "server" else self.client
-        ns = self.state.netns_of(node)
+        ns = self.state.netns_of(self._node(which))
         if side.run:
             env = {**self.env(), **{k: self.render(v) for k, v in side.env.items()}}
             rec = procs.spawn(self.state, f"{self.spec.name}-{which}", ["sh", "-c", "exec " + self.render(side.run)],
@@ -204,8 +228,7 @@ class ToolRun:
         if side is None or side.ready is None:
             return True
         ready: Ready = side.ready
-        node = self.server if which == "server" else self.client
-        ns = self.state.netns_of(node)
+        ns = self.state.netns_of(self._node(which))
         deadline = time.monotonic() + ready.timeout
         log = self.workdir / (log_name or f"{which}.log")
         next_check = time.monotonic() + 0.5
@@ -220,6 +243,9 @@ class ToolRun:
                     return False
             time.sleep(0.1)
         return False
+
+    def _node(self, which: str) -> str:
+        return {"server": self.server, "client": self.client, "helper": self.helper}[which]
 
     def _is_ready(self, ready: Ready, ns: str, log: Path) -> bool:
         from tunnelwall.runtime.network import listening
@@ -361,6 +387,9 @@ def run_tool(state: RunState, spec: ToolSpec, opts: RunOptions | None = None, ap
         run.start_side("server")
         if not run.wait_ready("server"):
             raise ToolError("server did not become ready", procs.tail(run.workdir / "server.log"))
+        run.start_side("helper")
+        if not run.wait_ready("helper"):
+            raise ToolError("helper did not become ready", procs.tail(run.workdir / "helper.log"))
         run.start_side("client")
         client_ready = run.wait_ready("client", blocked=_blocking_verdict_probe(state, run, started, api))
         if client_ready:

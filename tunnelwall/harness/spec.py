@@ -34,15 +34,15 @@ from tunnelwall.base.errors import SourceError, TunnelwallError
 
 BUILTIN_DIR = Path(__file__).resolve().parents[1] / "tools"
 BUILTIN_VARS = {"server_ip", "client_ip", "web_ip", "server_host", "web_host", "family", "workdir", "bytes", "id", "server_node", "client_node",
-                "python", "spec_dir", "tools_dir"}
+                "python", "spec_dir", "tools_dir", "helper_ip", "helper_host", "helper_node"}
 VAR = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 TOOL_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,39}$")
 # What a captured value may contain: it comes from a running program's output
 # and is substituted into shell commands, so nothing a shell would interpret.
 SAFE_VALUE = re.compile(r"^[A-Za-z0-9+/=:.,_@%-]{1,4096}$")
 SCHEMA = Path(__file__).resolve().parent / "tool.schema.json"
-TOP_KEYS = {"name", "description", "requires", "vars", "prepare", "server", "client", "traffic",
-            "server_node", "client_node", "extends", "captures"}
+TOP_KEYS = {"name", "description", "requires", "vars", "prepare", "server", "client", "helper", "traffic",
+            "server_node", "client_node", "helper_node", "extends", "captures"}
 SIDE_KEYS = {"run", "env", "setup", "ready"}
 READY_KEYS = {"tcp", "udp", "log", "command", "timeout"}
 TRAFFIC_KEYS = {"url", "http_url", "socks5", "proxy_user", "insecure", "timeout", "requests"}
@@ -75,6 +75,11 @@ class ToolSpec:
     prepare: str | None = None
     server: Side | None = None
     client: Side | None = None
+    # A third party outside the censor, on its own node (helper_node, else
+    # the web server's): Snowflake's volunteer proxy, which the client
+    # reaches through the censor while the server (broker, bridge) is
+    # elsewhere. Started once the server is ready, before the client.
+    helper: Side | None = None
     # What goes through the tool: ``url`` by default, HTTPS to the outside
     # web server as a browser would send it (so a TLS tunnel carries TLS);
     # ``http_url``, where given, the same in plain HTTP (verify --inner http).
@@ -92,6 +97,7 @@ class ToolSpec:
     requests: int = 1
     server_node: str | None = None
     client_node: str | None = None
+    helper_node: str | None = None
     source: str = ""
 
     def unmet_requirements(self) -> list[str]:
@@ -237,11 +243,12 @@ def from_data(data, path: str) -> ToolSpec:
     spec = ToolSpec(name=name, description=str(data.get("description", "")), requires=list(requires),
                     vars={str(k): str(v) for k, v in variables.items()}, prepare=_text(path, data, "prepare"),
                     server=_side(path, data, "server"), client=_side(path, data, "client"),
+                    helper=_side(path, data, "helper"),
                     url=str(traffic["url"]), http_url=traffic.get("http_url"), socks5=traffic.get("socks5"),
                     proxy_user=traffic.get("proxy_user"),
                     insecure=bool(traffic.get("insecure", False)),
                     traffic_timeout=float(traffic.get("timeout", 30)), requests=requests, server_node=data.get("server_node"),
-                    client_node=data.get("client_node"), source=path)
+                    client_node=data.get("client_node"), helper_node=data.get("helper_node"), source=path)
     captures = data.get("captures", {})
     if not isinstance(captures, dict):
         raise SourceError(path, data.line_of("captures"), "captures: expected a mapping of name -> {file|log, regex}")
@@ -260,8 +267,8 @@ def from_data(data, path: str) -> ToolSpec:
         spec.captures[str(name)] = {k: str(v) for k, v in cap.items()}
     # Every {variable} must be known now, not half-way through a run.
     known = BUILTIN_VARS | set(spec.vars) | set(spec.captures)
-    for text in (spec.prepare, spec.url, spec.http_url, spec.socks5, spec.proxy_user, *(s and s.run for s in (spec.server, spec.client)),
-                 *(s and s.setup for s in (spec.server, spec.client))):
+    for text in (spec.prepare, spec.url, spec.http_url, spec.socks5, spec.proxy_user, *(s and s.run for s in (spec.server, spec.client, spec.helper)),
+                 *(s and s.setup for s in (spec.server, spec.client, spec.helper))):
         for m in VAR.finditer(text or ""):
             if m.group(1) not in known:
                 line = _find_line(path, m.group(0))

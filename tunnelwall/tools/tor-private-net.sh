@@ -2,6 +2,9 @@
 # tor-private-net.sh make DIR IP [BRIDGE]   write a private Tor network into DIR
 # tor-private-net.sh run DIR                 run its relays (foreground; they end with this process group)
 # tor-private-net.sh client DIR [obfs4 IP]   a client of it (through the bridge at IP with obfs4)
+# tor-private-net.sh client DIR snowflake IP BROKER_URL STUN_URL
+#                                            a client through the Snowflake bridge at IP
+# tor-private-net.sh client DIR webtunnel IP  a client through the WebTunnel bridge at IP
 #
 # A Tor test network in Tor's TestingTorNetwork mode, all on one address of
 # the outside server: three directory authorities (a1-a3, also relays), two
@@ -10,7 +13,18 @@
 # seconds and the download retry delays to 0 (as Tor's own test networks,
 # chutney, do) so a consensus exists and every relay has it within seconds. With BRIDGE=obfs4, a
 # bridge (b1: BridgeRelay, obfs4 through obfs4proxy) as well; its bridge line
-# appears in DIR/b1/pt_state/obfs4_bridgeline.txt once it runs.
+# appears in DIR/b1/pt_state/obfs4_bridgeline.txt once it runs. With
+# BRIDGE=snowflake, the bridge's transport is snowflake-server (WebSocket on
+# TCP 8080, without TLS: only Snowflake proxies reach it, outside the
+# censor; the public bridges use wss://), and its fingerprint is in
+# DIR/b1/fingerprint for the broker's bridge list.
+# With BRIDGE=webtunnel, the bridge's transport is webtunnel-server (HTTP
+# Upgrade to a WebSocket-like stream at a secret path, plain HTTP on
+# 127.0.0.1:15000) behind stunnel, which terminates TLS on TCP 8443 with a
+# certificate for bridge.example made here (DIR/webtunnel.crt; the client
+# trusts it through SSL_CERT_FILE). A public WebTunnel bridge sits behind
+# nginx on 443 beside a real website; the vpn server's 443 is its HTTPS
+# service here, and stunnel forwards every path to the bridge.
 # DIR/client.torrc is a client for this network (SOCKS on 127.0.0.1:9050);
 # DIR/dirauths holds the DirAuthority lines. Keys are made here with
 # tor-gencert and tor --list-fingerprint: nothing leaves DIR.
@@ -72,12 +86,34 @@ if [ "$cmd" = client ]; then    # client DIR [obfs4 BRIDGE_IP]: a client of the 
       echo "ClientTransportPlugin obfs4 exec $(command -v obfs4proxy)"
       echo "Bridge obfs4 $4:9444 $fp cert=$cert iat-mode=0"; } > "$torrc"
   fi
+  if [ "${3:-}" = snowflake ]; then
+    # Through the Snowflake bridge: the address in the Bridge line is never
+    # dialled (snowflake-client reaches a proxy the broker assigns); every
+    # URL is given, so no default (public) broker or STUN server is tried.
+    # -keep-local-addresses: the client's address is in 10/8 (no NAT at the
+    # ISP here), which the client would otherwise leave out of its ICE offer.
+    fp=$(cut -d' ' -f2 "$D/b1/fingerprint")
+    torrc="$D/client-snowflake.torrc"
+    { cat "$D/client.torrc"; echo "UseBridges 1"
+      echo "ClientTransportPlugin snowflake exec $(command -v snowflake-client) -keep-local-addresses -unsafe-logging -log $D/snowflake-client.log"
+      echo "Bridge snowflake $4:8080 $fp fingerprint=$fp url=$5 ice=$6"; } > "$torrc"
+  fi
+  if [ "${3:-}" = webtunnel ]; then
+    # The URL names the server by address (the testbed's DNS does not know
+    # bridge.example); servername= puts the name in the SNI and the check.
+    fp=$(cut -d' ' -f2 "$D/b1/fingerprint")
+    torrc="$D/client-webtunnel.torrc"
+    { cat "$D/client.torrc"; echo "UseBridges 1"
+      echo "ClientTransportPlugin webtunnel exec $(command -v webtunnel-client)"
+      echo "Bridge webtunnel $4:8443 $fp url=https://$4:8443/$(cat "$D/webtunnel.path") servername=bridge.example"; } > "$torrc"
+  fi
   exec tor -f "$torrc"
 fi
 
 if [ "$cmd" = run ]; then
   relays=$(cat "$D/relays")
   for r in $relays; do tor -f "$D/$r/torrc" > "$D/$r/stdout.log" 2>&1 & done
+  [ -f "$D/stunnel.conf" ] && stunnel "$D/stunnel.conf" > "$D/stunnel.log" 2>&1 &
   trap 'kill $(jobs -p) 2>/dev/null; exit 0' TERM INT
   wait
   exit 0
@@ -119,6 +155,30 @@ if [ "$BRIDGE" = obfs4 ]; then
     printf 'BridgeRelay 1\nPublishServerDescriptor 0\nExitPolicy reject *:*\nExtORPort auto\n'
     echo "ServerTransportPlugin obfs4 exec $(command -v obfs4proxy)"
     echo "ServerTransportListenAddr obfs4 0.0.0.0:9444"; } > b1/torrc
+  relays="$relays b1"
+fi
+if [ "$BRIDGE" = snowflake ]; then
+  mkdir -p b1; chmod 700 b1
+  { common b1 5021 0; cat dirauths
+    printf 'BridgeRelay 1\nPublishServerDescriptor 0\nExitPolicy reject *:*\nExtORPort auto\n'
+    echo "ServerTransportPlugin snowflake exec $(command -v snowflake-server) -disable-tls -unsafe-logging -log $D/b1/snowflake-server.log"
+    echo "ServerTransportListenAddr snowflake 0.0.0.0:8080"; } > b1/torrc
+  tor --quiet --list-fingerprint -f b1/torrc | tail -1 | tr -d ' ' | sed 's/^b1/b1 /' > b1/fingerprint
+  relays="$relays b1"
+fi
+if [ "$BRIDGE" = webtunnel ]; then
+  mkdir -p b1; chmod 700 b1
+  path=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n'); echo "$path" > webtunnel.path
+  { common b1 5021 0; cat dirauths
+    printf 'BridgeRelay 1\nPublishServerDescriptor 0\nExitPolicy reject *:*\nExtORPort auto\n'
+    echo "ServerTransportPlugin webtunnel exec $(command -v webtunnel-server)"
+    echo "ServerTransportListenAddr webtunnel 127.0.0.1:15000"
+    echo "ServerTransportOptions webtunnel url=https://bridge.example/$path"; } > b1/torrc
+  tor --quiet --list-fingerprint -f b1/torrc | tail -1 | tr -d ' ' | sed 's/^b1/b1 /' > b1/fingerprint
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 -subj "/CN=bridge.example" \
+    -addext "subjectAltName=DNS:bridge.example" -keyout webtunnel.key -out webtunnel.crt 2>/dev/null
+  printf 'foreground = yes\npid =\n[webtunnel]\naccept = 8443\nconnect = 127.0.0.1:15000\ncert = %s/webtunnel.crt\nkey = %s/webtunnel.key\n' \
+    "$D" "$D" > stunnel.conf
   relays="$relays b1"
 fi
 echo "$relays" > relays
