@@ -692,10 +692,11 @@ def live_replay(state, profile: str, strategies: list[str] | None = None, trials
                 timeout: float = 900.0) -> list[ReplayRow]:
     """Replay *strategies* (ids, default all 24) from *client* of the running
     testbed *state* (its profile must be *profile*, with residual blocking off
-    so each trial starts clean). *server_min_ttl* > 0 has the server node drop
-    packets that arrive with a lower TTL, standing in for the 10-20 hops a
-    real server sits behind the GFW (TTL-limited insertion packets die
-    there)."""
+    so each trial starts clean). The distance TTL-limited insertion packets
+    need is the topology's (``hops:``; isp.yaml puts the server 10 routers
+    past the censor); *server_min_ttl* > 0 also has the server node drop
+    packets that arrive with a lower TTL, which stood in for that distance
+    before topologies had it and still serves topologies without hops."""
     ids = strategies or [s.id for s in STRATEGIES]
     gw_mac = state.layout.nodes["isp"].interfaces["eth0"].mac
     web = server_node
