@@ -473,13 +473,18 @@ def _chain_family(nodes: dict[str, Node], near: Endpoint, names: tuple[str, ...]
     far_routes = [r for r in own if r.via in subnet]
     near_nets = [a.network for i, a in getattr(x, table).items() if i != near.interface and a is not None] + \
                 [r.to for r in own if r.via not in subnet]
-    # X: its interface gets the first transit address; the far side is reached through the chain.
+    # X: its interface gets the first transit address; the far side is
+    # reached through the chain, from an address of X's that the far side
+    # can answer (its first on another interface), not the transit one.
+    src = next((a.ip for i, a in getattr(x, table).items() if i != near.interface and a is not None
+                and not (a.network.overlaps(TRANSIT4) if version == 4 else a.network.overlaps(TRANSIT6))), None)
     getattr(x, table)[near.interface] = transit[0][0]
     first = transit[0][1].ip
-    x.routes = [r for r in x.routes if r not in far_routes] + [Route(r.to, first) for r in far_routes] + \
-               [Route(subnet, first)]
+    x.routes = [r for r in x.routes if r not in far_routes] + [Route(r.to, first, src) for r in far_routes] + \
+               [Route(subnet, first, src)]
     if default_far:
         setattr(x, gw_field, first)
+        setattr(x, f"{gw_field}_src", src)
     for k, name in enumerate(names):
         node = nodes[name]
         last = k == len(names) - 1

@@ -56,6 +56,11 @@ class Traffic:
 class Route:
     to: IPv4Network | ipaddress.IPv6Network
     via: IPv4Address | ipaddress.IPv6Address
+    # The source address for packets the node itself sends this way (ip
+    # route ... src): a router whose interface faces a chain of link hops
+    # sends from an address the rest of the network can answer, not from its
+    # transit address, which only its neighbours know.
+    src: IPv4Address | ipaddress.IPv6Address | None = None
 
 
 @dataclass
@@ -68,6 +73,9 @@ class Node:
     # IPv6, beside IPv4 (dual stack): interface name -> address, and the v6 default gateway
     interfaces6: dict[str, ipaddress.IPv6Interface] = field(default_factory=dict)
     gateway6: ipaddress.IPv6Address | None = None
+    # Source addresses for the default routes (see Route.src); None: the kernel's choice.
+    gateway_src: IPv4Address | None = None
+    gateway6_src: ipaddress.IPv6Address | None = None
     routes: list[Route] = field(default_factory=list)
     services: list[str] = field(default_factory=list)
     image: str | None = None          # set: the node is a container (images/)

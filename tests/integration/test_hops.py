@@ -51,6 +51,11 @@ def test_every_router_decrements_the_ttl_in_path_order(isp):
         seen = [answer("c1", target, k, six) for k in range(1, len(path) + 1)]
         assert seen == path, "IPv6" if six else "IPv4"
         assert answer("c1", target, len(path) + 1, six) == "reply"
+    # The routers behind whose interfaces the chains stand reach across them
+    # (they send from an address the far side can answer, not the transit one).
+    for node, target in (("isp", WEB4), ("isp", WEB6), ("ix", WEB4), ("ix", WEB6), ("ix", "10.0.0.11")):
+        res = in_node(node, f"ping -c1 -W2 {target}")
+        assert res.returncode == 0, f"{node} -> {target}: {res.stdout}"
     # inspect says how far: the chains and their routers.
     out = tw("inspect").stdout
     assert "hops isp:eth1 -> border: 1 router hop (isp_h1)" in out

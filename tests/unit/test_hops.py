@@ -12,7 +12,7 @@ from tunnelwall.base.errors import SourceError
 from tunnelwall.base.layout import Layout
 from tunnelwall.topologies import loader
 from tunnelwall.topologies.layout import plan_layout
-from tunnelwall.topologies.model import Role
+from tunnelwall.topologies.model import Role, Route
 
 I4, I6, A = ipaddress.IPv4Interface, ipaddress.IPv6Interface, ipaddress.ip_address
 
@@ -69,6 +69,8 @@ def test_transit_addresses_and_routes_of_a_stub_far_side():
     # r reaches the far subnet, and what it routed via it, through the chain.
     assert routes(r) == {("198.18.5.0/24", "100.64.0.1"), ("198.18.0.0/24", "100.64.0.1"),
                          ("2001:db8:18::/64", "2001:db8:7477::2")}
+    # ... from its address on the near side, which the far side can answer (not the transit /31).
+    assert {str(rt.src) for rt in r.routes} == {"10.0.0.1", "fd00::1"}
     assert r.gateway is None and r.gateway6 is None
     # Every router: back towards r by default, the far side ahead.
     assert (h1.gateway, h2.gateway, h3.gateway) == (A("100.64.0.0"), A("100.64.0.2"), A("100.64.0.4"))
@@ -86,6 +88,9 @@ def test_a_chain_towards_the_default_route_routes_the_near_networks_back():
     topo = topologies.resolve("isp")
     isp, h1 = topo.nodes["isp"], topo.nodes["isp_h1"]
     assert isp.gateway == A("100.64.0.1") and isp.gateway6 == A("2001:db8:7477::2")
+    assert isp.gateway_src == A("10.0.0.1") and isp.gateway6_src == A("fd00:0:0:1::1")
+    ix = topo.nodes["ix"]
+    assert Route(ipaddress.ip_network("198.18.0.0/24"), A("100.64.1.1"), A("198.18.254.2")) in ix.routes
     assert h1.interfaces["eth1"] == I4("198.18.254.1/24")
     assert h1.gateway == A("198.18.254.2") and h1.gateway6 == A("2001:db8:18:254::2")     # ix, as isp's was
     assert routes(h1) == {("10.0.0.0/24", "100.64.0.0"), ("fd00:0:0:1::/64", "2001:db8:7477::1")}
