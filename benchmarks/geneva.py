@@ -13,11 +13,13 @@ strategy, with the project's own implementation of each manipulation
 al., CCS 2019), the emulated rate, agreement (>= 50 % on both sides or < 50 %
 on both), and the controls that got their answer.
 
---server-min-ttl N has the web server drop packets arriving with TTL < N: it
-stands in for the 10-20 hops that separate a real server from the GFW, which
-TTL-limited insertion packets (s02, s06, s11, s14, s17) rely on; the `isp`
-topology's server is 3 hops from the client, so without it those packets
-reach the server.
+The distance that TTL-limited insertion packets (s02, s06, s11, s14, s17)
+rely on is the topology's own: `isp` has 2 routers between c1 and the
+censor and 10 between the censor and the web server (`hops:` in
+topologies/isp.yaml), so a packet with TTL 3-12 reaches the censor and dies
+before the server. --server-min-ttl N additionally has the web server drop
+packets arriving with TTL < N (it stood in for the distance before the
+topology had it; kept for other topologies and for comparison).
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ them.
 from __future__ import annotations
 
 from tunnelwall.base import kernel
-from tunnelwall.base.layout import (InterfaceLayout, Layout, LinkEnd, LinkLayout, NodeLayout, PortLayout, RelayEnd,
-                                    SwitchLayout)
+from tunnelwall.base.layout import (HopsLayout, InterfaceLayout, Layout, LinkEnd, LinkLayout, NodeLayout, PortLayout,
+                                    RelayEnd, SwitchLayout)
 from tunnelwall.base.runstate import name_prefix
 
 from .model import LinkConditions, Role, Topology
@@ -107,6 +107,7 @@ def plan_layout(topo: Topology, controlled: bool = False, scope: str = "", datap
             planned.conditions_by = conditions_mode(link.conditions)
             planned.relay = RelayEnd(host_node.name, host_end.iface)
         layout.links.append(planned)
+    layout.hops = [HopsLayout(near=str(c.near), far=str(c.far), routers=list(c.routers)) for c in topo.chains]
     return layout
 
 

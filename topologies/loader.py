@@ -34,7 +34,8 @@ from tunnelwall.base import yamlsrc
 from tunnelwall.base.errors import SourceError
 from tunnelwall.base.units import parse_bandwidth
 
-from .model import ROLE_ALIASES, TRAFFIC_KINDS, CensorSite, Endpoint, Link, LinkConditions, Node, Role, Route, Topology, Traffic
+from .model import (ROLE_ALIASES, TRAFFIC_KINDS, CensorSite, Endpoint, HopChain, Link, LinkConditions, Node, Role,
+                    Route, Topology, Traffic)
 
 SCHEMA = Path(__file__).resolve().parent / "schema.json"
 CONDITION_KEYS = {"delay", "jitter", "jitter_distribution", "loss", "loss_burst", "duplicate", "corrupt", "reorder",
@@ -82,9 +83,10 @@ def from_data(data: Any, path: str) -> Topology:
     links_data = data.get("links", yamlsrc.Sequence())
     links = [_link(ctx, links_data, i, nodes) for i in range(len(links_data))]
     _assign_interfaces(ctx, nodes, links)
+    links, chains = _expand_hops(ctx, nodes, links)
     censor = _censor(ctx, data, nodes, links) if "censor" in data else None
     topo = Topology(name=name, nodes=nodes, links=links, description=str(data.get("description", "")),
-                    censor=censor, source=path)
+                    censor=censor, source=path, chains=chains)
     _check_addressing(ctx, topo)
     return topo
 
@@ -224,7 +226,10 @@ def _link(ctx: _Ctx, links: yamlsrc.Sequence, index: int, nodes: dict[str, Node]
     if conditions is not None and nodes[a.node].is_switch and nodes[b.node].is_switch:
         raise ctx.fail(line, f"link {shown}: delay, loss and the like go on a link with a node at one end "
                              f"(the conditions are applied at that node's interface)")
-    return Link(a, b, bandwidth, line, conditions)
+    link = Link(a, b, bandwidth, line, conditions)
+    if "hops" in spec:
+        link.hops = int(spec["hops"])     # the schema says 1..64
+    return link
 
 
 DURATION_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(us|ms|s)?\s*$")
@@ -369,3 +374,142 @@ def _traffic(ctx, spec, name: str, role) -> Traffic:
     if value is True:
         return Traffic()
     return Traffic(mix=tuple(value.get("mix", TRAFFIC_KINDS)), per_minute=float(value.get("per_minute", 30)))
+
+
+# Router hops (a link's ``hops: N``). The transit links between the chained
+# routers are point-to-point: IPv4 /31s (RFC 3021) from the shared address
+# space (RFC 6598, an ISP's own, never a customer's or a server's) and IPv6
+# /64s from the documentation prefix with "tw" (0x7477) in it (RFC 3849).
+TRANSIT4 = ipaddress.IPv4Network("100.64.0.0/16")
+TRANSIT6 = ipaddress.IPv6Network("2001:db8:7477::/48")
+
+
+def _transit(chain: int, link: int) -> tuple[tuple, tuple]:
+    """The (near, far) IPv4 and IPv6 interface addresses of transit link
+    *link* of chain *chain* (both counted from 0 in link order)."""
+    base4 = int(TRANSIT4.network_address) + chain * 256 + 2 * link
+    net6 = int(TRANSIT6.network_address) + ((chain * 256 + link) << 64)
+    v4 = tuple(ipaddress.IPv4Interface((base4 + i, 31)) for i in (0, 1))
+    v6 = tuple(ipaddress.IPv6Interface((net6 + i, 64)) for i in (1, 2))
+    return v4, v6
+
+
+def _expand_hops(ctx: _Ctx, nodes: dict[str, Node], links: list[Link]) -> tuple[list[Link], list[HopChain]]:
+    """Replace every link with ``hops: N`` by a chain of N forwarding
+    routers, with addresses and static routes, so that the rest of the
+    topology needs no change:
+
+    * the chain stands behind the link's first end that is a router's
+      interface with an address (X:IF); the last router takes over X:IF's
+      addresses, so the nodes on the far side keep their gateways;
+    * X:IF and the routers between get transit addresses; X reaches the far
+      side (IF's subnet, and its routes via that subnet) through the chain;
+    * each router sends towards the far side what X sent there, and the
+      rest back towards X; when X's default route led to the far side the
+      chain's does too, with X's other networks routed back.
+
+    Routers are named X_hK (X_IF_hK when X has hops on several interfaces),
+    so they are ordinary nodes: namespaces the run state records and
+    ``tunnelwall cleanup`` removes. New nodes go after the written ones, so
+    no written node's index (and MACs) changes."""
+    hop_links = [link for link in links if link.hops]
+    if not hop_links:
+        return links, []
+    _check_transit_free(ctx, nodes, hop_links[0].line)
+    per_router = {}
+    for link in hop_links:
+        near = next((ep for ep in (link.a, link.b) if nodes[ep.node].role is Role.ROUTER
+                     and nodes[ep.node].interfaces.get(ep.interface) is not None), None)
+        if near is None:
+            raise ctx.fail(link.line, f"link '{link.name}': hops: one end must be a router's interface with an IPv4 "
+                                      f"address (the chain of routers stands behind it and takes over its address)")
+        per_router[near.node] = per_router.get(near.node, 0) + 1
+    out, chains = [], []
+    for link in links:
+        if not link.hops:
+            out.append(link)
+            continue
+        near = next(ep for ep in (link.a, link.b) if nodes[ep.node].role is Role.ROUTER
+                    and nodes[ep.node].interfaces.get(ep.interface) is not None)
+        far = link.b if near is link.a else link.a
+        stem = near.node if per_router[near.node] == 1 else f"{near.node}_{near.interface}"
+        names = tuple(f"{stem}_h{k}" for k in range(1, link.hops + 1))
+        for name in names:
+            if name in nodes:
+                raise ctx.fail(link.line, f"link '{link.name}': hops: the chain's router '{name}' would have the "
+                                          f"name of a written node; rename that node")
+            if len(name) > MAX_NODE_NAME:
+                raise ctx.fail(link.line, f"link '{link.name}': hops: the chain's router names ({name}) would be "
+                                          f"longer than {MAX_NODE_NAME} characters; shorten the node's name")
+        index = len(chains)
+        for name in names:
+            nodes[name] = Node(name=name, role=Role.ROUTER, line=link.line)
+        _chain_family(nodes, near, names, index, 4)
+        if near.interface in nodes[near.node].interfaces6:
+            _chain_family(nodes, near, names, index, 6)
+        # near - h1:eth0, h1:eth1 - h2:eth0, ..., hN:eth1 - far
+        flat = [near, *(Endpoint(n, iface) for n in names for iface in ("eth0", "eth1")), far]
+        segments = [Link(flat[i], flat[i + 1], line=link.line) for i in range(0, len(flat), 2)]
+        # The written link's rate and conditions stay on its far segment,
+        # where the far end (a switch or host) meets the chain.
+        segments[-1].bandwidth_mbit, segments[-1].conditions = link.bandwidth_mbit, link.conditions
+        out += segments
+        chains.append(HopChain(near=near, far=far, routers=names, line=link.line))
+    return out, chains
+
+
+def _chain_family(nodes: dict[str, Node], near: Endpoint, names: tuple[str, ...], chain: int, version: int) -> None:
+    """Addresses and routes of one IP version for the chain *names* behind
+    *near* (see :func:`_expand_hops`)."""
+    x = nodes[near.node]
+    table = "interfaces" if version == 4 else "interfaces6"
+    gw_field = "gateway" if version == 4 else "gateway6"
+    moved = getattr(x, table)[near.interface]            # goes to the last router
+    subnet = moved.network
+    transit = [_transit(chain, k)[0 if version == 4 else 1] for k in range(len(names))]
+    gateway = getattr(x, gw_field)
+    default_far = gateway is not None and gateway in subnet
+    own = [r for r in x.routes if r.to.version == version]
+    far_routes = [r for r in own if r.via in subnet]
+    near_nets = [a.network for i, a in getattr(x, table).items() if i != near.interface and a is not None] + \
+                [r.to for r in own if r.via not in subnet]
+    # X: its interface gets the first transit address; the far side is
+    # reached through the chain, from an address of X's that the far side
+    # can answer (its first on another interface), not the transit one.
+    src = next((a.ip for i, a in getattr(x, table).items() if i != near.interface and a is not None
+                and not (a.network.overlaps(TRANSIT4) if version == 4 else a.network.overlaps(TRANSIT6))), None)
+    getattr(x, table)[near.interface] = transit[0][0]
+    first = transit[0][1].ip
+    x.routes = [r for r in x.routes if r not in far_routes] + [Route(r.to, first, src) for r in far_routes] + \
+               [Route(subnet, first, src)]
+    if default_far:
+        setattr(x, gw_field, first)
+        setattr(x, f"{gw_field}_src", src)
+    for k, name in enumerate(names):
+        node = nodes[name]
+        last = k == len(names) - 1
+        back = transit[k][0].ip                            # the previous router, or X
+        ahead = None if last else transit[k + 1][1].ip     # the next router; None: the far side itself
+        if version == 4:      # eth0 faces X, eth1 the far side; interfaces6 only where IPv4 is
+            node.interfaces["eth0"] = transit[k][1]
+            node.interfaces["eth1"] = moved if last else transit[k + 1][0]
+        else:
+            node.interfaces6["eth0"] = transit[k][1]
+            node.interfaces6["eth1"] = moved if last else transit[k + 1][0]
+        routes = [] if last else [Route(subnet, ahead)]
+        routes += [Route(r.to, r.via if last else ahead) for r in far_routes]
+        if default_far:
+            setattr(node, gw_field, gateway if last else ahead)
+            routes += [Route(net, back) for net in near_nets]
+        else:
+            setattr(node, gw_field, back)
+        node.routes += routes
+
+
+def _check_transit_free(ctx: _Ctx, nodes: dict[str, Node], line: int) -> None:
+    for node in nodes.values():
+        for addr in [*node.addresses(), *node.interfaces6.values()]:
+            pool = TRANSIT4 if addr.version == 4 else TRANSIT6
+            if addr.network.overlaps(pool):
+                raise ctx.fail(line, f"hops: the chained routers' transit addresses come from {pool}, which node "
+                                     f"'{node.name}' uses ({addr}); give it other addresses")

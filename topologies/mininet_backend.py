@@ -272,11 +272,14 @@ class MininetBackend(Backend):
                 cmds.append(f"sysctl -qw net.ipv6.conf.{port}.disable_ipv6=1")
                 cmds.append(f"ip link set {port} promisc on")
             if node.gateway:
-                cmds.append(f"ip route replace default via {node.gateway}")
+                cmds.append(f"ip route replace default via {node.gateway}"
+                            + (f" src {node.gateway_src}" if node.gateway_src else ""))
             if node.gateway6:
-                cmds.append(f"ip -6 route replace default via {node.gateway6}")
+                cmds.append(f"ip -6 route replace default via {node.gateway6}"
+                            + (f" src {node.gateway6_src}" if node.gateway6_src else ""))
             for route in node.routes:
-                cmds.append(f"ip {'-6 ' if route.to.version == 6 else ''}route replace {route.to} via {route.via}")
+                cmds.append(f"ip {'-6 ' if route.to.version == 6 else ''}route replace {route.to} via {route.via}"
+                            + (f" src {route.src}" if route.src else ""))
             cmds.append(f"sysctl -qw net.ipv4.ip_forward={forward}")
             script = " && ".join(cmds)
             # The host's tools configure the node's network namespace (a container's too).

@@ -56,6 +56,11 @@ class Traffic:
 class Route:
     to: IPv4Network | ipaddress.IPv6Network
     via: IPv4Address | ipaddress.IPv6Address
+    # The source address for packets the node itself sends this way (ip
+    # route ... src): a router whose interface faces a chain of link hops
+    # sends from an address the rest of the network can answer, not from its
+    # transit address, which only its neighbours know.
+    src: IPv4Address | ipaddress.IPv6Address | None = None
 
 
 @dataclass
@@ -68,6 +73,9 @@ class Node:
     # IPv6, beside IPv4 (dual stack): interface name -> address, and the v6 default gateway
     interfaces6: dict[str, ipaddress.IPv6Interface] = field(default_factory=dict)
     gateway6: ipaddress.IPv6Address | None = None
+    # Source addresses for the default routes (see Route.src); None: the kernel's choice.
+    gateway_src: IPv4Address | None = None
+    gateway6_src: ipaddress.IPv6Address | None = None
     routes: list[Route] = field(default_factory=list)
     services: list[str] = field(default_factory=list)
     image: str | None = None          # set: the node is a container (images/)
@@ -136,10 +144,32 @@ class Link:
     bandwidth_mbit: float | None = None
     line: int = 0
     conditions: LinkConditions | None = None
+    hops: int = 0      # as written; the loader expands it into a HopChain and clears it
 
     @property
     def name(self) -> str:
         return f"{self.a.node}-{self.b.node}"
+
+
+@dataclass(frozen=True)
+class HopChain:
+    """Router hops on a link (``hops: N``): the N forwarding routers the
+    loader chained between the link's near end (a router's interface) and
+    its far end. A path across the link passes every one of them, and each
+    decrements the TTL, so a packet's distance is the topology's, not an
+    accident of how few namespaces the testbed happens to have."""
+    near: Endpoint              # the router interface the chain stands behind
+    far: Endpoint               # the link's other end
+    routers: tuple[str, ...]    # the chain's nodes, from the near end to the far end
+    line: int = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.routers)
+
+    @property
+    def name(self) -> str:
+        return f"{self.near}-{self.far}"
 
 
 @dataclass
@@ -161,6 +191,11 @@ class Topology:
     description: str = ""
     censor: CensorSite | None = None
     source: str = "<generated>"
+    chains: list[HopChain] = field(default_factory=list)    # router hops expanded from links' ``hops``
+
+    def chain_of(self, node: str) -> HopChain | None:
+        """The hop chain *node* is a router of, if any."""
+        return next((c for c in self.chains if node in c.routers), None)
 
     def hosts(self) -> list[Node]:
         return [n for n in self.nodes.values() if not n.is_switch]

@@ -120,7 +120,7 @@ STRATEGIES = {
     "rst-badsum": "evaded",           # Geneva: insertion RST, bad checksum (95 %)
     "rstack-badsum": "evaded",        # Wang et al. 2017: TCB teardown with RST/ACK
     "fin-badsum": "evaded",           # Wang et al. 2017: TCB teardown with FIN
-    "rst-ttl": "evaded",              # Geneva: insertion RST, TTL that dies at the next router (87 %)
+    "rst-ttl": "evaded",              # Geneva: insertion RST, TTL 8 dies between censor and server (87 %)
     "rstack-md5": "evaded",           # Wang et al. 2017: MD5 option insertion
     "segment-in-order": "reset",      # GFWeb 2024: the GFW reassembles segments
     "segment-out-of-order": "reset",  # GFWeb 2024

@@ -138,7 +138,9 @@ def strategy(name: str, ip: str, host: str, gw_mac: str) -> str:
         elif name == "fin-badsum":
             sendp(tcp("FA", seq, sack, chksum=0xDEAD), iface=iface)
         elif name == "rst-ttl":
-            sendp(tcp("R", seq, ttl=2), iface=iface)
+            # TTL 8 (Geneva's s06): past the two routers before the border
+            # (isp, isp_h1), dead at the fifth of the ten past it (ix_h4).
+            sendp(tcp("R", seq, ttl=8), iface=iface)
         elif name == "rstack-md5":
             sendp(tcp("RA", seq, sack, options=[(19, b"\x00" * 16)]), iface=iface)
         if name == "segment-in-order":

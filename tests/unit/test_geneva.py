@@ -109,3 +109,40 @@ def test_offline_replay_the_two_eras_differ_where_reassembly_does():
     published = {s.id: s.evades for s in geneva.STRATEGIES}
     assert sum(old[k] == published[k] for k in old) >= 21
     assert sum(new[k] == published[k] for k in new) >= 21
+
+
+def linux_request(tsval=1000, tsecr=2000):
+    """The request as a Linux client sends it: NOP, NOP, timestamp (32-byte header)."""
+    pkt = IP(src="10.0.0.11", dst="198.18.0.10", ttl=64) / TCP(
+        sport=40000, dport=80, flags="PA", seq=1001, ack=5001, options=geneva.client_options("PA", tsval, tsecr))
+    return pkt / Raw(REQUEST)
+
+
+def test_a_linux_client_s_options_are_what_geneva_tampered():
+    syn = IP(bytes(IP(dst="198.18.0.10") / TCP(flags="S", options=geneva.client_options("S", 7))))
+    assert [o[0] for o in syn[TCP].options] == ["MSS", "SAckOK", "Timestamp", "NOP", "WScale"]
+    assert syn[TCP].dataofs == 10 and geneva.timestamp_of(syn[TCP]) == 7
+    data = IP(bytes(linux_request()))
+    assert data[TCP].dataofs == 8 and bytes(data[TCP])[20:32] == bytes.fromhex("0101080a000003e8000007d0")
+
+
+def test_s04_the_server_reads_the_window_scale_option_as_data_in_front_of_the_request():
+    """Issue 33: with a bare 20-byte header, s04's data offset of 8 words
+    swallowed "GET / HT" as options and the server could not read the
+    request (controls 0/5). Geneva tampers the client's own packets, whose
+    header already holds a timestamp (32 bytes): the appended window-scale
+    option makes it 36, the offset of 8 cuts it back to 32, and the
+    option's 4 bytes are read as data before the whole request."""
+    fake, real = run("s04", linux_request())
+    raw = bytes(fake[TCP])
+    assert fake[TCP].dataofs == 8 and len(raw) == 36 + len(REQUEST)
+    assert raw[20:32] == bytes.fromhex("0101080a000003e8000007d0")       # NOP NOP timestamp: still options
+    assert raw[32:34] == b"\x03\x03" and raw[35:36] == b"\x00"          # kind 3, length 3, a value, padding
+    assert raw[36:] == REQUEST and checksum_ok(fake)
+    assert bytes(real) == bytes(IP(bytes(linux_request())))             # the real request, untouched
+
+
+def test_s22_the_fin_copy_of_a_linux_client_holds_26_request_bytes():
+    fin, _ = run("s22", linux_request())
+    # IP length 78: 20 + 32 header bytes, so 26 bytes of data as the censor reads them: no whole Host line.
+    assert fin.len == 78 and bytes(fin[TCP])[32:78 - 20] == REQUEST[:26] == b"GET / HTTP/1.1\r\nHost: www."

@@ -111,14 +111,22 @@ def test_graph_shows_every_node_link_address_and_the_censor():
     mermaid = graph.to_mermaid(topo)
     lines = mermaid.splitlines()
     assert lines[0] == "flowchart LR"
-    for name in topo.nodes:
+    chained = {r for c in topo.chains for r in c.routers}
+    assert chained == {"isp_h1", *(f"ix_h{k}" for k in range(1, 10))}
+    for name in set(topo.nodes) - chained:
         assert sum(1 for line in lines if line.startswith(f"  {name}[") or line.startswith(f"  {name}([")) == 1, name
-    assert sum(1 for line in lines if " --- " in line) == len(topo.links)
+    # A chain of routers is one box, linked to its two ends; the links inside it are not drawn.
+    assert not any(line.startswith(f"  {name}[") for name in chained for line in lines)
+    assert '  ix_h1_chain[["9 router hops<br/>ix_h1 .. ix_h9<br/>198.18.0.1/24<br/>2001:db8:18::1/64"]]' in lines
+    assert "  ix --- ix_h1_chain" in lines and "  ix_h1_chain --- dc" in lines
+    inner = sum(1 for link in topo.links if link.a.node in chained and link.b.node in chained)
+    assert inner == 8 and sum(1 for line in lines if " --- " in line) == len(topo.links) - inner
     assert "censor: gfw, inline" in mermaid and "2001:db8:18::10/64" in mermaid and "198.18.0.10/24" in mermaid
     assert lines[-1] == "  class border,censor,prober censor"
     dot = graph.to_dot(topologies.resolve("classroom"))
     assert dot.startswith('graph "classroom" {') and dot.rstrip().endswith("}")
-    assert dot.count(" -- ") == len(topologies.resolve("classroom").links) and 'label="50 Mbit/s"' in dot
+    assert dot.count(" -- ") == len(topologies.resolve("classroom").links) - 8 and 'label="50 Mbit/s"' in dot
+    assert '"ix_h1_chain" [label="9 router hops\\nix_h1 .. ix_h9\\n198.18.0.1/24\\n2001:db8:18::1/64", shape=box3d];' in dot
 
 
 def test_a_name_made_from_the_file_name_is_checked_too(tmp_path):

@@ -93,7 +93,8 @@ def test_topologies_lists_the_catalogue():
     assert res.returncode == 0, res.stderr
     rows = {r["topology"]: r for r in json.loads(res.stdout)}
     assert {p.stem for p in (ROOT / "topologies").glob("*.yaml")} | {"star:N"} == set(rows)
-    assert rows["isp"]["hosts"] == 9 and rows["isp"]["censor"] == "gfw (= gfw-2025)" and rows["isp"]["description"]
+    # 9 written hosts and 1 + 9 routers of link hops (isp.yaml)
+    assert rows["isp"]["hosts"] == 19 and rows["isp"]["hops"] == "1+9" and rows["isp"]["censor"] == "gfw (= gfw-2025)" and rows["isp"]["description"]
     table = cli("topologies")
     assert len(table.stdout.strip().splitlines()) == len(rows) + 1
 

@@ -176,12 +176,37 @@ class LinkLayout:
 
 
 @dataclass
+class HopsLayout:
+    """Router hops on a written link (``hops: N``): the routers chained
+    between its near end (a router's interface, "ix:eth1") and its far end."""
+    near: str
+    far: str
+    routers: list[str] = field(default_factory=list)    # near to far
+
+    @property
+    def count(self) -> int:
+        return len(self.routers)
+
+    def to_json(self) -> dict:
+        return {"near": self.near, "far": self.far, "hops": self.count, "routers": list(self.routers)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "HopsLayout":
+        return cls(near=data["near"], far=data["far"], routers=list(data.get("routers", [])))
+
+
+@dataclass
 class Layout:
     topology: str
     nodes: dict[str, NodeLayout] = field(default_factory=dict)       # hosts, in topology order
     switches: dict[str, SwitchLayout] = field(default_factory=dict)
     links: list[LinkLayout] = field(default_factory=list)             # in topology order
     datapath: str = "user"             # Open vSwitch's: "kernel" or "user" (topologies/datapath.py)
+    hops: list[HopsLayout] = field(default_factory=list)              # router chains, in link order
+
+    def hops_of(self, node: str) -> HopsLayout | None:
+        """The router chain *node* belongs to, if any."""
+        return next((h for h in self.hops if node in h.routers), None)
 
     def role_of(self, node: str) -> str | None:
         return self.nodes[node].role if node in self.nodes else None
@@ -191,9 +216,12 @@ class Layout:
         return [name for name, node in self.nodes.items() if node.role == role]
 
     def to_json(self) -> dict:
-        return {"topology": self.topology, "nodes": {k: v.to_json() for k, v in self.nodes.items()},
-                "switches": {k: v.to_json() for k, v in self.switches.items()},
-                "links": [link.to_json() for link in self.links], "datapath": self.datapath}
+        out = {"topology": self.topology, "nodes": {k: v.to_json() for k, v in self.nodes.items()},
+               "switches": {k: v.to_json() for k, v in self.switches.items()},
+               "links": [link.to_json() for link in self.links], "datapath": self.datapath}
+        if self.hops:      # the form of a layout without router hops is unchanged
+            out["hops"] = [h.to_json() for h in self.hops]
+        return out
 
     @classmethod
     def from_json(cls, data: dict) -> "Layout":
@@ -202,4 +230,6 @@ class Layout:
                    switches={k: SwitchLayout.from_json(v) for k, v in data.get("switches", {}).items()},
                    links=[LinkLayout.from_json(v) for v in data.get("links", [])],
                    # layouts recorded before the datapath was chosen used the userspace one
-                   datapath=data.get("datapath", "user"))
+                   datapath=data.get("datapath", "user"),
+                   # layouts recorded before router hops had none
+                   hops=[HopsLayout.from_json(h) for h in data.get("hops", [])])

@@ -44,6 +44,8 @@ def cmd_up(args) -> int:
     print("  nodes: " + ", ".join(f"{n} ({i.role})" for n, i in state.nodes.items()))
     for line in _condition_lines(state):
         print(f"  link {line}")
+    for line in _hops_lines(state):
+        print(f"  hops {line}")
     for line in try_lines(state):
         print(line)
     if args.cli:
@@ -91,6 +93,15 @@ def _address_of(state, node: str | None) -> str:
         if iface.ip:
             return iface.ip
     return "SERVER"
+
+
+def _hops_lines(state) -> list[str]:
+    """Router hops on links (``hops: N``): the routers chained between the two ends."""
+    out = []
+    for chain in state.layout.hops if state.layout is not None else []:
+        shown = chain.routers[0] if chain.count == 1 else f"{chain.routers[0]} .. {chain.routers[-1]}"
+        out.append(f"{chain.near} -> {chain.far}: {chain.count} router hop{'s' if chain.count > 1 else ''} ({shown})")
+    return out
 
 
 def _condition_lines(state) -> list[str]:
@@ -164,6 +175,8 @@ def cmd_inspect(args) -> int:
         _print_table(rows, ["node", "role", "netns", "iface", "address", "address6", "mac", "peer"])
         for line in _condition_lines(state):
             print(f"link {line}")
+        for line in _hops_lines(state):
+            print(f"hops {line}")
     return 0
 
 

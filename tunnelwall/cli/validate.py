@@ -81,7 +81,9 @@ def _topology(item: str, data) -> str:
     if t.censor is not None:
         line = data["censor"].line_of("profile") if data is not None and "profile" in data["censor"] else None
         _profile_exists(t.censor.profile, item, line, "censor.profile")
-    return f"topology '{t.name}', {len(t.hosts())} hosts, {len(t.switches())} switches, {len(t.links)} links" \
+    hops = sum(c.count for c in t.chains)
+    return f"topology '{t.name}', {len(t.hosts())} hosts" + (f" ({hops} of them routers of link hops)" if hops else "") \
+           + f", {len(t.switches())} switches, {len(t.links)} links" \
            + (f", censor profile {_named(t.censor.profile)}" if t.censor else "")
 
 
@@ -158,15 +160,17 @@ def cmd_topologies(args) -> int:
     rows = []
     for name, path in topologies.catalogue().items():
         t = topologies.resolve(str(path))
+        # hosts: every namespace, the routers of link hops included (they cost bring-up time too)
         rows.append({"topology": name, "hosts": len(t.hosts()), "switches": len(t.switches()),
+                     "hops": "+".join(str(c.count) for c in t.chains) or "-",
                      "censor": _named(t.censor.profile) if t.censor else "-",
                      "description": (t.description or "").strip().splitlines()[0] if t.description else ""})
-    rows.append({"topology": "star:N", "hosts": "N+4", "switches": "-", "censor": "log-only",
+    rows.append({"topology": "star:N", "hosts": "N+4", "switches": "-", "hops": "-", "censor": "log-only",
                  "description": "generated: N clients on one switch behind the censor (tunnelwall up star:50)"})
     if args.format == "json":
         print(json.dumps(rows, indent=1))
     else:
-        _print_table(rows, ["topology", "hosts", "switches", "censor", "description"])
+        _print_table(rows, ["topology", "hosts", "switches", "hops", "censor", "description"])
     return 0
 
 

@@ -457,6 +457,32 @@ CLIENT, SERVER = "10.0.0.11", "198.18.0.10"
 CLIENT_MAC, SERVER_MAC = "02:00:00:00:00:01", "02:00:00:00:00:02"
 
 
+# Geneva tampers the client operating system's own packets (its engine sits
+# on NFQUEUE), so its strategies act on the headers that system writes. A
+# Linux client (net.ipv4.tcp_timestamps, tcp_sack and tcp_window_scaling are
+# on by default) puts MSS, SACK-permitted, a timestamp and window scaling on
+# its SYN, and NOP, NOP and a timestamp (a 32-byte header) on every later
+# segment. Strategies that add an option and then set the data offset
+# depend on it: s04 appends a window-scale option (header 36 bytes) and sets
+# the offset to 8 words, so the server takes the option's 4 bytes as the
+# first data bytes, in front of a whole request line (a bare 20-byte header
+# would have made 8 request bytes into options instead, cutting "GET / HT").
+LINUX_WSCALE = 7
+
+
+def client_options(flags: str, tsval: int, tsecr: int = 0) -> list:
+    """The TCP options a Linux client puts on a segment with *flags*."""
+    if "S" in flags:
+        return [("MSS", 1460), ("SAckOK", b""), ("Timestamp", (tsval, 0)), ("NOP", None),
+                ("WScale", LINUX_WSCALE)]
+    return [("NOP", None), ("NOP", None), ("Timestamp", (tsval, tsecr))]
+
+
+def timestamp_of(tcp) -> int:
+    """The TSval of a scapy TCP layer's timestamp option (0 without one)."""
+    return next((o[1][0] for o in tcp.options if o[0] == "Timestamp"), 0)
+
+
 def request_bytes(host: str) -> bytes:
     return f"GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: tunnelwall-geneva\r\n\r\n".encode()
 
@@ -491,15 +517,21 @@ def offline_frames(strategy: Published | str, host: str = "www.twitter.com", see
         src, dst = (SERVER_MAC, CLIENT_MAC) if reverse else (CLIENT_MAC, SERVER_MAC)
         frames.append(((len(frames) + 1) * 0.001, bytes(Ether(src=src, dst=dst) / IP(raw))))
 
+    tsval, server_tsval = 100_000, 700_000
+
     def client(flags: str, seq: int, ack: int = 0, payload: bytes = b""):
-        pkt = IP(src=CLIENT, dst=SERVER, ttl=64) / TCP(sport=sport, dport=80, flags=flags, seq=seq, ack=ack)
+        pkt = IP(src=CLIENT, dst=SERVER, ttl=64) / TCP(sport=sport, dport=80, flags=flags, seq=seq, ack=ack,
+                                                       options=client_options(flags, tsval, server_tsval))
         if payload:
             pkt = pkt / Raw(payload)
         for raw in apply(rules, pkt, rng):
             add(raw)
 
     client("S", isn)
-    add(bytes(IP(src=SERVER, dst=CLIENT) / TCP(sport=80, dport=sport, flags="SA", seq=sisn, ack=isn + 1)), True)
+    add(bytes(IP(src=SERVER, dst=CLIENT) / TCP(sport=80, dport=sport, flags="SA", seq=sisn, ack=isn + 1,
+                                               options=[("MSS", 1460), ("SAckOK", b""),
+                                                        ("Timestamp", (server_tsval, tsval)), ("NOP", None),
+                                                        ("WScale", LINUX_WSCALE)])), True)
     client("A", isn + 1, sisn + 1)
     client("PA", isn + 1, sisn + 1, request_bytes(host))
     return frames
@@ -576,8 +608,13 @@ def run_trial(published: Published, server: str, host: str, gw_mac: str, iface: 
         if not ready.wait(5):
             return Trial(published.id, host, NOTHING, "sniffer did not start", sport)
 
+        # A Linux client's options (client_options), with a millisecond clock for the timestamps.
+        echo = {"tsecr": 0}
+
         def send(flags: str, seq: int, ack: int = 0, payload: bytes = b""):
-            pkt = IP(dst=server, ttl=64) / TCP(sport=sport, dport=80, flags=flags, seq=seq, ack=ack, window=64240)
+            tsval = int(time.monotonic() * 1000) % (1 << 32)
+            pkt = IP(dst=server, ttl=64) / TCP(sport=sport, dport=80, flags=flags, seq=seq, ack=ack, window=64240,
+                                               options=client_options(flags, tsval, echo["tsecr"]))
             if payload:
                 pkt = pkt / Raw(payload)
             for raw in apply(rules, pkt, rng):
@@ -588,6 +625,7 @@ def run_trial(published: Published, server: str, host: str, gw_mac: str, iface: 
         if synack is None:
             rst = any(int(p[TCP].flags) & 0x04 for p in received)
             return Trial(published.id, host, RESET if rst else NOTHING, "no SYN/ACK", sport)
+        echo["tsecr"] = timestamp_of(synack[TCP])
         sack = (synack[TCP].seq + 1) % (1 << 32)
         send("A", isn + 1, sack)
         send("PA", isn + 1, sack, request_bytes(host))
@@ -654,10 +692,11 @@ def live_replay(state, profile: str, strategies: list[str] | None = None, trials
                 timeout: float = 900.0) -> list[ReplayRow]:
     """Replay *strategies* (ids, default all 24) from *client* of the running
     testbed *state* (its profile must be *profile*, with residual blocking off
-    so each trial starts clean). *server_min_ttl* > 0 has the server node drop
-    packets that arrive with a lower TTL, standing in for the 10-20 hops a
-    real server sits behind the GFW (TTL-limited insertion packets die
-    there)."""
+    so each trial starts clean). The distance TTL-limited insertion packets
+    need is the topology's (``hops:``; isp.yaml puts the server 10 routers
+    past the censor); *server_min_ttl* > 0 also has the server node drop
+    packets that arrive with a lower TTL, which stood in for that distance
+    before topologies had it and still serves topologies without hops."""
     ids = strategies or [s.id for s in STRATEGIES]
     gw_mac = state.layout.nodes["isp"].interfaces["eth0"].mac
     web = server_node
@@ -742,10 +781,6 @@ OFFLINE_NOTES = {
     ("s21", "gfw-2020"): "gfw-2020 reassembles nothing, so a Host line split in two in-order segments goes "
                          "unread; the 2019 GFW caught this two-segment split (3 %) while s19/s20's splits got "
                          "through (94-98 %): it reassembled some splits, which the profile does not model",
-    ("s22", "gfw-2020"): "published 53 %, at the threshold: about half the time the 2019 GFW acted on the FIN copy "
-                         "whose Host line is complete; the model reads a FIN with data like any segment, every time",
-    ("s22", "gfw-2025"): "as under gfw-2020: the FIN copy carries the whole Host line and is read every time "
-                         "(published 53 %, in 2019)",
     ("s19", "gfw-2025"): "dated: today's GFW reassembles out-of-order segments (Hoang et al., GFWeb, USENIX "
                          "Security 2024); Geneva's 94 % is from 2019",
     ("s20", "gfw-2025"): "dated: today's GFW reassembles segmented requests (Hoang et al., GFWeb, USENIX "
