@@ -1,0 +1,119 @@
+"""Why the TLS-in-TLS detector passes the Go-built tools (docs/tls-in-tls.md,
+"Tools built from Go modules"), from their packets as recorded on the
+testbed (benchmarks/record_tools.py, the harness's inner client, Python's
+ssl, fetching HTTPS from the testbed's web server through each tool).
+
+Each tool's inner handshake is inside the windows the detector judges; what
+keeps the windows away from every model is padding the tool adds on purpose
+(Vision, Shadowsocks 2022, XHTTP's x_padding). With that padding taken out
+of the same packets (by the lengths the tools' own logs or framing give),
+the same windows are caught. Trojan, recorded in the same run with the same
+inner client and server, is the reference that is caught as recorded.
+
+The flows are written as in test_tlsintls.py: ``>`` client to server,
+``<`` server to client, the TCP payload length, and in brackets the TLS
+records that start in that packet (type in hex: length)."""
+
+from __future__ import annotations
+
+from tunnelwall.middlebox.classifiers.base import Detection
+from tunnelwall.middlebox.classifiers.tlsintls import TLSinTLS, window_distance, window_features
+
+from test_tlsintls import packets, rebuild, run, run_state
+
+# trojan (TLS 1.3 outer, Trojan's header with the inner ClientHello in 607
+# bytes; the outer NewSessionTickets, 158, before the inner flight, 807).
+TROJAN = (">517[16:512] <768[16:122,14:1,17:23,17:427,17:96,17:69] >80[14:1,17:69] >607[17:602] "
+          "<158[17:74,17:74] <807[17:802] >209[17:204] <277[17:272] <1448[17:1465] <22 <31[17:26] >46[17:41] "
+          ">24[17:19] <24[17:19]")
+
+# xray-reality (VLESS + REALITY + Vision), both connections of one run with
+# Xray's debug log on (benchmarks/tlsintls_variants/xray-reality-debug.yaml).
+# Its log gave each Vision frame's content and padding ("XtlsPadding
+# content padding command"). Connection 1, client: 517 + 403 (the inner
+# ClientHello, with the VLESS header), 80 + 1242 (CCS and Finished), 107 +
+# 1091 (the GET; command 2: direct copy from there on); server: 783 + 175
+# (the inner flight), 255 + 731. Each frame adds 5 bytes of header (21 in
+# the first, with the UUID) and its outer TLS record 22.
+REALITY_1 = (">1448[16:1748] >305 <782[16:122,14:1,17:23,17:442,17:95,17:69] >80[14:1,17:69] >1007[17:1002] "
+             "<1003[17:998] >1349[17:1344] >1225[17:1220] <1013[17:1008] <1448[17:250,17:175,17:1017] <9 "
+             ">24[17:19] <24[17:19]")
+REALITY_1_PADDING = {4: 403, 5: 175, 6: 1242, 7: 1091, 8: 731}        # packet index: padding bytes
+# Connection 2: client 517 + 657 (two outer records), 80 + 905, 109 + 1226;
+# server 783 + 297, 255 + 669.
+REALITY_2 = (">1448[16:1812] >369 <783[16:122,14:1,17:23,17:442,17:96,17:69] >80[14:1,17:69] >1208[17:1203] "
+             ">75[17:70] <1125[17:1120] >1012[17:1007] >1362[17:1357] <951[17:946] "
+             "<1448[17:250,17:177,17:16401] <1448 <1448 <1448")
+REALITY_2_PADDING = {4: 657, 6: 297, 7: 905, 8: 1226, 9: 669}
+
+# shadowtls (v3, in front of Shadowsocks 2022). The outer handshake is the
+# testbed's web server's own (relayed). Each ShadowTLS frame is an outer
+# application-data record with a 4-byte HMAC (9 bytes). The client's first
+# write is Shadowsocks 2022's request header alone: salt 16, the fixed
+# chunk 27, the variable chunk (address 7, padding length 2, padding P)
+# and its tag 16, so 77 + P bytes; P is random in 1..900 when the first
+# payload is shorter than 900 bytes. Then the inner ClientHello (517) in
+# its chunk (560).
+SHADOWTLS_1 = (">1448[16:1501] >58 <127[16:122] <6[14:1] <32[17:27] <452[17:447] <104[17:99] <78[17:73] "
+               ">80[14:1,17:69] >796[17:791] >560[17:555] <869[17:864] >123[17:118] <298[17:293] >150[17:145] "
+               "<298[17:293] <1245[17:1240] >67[17:62] <31[15:26]")
+SHADOWTLS_2 = (">1448[16:1501] >58 <127[16:122] <6[14:1] <32[17:27] <452[17:447] <104[17:99] <78[17:73] "
+               ">80[14:1,17:69] >566[17:561] >560[17:555] <868[17:863] >232[17:227] <1448[17:14773] <1448 "
+               "<1448 <1448")
+SS2022_HEADER = 77                # the request header's bytes besides its padding, with ShadowTLS's frame
+
+
+def strip(spec: str, padding: dict[int, int]) -> str:
+    """The same packets with *padding* bytes (per packet index) taken out of
+    each packet and of the one record that starts in it."""
+    out = []
+    for i, (d, n, recs) in enumerate(packets(spec)):
+        p = padding.get(i, 0)
+        if p:
+            assert len(recs) == 1, (i, recs)
+            recs = [(recs[0][0], recs[0][1] - p)]
+        body = ",".join(f"{t:x}:{ln}" for t, ln in recs)
+        out.append(("<" if d else ">") + str(n - p) + (f"[{body}]" if body else ""))
+    return " ".join(out)
+
+
+def distances(bursts, pkts) -> dict[str, float]:
+    clf = TLSinTLS({})
+    feats = window_features(bursts, pkts, clf.params["caps"])
+    return {m["name"]: window_distance(feats, m) for m in clf._models}
+
+
+def test_trojan_with_the_same_inner_client_is_caught():
+    found = run(rebuild(packets(TROJAN)))
+    assert isinstance(found, Detection)
+    assert found.detail["bursts"][:3] == [607, 158 + 807, 209] and found.detail["model"] == "python"
+
+
+def test_reality_vision_padding_is_what_hides_the_inner_handshake():
+    for spec, padding, first in ((REALITY_1, REALITY_1_PADDING, 1007), (REALITY_2, REALITY_2_PADDING, 1208 + 75)):
+        result, st = run_state(rebuild(packets(spec)))
+        assert not isinstance(result, Detection)
+        # The window judged is the inner handshake's: the padded ClientHello
+        # opens it, the padded Finished and GET are its third burst.
+        assert st.bursts[0] == first
+        d = distances(st.bursts[:4], st.packets[:2])
+        assert min(d.values()) > 5.0, d
+        # Vision's padding out (the lengths its log gave): caught, as python.
+        found = run(rebuild(packets(strip(spec, padding))))
+        assert isinstance(found, Detection), strip(spec, padding)
+        assert found.detail["model"] == "python"
+
+
+def test_shadowtls_ss2022_header_padding_is_what_hides_the_inner_handshake():
+    for spec, header_at in ((SHADOWTLS_1, 9), (SHADOWTLS_2, 9)):
+        pkts = packets(spec)
+        result, st = run_state(rebuild(pkts))
+        assert not isinstance(result, Detection)
+        # The first window holds the handshake: the header and the
+        # ClientHello (two packets), the inner flight in one.
+        assert st.bursts[1] in (868, 869) and st.packets[:2] == [2, 1]
+        pad = pkts[header_at][1] - SS2022_HEADER
+        assert 1 <= pad <= 900
+        found = run(rebuild(packets(strip(spec, {header_at: pad}))))
+        assert isinstance(found, Detection), pad
+        assert found.detail["bursts"][0] == SS2022_HEADER + 560 and found.detail["model"] == "python"
