@@ -45,6 +45,32 @@ REALITY_2 = (">1448[16:1812] >369 <783[16:122,14:1,17:23,17:442,17:96,17:69] >80
              ">75[17:70] <1125[17:1120] >1012[17:1007] >1362[17:1357] <951[17:946] "
              "<1448[17:250,17:177,17:16401] <1448 <1448 <1448")
 REALITY_2_PADDING = {4: 657, 6: 297, 7: 905, 8: 1226, 9: 669}
+# The control: the same REALITY outer handshake with VLESS and no Vision
+# (benchmarks/tlsintls_variants/xray-reality-novision.yaml): the VLESS
+# header and the inner ClientHello in 565 bytes, the inner flight in 809.
+REALITY_NO_VISION = (">1448[16:1716] >273 <784[16:122,14:1,17:23,17:444,17:95,17:69] >80[14:1,17:69] >565[17:560] "
+                     "<809[17:804] >102[17:97] >129[17:124] <277[17:272] <1448[17:1465] <22 <31[17:26]")
+
+# xray-xhttp (VLESS over XHTTP, packet-up, over TLS with ALPN h2), with
+# x_padding cut to 1 byte (benchmarks/tlsintls_variants/xray-xhttp-pad1.yaml).
+# After the outer handshake the client sends at once the HTTP/2 preface and
+# SETTINGS (92), the download GET's HEADERS (421), the upload POST's (86)
+# and its DATA, the VLESS header and the inner ClientHello (574). The
+# server's SETTINGS (61) and the client's ACK of it (31) are bursts of
+# their own; then SETTINGS ACK, WINDOW_UPDATE, the two responses' HEADERS
+# (73, 75) and the inner flight (815) in one burst. Each later upload is a
+# POST of its own: HEADERS (88) and DATA (the Finished, 111).
+XHTTP_PAD1 = (">1448[16:1784] >341 <1448[16:1210,14:1,17:36,17:454] <433[17:97,17:53] >64[14:1,17:53] >92[17:87] "
+              ">421[17:416] >86[17:81] >574[17:569] <61[17:56] >31[17:26] <35[17:30] <31[17:26] <73[17:68] "
+              "<75[17:70] <815[17:810] >88[17:83] >111[17:106] <59[17:54] <286[17:281] >85[17:80] >138[17:133] "
+              "<36[17:31] <286[17:281] <1233[17:1228] >85[17:80]")
+# The tool as shipped (x_padding 100-1000 bytes per request): the same
+# shape, larger HEADERS (1370; 470 before the ClientHello's DATA, 574; 552
+# before the Finished's, 111).
+XHTTP = (">1448[16:1816] >373 <1448[16:1210,14:1,17:36,17:455] <432[17:95,17:53] >64[14:1,17:53] >92[17:87] "
+         ">1370[17:1365] >470[17:465] >574[17:569] <61[17:56] >31[17:26] <44[17:39] <1053[17:1048] <606[17:601] "
+         "<819[17:814] >552[17:547] >111[17:106] <939[17:934] <286[17:281] >750[17:745] >138[17:133] <332[17:327] "
+         "<286[17:281] <1233[17:1228]")
 
 # shadowtls (v3, in front of Shadowsocks 2022). The outer handshake is the
 # testbed's web server's own (relayed). Each ShadowTLS frame is an outer
@@ -60,6 +86,12 @@ SHADOWTLS_1 = (">1448[16:1501] >58 <127[16:122] <6[14:1] <32[17:27] <452[17:447]
 SHADOWTLS_2 = (">1448[16:1501] >58 <127[16:122] <6[14:1] <32[17:27] <452[17:447] <104[17:99] <78[17:73] "
                ">80[14:1,17:69] >566[17:561] >560[17:555] <868[17:863] >232[17:227] <1448[17:14773] <1448 "
                "<1448 <1448")
+# The control: ShadowTLS v3 in front of Shadowsocks AEAD (aes-128-gcm),
+# which pads nothing (benchmarks/tlsintls_variants/shadowtls-aead.yaml):
+# salt and address (66), then the ClientHello (560).
+SHADOWTLS_AEAD = (">1448[16:1501] >58 <127[16:122] <6[14:1] <32[17:27] <451[17:446] <104[17:99] <78[17:73] "
+                  ">80[14:1,17:69] >66[17:61] >560[17:555] <842[17:837] >123[17:118] >150[17:145] <298[17:293] "
+                  "<298[17:293] <1245[17:1240] >67[17:62] <31[15:26]")
 SS2022_HEADER = 77                # the request header's bytes besides its padding, with ShadowTLS's frame
 
 
@@ -104,6 +136,13 @@ def test_reality_vision_padding_is_what_hides_the_inner_handshake():
         assert found.detail["model"] == "python"
 
 
+def test_reality_without_vision_is_caught():
+    # REALITY's borrowed outer handshake does not hide the inner one by itself.
+    found = run(rebuild(packets(REALITY_NO_VISION)))
+    assert isinstance(found, Detection)
+    assert found.detail["bursts"][:3] == [565, 809, 102 + 129] and found.detail["model"] == "python"
+
+
 def test_shadowtls_ss2022_header_padding_is_what_hides_the_inner_handshake():
     for spec, header_at in ((SHADOWTLS_1, 9), (SHADOWTLS_2, 9)):
         pkts = packets(spec)
@@ -117,3 +156,25 @@ def test_shadowtls_ss2022_header_padding_is_what_hides_the_inner_handshake():
         found = run(rebuild(packets(strip(spec, {header_at: pad}))))
         assert isinstance(found, Detection), pad
         assert found.detail["bursts"][0] == SS2022_HEADER + 560 and found.detail["model"] == "python"
+
+
+def test_shadowtls_framing_alone_is_caught():
+    # ShadowTLS's frames (a 4-byte HMAC each) in front of a Shadowsocks
+    # that pads nothing: caught.
+    found = run(rebuild(packets(SHADOWTLS_AEAD)))
+    assert isinstance(found, Detection)
+    assert found.detail["bursts"][:2] == [66 + 560, 842] and found.detail["model"] == "python"
+
+
+def test_xhttp_http2_framing_splits_the_handshake_padding_or_not():
+    for spec, first in ((XHTTP_PAD1, 92 + 421 + 86 + 574), (XHTTP, 92 + 1370 + 470 + 574)):
+        result, st = run_state(rebuild(packets(spec)))
+        assert not isinstance(result, Detection)
+        # The ClientHello's burst carries the HTTP/2 preface and two
+        # requests' HEADERS; the server's SETTINGS and the client's ACK come
+        # between it and the inner flight.
+        assert st.bursts[:3] == [first, 61, 31] and st.packets[0] == 4
+        # That window is not judged (its third burst is a 31-byte frame);
+        # judged anyway, it is far from every model.
+        assert min(distances(st.bursts[:4], st.packets[:2]).values()) > 10
+        assert not isinstance(run(rebuild(packets(spec)), min_answer=0), Detection)
