@@ -1,14 +1,20 @@
 """Why the TLS-in-TLS detector passes the Go-built tools (docs/tls-in-tls.md,
 "Tools built from Go modules"), from their packets as recorded on the
-testbed (benchmarks/record_tools.py, the harness's inner client, Python's
-ssl, fetching HTTPS from the testbed's web server through each tool).
+testbed (benchmarks/record_tools.py: the harness's inner client, curl with
+OpenSSL 3 through each tool's SOCKS port, fetching HTTPS from the testbed's
+web server, Python's ssl). The nearest model is mostly the "python" one
+(curl and Python's ssl are both OpenSSL 3 clients).
 
-Each tool's inner handshake is inside the windows the detector judges; what
-keeps the windows away from every model is padding the tool adds on purpose
-(Vision, Shadowsocks 2022, XHTTP's x_padding). With that padding taken out
-of the same packets (by the lengths the tools' own logs or framing give),
-the same windows are caught. Trojan, recorded in the same run with the same
-inner client and server, is the reference that is caught as recorded.
+Each tool's inner handshake is inside the windows the detector judges.
+What keeps xray-reality's and shadowtls's windows away from every model is
+padding the tool adds on purpose (Vision; Shadowsocks 2022's request
+header): with that padding taken out of the same packets (by the lengths
+the tools' own log or framing give), the same windows are caught, and so
+are the controls recorded without it. xray-xhttp passes with 1 byte of
+padding too: HTTP/2 puts its preface and two requests' headers in the
+inner ClientHello's burst and its SETTINGS exchange between the ClientHello
+and the inner flight. Trojan, recorded in the same run with the same inner
+client and server, is the reference that is caught as recorded.
 
 The flows are written as in test_tlsintls.py: ``>`` client to server,
 ``<`` server to client, the TCP payload length, and in brackets the TLS
@@ -130,7 +136,7 @@ def test_reality_vision_padding_is_what_hides_the_inner_handshake():
         assert st.bursts[0] == first
         d = distances(st.bursts[:4], st.packets[:2])
         assert min(d.values()) > 5.0, d
-        # Vision's padding out (the lengths its log gave): caught, as python.
+        # Vision's padding out (the lengths its log gave): caught.
         found = run(rebuild(packets(strip(spec, padding))))
         assert isinstance(found, Detection), strip(spec, padding)
         assert found.detail["model"] == "python"
