@@ -71,33 +71,47 @@ def _packets(path: Path):
         yield ts, ip[12:16], sport, ip[16:20], dport, tcp[13], seq, bytes(tcp[doff:])
 
 
-def _flows_of(path: Path) -> list[dict]:
+def in_order_segments(packets, port: int | None = None):
+    """(flow, ts, direction, payload) of each new in-order data segment in
+    *packets* ((ts, src, sport, dst, dport, flags, seq, payload) tuples).
+    A SYN (to *port*, where given) starts a flow: a dict with its ``t0``,
+    ``client``/``server`` (address:port), ``client_port``/``server_port``,
+    to which callers add what they keep; it is yielded once with payload
+    None when it starts. Direction 0 is the SYN's sender. Retransmissions
+    and out-of-order segments are not new bytes."""
     flows: dict[tuple, dict] = {}
-    order: list[dict] = []
-    for ts, src, sport, dst, dport, flags, seq, payload in _packets(path):
-        key = (src, sport, dst, dport)
-        rkey = (dst, dport, src, sport)
+    nxt: dict[int, list] = {}
+    for ts, src, sport, dst, dport, flags, seq, payload in packets:
+        key, rkey = (src, sport, dst, dport), (dst, dport, src, sport)
         if key in flows:
             f, d = flows[key], 0
         elif rkey in flows:
             f, d = flows[rkey], 1
-        elif flags & 0x12 == 0x02:                   # a SYN starts a flow
-            f = {"t0": ts, "server_port": dport, "client_port": sport, "next": [seq + 1, None], "streams": [bytearray(), bytearray()],
-                 "packets": [], "bytes": [0, 0], "data_packets": 0}
-            flows[key] = f
-            order.append(f)
+        elif flags & 0x12 == 0x02 and (port is None or dport == port):
+            f = {"t0": ts, "client": f"{'.'.join(map(str, src))}:{sport}", "server": f"{'.'.join(map(str, dst))}:{dport}",
+                 "client_port": sport, "server_port": dport}
+            flows[key], nxt[id(f)] = f, [seq + 1, None]
+            yield f, ts, 0, None
             continue
         else:
             continue
+        expected = nxt[id(f)]
         if flags & 0x12 == 0x12 and d == 1:
-            f["next"][1] = seq + 1
+            expected[1] = seq + 1
             continue
-        if not payload or f["next"][d] is None:
+        if not payload or expected[d] is None or seq != expected[d]:
             continue
-        rel = (seq - f["next"][d]) & 0xFFFFFFFF
-        if rel != 0:                                 # retransmission or out of order: not new in-order bytes
+        expected[d] = (seq + len(payload)) & 0xFFFFFFFF
+        yield f, ts, d, payload
+
+
+def _flows_of(path: Path) -> list[dict]:
+    order: list[dict] = []
+    for f, ts, d, payload in in_order_segments(_packets(path)):
+        if payload is None:
+            f.update(streams=[bytearray(), bytearray()], packets=[], bytes=[0, 0], data_packets=0)
+            order.append(f)
             continue
-        f["next"][d] = (seq + len(payload)) & 0xFFFFFFFF
         f["bytes"][d] += len(payload)
         f["data_packets"] += 1
         if len(f["packets"]) < KEEP:

@@ -31,6 +31,9 @@ from middlebox.classifiers.base import C2S, DONE  # noqa: E402
 from middlebox.classifiers.tlsintls import TLSinTLS, window_distance, window_features  # noqa: E402
 from middlebox.pcap import frames  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from corpus import in_order_segments  # noqa: E402
+
 
 class _View:
     __slots__ = ("payload", "full")
@@ -39,12 +42,10 @@ class _View:
         self.payload, self.full = payload, full
 
 
-def tcp_flows(path: str, port: int | None):
-    """Each TCP flow's in-order payloads: [(direction, payload)], in order of
-    the SYNs; direction 0 is the SYN's sender."""
-    flows: dict[tuple, dict] = {}
-    order: list[dict] = []
-    for _ts, frame in frames(path):
+def _ipv4_tcp(path: str):
+    """(ts, src, sport, dst, dport, flags, seq, payload) of each IPv4 TCP
+    packet of an Ethernet capture (pcap or pcapng: middlebox.pcap)."""
+    for ts, frame in frames(path):
         if frame[12:14] != b"\x08\x00":
             continue
         ip = frame[14:]
@@ -55,27 +56,19 @@ def tcp_flows(path: str, port: int | None):
         if len(tcp) < 20:
             continue
         sport, dport, seq = struct.unpack_from(">HHI", tcp, 0)
-        flags, payload = tcp[13], bytes(tcp[(tcp[12] >> 4) * 4:])
-        key, rkey = (ip[12:16], sport, ip[16:20], dport), (ip[16:20], dport, ip[12:16], sport)
-        if key in flows:
-            f, d = flows[key], 0
-        elif rkey in flows:
-            f, d = flows[rkey], 1
-        elif flags & 0x12 == 0x02 and (port is None or dport == port):
-            f = {"client": f"{'.'.join(map(str, ip[12:16]))}:{sport}",
-                 "server": f"{'.'.join(map(str, ip[16:20]))}:{dport}", "next": [seq + 1, None], "packets": []}
-            flows[key] = f
+        yield ts, ip[12:16], sport, ip[16:20], dport, tcp[13], seq, bytes(tcp[(tcp[12] >> 4) * 4:])
+
+
+def tcp_flows(path: str, port: int | None):
+    """Each TCP flow's in-order payloads: [(direction, payload)], in order of
+    the SYNs; direction 0 is the SYN's sender."""
+    order = []
+    for f, _ts, d, payload in in_order_segments(_ipv4_tcp(path), port):
+        if payload is None:
+            f["packets"] = []
             order.append(f)
-            continue
         else:
-            continue
-        if flags & 0x12 == 0x12 and d == 1:
-            f["next"][1] = seq + 1
-            continue
-        if not payload or f["next"][d] is None or seq != f["next"][d]:
-            continue                                   # retransmissions, out of order: not new bytes
-        f["next"][d] = (seq + len(payload)) & 0xFFFFFFFF
-        f["packets"].append((d, payload))
+            f["packets"].append((d, payload))
     return order
 
 

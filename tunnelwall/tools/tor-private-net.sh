@@ -75,38 +75,35 @@ CONF
 [ "$3" = 0 ] || echo "DirPort $3"
 }
 
-if [ "$cmd" = client ]; then    # client DIR [obfs4 BRIDGE_IP]: a client of the network, in the foreground
+if [ "$cmd" = client ]; then    # client DIR [obfs4|snowflake|webtunnel BRIDGE_IP [BROKER_URL ICE]]: a client, in the foreground
   torrc="$D/client.torrc"
-  if [ "${3:-}" = obfs4 ]; then
-    # Through the private network's obfs4 bridge: its line, with the cert obfs4proxy made.
-    cert=$(sed -n 's/.*cert=\([^ ]*\).*/\1/p' "$D/b1/pt_state/obfs4_bridgeline.txt" | tail -1)
-    fp=$(cut -d' ' -f2 "$D/b1/fingerprint")
-    torrc="$D/client-obfs4.torrc"
+  fp=$(cut -d' ' -f2 "$D/b1/fingerprint" 2>/dev/null || true)
+  through_bridge() {    # through_bridge TRANSPORT PLUGIN-COMMAND BRIDGE-ADDRESS-AND-ARGS
+    torrc="$D/client-$1.torrc"
     { cat "$D/client.torrc"; echo "UseBridges 1"
-      echo "ClientTransportPlugin obfs4 exec $(command -v obfs4proxy)"
-      echo "Bridge obfs4 $4:9444 $fp cert=$cert iat-mode=0"; } > "$torrc"
-  fi
-  if [ "${3:-}" = snowflake ]; then
-    # Through the Snowflake bridge: the address in the Bridge line is never
-    # dialled (snowflake-client reaches a proxy the broker assigns); every
-    # URL is given, so no default (public) broker or STUN server is tried.
-    # -keep-local-addresses: the client's address is in 10/8 (no NAT at the
-    # ISP here), which the client would otherwise leave out of its ICE offer.
-    fp=$(cut -d' ' -f2 "$D/b1/fingerprint")
-    torrc="$D/client-snowflake.torrc"
-    { cat "$D/client.torrc"; echo "UseBridges 1"
-      echo "ClientTransportPlugin snowflake exec $(command -v snowflake-client) -keep-local-addresses -unsafe-logging -log $D/snowflake-client.log"
-      echo "Bridge snowflake $4:8080 $fp fingerprint=$fp url=$5 ice=$6"; } > "$torrc"
-  fi
-  if [ "${3:-}" = webtunnel ]; then
-    # The URL names the server by address (the testbed's DNS does not know
-    # bridge.example); servername= puts the name in the SNI and the check.
-    fp=$(cut -d' ' -f2 "$D/b1/fingerprint")
-    torrc="$D/client-webtunnel.torrc"
-    { cat "$D/client.torrc"; echo "UseBridges 1"
-      echo "ClientTransportPlugin webtunnel exec $(command -v webtunnel-client)"
-      echo "Bridge webtunnel $4:8443 $fp url=https://$4:8443/$(cat "$D/webtunnel.path") servername=bridge.example"; } > "$torrc"
-  fi
+      echo "ClientTransportPlugin $1 exec $2"
+      echo "Bridge $1 $3"; } > "$torrc"
+  }
+  case "${3:-}" in
+    obfs4)
+      # Through the private network's obfs4 bridge: its line, with the cert obfs4proxy made.
+      cert=$(sed -n 's/.*cert=\([^ ]*\).*/\1/p' "$D/b1/pt_state/obfs4_bridgeline.txt" | tail -1)
+      through_bridge obfs4 "$(command -v obfs4proxy)" "$4:9444 $fp cert=$cert iat-mode=0" ;;
+    snowflake)
+      # Through the Snowflake bridge: the address in the Bridge line is never
+      # dialled (snowflake-client reaches a proxy the broker assigns); every
+      # URL is given, so no default (public) broker or STUN server is tried.
+      # -keep-local-addresses: the client's address is in 10/8 (no NAT at the
+      # ISP here), which the client would otherwise leave out of its ICE offer.
+      through_bridge snowflake \
+        "$(command -v snowflake-client) -keep-local-addresses -unsafe-logging -log $D/snowflake-client.log" \
+        "$4:8080 $fp fingerprint=$fp url=$5 ice=$6" ;;
+    webtunnel)
+      # The URL names the server by address (the testbed's DNS does not know
+      # bridge.example); servername= puts the name in the SNI and the check.
+      through_bridge webtunnel "$(command -v webtunnel-client)" \
+        "$4:8443 $fp url=https://$4:8443/$(cat "$D/webtunnel.path") servername=bridge.example" ;;
+  esac
   exec tor -f "$torrc"
 fi
 
