@@ -146,38 +146,30 @@ for r in r1 r2 x1 x2; do
     else echo "ExitPolicy reject *:*"; fi; } > $r/torrc
 done
 relays=$RELAYS
-if [ "$BRIDGE" = obfs4 ]; then
+bridge() {    # bridge TRANSPORT PLUGIN-COMMAND LISTEN-ADDRESS [OPTIONS]: b1, a bridge behind that transport
   mkdir -p b1; chmod 700 b1
   { common b1 5021 0; cat dirauths
     printf 'BridgeRelay 1\nPublishServerDescriptor 0\nExitPolicy reject *:*\nExtORPort auto\n'
-    echo "ServerTransportPlugin obfs4 exec $(command -v obfs4proxy)"
-    echo "ServerTransportListenAddr obfs4 0.0.0.0:9444"; } > b1/torrc
+    echo "ServerTransportPlugin $1 exec $2"
+    echo "ServerTransportListenAddr $1 $3"
+    [ -z "${4:-}" ] || echo "ServerTransportOptions $1 $4"; } > b1/torrc
   relays="$relays b1"
-fi
-if [ "$BRIDGE" = snowflake ]; then
-  mkdir -p b1; chmod 700 b1
-  { common b1 5021 0; cat dirauths
-    printf 'BridgeRelay 1\nPublishServerDescriptor 0\nExitPolicy reject *:*\nExtORPort auto\n'
-    echo "ServerTransportPlugin snowflake exec $(command -v snowflake-server) -disable-tls -unsafe-logging -log $D/b1/snowflake-server.log"
-    echo "ServerTransportListenAddr snowflake 0.0.0.0:8080"; } > b1/torrc
-  tor --quiet --list-fingerprint -f b1/torrc | tail -1 | tr -d ' ' | sed 's/^b1/b1 /' > b1/fingerprint
-  relays="$relays b1"
-fi
-if [ "$BRIDGE" = webtunnel ]; then
-  mkdir -p b1; chmod 700 b1
-  path=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n'); echo "$path" > webtunnel.path
-  { common b1 5021 0; cat dirauths
-    printf 'BridgeRelay 1\nPublishServerDescriptor 0\nExitPolicy reject *:*\nExtORPort auto\n'
-    echo "ServerTransportPlugin webtunnel exec $(command -v webtunnel-server)"
-    echo "ServerTransportListenAddr webtunnel 127.0.0.1:15000"
-    echo "ServerTransportOptions webtunnel url=https://bridge.example/$path"; } > b1/torrc
-  tor --quiet --list-fingerprint -f b1/torrc | tail -1 | tr -d ' ' | sed 's/^b1/b1 /' > b1/fingerprint
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 -subj "/CN=bridge.example" \
-    -addext "subjectAltName=DNS:bridge.example" -keyout webtunnel.key -out webtunnel.crt 2>/dev/null
-  printf 'foreground = yes\npid =\n[webtunnel]\naccept = 8443\nconnect = 127.0.0.1:15000\ncert = %s/webtunnel.crt\nkey = %s/webtunnel.key\n' \
-    "$D" "$D" > stunnel.conf
-  relays="$relays b1"
-fi
+}
+fingerprint() { tor --quiet --list-fingerprint -f b1/torrc | tail -1 | tr -d ' ' | sed 's/^b1/b1 /' > b1/fingerprint; }
+case "$BRIDGE" in
+  obfs4) bridge obfs4 "$(command -v obfs4proxy)" 0.0.0.0:9444 ;;
+  snowflake)
+    bridge snowflake "$(command -v snowflake-server) -disable-tls -unsafe-logging -log $D/b1/snowflake-server.log" 0.0.0.0:8080
+    fingerprint ;;
+  webtunnel)
+    path=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n'); echo "$path" > webtunnel.path
+    bridge webtunnel "$(command -v webtunnel-server)" 127.0.0.1:15000 "url=https://bridge.example/$path"
+    fingerprint
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 -subj "/CN=bridge.example" \
+      -addext "subjectAltName=DNS:bridge.example" -keyout webtunnel.key -out webtunnel.crt 2>/dev/null
+    printf 'foreground = yes\npid =\n[webtunnel]\naccept = 8443\nconnect = 127.0.0.1:15000\ncert = %s/webtunnel.crt\nkey = %s/webtunnel.key\n' \
+      "$D" "$D" > stunnel.conf ;;
+esac
 echo "$relays" > relays
 mkdir -p client; chmod 700 client
 { printf 'TestingTorNetwork 1\nDataDirectory %s/client\nSocksPort 127.0.0.1:9050\nLog notice stdout\nSafeLogging 0\n' "$D"
