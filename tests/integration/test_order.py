@@ -23,7 +23,8 @@ WEB4, C1 = "198.18.0.10", "10.0.0.11"
 PAIRS = 1000
 
 
-# Tap reorders a few pairs in 1,000 (5 measured on 2026-12-07; inline 0):
+# Tap reorders a few pairs in 1,000 (5 measured on 2026-12-07; inline 0; with
+# the router hops in front of the border, 2026-12-08: none in 2 runs of 3, some in the third):
 # Open vSwitch's userspace datapath runs a receive batch's packets grouped
 # by datapath flow, exact-match-cache hits first, then classifier hits,
 # while a miss is executed at once during its upcall
