@@ -29,6 +29,7 @@ import threading
 import time
 
 from tunnelwall.base.tlshello import client_hello
+from tunnelwall.harness.geneva import first_packet
 
 
 def udp_listen(port: int, out: str) -> None:
@@ -123,7 +124,7 @@ def strategy(name: str, ip: str, host: str, gw_mac: str) -> str:
         if name == "syn-payload":
             syn = syn / Raw(b"GET / HTTP/1.1\r\nHost: allowed.example\r\n\r\n")
         sendp(syn, iface=iface)
-        synack = _wait(received, lambda p: p[TCP].flags & 0x12 == 0x12, 3)
+        synack = first_packet(received, lambda p: p[TCP].flags & 0x12 == 0x12, 3)
         if synack is None:
             return "nothing"
         sack = synack[TCP].seq + 1
@@ -157,7 +158,7 @@ def strategy(name: str, ip: str, host: str, gw_mac: str) -> str:
                 sendp(l2 / piece, iface=iface)
         else:
             sendp(tcp("PA", seq, sack, request), iface=iface)
-        answer = _wait(received, lambda p: bool(p[TCP].flags & 0x04) or b"HTTP/1." in bytes(p[TCP].payload), 3)
+        answer = first_packet(received, lambda p: bool(p[TCP].flags & 0x04) or b"HTTP/1." in bytes(p[TCP].payload), 3)
         if answer is None:
             return "nothing"
         return "reset" if answer[TCP].flags & 0x04 else "evaded"
@@ -240,15 +241,15 @@ def reuse(ip: str, allowed: str, blocked: str, gw_mac: str, n: int) -> None:
             def connect(host: str, isn: int) -> str:
                 mark = len(received)
                 sendp(tcp("S", isn), iface=iface)
-                synack = _wait(received, lambda p: p[TCP].flags & 0x12 == 0x12 and p[TCP].ack == isn + 1, 3, mark)
+                synack = first_packet(received, lambda p: p[TCP].flags & 0x12 == 0x12 and p[TCP].ack == isn + 1, 3, mark)
                 if synack is None:
                     return "nothing"
                 sack = synack[TCP].seq + 1
                 sendp(tcp("A", isn + 1, sack), iface=iface)
                 request = f"GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: tw\r\n\r\n".encode()
                 sendp(tcp("PA", isn + 1, sack, request), iface=iface)
-                answer = _wait(received, lambda p: bool(p[TCP].flags & 0x04) or b"HTTP/1." in bytes(p[TCP].payload),
-                               3, mark)
+                answer = first_packet(received, lambda p: bool(p[TCP].flags & 0x04) or b"HTTP/1." in bytes(p[TCP].payload),
+                                      3, mark)
                 if answer is None:
                     return "nothing"
                 if answer[TCP].flags & 0x04:
@@ -266,20 +267,6 @@ def reuse(ip: str, allowed: str, blocked: str, gw_mac: str, n: int) -> None:
                 sniffer.stop()
     finally:
         subprocess.run(["nft", "delete", "table", "inet", table])
-
-
-def _wait(received: list, test, seconds: float, start: int = 0):
-    """The first packet received (so far or within *seconds*) that passes *test*."""
-    deadline = time.monotonic() + seconds
-    seen = start
-    while time.monotonic() < deadline:
-        packets = list(received)
-        for pkt in packets[seen:]:
-            if test(pkt):
-                return pkt
-        seen = len(packets)
-        time.sleep(0.02)
-    return None
 
 
 def main(argv: list[str]) -> None:

@@ -621,7 +621,7 @@ def run_trial(published: Published, server: str, host: str, gw_mac: str, iface: 
                 sendp(l2 / IP(raw), iface=iface)
 
         send("S", isn)
-        synack = _wait(received, lambda p: int(p[TCP].flags) & 0x12 == 0x12 and p[TCP].ack == isn + 1, 3)
+        synack = first_packet(received, lambda p: int(p[TCP].flags) & 0x12 == 0x12 and p[TCP].ack == isn + 1, 3)
         if synack is None:
             rst = any(int(p[TCP].flags) & 0x04 for p in received)
             return Trial(published.id, host, RESET if rst else NOTHING, "no SYN/ACK", sport)
@@ -629,8 +629,9 @@ def run_trial(published: Published, server: str, host: str, gw_mac: str, iface: 
         sack = (synack[TCP].seq + 1) % (1 << 32)
         send("A", isn + 1, sack)
         send("PA", isn + 1, sack, request_bytes(host))
-        answer = _wait(received, lambda p: bool(int(p[TCP].flags) & 0x04) or b"HTTP/1." in bytes(p[TCP].payload),
-                       wait, after=synack)
+        after_synack = next((i + 1 for i, p in enumerate(list(received)) if p is synack), 0)
+        answer = first_packet(received, lambda p: bool(int(p[TCP].flags) & 0x04) or b"HTTP/1." in bytes(p[TCP].payload),
+                              wait, after_synack)
         if answer is None:
             return Trial(published.id, host, NOTHING, "no answer", sport)
         if int(answer[TCP].flags) & 0x04:
@@ -644,13 +645,11 @@ def run_trial(published: Published, server: str, host: str, gw_mac: str, iface: 
         sniffer.stop()
 
 
-def _wait(received: list, test, seconds: float, after=None):
-    """The first packet received (so far or within *seconds*) that passes
-    *test*, counting from *after* if given."""
+def first_packet(received: list, test, seconds: float, start: int = 0):
+    """The first packet of *received* (a list a sniffer appends to) from
+    index *start* on that passes *test*, so far or within *seconds*; None
+    if none does by then. Also used by tests/integration/wire.py."""
     deadline = time.monotonic() + seconds
-    start = 0
-    if after is not None:
-        start = next((i + 1 for i, p in enumerate(list(received)) if p is after), 0)
     seen = start
     while time.monotonic() < deadline:
         packets = list(received)
