@@ -46,7 +46,7 @@ def snowflake_flow(engine: Engine, proxy_first: bool):
     first, second = (to_client, to_proxy) if proxy_first else (to_proxy, to_client)
     engine.feed(first, 0.0)
     flow = engine.feed(second, 0.01)
-    assert flow.verdict is None or flow.verdict.rule is None        # STUN alone is nothing
+    assert flow.verdict is None                                     # STUN alone decides nothing: still inspecting
     return engine.feed(datagram(PROXY, CLIENT, 60679, 59970, PROXY_HELLO), 0.05)
 
 
@@ -77,7 +77,7 @@ def test_tspu_2025_drops_snowflakes_dtls_whichever_end_sent_first(proxy_first):
 def test_log_only_logs_the_hello_and_lets_it_through():
     flow = snowflake_flow(Engine(load("log-only")), proxy_first=True)
     assert any(d.protocol == "dtls" and d.detail["ja4"] == PION_JA4 for d in flow.detections)
-    assert flow.verdict is None or not flow.verdict.blocks
+    assert (flow.verdict.action, flow.verdict.rule) == ("allow", None)
 
 
 def test_another_dtls_fingerprint_passes_tspu_2025():
@@ -85,4 +85,4 @@ def test_another_dtls_fingerprint_passes_tspu_2025():
     flow = engine.feed(eth(IP(src="10.0.0.11", dst="198.18.0.20") / UDP(sport=50000, dport=443)
                            / dtls_client_hello("vpn.example")), 0)
     assert any(d.protocol == "dtls" and d.detail["ja4"] != PION_JA4 for d in flow.detections)
-    assert flow.verdict is None or not flow.verdict.blocks
+    assert (flow.verdict.action, flow.verdict.rule) == ("allow", None)
