@@ -79,23 +79,21 @@ def in_order_segments(packets, port: int | None = None):
     to which callers add what they keep; it is yielded once with payload
     None when it starts. Direction 0 is the SYN's sender. Retransmissions
     and out-of-order segments are not new bytes."""
-    flows: dict[tuple, dict] = {}
-    nxt: dict[int, list] = {}
+    flows: dict[tuple, tuple[dict, list]] = {}        # 5-tuple -> (flow, next sequence number per direction)
     for ts, src, sport, dst, dport, flags, seq, payload in packets:
         key, rkey = (src, sport, dst, dport), (dst, dport, src, sport)
         if key in flows:
-            f, d = flows[key], 0
+            (f, expected), d = flows[key], 0
         elif rkey in flows:
-            f, d = flows[rkey], 1
+            (f, expected), d = flows[rkey], 1
         elif flags & 0x12 == 0x02 and (port is None or dport == port):
             f = {"t0": ts, "client": f"{'.'.join(map(str, src))}:{sport}", "server": f"{'.'.join(map(str, dst))}:{dport}",
                  "client_port": sport, "server_port": dport}
-            flows[key], nxt[id(f)] = f, [seq + 1, None]
+            flows[key] = (f, [seq + 1, None])
             yield f, ts, 0, None
             continue
         else:
             continue
-        expected = nxt[id(f)]
         if flags & 0x12 == 0x12 and d == 1:
             expected[1] = seq + 1
             continue
