@@ -166,7 +166,7 @@ def main_structured(argv: list[str]) -> int:
         import coverage
         cov = coverage.Coverage(data_file=None, include=[str(ROOT / "middlebox" / "*"), str(ROOT / "tunnelwall" / "base" / "*")])
         cov.start()
-    from fuzzing import save, run_input, structured_input
+    from fuzzing import CPU_LIMIT_S, run_input, save, structured_input
     rng = random.Random(args.seed)
     state = {"inputs": 0, "findings": 0, "saved": [], "slowest": None, "coverage": [], "kinds": {},
              "cpu_s": 0.0, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seed": args.seed}
@@ -187,7 +187,7 @@ def main_structured(argv: list[str]) -> int:
             if stop:
                 break
             inp = structured_input(rng)
-            findings, cpu = run_input(inp, engines=i)
+            findings, cpu = run_input(inp, engines=i, cpu_limit=CPU_LIMIT_S)
             state["inputs"] += 1
             state["cpu_s"] += cpu
             state["kinds"][inp.kind] = state["kinds"].get(inp.kind, 0) + 1
